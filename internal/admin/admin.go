@@ -1,0 +1,354 @@
+// Package admin serves the admin API under /api/v1: the event log, request
+// lookup, the per-source replayable FIFO stream, and the OpenAPI document.
+// Every route takes a bearer admin token; every error is rendered by the one
+// renderer in package httpserver.
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	_ "embed"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"hookd"
+	"hookd/internal/config"
+	"hookd/internal/httpserver"
+	"hookd/internal/store"
+)
+
+//go:embed openapi.json
+var openAPI []byte
+
+// API is the admin API handler.
+type API struct {
+	st      store.Store
+	errs    *httpserver.Errors
+	log     *slog.Logger
+	tokens  [][32]byte
+	sources []config.Source
+	mux     *http.ServeMux
+}
+
+// Options configures the API.
+type Options struct {
+	Store   store.Store
+	Errors  *httpserver.Errors
+	Log     *slog.Logger
+	Tokens  []string
+	Sources []config.Source
+}
+
+// New returns the admin API; mount it at /api/v1/.
+func New(o Options) *API {
+	a := &API{st: o.Store, errs: o.Errors, log: o.Log, sources: o.Sources, mux: http.NewServeMux()}
+	for _, t := range o.Tokens {
+		a.tokens = append(a.tokens, sha256.Sum256([]byte(t)))
+	}
+	a.handle("GET /api/v1/events", a.listEvents)
+	a.handle("GET /api/v1/events/{id}", a.getEvent)
+	a.handle("GET /api/v1/events/{id}/body", a.getEventBody)
+	a.handle("GET /api/v1/requests/{id}", a.getRequest)
+	a.handle("GET /api/v1/sources", a.listSources)
+	a.handle("GET /api/v1/sources/{name}/events", a.sourceStream)
+	a.mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openAPI)
+	})
+	a.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
+		a.errs.Write(w, r, hookd.Errorf(hookd.ENotFound, "no route %s %s", r.Method, r.URL.Path))
+	})
+	return a
+}
+
+func (a *API) handle(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if err := a.authorize(r); err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hookd-admin"`)
+			a.errs.Write(w, r, err)
+			return
+		}
+		if err := h(w, r); err != nil {
+			a.errs.Write(w, r, mapStoreErr(err))
+		}
+	})
+}
+
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// authorize checks the bearer token against every admin token in constant
+// time (comparing hashes, so lengths leak nothing either).
+func (a *API) authorize(r *http.Request) error {
+	auth := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return hookd.Errorf(hookd.EUnauthorized, "an admin token is required: Authorization: Bearer TOKEN")
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	match := 0
+	for _, t := range a.tokens {
+		match |= subtle.ConstantTimeCompare(sum[:], t[:])
+	}
+	if match != 1 {
+		return hookd.Errorf(hookd.EUnauthorized, "invalid admin token")
+	}
+	return nil
+}
+
+func mapStoreErr(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return &hookd.Error{Code: hookd.ENotFound, Message: "not found", Err: err}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &hookd.Error{Code: hookd.EUnavailable, Message: "storage too slow", Err: err}
+	}
+	return err
+}
+
+// EventJSON is the API's shape of an event.
+type EventJSON struct {
+	ID          string              `json:"id"`
+	Source      string              `json:"source"`
+	ExternalID  *string             `json:"external_id"`
+	Type        *string             `json:"type"`
+	Key         *string             `json:"key"`
+	OccurredAt  *time.Time          `json:"occurred_at"`
+	ReceivedAt  time.Time           `json:"received_at"`
+	RequestID   string              `json:"request_id"`
+	Stale       bool                `json:"stale"`
+	ContentType string              `json:"content_type"`
+	Headers     map[string][]string `json:"headers,omitempty"`
+	Body        *string             `json:"body,omitempty"`
+	BodyBase64  *string             `json:"body_base64,omitempty"`
+	Deliveries  []any               `json:"deliveries"`
+	// Cursor is the event's position in the log, for after=/cursor=.
+	Cursor string `json:"cursor"`
+}
+
+func strPtr(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// NewEventJSON renders an event; the body only when it was loaded.
+func NewEventJSON(e *hookd.Event) *EventJSON {
+	j := &EventJSON{
+		ID: e.ID, Source: e.Source, ExternalID: strPtr(e.ExternalID), Type: strPtr(e.Type), Key: strPtr(e.Key),
+		ReceivedAt: e.ReceivedAt, RequestID: e.RequestID, Stale: e.Stale, ContentType: e.ContentType,
+		Headers: e.Headers, Deliveries: []any{}, Cursor: store.EncodeCursor(e.Seq),
+	}
+	if !e.OccurredAt.IsZero() {
+		t := e.OccurredAt
+		j.OccurredAt = &t
+	}
+	if e.Body != nil {
+		b64 := base64.StdEncoding.EncodeToString(e.Body)
+		j.BodyBase64 = &b64
+		if utf8.Valid(e.Body) {
+			s := string(e.Body)
+			j.Body = &s
+		}
+	}
+	return j
+}
+
+type listJSON struct {
+	Data       []*EventJSON `json:"data"`
+	NextCursor *string      `json:"next_cursor"`
+}
+
+func (a *API) listParams(r *http.Request) (*store.EventListParams, error) {
+	q := r.URL.Query()
+	p := &store.EventListParams{Source: q.Get("source"), Type: q.Get("type"), After: q.Get("cursor"), Order: store.OrderDesc, WithBody: true}
+	if s := q.Get("status"); s != "" {
+		return nil, hookd.Errorf(hookd.EInvalid, "filter status is not available yet: events have no deliveries")
+	}
+	switch o := q.Get("order"); o {
+	case "", store.OrderDesc:
+	case store.OrderAsc:
+		p.Order = store.OrderAsc
+	default:
+		return nil, hookd.Errorf(hookd.EInvalid, "invalid order %q (want asc or desc)", o)
+	}
+	var err error
+	if p.Limit, err = intParam(q.Get("limit"), 50); err != nil {
+		return nil, err
+	}
+	if p.Since, err = timeParam("since", q.Get("since")); err != nil {
+		return nil, err
+	}
+	if p.Until, err = timeParam("until", q.Get("until")); err != nil {
+		return nil, err
+	}
+	if b := q.Get("body"); b == "false" || b == "0" {
+		p.WithBody = false
+	}
+	return p, nil
+}
+
+func intParam(s string, def int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > store.MaxListLimit {
+		return 0, hookd.Errorf(hookd.EInvalid, "invalid limit %q (want 1 to %d)", s, store.MaxListLimit)
+	}
+	return n, nil
+}
+
+func timeParam(name, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, hookd.Errorf(hookd.EInvalid, "invalid %s %q (want RFC 3339, such as 2026-01-02T15:04:05Z)", name, s)
+	}
+	return t, nil
+}
+
+func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
+	p, err := a.listParams(r)
+	if err != nil {
+		return err
+	}
+	events, next, err := a.st.EventList(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	out := listJSON{Data: make([]*EventJSON, 0, len(events))}
+	for _, e := range events {
+		out.Data = append(out.Data, NewEventJSON(e))
+	}
+	if next != "" {
+		out.NextCursor = &next
+	}
+	httpserver.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) getEvent(w http.ResponseWriter, r *http.Request) error {
+	e, err := a.st.EventGet(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpserver.WriteJSON(w, http.StatusOK, NewEventJSON(e))
+	return nil
+}
+
+func (a *API) getEventBody(w http.ResponseWriter, r *http.Request) error {
+	e, err := a.st.EventGet(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	ct := e.ContentType
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Security-Policy", "sandbox")
+	w.Write(e.Body)
+	return nil
+}
+
+type requestJSON struct {
+	RequestID  string     `json:"request_id"`
+	EventID    string     `json:"event_id"`
+	Duplicate  bool       `json:"duplicate"`
+	ReceivedAt time.Time  `json:"received_at"`
+	Event      *EventJSON `json:"event"`
+}
+
+func (a *API) getRequest(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if !hookd.ValidID(id, hookd.RequestIDPrefix) {
+		return hookd.Errorf(hookd.ENotFound, "no request %q", id)
+	}
+	req, err := a.st.RequestGet(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	e, err := a.st.EventGet(r.Context(), req.EventID)
+	if err != nil {
+		return err
+	}
+	httpserver.WriteJSON(w, http.StatusOK, requestJSON{RequestID: req.ID, EventID: req.EventID, Duplicate: req.Duplicate, ReceivedAt: req.ReceivedAt, Event: NewEventJSON(e)})
+	return nil
+}
+
+type sourceJSON struct {
+	Name         string   `json:"name"`
+	Path         string   `json:"path"`
+	Verify       []string `json:"verify"`
+	DedupeWindow string   `json:"dedupe_window"`
+	MaxBody      int64    `json:"max_body"`
+}
+
+func (a *API) listSources(w http.ResponseWriter, r *http.Request) error {
+	out := struct {
+		Data       []sourceJSON `json:"data"`
+		NextCursor *string      `json:"next_cursor"`
+	}{Data: []sourceJSON{}}
+	for _, s := range a.sources {
+		j := sourceJSON{Name: s.Name, Path: "/in/" + s.Name, Verify: []string{}, MaxBody: int64(s.MaxBody)}
+		for _, v := range s.Verify {
+			j.Verify = append(j.Verify, v.Type)
+		}
+		if s.DedupeWindow != nil {
+			j.DedupeWindow = s.DedupeWindow.D().String()
+		}
+		out.Data = append(out.Data, j)
+	}
+	httpserver.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// sourceStream is the replayable FIFO stream of one source: events in the
+// order they were committed, after a cursor. next_cursor is always set (to
+// the given cursor when nothing new came), so a consumer can poll with it.
+func (a *API) sourceStream(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	known := false
+	for _, s := range a.sources {
+		known = known || s.Name == name
+	}
+	if !known {
+		return hookd.Errorf(hookd.ENotFound, "unknown source %q", name)
+	}
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), 100)
+	if err != nil {
+		return err
+	}
+	after := q.Get("after")
+	if _, err := store.DecodeCursor(after); err != nil {
+		return err
+	}
+	events, _, err := a.st.EventList(r.Context(), &store.EventListParams{Source: name, After: after, Order: store.OrderAsc, Limit: limit, WithBody: true})
+	if err != nil {
+		return err
+	}
+	out := listJSON{Data: make([]*EventJSON, 0, len(events))}
+	next := after
+	if next == "" {
+		next = store.EncodeCursor(0)
+	}
+	for _, e := range events {
+		out.Data = append(out.Data, NewEventJSON(e))
+		next = store.EncodeCursor(e.Seq)
+	}
+	out.NextCursor = &next
+	httpserver.WriteJSON(w, http.StatusOK, out)
+	return nil
+}

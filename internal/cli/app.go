@@ -1,0 +1,235 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"hookd"
+	"hookd/internal/admin"
+	"hookd/internal/config"
+	"hookd/internal/httpserver"
+	"hookd/internal/ingest"
+	"hookd/internal/store"
+	"hookd/internal/store/sqlite"
+)
+
+// App is one hookd server process as an object: Open, Serve, Shutdown. A
+// test runs it whole on 127.0.0.1:0 with a temporary data directory.
+type App struct {
+	cfg *config.Config
+	log *slog.Logger
+
+	st      *sqlite.Store
+	batcher *store.Batcher
+	srv     *http.Server
+	ln      net.Listener
+
+	// AdminToken is the generated admin token, when none was configured.
+	generatedToken string
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+	ready        bool
+	mu           sync.Mutex
+}
+
+// NewApp returns an App for cfg; nothing is opened yet.
+func NewApp(cfg *config.Config, log *slog.Logger) *App {
+	return &App{cfg: cfg, log: log}
+}
+
+// Open opens the store, builds the handlers and listens. On error,
+// everything opened so far is closed.
+func (a *App) Open(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			a.closeAll()
+		}
+	}()
+	switch a.cfg.Storage.Driver {
+	case "sqlite":
+		if a.st, err = sqlite.Open(ctx, a.cfg.Storage.Path, a.log, sqlite.Options{}); err != nil {
+			return fmt.Errorf("open storage: %w", err)
+		}
+	default:
+		return fmt.Errorf("storage.driver %q is not available in this build (use sqlite)", a.cfg.Storage.Driver)
+	}
+	tokens := a.cfg.Admin.Tokens
+	if len(tokens) == 0 {
+		tok, err := a.st.SettingGetOrCreate(ctx, "admin_token", "hk_admin_"+randomToken())
+		if err != nil {
+			return err
+		}
+		a.generatedToken = tok
+		tokens = []string{tok}
+	}
+	a.batcher = store.NewBatcher(a.st, a.log, store.BatcherOptions{})
+	errs := &httpserver.Errors{Log: a.log, RetryAfter: a.cfg.Server.RetryAfter.D()}
+	in, err := ingest.New(ingest.Options{
+		Sources: a.cfg.Sources, Inserter: a.batcher, Errors: errs,
+		AckDeadline: a.cfg.Server.AckDeadline.D(), Log: a.log,
+	})
+	if err != nil {
+		return err
+	}
+	api := admin.New(admin.Options{Store: a.st, Errors: errs, Log: a.log, Tokens: tokens, Sources: a.cfg.Sources})
+	mux := http.NewServeMux()
+	mux.Handle("/in/{source}", in)
+	mux.Handle("/api/v1/", api)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		httpserver.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := a.readiness(r.Context()); err != nil {
+			errs.Write(w, r, &hookd.Error{Code: hookd.EUnavailable, Message: "not ready: " + hookd.ErrorMessage(err), Err: err})
+			return
+		}
+		httpserver.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		errs.Write(w, r, hookd.Errorf(hookd.ENotFound, "no route %s %s", r.Method, r.URL.Path))
+	})
+	a.srv = httpserver.New(httpserver.Handler(mux, errs, a.cfg.Server.MaxInFlight, "/healthz", "/readyz"), a.cfg.Server, a.log)
+	if err := a.batcher.Start(ctx); err != nil {
+		return err
+	}
+	if a.ln, err = net.Listen("tcp", a.cfg.Listen); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	a.mu.Lock()
+	a.ready = true
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *App) readiness(ctx context.Context) error {
+	a.mu.Lock()
+	ready := a.ready
+	a.mu.Unlock()
+	if !ready {
+		return hookd.Errorf(hookd.EUnavailable, "shutting down")
+	}
+	if err := a.st.Ping(ctx); err != nil {
+		return err
+	}
+	if err := a.batcher.Healthy(); err != nil {
+		return &hookd.Error{Code: hookd.EUnavailable, Message: "last commit failed", Err: err}
+	}
+	return nil
+}
+
+// Addr is the address the server listens on.
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// Serve serves until Shutdown or Close; it returns nil after a shutdown.
+func (a *App) Serve() error {
+	err := a.srv.Serve(a.ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, lets in-flight requests finish and their
+// commits land, then closes the store. When ctx ends first (the second
+// signal, or the grace period), it closes everything at once: requests
+// still waiting get no answer, and nothing was answered 200 that is not
+// committed.
+func (a *App) Shutdown(ctx context.Context) error {
+	a.shutdownOnce.Do(func() {
+		a.mu.Lock()
+		a.ready = false
+		a.mu.Unlock()
+		var errs []error
+		if err := a.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("drain requests: %w", err))
+			a.srv.Close()
+		}
+		if err := a.batcher.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("drain commits: %w", err))
+		}
+		if err := a.st.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close storage: %w", err))
+		}
+		a.shutdownErr = errors.Join(errs...)
+	})
+	return a.shutdownErr
+}
+
+func (a *App) closeAll() {
+	if a.ln != nil {
+		a.ln.Close()
+	}
+	if a.st != nil {
+		a.st.Close()
+	}
+}
+
+// PrintBanner tells the user where things are and how to try them.
+func (a *App) PrintBanner(w io.Writer) {
+	addr := a.Addr()
+	host, port, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	base := "http://" + net.JoinHostPort(host, port)
+	fmt.Fprintf(w, "hookd %s listening on %s\n", hookd.Version, addr)
+	if a.cfg.Storage.Driver == "sqlite" {
+		abs, err := filepath.Abs(a.cfg.Storage.Path)
+		if err != nil {
+			abs = a.cfg.Storage.Path
+		}
+		fmt.Fprintf(w, "  data:        %s (sqlite)\n", abs)
+	}
+	token := "<one of admin.tokens>"
+	if a.generatedToken != "" {
+		token = a.generatedToken
+		fmt.Fprintf(w, "  admin token: %s (generated and kept in the database; set HOOKD_ADMIN_TOKEN to choose your own)\n", token)
+	} else {
+		fmt.Fprintf(w, "  admin token: from the configuration (%d)\n", len(a.cfg.Admin.Tokens))
+	}
+	for _, s := range a.cfg.Sources {
+		fmt.Fprintf(w, "  source:      %s/in/%s\n", base, s.Name)
+	}
+	if a.cfg.Demo {
+		fmt.Fprintf(w, "Try it:\n  curl -sS -X POST %s/in/%s -H 'Content-Type: application/json' -d '{\"id\":\"order-1001\",\"type\":\"order.created\",\"total\":42}'\n", base, config.DemoSource)
+		fmt.Fprintf(w, "  curl -sS -H 'Authorization: Bearer %s' %s/api/v1/events\n", token, base)
+	}
+}
+
+// Warnings logs what a user should know about the configuration.
+func (a *App) Warnings() {
+	for _, name := range a.cfg.UnsetEnv {
+		a.log.Warn("configuration refers to an unset environment variable; it expanded to an empty string", "var", name)
+	}
+	if ingest.ListensBeyondLoopback(a.cfg.Listen) {
+		var open []string
+		for _, s := range a.cfg.Sources {
+			if len(s.Verify) == 0 {
+				open = append(open, s.Name)
+			}
+		}
+		if len(open) > 0 {
+			a.log.Warn("sources without verification accept every request, and hookd listens beyond loopback", "sources", strings.Join(open, ","), "listen", a.cfg.Listen)
+		}
+	}
+	if len(a.cfg.Sources) == 0 {
+		a.log.Warn("no sources configured: POST /in/{source} answers 404 to everything")
+	}
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

@@ -1,0 +1,66 @@
+// Package cli holds hookd's subcommands, one file each. serve.go is the
+// composition root: config → store → batcher → handlers → server, and the
+// two-stage shutdown.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"hookd"
+)
+
+// exitError carries an exit code through cobra.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+// Main runs the CLI with args and returns the process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	root := NewRoot(stdout, stderr)
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
+		fmt.Fprintln(stderr, "hookd:", err)
+		return 1
+	}
+	return 0
+}
+
+// NewRoot returns the root command with every subcommand.
+func NewRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "hookd",
+		Short: "hookd is a self-hosted webhook gateway",
+		Long: `hookd receives webhooks the way providers ask their consumers to — verify,
+store durably before answering 200, answer fast, dedupe by event id — and keeps
+them in a durable, replayable log.
+
+Run 'hookd serve' to start it on the embedded default (SQLite in ./hookd-data,
+listening on :8080).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(newServeCmd(), newVersionCmd(), newBenchCmd())
+	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print hookd's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fmt.Fprintln(cmd.OutOrStdout(), "hookd", hookd.Version)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,109 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"hookd/internal/config"
+)
+
+func newServeCmd() *cobra.Command {
+	var configPath, listen, data string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the hookd server",
+		Long: `Run the hookd server.
+
+With no --config, hookd runs on its embedded default: SQLite in ./hookd-data,
+listening on :8080, with a demo source at /in/demo. It prints where the data
+is, the admin token, and a curl line to try.
+
+The first SIGINT or SIGTERM stops accepting requests and lets in-flight ones
+finish (server.shutdown_grace); a second one stops at once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := config.Load(configPath)
+			if err != nil {
+				return err
+			}
+			if listen != "" {
+				cfg.Listen = listen
+			}
+			if data != "" {
+				cfg.Storage.Path = data
+			}
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("config: %w", err)
+			}
+			log := newLogger(cfg.Log, cmd.ErrOrStderr())
+			return serve(cmd.Context(), cfg, log, cmd)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&configPath, "config", "c", "", "configuration file (YAML); none runs the embedded default")
+	f.StringVar(&listen, "listen", "", "listen address, such as :8080 or 127.0.0.1:0 (overrides listen and HOOKD_LISTEN)")
+	f.StringVar(&data, "data", "", "SQLite data directory (overrides storage.path and HOOKD_DATA)")
+	cmd.MarkFlagFilename("config", "yaml", "yml")
+	cmd.MarkFlagDirname("data")
+	return cmd
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, cmd *cobra.Command) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	app := NewApp(cfg, log)
+	if err := app.Open(ctx); err != nil {
+		return err
+	}
+	app.Warnings()
+	app.PrintBanner(cmd.OutOrStdout())
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	served := make(chan error, 1)
+	go func() { served <- app.Serve() }()
+
+	select {
+	case err := <-served:
+		app.Shutdown(context.Background())
+		return err
+	case sig := <-sigs:
+		log.Info("shutting down: draining requests and commits (signal again to stop at once)", "signal", sig.String(), "grace", cfg.Server.ShutdownGrace.D().String())
+	}
+	grace, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace.D())
+	defer cancel()
+	go func() {
+		select {
+		case <-sigs:
+			log.Warn("second signal: stopping now")
+			cancel()
+		case <-grace.Done():
+		}
+	}()
+	if err := app.Shutdown(grace); err != nil {
+		log.Error("shutdown", "err", err)
+		return exitError{code: 1}
+	}
+	<-served
+	log.Info("stopped cleanly")
+	return nil
+}

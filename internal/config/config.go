@@ -1,0 +1,485 @@
+// Package config reads hookd's configuration: defaults, then a YAML file
+// with ${ENV} expansion, then environment overrides and flags, then
+// Validate, which names the bad field. Unknown keys are errors. The result
+// is a plain struct passed down, never a global.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of one hookd process.
+type Config struct {
+	// Listen is the address the HTTP server listens on. Default ":8080".
+	// Overridden by HOOKD_LISTEN and --listen.
+	Listen string `yaml:"listen"`
+	// Storage selects and configures the database.
+	Storage Storage `yaml:"storage"`
+	// Admin configures the admin API.
+	Admin Admin `yaml:"admin"`
+	// Egress configures outbound connections (used by destinations).
+	Egress Egress `yaml:"egress"`
+	// Server tunes the HTTP server and the ingest path.
+	Server Server `yaml:"server"`
+	// Log configures logging.
+	Log Log `yaml:"log"`
+	// Sources are the inbound endpoints, POST /in/{name}.
+	Sources []Source `yaml:"sources"`
+
+	// Demo is true when no configuration file was given and hookd runs on
+	// its embedded default with a demo source. Not a YAML key.
+	Demo bool `yaml:"-"`
+	// UnsetEnv names the variables the file refers to that were not set;
+	// they expanded to "". Not a YAML key.
+	UnsetEnv []string `yaml:"-"`
+}
+
+// Storage selects the database.
+type Storage struct {
+	// Driver is "sqlite" (default, embedded) or "postgres".
+	Driver string `yaml:"driver"`
+	// Path is the SQLite data directory. Default "./hookd-data".
+	// Overridden by HOOKD_DATA and --data.
+	Path string `yaml:"path"`
+	// DSN is the PostgreSQL connection string. Overridden by HOOKD_STORAGE_DSN.
+	DSN string `yaml:"dsn"`
+}
+
+// Admin configures the admin API.
+type Admin struct {
+	// Tokens are the bearer tokens the admin API accepts. HOOKD_ADMIN_TOKEN
+	// is added to them. When there are none, hookd generates one, stores it
+	// in the database and prints it at start.
+	Tokens []string `yaml:"tokens"`
+}
+
+// Egress configures outbound connections.
+type Egress struct {
+	// AllowPrivate lists CIDRs that destinations may reach although they are
+	// private, loopback or link-local (SSRF guard exceptions). Default none.
+	AllowPrivate []string `yaml:"allow_private"`
+}
+
+// Server tunes the HTTP server and the ingest path.
+type Server struct {
+	// AckDeadline is the longest an ingest request waits for its durable
+	// commit before it is answered 503 with Retry-After. Default 2s.
+	AckDeadline Duration `yaml:"ack_deadline"`
+	// MaxInFlight caps concurrent requests; beyond it hookd answers 503 at
+	// once. Default 4096.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// ReadHeaderTimeout bounds reading request headers. Default 5s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request. Default 30s.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing a response. Default 30s.
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// IdleTimeout closes idle keep-alive connections. Default 120s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes caps request headers. Default 64KiB.
+	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+	// ShutdownGrace is how long the first SIGINT/SIGTERM waits for
+	// in-flight requests and commits; a second signal stops at once.
+	// Default 30s.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	// RetryAfter is the Retry-After, in seconds, sent with 503 answers.
+	// Default 5s.
+	RetryAfter Duration `yaml:"retry_after"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level"`
+	// Format is text (default) or json.
+	Format string `yaml:"format"`
+}
+
+// Source is one inbound endpoint.
+type Source struct {
+	// Name appears in the URL: POST /in/{name}. Letters, digits, '-', '_', '.'.
+	Name string `yaml:"name"`
+	// Verify lists verification methods; all must pass. Empty accepts every
+	// request (hookd warns when such a source listens beyond loopback).
+	Verify []Verify `yaml:"verify"`
+	// Event selects metadata from each request.
+	Event EventRules `yaml:"event"`
+	// DedupeWindow is how long, counted from the first occurrence, a
+	// repeated provider id is a duplicate. Default 168h; "0s" disables dedupe.
+	DedupeWindow *Duration `yaml:"dedupe_window"`
+	// MaxBody caps the request body. Default 1MiB.
+	MaxBody Size `yaml:"max_body"`
+	// Response customises the success answer.
+	Response Response `yaml:"response"`
+	// RateLimit caps accepted requests ("100/s"); beyond it hookd answers
+	// 429 with Retry-After. Default unlimited.
+	RateLimit *Rate `yaml:"rate_limit"`
+	// Burst is how many requests the rate limit lets through at once.
+	// Default: one second's worth of the rate.
+	Burst int `yaml:"burst"`
+}
+
+// EventRules are a source's metadata selectors. Each is "header:Name",
+// "json:path.to.field" or "query:name".
+type EventRules struct {
+	// ID selects the provider's event id, used for dedupe.
+	ID string `yaml:"id"`
+	// Type selects the event type.
+	Type string `yaml:"type"`
+	// Timestamp selects the provider's timestamp: RFC 3339, or epoch
+	// seconds (milliseconds when ≥ 10^11).
+	Timestamp string `yaml:"timestamp"`
+	// Key selects the entity key (ordering and out-of-order detection).
+	Key string `yaml:"key"`
+	// RequireID answers 400 when the id is absent or cannot be read.
+	RequireID bool `yaml:"require_id"`
+}
+
+// Response customises a source's success answer.
+type Response struct {
+	// Status is the success status code. Default 200.
+	Status int `yaml:"status"`
+	// Body replaces the default JSON body {"id":…,"request_id":…}.
+	Body string `yaml:"body"`
+	// ContentType goes with Body. Default "application/json" for the
+	// default body, "text/plain; charset=utf-8" for a custom one.
+	ContentType string `yaml:"content_type"`
+}
+
+// Verify is one verification method: its type and the type's own options,
+// decoded strictly by package verify.
+type Verify struct {
+	Type    string
+	Options map[string]any
+	Line    int
+}
+
+// UnmarshalYAML keeps the method's options for package verify.
+func (v *Verify) UnmarshalYAML(n *yaml.Node) error {
+	var m map[string]any
+	if err := n.Decode(&m); err != nil {
+		return err
+	}
+	t, _ := m["type"].(string)
+	delete(m, "type")
+	*v = Verify{Type: t, Options: m, Line: n.Line}
+	return nil
+}
+
+// Defaults.
+const (
+	DefaultListen       = ":8080"
+	DefaultDataDir      = "./hookd-data"
+	DefaultMaxBody      = Size(1 << 20)
+	DefaultDedupeWindow = 168 * time.Hour
+	DemoSource          = "demo"
+)
+
+// Default returns the configuration used when no file is given: the
+// embedded SQLite store and a demo source.
+func Default() *Config {
+	c := &Config{Demo: true}
+	c.Sources = []Source{{
+		Name:  DemoSource,
+		Event: EventRules{ID: "json:id", Type: "json:type"},
+	}}
+	c.applyDefaults()
+	return c
+}
+
+func (c *Config) applyDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Storage.Driver == "" {
+		c.Storage.Driver = "sqlite"
+	}
+	if c.Storage.Path == "" {
+		c.Storage.Path = DefaultDataDir
+	}
+	s := &c.Server
+	setD := func(d *Duration, v time.Duration) {
+		if *d == 0 {
+			*d = Duration(v)
+		}
+	}
+	setD(&s.AckDeadline, 2*time.Second)
+	setD(&s.ReadHeaderTimeout, 5*time.Second)
+	setD(&s.ReadTimeout, 30*time.Second)
+	setD(&s.WriteTimeout, 30*time.Second)
+	setD(&s.IdleTimeout, 120*time.Second)
+	setD(&s.ShutdownGrace, 30*time.Second)
+	setD(&s.RetryAfter, 5*time.Second)
+	if s.MaxInFlight == 0 {
+		s.MaxInFlight = 4096
+	}
+	if s.MaxHeaderBytes == 0 {
+		s.MaxHeaderBytes = 64 << 10
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	for i := range c.Sources {
+		src := &c.Sources[i]
+		if src.MaxBody == 0 {
+			src.MaxBody = DefaultMaxBody
+		}
+		if src.DedupeWindow == nil {
+			d := Duration(DefaultDedupeWindow)
+			src.DedupeWindow = &d
+		}
+		if src.Response.Status == 0 {
+			src.Response.Status = 200
+		}
+		if src.Response.Body != "" && src.Response.ContentType == "" {
+			src.Response.ContentType = "text/plain; charset=utf-8"
+		}
+	}
+}
+
+// Load reads the file at path (or the embedded default when path is ""),
+// applies the environment overrides and defaults, and validates.
+func Load(path string) (*Config, error) {
+	var c *Config
+	if path == "" {
+		c = Default()
+	} else {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		if c, err = Parse(raw); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	c.ApplyEnv(os.Getenv)
+	if err := c.Validate(); err != nil {
+		if path != "" {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return c, nil
+}
+
+// Parse decodes YAML, expanding ${VAR} in every scalar value (never in
+// keys, and never re-parsed as YAML, so a variable cannot inject structure).
+// Unknown keys are errors. Defaults are applied; Validate is not called.
+func Parse(raw []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		return nil, err
+	}
+	var missing []string
+	expandNode(&root, os.LookupEnv, &missing)
+	expanded, err := yaml.Marshal(&root)
+	if err != nil {
+		return nil, err
+	}
+	c := &Config{}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		dec := yaml.NewDecoder(bytes.NewReader(expanded))
+		dec.KnownFields(true)
+		if err := dec.Decode(c); err != nil {
+			return nil, err
+		}
+	}
+	c.applyDefaults()
+	c.UnsetEnv = missing
+	return c, nil
+}
+
+var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+func expandNode(n *yaml.Node, lookup func(string) (string, bool), missing *[]string) {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for _, c := range n.Content {
+			expandNode(c, lookup, missing)
+		}
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			expandNode(n.Content[i], lookup, missing)
+		}
+	case yaml.ScalarNode:
+		if !strings.Contains(n.Value, "$") {
+			return
+		}
+		n.Value = ExpandEnv(n.Value, lookup, missing)
+		// A value that came from the environment is a string, never a
+		// number or a boolean by accident.
+		if n.Tag != "!!str" && n.Style == 0 {
+			n.Style = yaml.DoubleQuotedStyle
+		}
+	}
+}
+
+// ExpandEnv replaces ${VAR} with its value and $$ with $. An unset variable
+// expands to "" (Validate then names a required field left empty) and its
+// name is appended to missing, for a warning at start.
+func ExpandEnv(s string, lookup func(string) (string, bool), missing *[]string) string {
+	return envRef.ReplaceAllStringFunc(s, func(m string) string {
+		if m == "$$" {
+			return "$"
+		}
+		name := m[2 : len(m)-1]
+		v, ok := lookup(name)
+		if !ok && missing != nil {
+			*missing = append(*missing, name)
+		}
+		return v
+	})
+}
+
+// ApplyEnv applies the HOOKD_* environment overrides.
+func (c *Config) ApplyEnv(getenv func(string) string) {
+	if v := getenv("HOOKD_LISTEN"); v != "" {
+		c.Listen = v
+	}
+	if v := getenv("HOOKD_DATA"); v != "" {
+		c.Storage.Path = v
+	}
+	if v := getenv("HOOKD_STORAGE_DSN"); v != "" {
+		c.Storage.DSN = v
+	}
+	if v := getenv("HOOKD_ADMIN_TOKEN"); v != "" {
+		c.Admin.Tokens = append(c.Admin.Tokens, v)
+	}
+}
+
+var sourceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// Validate checks the configuration and names the first bad field. It
+// also drops empty admin tokens (an unset ${HOOKD_ADMIN_TOKEN}).
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "invalid address %q (want host:port or :port)", c.Listen)
+	}
+	switch c.Storage.Driver {
+	case "sqlite":
+		if c.Storage.Path == "" {
+			bad("storage.path", "required for the sqlite driver")
+		}
+	case "postgres":
+		if c.Storage.DSN == "" {
+			bad("storage.dsn", "required for the postgres driver (or set HOOKD_STORAGE_DSN)")
+		}
+	default:
+		bad("storage.driver", "unknown driver %q (want sqlite or postgres)", c.Storage.Driver)
+	}
+	tokens := c.Admin.Tokens[:0]
+	for _, t := range c.Admin.Tokens {
+		if t = strings.TrimSpace(t); t == "" {
+			continue
+		}
+		if len(t) < 16 {
+			bad("admin.tokens", "a token is shorter than 16 characters")
+		}
+		tokens = append(tokens, t)
+	}
+	c.Admin.Tokens = tokens
+	for i, cidr := range c.Egress.AllowPrivate {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			bad(fmt.Sprintf("egress.allow_private[%d]", i), "invalid CIDR %q", cidr)
+		}
+	}
+	s := c.Server
+	if s.AckDeadline.D() <= 0 || s.AckDeadline.D() > time.Minute {
+		bad("server.ack_deadline", "must be between 0 and 1m, got %s", s.AckDeadline.D())
+	}
+	if s.MaxInFlight < 1 {
+		bad("server.max_in_flight", "must be at least 1")
+	}
+	if s.MaxHeaderBytes < 1024 {
+		bad("server.max_header_bytes", "must be at least 1KiB")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "unknown level %q (want debug, info, warn or error)", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "unknown format %q (want text or json)", c.Log.Format)
+	}
+	seen := map[string]bool{}
+	for i, src := range c.Sources {
+		f := fmt.Sprintf("sources[%d]", i)
+		if src.Name != "" {
+			f = fmt.Sprintf("sources[%d] (%s)", i, src.Name)
+		}
+		if !sourceName.MatchString(src.Name) {
+			bad(f+".name", "invalid name %q (letters, digits, '-', '_' and '.', at most 64)", src.Name)
+		}
+		if seen[src.Name] {
+			bad(f+".name", "duplicate source name %q", src.Name)
+		}
+		seen[src.Name] = true
+		for j, v := range src.Verify {
+			if v.Type == "" {
+				bad(fmt.Sprintf("%s.verify[%d].type", f, j), "required")
+			}
+		}
+		for field, sel := range map[string]string{"id": src.Event.ID, "type": src.Event.Type, "timestamp": src.Event.Timestamp, "key": src.Event.Key} {
+			if sel == "" {
+				continue
+			}
+			if err := ValidSelector(sel); err != nil {
+				bad(f+".event."+field, "%v", err)
+			}
+		}
+		if src.Event.RequireID && src.Event.ID == "" {
+			bad(f+".event.require_id", "needs event.id to say where the id is")
+		}
+		if src.MaxBody <= 0 || src.MaxBody > 256<<20 {
+			bad(f+".max_body", "must be between 1 byte and 256MiB")
+		}
+		if src.DedupeWindow != nil && src.DedupeWindow.D() < 0 {
+			bad(f+".dedupe_window", "must not be negative")
+		}
+		if st := src.Response.Status; st < 200 || st > 299 {
+			bad(f+".response.status", "must be a 2xx status, got %d", st)
+		}
+		if src.RateLimit != nil && src.Burst < 0 {
+			bad(f+".burst", "must not be negative")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ValidSelector checks a metadata selector's syntax.
+func ValidSelector(sel string) error {
+	kind, arg, ok := strings.Cut(sel, ":")
+	if !ok || arg == "" {
+		return fmt.Errorf("invalid selector %q (want header:Name, json:path.to.field or query:name)", sel)
+	}
+	switch kind {
+	case "header", "query":
+		return nil
+	case "json":
+		for _, seg := range strings.Split(arg, ".") {
+			if seg == "" {
+				return fmt.Errorf("invalid selector %q: empty path segment", sel)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("invalid selector %q: unknown kind %q (want header, json or query)", sel, kind)
+}

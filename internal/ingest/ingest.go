@@ -1,0 +1,289 @@
+// Package ingest serves POST /in/{source}: limits, then verification on the
+// raw bytes, then metadata selectors, then the durable group commit, then
+// the answer. Nothing answers 200 before the event is committed, and no
+// request waits past the ack deadline.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"hookd"
+	"hookd/internal/config"
+	"hookd/internal/httpserver"
+	"hookd/internal/store"
+	"hookd/internal/verify"
+)
+
+// Inserter stores an event durably; store.Batcher is one.
+type Inserter interface {
+	Insert(ctx context.Context, in *store.EventInsert) (store.EventInsertResult, error)
+}
+
+// Handler serves POST /in/{source}.
+type Handler struct {
+	sources map[string]*source
+	ins     Inserter
+	errs    *httpserver.Errors
+	ack     time.Duration
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+type source struct {
+	cfg              config.Source
+	verify           verify.Chain
+	id, typ, ts, key Selector
+	needJSON         bool
+	limiter          *rate.Limiter
+	dedupe           time.Duration
+	redact           map[string]bool
+	status           int
+	body             []byte
+	contentType      string
+}
+
+// Options configures a Handler.
+type Options struct {
+	Sources     []config.Source
+	Inserter    Inserter
+	Errors      *httpserver.Errors
+	AckDeadline time.Duration
+	Log         *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// headers whose values are credentials: they are stored as "[redacted]".
+var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie", "X-Api-Key"}
+
+// New builds the handler and every source's verifiers and selectors.
+func New(o Options) (*Handler, error) {
+	h := &Handler{sources: map[string]*source{}, ins: o.Inserter, errs: o.Errors, ack: o.AckDeadline, log: o.Log, now: o.Now}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	for _, c := range o.Sources {
+		s := &source{cfg: c, status: c.Response.Status, redact: map[string]bool{}}
+		var err error
+		if s.verify, err = verify.Build(c.Verify); err != nil {
+			return nil, fmt.Errorf("source %s: %w", c.Name, err)
+		}
+		for _, p := range []struct {
+			dst *Selector
+			sel string
+		}{{&s.id, c.Event.ID}, {&s.typ, c.Event.Type}, {&s.ts, c.Event.Timestamp}, {&s.key, c.Event.Key}} {
+			if *p.dst, err = ParseSelector(p.sel); err != nil {
+				return nil, fmt.Errorf("source %s: %w", c.Name, err)
+			}
+			s.needJSON = s.needJSON || p.dst.NeedsJSON()
+		}
+		if c.RateLimit != nil {
+			burst := c.Burst
+			if burst == 0 {
+				burst = max(1, int(math.Ceil(c.RateLimit.PerSecond())))
+			}
+			s.limiter = rate.NewLimiter(rate.Limit(c.RateLimit.PerSecond()), burst)
+		}
+		if c.DedupeWindow != nil {
+			s.dedupe = c.DedupeWindow.D()
+		}
+		for _, name := range credentialHeaders {
+			s.redact[http.CanonicalHeaderKey(name)] = true
+		}
+		for _, v := range c.Verify {
+			if name, ok := v.Options["header"].(string); ok && v.Type == "header" {
+				s.redact[http.CanonicalHeaderKey(name)] = true
+			}
+		}
+		if c.Response.Body != "" {
+			s.body, s.contentType = []byte(c.Response.Body), c.Response.ContentType
+		}
+		h.sources[c.Name] = s
+	}
+	return h, nil
+}
+
+// ServeHTTP handles one ingest request. It expects the path value "source".
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := h.now()
+	if err := h.serve(w, r, start); err != nil {
+		h.errs.Write(w, r, err)
+	}
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time) error {
+	src := h.sources[r.PathValue("source")]
+	if src == nil {
+		return hookd.Errorf(hookd.ENotFound, "unknown source %q", r.PathValue("source"))
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return hookd.Errorf(hookd.EMethod, "use POST to send events to a source")
+	}
+	if src.limiter != nil {
+		if res := src.limiter.ReserveN(start, 1); !res.OK() || res.DelayFrom(start) > 0 {
+			delay := res.DelayFrom(start)
+			res.CancelAt(start)
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(delay.Seconds())))))
+			return hookd.Errorf(hookd.ERateLimited, "rate limit of source %s exceeded", src.cfg.Name)
+		}
+	}
+	body, err := readBody(w, r, int64(src.cfg.MaxBody))
+	if err != nil {
+		return err
+	}
+	vr := &verify.Request{Method: r.Method, URL: r.URL, Header: r.Header, RemoteAddr: r.RemoteAddr, Body: body}
+	if err := src.verify.Verify(r.Context(), vr); err != nil {
+		return err
+	}
+	rid := httpserver.RequestID(r.Context())
+	e := &hookd.Event{
+		ID:          hookd.EventIDForRequest(rid),
+		Source:      src.cfg.Name,
+		ReceivedAt:  start.UTC(),
+		RequestID:   rid,
+		ContentType: r.Header.Get("Content-Type"),
+		Headers:     src.headers(r.Header),
+		Body:        body,
+	}
+	if err := src.selectMetadata(e, r); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithDeadline(r.Context(), start.Add(h.ack))
+	defer cancel()
+	res, err := h.ins.Insert(ctx, &store.EventInsert{Event: e, DedupeWindow: src.dedupe})
+	if err != nil {
+		return err
+	}
+	hdr := w.Header()
+	if res.Duplicate {
+		hdr.Set(httpserver.HeaderDuplicate, "true")
+	}
+	if src.body != nil {
+		hdr.Set("Content-Type", src.contentType)
+		w.WriteHeader(src.status)
+		w.Write(src.body)
+		return nil
+	}
+	hdr.Set("Content-Type", "application/json")
+	w.WriteHeader(src.status)
+	// Ids are ULIDs with a fixed prefix: nothing to escape.
+	io.WriteString(w, `{"id":"`+res.ID+`","request_id":"`+rid+`"}`+"\n")
+	return nil
+}
+
+// readBody reads the whole body, at most limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	tooLarge := hookd.Errorf(hookd.ETooLarge, "body larger than the limit of %d bytes", limit)
+	if r.ContentLength > limit {
+		return nil, tooLarge
+	}
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	var (
+		body []byte
+		err  error
+	)
+	if r.ContentLength >= 0 {
+		body = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(rd, body)
+		if err == nil {
+			var one [1]byte
+			if n, _ := rd.Read(one[:]); n > 0 {
+				err = errors.New("body longer than Content-Length")
+			}
+		}
+	} else {
+		body, err = io.ReadAll(rd)
+	}
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge
+		}
+		return nil, &hookd.Error{Code: hookd.EInvalid, Message: "could not read the request body", Err: err}
+	}
+	return body, nil
+}
+
+// headers copies the request headers, with credentials redacted.
+func (s *source) headers(in http.Header) map[string][]string {
+	out := make(map[string][]string, len(in))
+	for k, v := range in {
+		if s.redact[k] {
+			out[k] = []string{"[redacted]"}
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// selectMetadata fills the event's id, type, timestamp and key. An absent
+// value leaves its field empty; only require_id turns an absent id, or a
+// body it cannot be read from, into 400.
+func (s *source) selectMetadata(e *hookd.Event, r *http.Request) error {
+	if s.id.IsZero() && s.typ.IsZero() && s.ts.IsZero() && s.key.IsZero() {
+		return nil
+	}
+	var q url.Values
+	m := &message{header: r.Header, body: e.Body, query: func() url.Values {
+		if q == nil {
+			q = r.URL.Query()
+		}
+		return q
+	}}
+	id, err := s.id.Select(m)
+	if s.cfg.Event.RequireID {
+		if err != nil {
+			return hookd.Errorf(hookd.EInvalid, "the event id (%s) cannot be read: %v", s.cfg.Event.ID, err)
+		}
+		if id == "" {
+			return hookd.Errorf(hookd.EInvalid, "the event id (%s) is missing", s.cfg.Event.ID)
+		}
+	}
+	e.ExternalID = clip(id)
+	e.Type, _ = s.typ.Select(m)
+	e.Type = clip(e.Type)
+	e.Key, _ = s.key.Select(m)
+	e.Key = clip(e.Key)
+	if ts, _ := s.ts.Select(m); ts != "" {
+		e.OccurredAt, _ = ParseTimestamp(ts)
+	}
+	return nil
+}
+
+// clip bounds a selected value so that one request cannot bloat indexes.
+func clip(s string) string {
+	const maxLen = 512
+	if len(s) > maxLen {
+		return strings.ToValidUTF8(s[:maxLen], "")
+	}
+	return s
+}
+
+// ListensBeyondLoopback reports whether addr accepts connections from other
+// hosts.
+func ListensBeyondLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return true
+	}
+	if host == "localhost" {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
+}

@@ -1,0 +1,205 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"hookd"
+)
+
+// Batcher is the group-commit front of a Store: one writer goroutine takes
+// every insert queued, stores them with one EventInsertMany (one transaction,
+// one durable commit), then releases each waiting caller. Callers wait at
+// most until their context is done; an insert whose caller gave up before
+// the batch started is skipped.
+type Batcher struct {
+	st       Store
+	log      *slog.Logger
+	queue    chan *pendingInsert
+	maxBatch int
+	// OnCommit, when set before Start, is called by the writer after every
+	// successful commit with the inserts and their results. It must not block.
+	OnCommit func(ins []*EventInsert, res []EventInsertResult)
+
+	stop    chan struct{}
+	done    chan struct{}
+	stopped sync.Once
+
+	mu      sync.Mutex
+	lastErr error
+}
+
+type pendingInsert struct {
+	ctx  context.Context
+	in   *EventInsert
+	done chan struct{}
+	res  EventInsertResult
+	err  error
+}
+
+// BatcherOptions tunes a Batcher; zero values take the defaults.
+type BatcherOptions struct {
+	// QueueSize bounds how many inserts may wait for the writer; beyond it
+	// Insert fails at once with EUnavailable. Default 16384.
+	QueueSize int
+	// MaxBatch bounds the inserts of one transaction. Default 2048.
+	MaxBatch int
+}
+
+// NewBatcher returns a Batcher writing to st. Call Start before Insert.
+func NewBatcher(st Store, log *slog.Logger, opt BatcherOptions) *Batcher {
+	if opt.QueueSize <= 0 {
+		opt.QueueSize = 16384
+	}
+	if opt.MaxBatch <= 0 {
+		opt.MaxBatch = 2048
+	}
+	return &Batcher{
+		st:       st,
+		log:      log,
+		queue:    make(chan *pendingInsert, opt.QueueSize),
+		maxBatch: opt.MaxBatch,
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+}
+
+// ErrQueueFull is returned (wrapped in a *hookd.Error) when the write queue
+// is full.
+var ErrQueueFull = errors.New("write queue full")
+
+// Start starts the writer goroutine.
+func (b *Batcher) Start(ctx context.Context) error {
+	go b.run()
+	return nil
+}
+
+// Stop lets the writer commit everything already queued, then stops it. It
+// is idempotent and waits until the writer is gone or ctx is done.
+func (b *Batcher) Stop(ctx context.Context) error {
+	b.stopped.Do(func() { close(b.stop) })
+	select {
+	case <-b.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Healthy reports the error of the last commit, nil when it succeeded.
+func (b *Batcher) Healthy() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lastErr
+}
+
+// Insert queues in and waits until it is durably stored, rejected, or ctx is
+// done. Every failure is a *hookd.Error with code EUnavailable: the caller
+// cannot know whether the event was stored, and should ask the sender to
+// retry.
+func (b *Batcher) Insert(ctx context.Context, in *EventInsert) (EventInsertResult, error) {
+	p := &pendingInsert{ctx: ctx, in: in, done: make(chan struct{})}
+	select {
+	case <-b.stop:
+		return EventInsertResult{}, &hookd.Error{Code: hookd.EUnavailable, Message: "shutting down"}
+	default:
+	}
+	select {
+	case b.queue <- p:
+	default:
+		return EventInsertResult{}, &hookd.Error{Code: hookd.EUnavailable, Message: "storage busy", Err: ErrQueueFull}
+	}
+	select {
+	case <-p.done:
+		return p.res, p.err
+	case <-ctx.Done():
+		return EventInsertResult{}, &hookd.Error{Code: hookd.EUnavailable, Message: "storage too slow to commit", Err: ctx.Err()}
+	}
+}
+
+func (b *Batcher) run() {
+	defer close(b.done)
+	batch := make([]*pendingInsert, 0, b.maxBatch)
+	for {
+		var first *pendingInsert
+		select {
+		case first = <-b.queue:
+		case <-b.stop:
+			// Commit whatever is still queued, then leave.
+			select {
+			case first = <-b.queue:
+			default:
+				return
+			}
+		}
+		batch = append(batch[:0], first)
+		batch = b.collect(batch)
+		b.commit(batch)
+		clear(batch)
+	}
+}
+
+// collect takes what is queued. Before giving up on more, it yields so that
+// handlers that are runnable but not yet scheduled (with few cores, the
+// writer would otherwise see one insert per commit) can enqueue theirs.
+func (b *Batcher) collect(batch []*pendingInsert) []*pendingInsert {
+	for yields := 0; len(batch) < b.maxBatch; {
+		select {
+		case p := <-b.queue:
+			batch = append(batch, p)
+			continue
+		default:
+		}
+		if yields == 2 {
+			return batch
+		}
+		yields++
+		runtime.Gosched()
+	}
+	return batch
+}
+
+func (b *Batcher) commit(batch []*pendingInsert) {
+	live := batch[:0:0]
+	ins := make([]*EventInsert, 0, len(batch))
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			// The caller has given up (and answered 503): don't store an
+			// event nobody was told about.
+			p.err = err
+			close(p.done)
+			continue
+		}
+		live = append(live, p)
+		ins = append(ins, p.in)
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	res, err := b.st.EventInsertMany(ctx, ins)
+	cancel()
+	b.mu.Lock()
+	b.lastErr = err
+	b.mu.Unlock()
+	if err != nil {
+		b.log.Error("commit events", "count", len(live), "err", err)
+		herr := &hookd.Error{Code: hookd.EUnavailable, Message: "storage unavailable", Err: err}
+		for _, p := range live {
+			p.err = herr
+			close(p.done)
+		}
+		return
+	}
+	if b.OnCommit != nil {
+		b.OnCommit(ins, res)
+	}
+	for i, p := range live {
+		p.res = res[i]
+		close(p.done)
+	}
+}

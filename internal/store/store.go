@@ -1,0 +1,90 @@
+// Package store is the storage seam of hookd: one interface that the
+// embedded SQLite driver and the PostgreSQL driver implement, the params
+// structs its methods take, and the group-commit batcher both share.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"hookd"
+)
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is what hookd needs from its database. Methods are named entity
+// first so that they sort together.
+type Store interface {
+	// EventInsertMany stores every insert in one transaction with one
+	// durable commit. Results are in the order of ins. When it returns an
+	// error, nothing of the batch was stored.
+	EventInsertMany(ctx context.Context, ins []*EventInsert) ([]EventInsertResult, error)
+	// EventGet returns one event, or ErrNotFound.
+	EventGet(ctx context.Context, id string) (*hookd.Event, error)
+	// EventList returns events matching p and the cursor of the next page
+	// ("" when there is none).
+	EventList(ctx context.Context, p *EventListParams) ([]*hookd.Event, string, error)
+	// RequestGet resolves an ingest request id to its event; ErrNotFound
+	// when no stored event or duplicate has that request id.
+	RequestGet(ctx context.Context, requestID string) (*hookd.Request, error)
+	// SettingGetOrCreate returns the value stored under name, storing value
+	// first when there is none (hookd's generated admin token, for one).
+	SettingGetOrCreate(ctx context.Context, name, value string) (string, error)
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	// Close releases the database. It is safe to call more than once.
+	Close() error
+}
+
+// EventInsert is one event to store.
+type EventInsert struct {
+	// Event is stored as given; Seq is assigned by the store. For a
+	// duplicate, nothing of it is stored but its RequestID.
+	Event *hookd.Event
+	// DedupeWindow is how long, from the first occurrence, an event with the
+	// same (Source, ExternalID) counts as a duplicate. Zero disables dedupe.
+	DedupeWindow time.Duration
+}
+
+// EventInsertResult tells what happened to one EventInsert.
+type EventInsertResult struct {
+	// ID is the stored event's id: the new one, or the original's for a
+	// duplicate.
+	ID string
+	// Seq is the stored event's position in the log.
+	Seq int64
+	// Duplicate is true when an event with the same external id was already
+	// stored within the dedupe window.
+	Duplicate bool
+	// Stale is true when the event is older than the newest one for its key.
+	Stale bool
+}
+
+// Order of a listing.
+const (
+	OrderAsc  = "asc"
+	OrderDesc = "desc"
+)
+
+// EventListParams filters and pages an event listing.
+type EventListParams struct {
+	Source string
+	Type   string
+	// Since and Until bound ReceivedAt (inclusive, exclusive); zero means open.
+	Since time.Time
+	Until time.Time
+	// After continues a listing: only events after (asc) or before (desc)
+	// this cursor. Cursors are opaque strings produced by EventList.
+	After string
+	// Order is OrderAsc (oldest first, the FIFO stream) or OrderDesc.
+	Order string
+	// Limit is the page size; the driver caps it.
+	Limit int
+	// WithBody loads event bodies and headers too.
+	WithBody bool
+}
+
+// MaxListLimit caps every listing's page size.
+const MaxListLimit = 1000
