@@ -119,13 +119,10 @@ func (a *App) readiness(ctx context.Context) error {
 	if !ready {
 		return hookd.Errorf(hookd.EUnavailable, "shutting down")
 	}
-	if err := a.st.Ping(ctx); err != nil {
-		return err
-	}
-	if err := a.batcher.Healthy(); err != nil {
-		return &hookd.Error{Code: hookd.EUnavailable, Message: "last commit failed", Err: err}
-	}
-	return nil
+	// The last commit's outcome is deliberately not part of readiness: a
+	// balancer would take hookd out of rotation, no commit would ever be
+	// tried again, and it would stay out for good.
+	return a.st.Ping(ctx)
 }
 
 // Addr is the address the server listens on.

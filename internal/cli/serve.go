@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -69,6 +71,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, cmd *cobra
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	if addr := os.Getenv("HOOKD_PPROF"); addr != "" {
+		// Profiling for operators and benchmarks, on its own listener so it
+		// is never reachable through the public one.
+		go func() { log.Warn("pprof server stopped", "err", http.ListenAndServe(addr, pprofMux())) }()
+	}
 	app := NewApp(cfg, log)
 	if err := app.Open(ctx); err != nil {
 		return err
@@ -106,4 +113,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, cmd *cobra
 	<-served
 	log.Info("stopped cleanly")
 	return nil
+}
+
+func pprofMux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return m
 }

@@ -164,7 +164,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	}
 	ctx, cancel := context.WithDeadline(r.Context(), start.Add(h.ack))
 	defer cancel()
-	res, err := h.ins.Insert(ctx, &store.EventInsert{Event: e, DedupeWindow: src.dedupe})
+	hj, err := store.EncodeHeaders(e.Headers)
+	if err != nil {
+		return err
+	}
+	res, err := h.ins.Insert(ctx, &store.EventInsert{Event: e, DedupeWindow: src.dedupe, HeadersJSON: hj})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -46,6 +47,16 @@ type EventInsert struct {
 	// DedupeWindow is how long, from the first occurrence, an event with the
 	// same (Source, ExternalID) counts as a duplicate. Zero disables dedupe.
 	DedupeWindow time.Duration
+	// HeadersJSON is Event.Headers already encoded with EncodeHeaders, so
+	// that the encoding runs in the caller's goroutine rather than the
+	// single writer's. Optional.
+	HeadersJSON string
+}
+
+// EncodeHeaders encodes request headers as stored: a JSON object of lists.
+func EncodeHeaders(h map[string][]string) (string, error) {
+	b, err := json.Marshal(h)
+	return string(b), err
 }
 
 // EventInsertResult tells what happened to one EventInsert.

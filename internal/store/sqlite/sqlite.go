@@ -263,9 +263,10 @@ func (s *Store) EventInsertMany(ctx context.Context, ins []*store.EventInsert) (
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", mapErr(err))
 	}
+	b := &batchTx{s: s, tx: tx, ctx: ctx}
 	res := make([]store.EventInsertResult, len(ins))
 	for i, in := range ins {
-		if res[i], err = s.insertOne(ctx, tx, in); err != nil {
+		if res[i], err = b.insert(in); err != nil {
 			tx.Rollback()
 			return nil, fmt.Errorf("insert event: %w", mapErr(err))
 		}
@@ -277,8 +278,35 @@ func (s *Store) EventInsertMany(ctx context.Context, ins []*store.EventInsert) (
 	return res, nil
 }
 
-func (s *Store) insertOne(ctx context.Context, tx *sql.Tx, in *store.EventInsert) (store.EventInsertResult, error) {
-	e := in.Event
+// batchTx binds the writer's prepared statements to one transaction, each
+// at most once per batch: binding allocates, and the writer is the one
+// goroutine every event waits for.
+type batchTx struct {
+	s     *Store
+	tx    *sql.Tx
+	ctx   context.Context
+	stmts [6]*sql.Stmt
+}
+
+const (
+	stInsert = iota
+	stInsertDup
+	stFindDup
+	stClearDup
+	stNewestKey
+	stInsertReq
+)
+
+func (b *batchTx) stmt(i int) *sql.Stmt {
+	if b.stmts[i] == nil {
+		src := [...]*sql.Stmt{b.s.insert, b.s.insertDup, b.s.findDup, b.s.clearDup, b.s.newestKey, b.s.insertReq}[i]
+		b.stmts[i] = b.tx.StmtContext(b.ctx, src)
+	}
+	return b.stmts[i]
+}
+
+func (b *batchTx) insert(in *store.EventInsert) (store.EventInsertResult, error) {
+	e, ctx := in.Event, b.ctx
 	received := e.ReceivedAt.UnixMicro()
 	var occurred any
 	if !e.OccurredAt.IsZero() {
@@ -287,54 +315,55 @@ func (s *Store) insertOne(ctx context.Context, tx *sql.Tx, in *store.EventInsert
 	// Stale: strictly older than the newest already received for its key.
 	if e.Key != "" && occurred != nil {
 		var newest sql.NullInt64
-		if err := tx.StmtContext(ctx, s.newestKey).QueryRowContext(ctx, e.Source, e.Key).Scan(&newest); err != nil {
+		if err := b.stmt(stNewestKey).QueryRowContext(ctx, e.Source, e.Key).Scan(&newest); err != nil {
 			return store.EventInsertResult{}, err
 		}
 		e.Stale = newest.Valid && newest.Int64 > occurred.(int64)
 	}
-	headers, err := json.Marshal(e.Headers)
-	if err != nil {
-		return store.EventInsertResult{}, err
+	headers := in.HeadersJSON
+	if headers == "" {
+		var err error
+		if headers, err = store.EncodeHeaders(e.Headers); err != nil {
+			return store.EventInsertResult{}, err
+		}
 	}
 	args := []any{e.ID, e.Source, nullStr(e.ExternalID), nil, nullStr(e.Type), nullStr(e.Key),
-		occurred, received, e.Stale, nullStr(e.ContentType), string(headers), e.Body}
+		occurred, received, e.Stale, nullStr(e.ContentType), headers, e.Body}
 	if e.ExternalID == "" || in.DedupeWindow <= 0 {
-		r, err := tx.StmtContext(ctx, s.insert).ExecContext(ctx, args...)
+		r, err := b.stmt(stInsert).ExecContext(ctx, args...)
 		if err != nil {
 			return store.EventInsertResult{}, err
 		}
-		seq, _ := r.LastInsertId()
-		e.Seq = seq
-		return store.EventInsertResult{ID: e.ID, Seq: seq, Stale: e.Stale}, nil
+		e.Seq, _ = r.LastInsertId()
+		return store.EventInsertResult{ID: e.ID, Seq: e.Seq, Stale: e.Stale}, nil
 	}
 	args[3] = e.ExternalID
 	for attempt := 0; ; attempt++ {
-		r, err := tx.StmtContext(ctx, s.insertDup).ExecContext(ctx, args...)
+		r, err := b.stmt(stInsertDup).ExecContext(ctx, args...)
 		if err != nil {
 			return store.EventInsertResult{}, err
 		}
 		if n, _ := r.RowsAffected(); n == 1 {
-			seq, _ := r.LastInsertId()
-			e.Seq = seq
-			return store.EventInsertResult{ID: e.ID, Seq: seq, Stale: e.Stale}, nil
+			e.Seq, _ = r.LastInsertId()
+			return store.EventInsertResult{ID: e.ID, Seq: e.Seq, Stale: e.Stale}, nil
 		}
 		var (
 			seq   int64
 			id    string
 			first int64
 		)
-		if err := tx.StmtContext(ctx, s.findDup).QueryRowContext(ctx, e.Source, e.ExternalID).Scan(&seq, &id, &first); err != nil {
+		if err := b.stmt(stFindDup).QueryRowContext(ctx, e.Source, e.ExternalID).Scan(&seq, &id, &first); err != nil {
 			return store.EventInsertResult{}, err
 		}
 		if attempt == 0 && received-first >= in.DedupeWindow.Microseconds() {
 			// The window counted from the first occurrence has closed: this
 			// is a new event. The old row keeps its external_id.
-			if _, err := tx.StmtContext(ctx, s.clearDup).ExecContext(ctx, seq); err != nil {
+			if _, err := b.stmt(stClearDup).ExecContext(ctx, seq); err != nil {
 				return store.EventInsertResult{}, err
 			}
 			continue
 		}
-		if _, err := tx.StmtContext(ctx, s.insertReq).ExecContext(ctx, e.RequestID, id, received); err != nil {
+		if _, err := b.stmt(stInsertReq).ExecContext(ctx, e.RequestID, id, received); err != nil {
 			return store.EventInsertResult{}, err
 		}
 		return store.EventInsertResult{ID: id, Seq: seq, Duplicate: true}, nil
