@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"hookd"
 	"hookd/internal/admin"
@@ -36,6 +37,11 @@ type App struct {
 
 	// AdminToken is the generated admin token, when none was configured.
 	generatedToken string
+
+	// fresh holds connections that have not sent a request yet: Shutdown
+	// closes them rather than wait for them.
+	fresh   map[net.Conn]bool
+	freshMu sync.Mutex
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -100,6 +106,8 @@ func (a *App) Open(ctx context.Context) (err error) {
 		errs.Write(w, r, hookd.Errorf(hookd.ENotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
 	a.srv = httpserver.New(httpserver.Handler(mux, errs, a.cfg.Server.MaxInFlight, "/healthz", "/readyz"), a.cfg.Server, a.log)
+	a.fresh = map[net.Conn]bool{}
+	a.srv.ConnState = a.trackFresh
 	if err := a.batcher.Start(ctx); err != nil {
 		return err
 	}
@@ -148,11 +156,27 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.ready = false
 		a.mu.Unlock()
 		var errs []error
-		if err := a.srv.Shutdown(ctx); err != nil {
+		drained := make(chan error, 1)
+		go func() { drained <- a.srv.Shutdown(ctx) }()
+		// http.Server.Shutdown waits for a connection that never sent a
+		// request (a pool's spare, a balancer's probe) as if it were busy.
+		// Once a request already on its way has had time to be read, close
+		// the ones still fresh.
+		select {
+		case err := <-drained:
+			drained <- err
+		case <-time.After(250 * time.Millisecond):
+			a.closeFresh()
+		}
+		if err := <-drained; err != nil {
 			errs = append(errs, fmt.Errorf("drain requests: %w", err))
 			a.srv.Close()
 		}
-		if err := a.batcher.Stop(ctx); err != nil {
+		// The batcher gets its own bound: even when the grace period is
+		// over, the store must not close under a commit in progress.
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.batcher.Stop(stopCtx); err != nil {
 			errs = append(errs, fmt.Errorf("drain commits: %w", err))
 		}
 		if err := a.st.Close(); err != nil {
@@ -161,6 +185,25 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.shutdownErr = errors.Join(errs...)
 	})
 	return a.shutdownErr
+}
+
+func (a *App) trackFresh(c net.Conn, st http.ConnState) {
+	a.freshMu.Lock()
+	defer a.freshMu.Unlock()
+	if st == http.StateNew {
+		a.fresh[c] = true
+	} else {
+		delete(a.fresh, c)
+	}
+}
+
+func (a *App) closeFresh() {
+	a.freshMu.Lock()
+	defer a.freshMu.Unlock()
+	for c := range a.fresh {
+		c.Close()
+		delete(a.fresh, c)
+	}
 }
 
 func (a *App) closeAll() {
