@@ -118,6 +118,15 @@ func (b *Batcher) Insert(ctx context.Context, in *EventInsert) (EventInsertResul
 		return p.res, p.err
 	case <-ctx.Done():
 		return EventInsertResult{}, &hookd.Error{Code: hookd.EUnavailable, Message: "storage too slow to commit", Err: ctx.Err()}
+	case <-b.done:
+		// The writer has left. It released everything it took before it
+		// did, so p is either done or was enqueued too late to be seen.
+		select {
+		case <-p.done:
+			return p.res, p.err
+		default:
+			return EventInsertResult{}, &hookd.Error{Code: hookd.EUnavailable, Message: "shutting down"}
+		}
 	}
 }
 
@@ -170,7 +179,7 @@ func (b *Batcher) commit(batch []*pendingInsert) {
 		if err := p.ctx.Err(); err != nil {
 			// The caller has given up (and answered 503): don't store an
 			// event nobody was told about.
-			p.err = err
+			p.err = &hookd.Error{Code: hookd.EUnavailable, Message: "storage too slow to commit", Err: err}
 			close(p.done)
 			continue
 		}

@@ -312,13 +312,20 @@ func (b *batchTx) insert(in *store.EventInsert) (store.EventInsertResult, error)
 	if !e.OccurredAt.IsZero() {
 		occurred = e.OccurredAt.UnixMicro()
 	}
+	// The event belongs to the caller, who may read it concurrently: the
+	// writer only reads it, and reports what it decided in the result.
 	// Stale: strictly older than the newest already received for its key.
+	stale := false
 	if e.Key != "" && occurred != nil {
 		var newest sql.NullInt64
 		if err := b.stmt(stNewestKey).QueryRowContext(ctx, e.Source, e.Key).Scan(&newest); err != nil {
 			return store.EventInsertResult{}, err
 		}
-		e.Stale = newest.Valid && newest.Int64 > occurred.(int64)
+		stale = newest.Valid && newest.Int64 > occurred.(int64)
+	}
+	body := e.Body
+	if body == nil {
+		body = []byte{} // NULL would break the batch: the column is NOT NULL
 	}
 	headers := in.HeadersJSON
 	if headers == "" {
@@ -328,14 +335,14 @@ func (b *batchTx) insert(in *store.EventInsert) (store.EventInsertResult, error)
 		}
 	}
 	args := []any{e.ID, e.Source, nullStr(e.ExternalID), nil, nullStr(e.Type), nullStr(e.Key),
-		occurred, received, e.Stale, nullStr(e.ContentType), headers, e.Body}
+		occurred, received, stale, nullStr(e.ContentType), headers, body}
 	if e.ExternalID == "" || in.DedupeWindow <= 0 {
 		r, err := b.stmt(stInsert).ExecContext(ctx, args...)
 		if err != nil {
 			return store.EventInsertResult{}, err
 		}
-		e.Seq, _ = r.LastInsertId()
-		return store.EventInsertResult{ID: e.ID, Seq: e.Seq, Stale: e.Stale}, nil
+		seq, _ := r.LastInsertId()
+		return store.EventInsertResult{ID: e.ID, Seq: seq, Stale: stale}, nil
 	}
 	args[3] = e.ExternalID
 	for attempt := 0; ; attempt++ {
@@ -344,8 +351,8 @@ func (b *batchTx) insert(in *store.EventInsert) (store.EventInsertResult, error)
 			return store.EventInsertResult{}, err
 		}
 		if n, _ := r.RowsAffected(); n == 1 {
-			e.Seq, _ = r.LastInsertId()
-			return store.EventInsertResult{ID: e.ID, Seq: e.Seq, Stale: e.Stale}, nil
+			seq, _ := r.LastInsertId()
+			return store.EventInsertResult{ID: e.ID, Seq: seq, Stale: stale}, nil
 		}
 		var (
 			seq   int64
