@@ -71,7 +71,11 @@ func New(o Options) *API {
 func (a *API) handle(pattern string, h func(http.ResponseWriter, *http.Request) error) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if err := a.authorize(r); err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="hookd-admin"`)
+			challenge := `Bearer realm="hookd-admin"`
+			if scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(tok) != "" {
+				challenge += `, error="invalid_token"`
+			}
+			w.Header().Set("WWW-Authenticate", challenge)
 			a.errs.Write(w, r, err)
 			return
 		}
@@ -124,7 +128,7 @@ type EventJSON struct {
 	RequestID   string              `json:"request_id"`
 	Stale       bool                `json:"stale"`
 	ContentType string              `json:"content_type"`
-	Headers     map[string][]string `json:"headers,omitempty"`
+	Headers     map[string][]string `json:"headers"`
 	Body        *string             `json:"body,omitempty"`
 	BodyBase64  *string             `json:"body_base64,omitempty"`
 	Deliveries  []any               `json:"deliveries"`
@@ -145,6 +149,9 @@ func NewEventJSON(e *hookd.Event) *EventJSON {
 		ID: e.ID, Source: e.Source, ExternalID: strPtr(e.ExternalID), Type: strPtr(e.Type), Key: strPtr(e.Key),
 		ReceivedAt: e.ReceivedAt, RequestID: e.RequestID, Stale: e.Stale, ContentType: e.ContentType,
 		Headers: e.Headers, Deliveries: []any{}, Cursor: store.EncodeCursor(e.Seq),
+	}
+	if j.Headers == nil {
+		j.Headers = map[string][]string{}
 	}
 	if !e.OccurredAt.IsZero() {
 		t := e.OccurredAt

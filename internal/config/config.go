@@ -10,7 +10,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"reflect"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -284,15 +287,12 @@ func Parse(raw []byte) (*Config, error) {
 	}
 	var missing []string
 	expandNode(&root, os.LookupEnv, &missing)
-	expanded, err := yaml.Marshal(&root)
-	if err != nil {
-		return nil, err
-	}
 	c := &Config{}
-	if len(bytes.TrimSpace(raw)) > 0 {
-		dec := yaml.NewDecoder(bytes.NewReader(expanded))
-		dec.KnownFields(true)
-		if err := dec.Decode(c); err != nil {
+	if len(bytes.TrimSpace(raw)) > 0 && root.Kind != 0 {
+		if err := knownFields(&root, reflect.TypeOf(c).Elem()); err != nil {
+			return nil, err
+		}
+		if err := root.Decode(c); err != nil {
 			return nil, err
 		}
 	}
@@ -318,10 +318,16 @@ func expandNode(n *yaml.Node, lookup func(string) (string, bool), missing *[]str
 			return
 		}
 		n.Value = ExpandEnv(n.Value, lookup, missing)
-		// A value that came from the environment is a string, never a
-		// number or a boolean by accident.
-		if n.Tag != "!!str" && n.Style == 0 {
-			n.Style = yaml.DoubleQuotedStyle
+		// The expanded value is re-typed from its text, as if it had been
+		// written in the file: "100" for an int field, "true" for a bool.
+		// Only the scalar's type can change, never the structure.
+		if n.Style == 0 {
+			n.Tag = "!!str"
+			if _, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
+				n.Tag = "!!int"
+			} else if n.Value == "true" || n.Value == "false" {
+				n.Tag = "!!bool"
+			}
 		}
 	}
 }
@@ -336,7 +342,7 @@ func ExpandEnv(s string, lookup func(string) (string, bool), missing *[]string) 
 		}
 		name := m[2 : len(m)-1]
 		v, ok := lookup(name)
-		if !ok && missing != nil {
+		if !ok && missing != nil && !slices.Contains(*missing, name) {
 			*missing = append(*missing, name)
 		}
 		return v
@@ -482,4 +488,56 @@ func ValidSelector(sel string) error {
 		return nil
 	}
 	return fmt.Errorf("invalid selector %q: unknown kind %q (want header, json or query)", sel, kind)
+}
+
+var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+
+// knownFields reports the first mapping key that no field of t takes.
+func knownFields(n *yaml.Node, t reflect.Type) error {
+	if n.Kind == yaml.DocumentNode {
+		for _, c := range n.Content {
+			if err := knownFields(c, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Slice:
+		if n.Kind == yaml.SequenceNode {
+			for _, c := range n.Content {
+				if err := knownFields(c, t.Elem()); err != nil {
+					return err
+				}
+			}
+		}
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		fields := map[string]reflect.Type{}
+		for i := 0; i < t.NumField(); i++ {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+			if name != "" && name != "-" {
+				fields[name] = t.Field(i).Type
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			ft, ok := fields[k.Value]
+			if !ok {
+				return fmt.Errorf("line %d: field %s not found in type %s", k.Line, k.Value, t)
+			}
+			if err := knownFields(n.Content[i+1], ft); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

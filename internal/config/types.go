@@ -46,8 +46,8 @@ var sizeUnits = []struct {
 }
 
 // ParseSize parses a size such as "1MiB" or "1048576".
-func ParseSize(s string) (Size, error) {
-	s = strings.TrimSpace(s)
+func ParseSize(in string) (Size, error) {
+	s := strings.TrimSpace(in)
 	mult := int64(1)
 	for _, u := range sizeUnits {
 		if strings.HasSuffix(s, u.suffix) {
@@ -57,7 +57,7 @@ func ParseSize(s string) (Size, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("invalid size %q (want bytes, or a number with KiB, MiB, GiB, KB, MB or GB)", s)
+		return 0, fmt.Errorf("invalid size %q (want bytes, or a number with KiB, MiB, GiB, KB, MB or GB)", in)
 	}
 	return Size(n * mult), nil
 }

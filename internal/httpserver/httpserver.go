@@ -81,6 +81,12 @@ type Errors struct {
 // the status of its code. Internal details are logged, never shown.
 func (e *Errors) Write(w http.ResponseWriter, r *http.Request, err error) {
 	code := hookd.ErrorCode(err)
+	if _, known := statusOf[code]; !known {
+		// A code outside the vocabulary is a bug; its message may say
+		// anything, so it is shown as what it is: an internal error.
+		err = &hookd.Error{Code: hookd.EInternal, Message: "internal error", Err: err}
+		code = hookd.EInternal
+	}
 	status := Status(code)
 	rid := RequestID(r.Context())
 	if status >= 500 {

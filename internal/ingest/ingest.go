@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -77,6 +76,9 @@ func New(o Options) (*Handler, error) {
 	}
 	for _, c := range o.Sources {
 		s := &source{cfg: c, status: c.Response.Status, redact: map[string]bool{}}
+		if s.status == 0 {
+			s.status = http.StatusOK
+		}
 		var err error
 		if s.verify, err = verify.Build(c.Verify); err != nil {
 			return nil, fmt.Errorf("source %s: %w", c.Name, err)
@@ -162,13 +164,20 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	if err := src.selectMetadata(e, r); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithDeadline(r.Context(), start.Add(h.ack))
-	defer cancel()
 	hj, err := store.EncodeHeaders(e.Headers)
 	if err != nil {
 		return err
 	}
+	// The ack deadline bounds the wait for the commit, not the upload: a
+	// slow sender is bounded by server.read_timeout instead.
+	ctx, cancel := context.WithTimeout(r.Context(), h.ack)
+	defer cancel()
 	res, err := h.ins.Insert(ctx, &store.EventInsert{Event: e, DedupeWindow: src.dedupe, HeadersJSON: hj})
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		if hookd.ErrorCode(err) == hookd.EInternal {
+			err = &hookd.Error{Code: hookd.EUnavailable, Message: "storage too slow to commit", Err: err}
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -258,24 +267,13 @@ func (s *source) selectMetadata(e *hookd.Event, r *http.Request) error {
 			return hookd.Errorf(hookd.EInvalid, "the event id (%s) is missing", s.cfg.Event.ID)
 		}
 	}
-	e.ExternalID = clip(id)
+	e.ExternalID = id
 	e.Type, _ = s.typ.Select(m)
-	e.Type = clip(e.Type)
 	e.Key, _ = s.key.Select(m)
-	e.Key = clip(e.Key)
 	if ts, _ := s.ts.Select(m); ts != "" {
 		e.OccurredAt, _ = ParseTimestamp(ts)
 	}
 	return nil
-}
-
-// clip bounds a selected value so that one request cannot bloat indexes.
-func clip(s string) string {
-	const maxLen = 512
-	if len(s) > maxLen {
-		return strings.ToValidUTF8(s[:maxLen], "")
-	}
-	return s
 }
 
 // ListensBeyondLoopback reports whether addr accepts connections from other

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -72,8 +73,8 @@ func (m *message) json() (any, error) {
 		dec.UseNumber()
 		if err := dec.Decode(&m.doc); err != nil {
 			m.jsonErr = errNotJSON
-		} else if _, err := dec.Token(); err == nil {
-			m.jsonErr = errNotJSON // trailing data
+		} else if _, err := dec.Token(); err != io.EOF {
+			m.jsonErr = errNotJSON // trailing data, valid or not
 		}
 	}
 	return m.doc, m.jsonErr
@@ -134,7 +135,7 @@ func ParseTimestamp(s string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC(), true
+		return inRange(t.UTC())
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
@@ -143,9 +144,20 @@ func ParseTimestamp(s string) (time.Time, bool) {
 	if f >= 1e11 {
 		f /= 1000
 	}
-	if f > 1e11 { // beyond year 5000: not a timestamp
+	if f >= maxTimestamp {
 		return time.Time{}, false
 	}
 	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(math.Round(frac*1e6))*1000).UTC(), true
+	return inRange(time.Unix(int64(sec), int64(math.Round(frac*1e6))*1000).UTC())
+}
+
+// maxTimestamp is 5001-01-01T00:00:00Z in epoch seconds: later values are
+// not event timestamps.
+const maxTimestamp = 95649120000
+
+func inRange(t time.Time) (time.Time, bool) {
+	if t.Unix() < 0 || t.Unix() >= maxTimestamp {
+		return time.Time{}, false
+	}
+	return t, true
 }

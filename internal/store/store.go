@@ -5,6 +5,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"time"
@@ -51,6 +53,17 @@ type EventInsert struct {
 	// that the encoding runs in the caller's goroutine rather than the
 	// single writer's. Optional.
 	HeadersJSON string
+}
+
+// DedupeKey is what a driver indexes for dedupe: the provider's id itself,
+// or a digest of it when it is long, so that ids of any length dedupe
+// exactly and the index stays small.
+func DedupeKey(externalID string) string {
+	if len(externalID) <= 128 {
+		return externalID
+	}
+	sum := sha256.Sum256([]byte(externalID))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // EncodeHeaders encodes request headers as stored: a JSON object of lists.

@@ -344,7 +344,8 @@ func (b *batchTx) insert(in *store.EventInsert) (store.EventInsertResult, error)
 		seq, _ := r.LastInsertId()
 		return store.EventInsertResult{ID: e.ID, Seq: seq, Stale: stale}, nil
 	}
-	args[3] = e.ExternalID
+	dkey := store.DedupeKey(e.ExternalID)
+	args[3] = dkey
 	for attempt := 0; ; attempt++ {
 		r, err := b.stmt(stInsertDup).ExecContext(ctx, args...)
 		if err != nil {
@@ -359,7 +360,7 @@ func (b *batchTx) insert(in *store.EventInsert) (store.EventInsertResult, error)
 			id    string
 			first int64
 		)
-		if err := b.stmt(stFindDup).QueryRowContext(ctx, e.Source, e.ExternalID).Scan(&seq, &id, &first); err != nil {
+		if err := b.stmt(stFindDup).QueryRowContext(ctx, e.Source, dkey).Scan(&seq, &id, &first); err != nil {
 			return store.EventInsertResult{}, err
 		}
 		if attempt == 0 && received-first >= in.DedupeWindow.Microseconds() {
