@@ -1,16 +1,17 @@
 package ingest
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
 
 	"hookd/internal/config"
 )
@@ -18,9 +19,10 @@ import (
 // Selector reads one metadata field from a request: a header, a query
 // parameter or a field of the JSON body.
 type Selector struct {
-	kind string   // "header", "query" or "json"
-	name string   // header or query parameter name
-	path []string // JSON path segments
+	kind  string   // "header", "query" or "json"
+	name  string   // header or query parameter name
+	path  []string // JSON path segments
+	gpath string   // the same path, escaped for gjson
 }
 
 // ParseSelector parses "header:Name", "query:name" or "json:a.b.c".
@@ -41,6 +43,11 @@ func ParseSelector(s string) (Selector, error) {
 		sel.name = arg
 	case "json":
 		sel.path = strings.Split(arg, ".")
+		esc := make([]string, len(sel.path))
+		for i, seg := range sel.path {
+			esc[i] = gjson.Escape(seg)
+		}
+		sel.gpath = strings.Join(esc, ".")
 	}
 	return sel, nil
 }
@@ -51,33 +58,34 @@ func (s Selector) IsZero() bool { return s.kind == "" }
 // NeedsJSON reports whether the selector reads the body.
 func (s Selector) NeedsJSON() bool { return s.kind == "json" }
 
+func init() {
+	// Paths come from the configuration and are escaped, but a path is
+	// never meant to run gjson's @modifiers.
+	gjson.DisableModifiers = true
+}
+
 // errNotJSON is returned by a json selector when the body is not JSON.
 var errNotJSON = errors.New("body is not valid JSON")
 
-// message is a request as selectors see it; the body is parsed at most
-// once, on first use.
+// message is a request as selectors see it; the body is validated as JSON
+// at most once, on first use.
 type message struct {
 	header http.Header
 	query  func() url.Values
 	body   []byte
 
-	parsed  bool
-	doc     any
+	checked bool
 	jsonErr error
 }
 
-func (m *message) json() (any, error) {
-	if !m.parsed {
-		m.parsed = true
-		dec := json.NewDecoder(bytes.NewReader(m.body))
-		dec.UseNumber()
-		if err := dec.Decode(&m.doc); err != nil {
+func (m *message) validJSON() error {
+	if !m.checked {
+		m.checked = true
+		if !gjson.ValidBytes(m.body) {
 			m.jsonErr = errNotJSON
-		} else if _, err := dec.Token(); err != io.EOF {
-			m.jsonErr = errNotJSON // trailing data, valid or not
 		}
 	}
-	return m.doc, m.jsonErr
+	return m.jsonErr
 }
 
 // Select returns the selected value, "" when absent. The error is set only
@@ -89,40 +97,37 @@ func (s Selector) Select(m *message) (string, error) {
 	case "query":
 		return m.query().Get(s.name), nil
 	case "json":
-		doc, err := m.json()
-		if err != nil {
+		if err := m.validJSON(); err != nil {
 			return "", err
 		}
-		return jsonPath(doc, s.path), nil
+		return jsonScalar(gjson.GetBytes(m.body, s.gpath)), nil
 	}
 	return "", nil
 }
 
-// jsonPath walks path through objects (by key) and arrays (by index) and
-// renders a scalar at its end: strings as they are, numbers as written,
-// booleans as true/false. Objects, arrays, null and a missing path are "".
-func jsonPath(v any, path []string) string {
-	for _, seg := range path {
-		switch x := v.(type) {
-		case map[string]any:
-			v = x[seg]
-		case []any:
-			i, err := strconv.Atoi(seg)
-			if err != nil || i < 0 || i >= len(x) {
-				return ""
-			}
-			v = x[i]
-		default:
-			return ""
+// jsonScalar renders the value a path led to: strings unescaped, numbers as
+// written, booleans as true/false. Objects, arrays, null and a missing path
+// are "". Lookup walks objects by key and arrays by index; where an object
+// repeats a key, the first occurrence counts.
+func jsonScalar(r gjson.Result) string {
+	switch r.Type {
+	case gjson.String:
+		if strings.IndexByte(r.Raw, '\\') < 0 && utf8.ValidString(r.Str) {
+			return r.Str
 		}
-	}
-	switch x := v.(type) {
-	case string:
-		return x
-	case json.Number:
-		return x.String()
-	case bool:
-		return strconv.FormatBool(x)
+		// Escapes and invalid UTF-8 are decoded the way encoding/json does
+		// (lone surrogates and bad bytes become U+FFFD).
+		var v string
+		if err := json.Unmarshal([]byte(r.Raw), &v); err != nil {
+			return r.Str
+		}
+		return v
+	case gjson.Number:
+		return r.Raw
+	case gjson.True:
+		return "true"
+	case gjson.False:
+		return "false"
 	}
 	return ""
 }
