@@ -159,11 +159,16 @@ type Response struct {
 }
 
 // Verify is one verification method: its type and the type's own options,
-// decoded strictly by package verify.
+// decoded strictly by package verify (see Decode).
 type Verify struct {
-	Type    string
+	// Type names the method, such as "hmac" or "oauth_jwt".
+	Type string
+	// Options are the method's keys other than type, for display.
 	Options map[string]any
-	Line    int
+	// Line is where the method starts in the file (0 when built in code).
+	Line int
+
+	node *yaml.Node
 }
 
 // UnmarshalYAML keeps the method's options for package verify.
@@ -174,8 +179,40 @@ func (v *Verify) UnmarshalYAML(n *yaml.Node) error {
 	}
 	t, _ := m["type"].(string)
 	delete(m, "type")
-	*v = Verify{Type: t, Options: m, Line: n.Line}
+	*v = Verify{Type: t, Options: m, Line: n.Line, node: n}
 	return nil
+}
+
+// NewVerify returns a method built in code (tests, defaults) from options
+// as they would be written in YAML.
+func NewVerify(typ string, opts map[string]any) (Verify, error) {
+	var n yaml.Node
+	if err := n.Encode(opts); err != nil {
+		return Verify{}, err
+	}
+	return Verify{Type: typ, Options: opts, node: &n}, nil
+}
+
+// Decode decodes the method's options into dst, a pointer to a struct with
+// yaml tags: every key but type must be a field of dst, and errors name
+// the line of the file.
+func (v Verify) Decode(dst any) error {
+	if v.node == nil {
+		return nil
+	}
+	n := *v.node
+	if n.Kind == yaml.MappingNode {
+		n.Content = nil
+		for i := 0; i+1 < len(v.node.Content); i += 2 {
+			if v.node.Content[i].Value != "type" {
+				n.Content = append(n.Content, v.node.Content[i], v.node.Content[i+1])
+			}
+		}
+	}
+	if err := knownFields(&n, reflect.TypeOf(dst).Elem()); err != nil {
+		return err
+	}
+	return n.Decode(dst)
 }
 
 // Defaults.

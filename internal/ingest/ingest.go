@@ -63,6 +63,10 @@ type Options struct {
 	Log         *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// HTTPClient is what verifiers call out with (JWKS, introspection).
+	HTTPClient *http.Client
+	// Issuer is hookd's own token issuer, for oauth_issuer sources.
+	Issuer *verify.Issuer
 }
 
 // headers whose values are credentials: they are stored as "[redacted]".
@@ -80,7 +84,8 @@ func New(o Options) (*Handler, error) {
 			s.status = http.StatusOK
 		}
 		var err error
-		if s.verify, err = verify.Build(c.Verify); err != nil {
+		env := &verify.Env{Source: c.Name, Now: h.now, HTTPClient: o.HTTPClient, Issuer: o.Issuer, Log: o.Log}
+		if s.verify, err = verify.Build(env, c.Verify); err != nil {
 			return nil, fmt.Errorf("source %s: %w", c.Name, err)
 		}
 		for _, p := range []struct {
@@ -105,10 +110,8 @@ func New(o Options) (*Handler, error) {
 		for _, name := range credentialHeaders {
 			s.redact[http.CanonicalHeaderKey(name)] = true
 		}
-		for _, v := range c.Verify {
-			if name, ok := v.Options["header"].(string); ok && v.Type == "header" {
-				s.redact[http.CanonicalHeaderKey(name)] = true
-			}
+		for _, name := range s.verify.CredentialHeaders() {
+			s.redact[http.CanonicalHeaderKey(name)] = true
 		}
 		if c.Response.Body != "" {
 			s.body, s.contentType = []byte(c.Response.Body), c.Response.ContentType
@@ -149,6 +152,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	}
 	vr := &verify.Request{Method: r.Method, URL: r.URL, Header: r.Header, RemoteAddr: r.RemoteAddr, Body: body}
 	if err := src.verify.Verify(r.Context(), vr); err != nil {
+		if c := verify.Challenge(err); c != "" {
+			w.Header().Set("WWW-Authenticate", c)
+		}
 		return err
 	}
 	rid := httpserver.RequestID(r.Context())
