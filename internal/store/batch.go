@@ -25,12 +25,24 @@ type Batcher struct {
 	// successful commit with the inserts and their results. It must not block.
 	OnCommit func(ins []*EventInsert, res []EventInsertResult)
 
+	// syncer is st when its commits need a Sync to be durable; the
+	// batches it committed wait in synced for the syncer goroutine.
+	syncer Syncer
+	synced chan committed
+
 	stop    chan struct{}
 	done    chan struct{}
 	stopped sync.Once
 
 	mu      sync.Mutex
 	lastErr error
+}
+
+// committed is a batch the store has committed but not yet made durable.
+type committed struct {
+	live []*pendingInsert
+	ins  []*EventInsert
+	res  []EventInsertResult
 }
 
 type pendingInsert struct {
@@ -58,7 +70,7 @@ func NewBatcher(st Store, log *slog.Logger, opt BatcherOptions) *Batcher {
 	if opt.MaxBatch <= 0 {
 		opt.MaxBatch = 2048
 	}
-	return &Batcher{
+	b := &Batcher{
 		st:       st,
 		log:      log,
 		queue:    make(chan *pendingInsert, opt.QueueSize),
@@ -66,15 +78,45 @@ func NewBatcher(st Store, log *slog.Logger, opt BatcherOptions) *Batcher {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	if sy, ok := st.(Syncer); ok {
+		b.syncer = sy
+		b.synced = make(chan committed, 64)
+	}
+	return b
+}
+
+// Syncer is implemented by a Store whose EventInsertMany returns once the
+// batch is committed but before it is durable. Sync makes every commit
+// returned so far durable. The Batcher then pipelines: while one batch is
+// being synced, the next one is committed, and callers are answered only
+// after the sync.
+type Syncer interface {
+	Sync() error
 }
 
 // ErrQueueFull is returned (wrapped in a *hookd.Error) when the write queue
 // is full.
 var ErrQueueFull = errors.New("write queue full")
 
-// Start starts the writer goroutine.
+// Start starts the writer goroutine (and the syncer goroutine, when the
+// store needs one).
 func (b *Batcher) Start(ctx context.Context) error {
-	go b.run()
+	if b.syncer != nil {
+		writerDone := make(chan struct{})
+		go func() {
+			defer close(writerDone)
+			b.run()
+		}()
+		go func() {
+			defer close(b.done)
+			b.syncLoop(writerDone)
+		}()
+		return nil
+	}
+	go func() {
+		defer close(b.done)
+		b.run()
+	}()
 	return nil
 }
 
@@ -131,7 +173,6 @@ func (b *Batcher) Insert(ctx context.Context, in *EventInsert) (EventInsertResul
 }
 
 func (b *Batcher) run() {
-	defer close(b.done)
 	batch := make([]*pendingInsert, 0, b.maxBatch)
 	for {
 		var first *pendingInsert
@@ -204,11 +245,73 @@ func (b *Batcher) commit(batch []*pendingInsert) {
 		}
 		return
 	}
-	if b.OnCommit != nil {
-		b.OnCommit(ins, res)
+	if b.syncer != nil {
+		b.synced <- committed{live: live, ins: ins, res: res}
+		return
 	}
-	for i, p := range live {
-		p.res = res[i]
+	b.release(committed{live: live, ins: ins, res: res})
+}
+
+// release answers the callers of a durable batch.
+func (b *Batcher) release(c committed) {
+	if b.OnCommit != nil {
+		b.OnCommit(c.ins, c.res)
+	}
+	for i, p := range c.live {
+		p.res = c.res[i]
 		close(p.done)
+	}
+}
+
+// syncLoop makes committed batches durable: it takes every batch committed
+// so far, syncs once, and answers all of their callers; meanwhile the
+// writer commits the next batch. It leaves once the writer has left and
+// everything it committed is answered.
+func (b *Batcher) syncLoop(writerDone <-chan struct{}) {
+	var pending []committed
+	for {
+		select {
+		case c := <-b.synced:
+			pending = append(pending[:0], c)
+		case <-writerDone:
+			select {
+			case c := <-b.synced:
+				pending = append(pending[:0], c)
+			default:
+				return
+			}
+		}
+	drain:
+		for {
+			select {
+			case c := <-b.synced:
+				pending = append(pending, c)
+			default:
+				break drain
+			}
+		}
+		err := b.syncer.Sync()
+		if err != nil {
+			b.mu.Lock()
+			b.lastErr = err
+			b.mu.Unlock()
+			n := 0
+			for _, c := range pending {
+				n += len(c.live)
+			}
+			b.log.Error("sync events", "count", n, "err", err)
+			herr := &hookd.Error{Code: hookd.EUnavailable, Message: "storage unavailable", Err: err}
+			for _, c := range pending {
+				for _, p := range c.live {
+					p.err = herr
+					close(p.done)
+				}
+			}
+			continue
+		}
+		for _, c := range pending {
+			b.release(c)
+		}
+		clear(pending)
 	}
 }

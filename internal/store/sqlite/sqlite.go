@@ -36,7 +36,10 @@ var migrations embed.FS
 // FileName is the database file inside the data directory.
 const FileName = "hookd.db"
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store  = (*Store)(nil)
+	_ store.Syncer = (*Store)(nil)
+)
 
 // Store is the SQLite implementation of store.Store.
 type Store struct {
@@ -53,6 +56,10 @@ type Store struct {
 	newestKey  *sql.Stmt
 	insertReq  *sql.Stmt
 	walCatchUp atomic.Bool
+	syncMu     sync.Mutex
+	wal        *os.File
+	syncErr    error
+	syncFile   func(*os.File) error // fdatasync; tests inject failures
 	stopCkpt   chan struct{}
 	ckptDone   chan struct{}
 	closeOnce  sync.Once
@@ -77,36 +84,42 @@ func Open(ctx context.Context, dir string, log *slog.Logger, opt Options) (*Stor
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	s := &Store{path: path, log: log, stopCkpt: make(chan struct{}), ckptDone: make(chan struct{})}
+	s := &Store{path: path, log: log, stopCkpt: make(chan struct{}), ckptDone: make(chan struct{}), syncFile: fdatasync}
 	var err error
 	// Pragmas, applied by the driver on every new connection:
 	//   journal_mode=WAL     readers never block the writer, and a commit is
 	//                        one sequential append to the WAL;
-	//   synchronous=FULL     the WAL is fsync'd at every commit: no 200 for an
-	//                        event a power cut could take back (the driver's
-	//                        WAL default, NORMAL, would allow that);
+	//   synchronous=FULL     every commit and checkpoint is fsync'd: no 200
+	//                        for an event a power cut could take back (the
+	//                        driver's WAL default, NORMAL, would allow that);
 	//   busy_timeout=5000    readers and the checkpointer wait for locks
 	//                        instead of failing at once;
 	//   foreign_keys=on      nothing relies on it yet; kept on for sanity.
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
-		"?_journal_mode=WAL&_synchronous=FULL&_busy_timeout=5000&_foreign_keys=on"
-	// The writer takes the write lock when a transaction begins, and never
-	// auto-checkpoints: checkpoints would run inside commits and push the
-	// commit latency's tail up (see docs/ARCHITECTURE.md).
-	if s.w, err = sql.Open("sqlite3", base+"&_txlock=immediate"); err != nil {
+		"?_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on"
+	full := base + "&_synchronous=FULL"
+	// The writer is the one exception to FULL, and it is not weaker: its
+	// commits are made durable by Sync, an fdatasync of the WAL file that
+	// the group-commit batcher runs before it answers anyone, while the
+	// writer already commits the next batch (NORMAL still syncs the WAL
+	// before every checkpoint and the database after it). The writer takes
+	// the write lock when a transaction begins, and never auto-checkpoints:
+	// checkpoints would run inside commits and push the commit latency's
+	// tail up (see docs/ARCHITECTURE.md).
+	if s.w, err = sql.Open("sqlite3", base+"&_synchronous=NORMAL&_txlock=immediate"); err != nil {
 		return nil, fmt.Errorf("open sqlite writer: %w", err)
 	}
 	s.w.SetMaxOpenConns(1)
 	s.w.SetMaxIdleConns(1)
 	s.w.SetConnMaxLifetime(0)
 	s.w.SetConnMaxIdleTime(0)
-	if s.r, err = sql.Open("sqlite3", base+"&_query_only=true"); err != nil {
+	if s.r, err = sql.Open("sqlite3", full+"&_query_only=true"); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("open sqlite readers: %w", err)
 	}
 	s.r.SetMaxOpenConns(4)
 	s.r.SetMaxIdleConns(4)
-	if s.ckpt, err = sql.Open("sqlite3", base); err != nil {
+	if s.ckpt, err = sql.Open("sqlite3", full); err != nil {
 		s.w.Close()
 		s.r.Close()
 		return nil, fmt.Errorf("open sqlite checkpointer: %w", err)
@@ -135,12 +148,21 @@ func (s *Store) init(ctx context.Context) error {
 	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		return fmt.Errorf("read journal_mode: %w", err)
 	}
-	var syncMode int
-	if err := s.w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&syncMode); err != nil {
-		return fmt.Errorf("read synchronous: %w", err)
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("sqlite durability settings not in force: journal_mode=%s, want wal", mode)
 	}
-	if !strings.EqualFold(mode, "wal") || syncMode != 2 {
-		return fmt.Errorf("sqlite durability settings not in force: journal_mode=%s synchronous=%d, want wal and 2 (FULL)", mode, syncMode)
+	for _, c := range []struct {
+		name string
+		db   *sql.DB
+		want int
+	}{{"writer", s.w, 1}, {"reader", s.r, 2}, {"checkpointer", s.ckpt, 2}} {
+		var got int
+		if err := c.db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&got); err != nil {
+			return fmt.Errorf("read synchronous: %w", err)
+		}
+		if got != c.want {
+			return fmt.Errorf("sqlite durability settings not in force: %s synchronous=%d, want %d", c.name, got, c.want)
+		}
 	}
 	if err := s.migrate(ctx); err != nil {
 		return err
@@ -264,6 +286,58 @@ func (s *Store) catchUpWAL(ctx context.Context) {
 	}
 }
 
+// Sync makes every commit returned so far durable: one fdatasync of the
+// WAL file, which covers every frame written before it started. It is
+// safe to call while the writer commits the next batch. A failed sync is
+// not retried: the kernel may have dropped the pages it could not write,
+// so from then on every Sync and commit fails and hookd must be restarted
+// (it then recovers from what is on disk).
+func (s *Store) Sync() error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if s.syncErr != nil {
+		return s.syncErr
+	}
+	walPath := s.path + "-wal"
+	if s.wal != nil {
+		// The WAL is never replaced while hookd runs, but if it were, a
+		// sync of the old file would prove nothing.
+		st, err := os.Stat(walPath)
+		fst, ferr := s.wal.Stat()
+		if err != nil || ferr != nil || !os.SameFile(st, fst) {
+			s.wal.Close()
+			s.wal = nil
+		}
+	}
+	if s.wal == nil {
+		f, err := os.OpenFile(walPath, os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("open WAL for sync: %w", err)
+		}
+		// The WAL's directory entry must be durable too.
+		if err := syncDir(filepath.Dir(walPath)); err != nil {
+			f.Close()
+			return fmt.Errorf("sync data directory: %w", err)
+		}
+		s.wal = f
+	}
+	if err := s.syncFile(s.wal); err != nil {
+		s.syncErr = fmt.Errorf("sync WAL (restart hookd; nothing acknowledged was lost): %w", err)
+		s.log.Error("sync failed: refusing further writes until restart", "err", err)
+		return s.syncErr
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
 // Path returns the database file.
 func (s *Store) Path() string { return s.path }
 
@@ -280,6 +354,11 @@ func (s *Store) Close() error {
 		// Leave a small WAL behind for the next start.
 		s.ckpt.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 		s.closeError = s.closeDBs()
+		s.syncMu.Lock()
+		if s.wal != nil {
+			s.wal.Close()
+		}
+		s.syncMu.Unlock()
 	})
 	return s.closeError
 }
@@ -291,6 +370,22 @@ func (s *Store) closeDBs() error {
 // EventInsertMany stores ins in one immediate transaction on the writer
 // connection: one commit, one fsync of the WAL.
 func (s *Store) EventInsertMany(ctx context.Context, ins []*store.EventInsert) ([]store.EventInsertResult, error) {
+	s.syncMu.Lock()
+	broken := s.syncErr
+	s.syncMu.Unlock()
+	if broken != nil {
+		return nil, &hookd.Error{Code: hookd.EUnavailable, Message: "storage unavailable", Err: broken}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// The writer's statements run with a context that never ends: the
+	// driver runs every statement whose context can end in a goroutine of
+	// its own and parks the caller, which put the writer behind every
+	// runnable handler at each row (five times the cost of the insert).
+	// SQLite statements here end by themselves (busy_timeout bounds lock
+	// waits), and the batcher's callers have their own deadlines.
+	ctx = context.Background()
 	s.catchUpWAL(ctx)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {

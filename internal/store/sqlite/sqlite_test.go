@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,10 +51,13 @@ func TestPragmas(t *testing.T) {
 	ctx := t.Context()
 	// Every pool the store uses: the writer commits, but the checkpointer
 	// writes the database file and readers open their own connections.
+	// The writer runs NORMAL because Sync (an fdatasync of the WAL before
+	// any caller is answered) makes its commits durable; the others FULL.
 	for _, db := range []struct {
-		name string
-		db   *sql.DB
-	}{{"writer", st.w}, {"readers", st.r}, {"checkpointer", st.ckpt}} {
+		name     string
+		db       *sql.DB
+		wantSync int
+	}{{"writer", st.w, 1}, {"readers", st.r, 2}, {"checkpointer", st.ckpt, 2}} {
 		var mode string
 		if err := db.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 			t.Fatalf("%s: read journal_mode: %v", db.name, err)
@@ -64,8 +69,8 @@ func TestPragmas(t *testing.T) {
 		if err := db.db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&syncMode); err != nil {
 			t.Fatalf("%s: read synchronous: %v", db.name, err)
 		}
-		if syncMode != 2 {
-			t.Errorf("%s: got synchronous %d, want 2 (FULL)", db.name, syncMode)
+		if syncMode != db.wantSync {
+			t.Errorf("%s: got synchronous %d, want %d", db.name, syncMode, db.wantSync)
 		}
 	}
 	var autoCkpt int
@@ -270,4 +275,39 @@ func BenchmarkSQLiteInsert(b *testing.B) {
 		b.Fatalf("%d of %d inserts failed", n, b.N)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// Sync makes commits durable with an fdatasync of the WAL; after a sync
+// has failed, the store refuses further writes instead of acknowledging
+// events whose pages the kernel may have dropped.
+func TestSyncFailureIsSticky(t *testing.T) {
+	t.Parallel()
+	st := openTest(t, t.TempDir(), testLogger(t))
+	ctx := t.Context()
+	ins := func(id string) error {
+		_, err := st.EventInsertMany(ctx, []*store.EventInsert{{Event: &hookd.Event{
+			ID: hookd.EventIDPrefix + hookd.NewULID(time.Now()), Source: "s", ExternalID: id,
+			ReceivedAt: time.Now(), Body: []byte("{}"),
+		}}})
+		return err
+	}
+	if err := ins("a"); err != nil {
+		t.Fatalf("insert: %v", err)
+	}
+	if err := st.Sync(); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	// A failing disk: fdatasync answers EIO.
+	st.syncMu.Lock()
+	st.syncFile = func(*os.File) error { return syscall.EIO }
+	st.syncMu.Unlock()
+	if err := st.Sync(); err == nil {
+		t.Fatalf("sync on a broken descriptor: got nil, want an error")
+	}
+	if err := st.Sync(); err == nil {
+		t.Errorf("second sync after a failure: got nil, want the same error (sticky)")
+	}
+	if err := ins("b"); hookd.ErrorCode(err) != hookd.EUnavailable {
+		t.Errorf("insert after a failed sync: got %v, want an EUnavailable error", err)
+	}
 }
