@@ -22,6 +22,7 @@ import (
 	"hookd/internal/ingest"
 	"hookd/internal/store"
 	"hookd/internal/store/sqlite"
+	"hookd/internal/verify"
 )
 
 // App is one hookd server process as an object: Open, Serve, Shutdown. A
@@ -34,6 +35,13 @@ type App struct {
 	batcher *store.Batcher
 	srv     *http.Server
 	ln      net.Listener
+	// outbound is the HTTP client of verifiers that call out (JWKS,
+	// introspection).
+	outbound *http.Client
+
+	// now is the clock of verification and ingest; nil is time.Now.
+	// Tests set it before Open to expire tokens without sleeping.
+	now func() time.Time
 
 	// AdminToken is the generated admin token, when none was configured.
 	generatedToken string
@@ -81,9 +89,17 @@ func (a *App) Open(ctx context.Context) (err error) {
 	}
 	a.batcher = store.NewBatcher(a.st, a.log, store.BatcherOptions{})
 	errs := &httpserver.Errors{Log: a.log, RetryAfter: a.cfg.Server.RetryAfter.D()}
+	// The issuer serves every oauth_issuer source: it is built from all of
+	// them before any source's verifiers are. Nil when none uses it.
+	issuer, err := verify.NewIssuer(ctx, verify.IssuerOptions{Store: a.st, Sources: a.cfg.Sources, Now: a.now, Log: a.log})
+	if err != nil {
+		return err
+	}
+	a.outbound = newOutboundClient()
 	in, err := ingest.New(ingest.Options{
 		Sources: a.cfg.Sources, Inserter: a.batcher, Errors: errs,
 		AckDeadline: a.cfg.Server.AckDeadline.D(), Log: a.log,
+		Now: a.now, HTTPClient: a.outbound, Issuer: issuer,
 	})
 	if err != nil {
 		return err
@@ -91,6 +107,9 @@ func (a *App) Open(ctx context.Context) (err error) {
 	api := admin.New(admin.Options{Store: a.st, Errors: errs, Log: a.log, Tokens: tokens, Sources: a.cfg.Sources})
 	mux := http.NewServeMux()
 	mux.Handle("/in/{source}", in)
+	if issuer != nil {
+		mux.Handle(verify.IssuerTokenPath, issuer)
+	}
 	mux.Handle("/api/v1/", api)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpserver.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -182,6 +201,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if err := a.st.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close storage: %w", err))
 		}
+		if a.outbound != nil {
+			a.outbound.CloseIdleConnections()
+		}
 		a.shutdownErr = errors.Join(errs...)
 	})
 	return a.shutdownErr
@@ -265,6 +287,24 @@ func (a *App) Warnings() {
 	}
 	if len(a.cfg.Sources) == 0 {
 		a.log.Warn("no sources configured: POST /in/{source} answers 404 to everything")
+	}
+}
+
+// newOutboundClient is the HTTP client verifiers call out with (JWKS,
+// introspection): 5 s to connect, 10 s for the whole exchange.
+func newOutboundClient() *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           dialer.DialContext,
+			TLSHandshakeTimeout:   5 * time.Second,
+			ResponseHeaderTimeout: 10 * time.Second,
+			MaxIdleConnsPerHost:   4,
+			IdleConnTimeout:       90 * time.Second,
+			ForceAttemptHTTP2:     true,
+		},
 	}
 }
 

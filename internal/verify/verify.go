@@ -135,9 +135,6 @@ func Build(env *Env, list []config.Verify) (Chain, error) {
 	return c, nil
 }
 
-// Issuer is hookd's own OAuth token issuer; see issuer.go.
-type Issuer struct{}
-
 // Challenges for WWW-Authenticate (RFC 6750).
 const (
 	ChallengeBearer        = `Bearer realm="hookd"`
