@@ -97,6 +97,9 @@ type Server struct {
 	// RetryAfter is the Retry-After, in seconds, sent with 503 answers.
 	// Default 5s.
 	RetryAfter Duration `yaml:"retry_after"`
+	// VerifyTimeout bounds a source's verification (a JWKS fetch, a token
+	// introspection); past it the answer is 503. Default 3s.
+	VerifyTimeout Duration `yaml:"verify_timeout"`
 }
 
 // Log configures logging.
@@ -212,7 +215,19 @@ func (v Verify) Decode(dst any) error {
 	if err := knownFields(&n, reflect.TypeOf(dst).Elem()); err != nil {
 		return err
 	}
-	return n.Decode(dst)
+	if err := n.Decode(dst); err != nil {
+		return redactValues(err)
+	}
+	return nil
+}
+
+var quotedValue = regexp.MustCompile("`[^`]*`")
+
+// redactValues removes the values yaml quotes in its type errors ("cannot
+// unmarshal !!str `s3cr3t` into []string"): a method's options hold
+// secrets, and errors end up in logs.
+func redactValues(err error) error {
+	return errors.New(quotedValue.ReplaceAllString(err.Error(), "a value"))
 }
 
 // Defaults.
@@ -259,6 +274,7 @@ func (c *Config) applyDefaults() {
 	setD(&s.IdleTimeout, 120*time.Second)
 	setD(&s.ShutdownGrace, 30*time.Second)
 	setD(&s.RetryAfter, 5*time.Second)
+	setD(&s.VerifyTimeout, 3*time.Second)
 	if s.MaxInFlight == 0 {
 		s.MaxInFlight = 4096
 	}

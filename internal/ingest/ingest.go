@@ -37,8 +37,10 @@ type Handler struct {
 	ins     Inserter
 	errs    *httpserver.Errors
 	ack     time.Duration
-	log     *slog.Logger
-	now     func() time.Time
+	// verifyTimeout bounds a source's verification chain.
+	verifyTimeout time.Duration
+	log           *slog.Logger
+	now           func() time.Time
 }
 
 type source struct {
@@ -60,7 +62,9 @@ type Options struct {
 	Inserter    Inserter
 	Errors      *httpserver.Errors
 	AckDeadline time.Duration
-	Log         *slog.Logger
+	// VerifyTimeout bounds verification; default 3s.
+	VerifyTimeout time.Duration
+	Log           *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// HTTPClient is what verifiers call out with (JWKS, introspection).
@@ -77,6 +81,9 @@ func New(o Options) (*Handler, error) {
 	h := &Handler{sources: map[string]*source{}, ins: o.Inserter, errs: o.Errors, ack: o.AckDeadline, log: o.Log, now: o.Now}
 	if h.now == nil {
 		h.now = time.Now
+	}
+	if h.verifyTimeout = o.VerifyTimeout; h.verifyTimeout <= 0 {
+		h.verifyTimeout = 3 * time.Second
 	}
 	for _, c := range o.Sources {
 		s := &source{cfg: c, status: c.Response.Status, redact: map[string]bool{}}
@@ -151,7 +158,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		return err
 	}
 	vr := &verify.Request{Method: r.Method, URL: r.URL, Header: r.Header, RemoteAddr: r.RemoteAddr, Body: body}
-	if err := src.verify.Verify(r.Context(), vr); err != nil {
+	vctx, vcancel := context.WithTimeout(r.Context(), h.verifyTimeout)
+	err = src.verify.Verify(vctx, vr)
+	vcancel()
+	if err != nil && hookd.ErrorCode(err) == hookd.EInternal && vctx.Err() != nil {
+		err = verify.Unavailable("verification took too long", err)
+	}
+	if err != nil {
 		if c := verify.Challenge(err); c != "" {
 			w.Header().Set("WWW-Authenticate", c)
 		}

@@ -20,6 +20,7 @@ import (
 	"hookd/internal/ingest"
 	"hookd/internal/store"
 	"hookd/internal/store/sqlite"
+	"hookd/internal/verify"
 )
 
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -72,7 +73,7 @@ func newHarnessConfig(t *testing.T, cfg *config.Config) *harness {
 	errs := &httpserver.Errors{Log: log, RetryAfter: cfg.Server.RetryAfter.D()}
 	in, err := ingest.New(ingest.Options{
 		Sources: cfg.Sources, Inserter: b, Errors: errs,
-		AckDeadline: cfg.Server.AckDeadline.D(), Log: log,
+		AckDeadline: cfg.Server.AckDeadline.D(), VerifyTimeout: cfg.Server.VerifyTimeout.D(), Log: log,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -744,4 +745,35 @@ func TestListensBeyondLoopback(t *testing.T) {
 			t.Errorf("ListensBeyondLoopback(%q): got %v, want %v", tt.addr, got, tt.want)
 		}
 	}
+}
+
+// stuckVerifier waits for its context, as a verifier calling an identity
+// provider that never answers would.
+type stuckVerifier struct{}
+
+func (stuckVerifier) Verify(ctx context.Context, r *verify.Request) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func init() {
+	verify.Register("test_stuck", func(*verify.Env, config.Verify) (verify.Verifier, error) { return stuckVerifier{}, nil })
+}
+
+// A verification that cannot finish is answered 503 with Retry-After once
+// server.verify_timeout has passed, and nothing is stored.
+func TestIngestVerifyTimeout(t *testing.T) {
+	t.Parallel()
+	cfg := parseConfig(t, "server: {verify_timeout: 200ms}\nsources:\n  - name: a\n    verify: [{type: test_stuck}]\n")
+	h := newHarnessConfig(t, cfg)
+	start := time.Now()
+	a := post(t, h.srv, "/in/a", `{"id":"x"}`, nil)
+	took := time.Since(start)
+	if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" {
+		t.Fatalf("got %d (Retry-After %q), want 503 with Retry-After", a.status, a.header.Get("Retry-After"))
+	}
+	if took > 2*time.Second {
+		t.Errorf("answered after %v, want about the 200ms verify timeout", took)
+	}
+	h.wantCount(t, 0)
 }
