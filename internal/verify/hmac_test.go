@@ -623,6 +623,8 @@ func TestSignatureOptionsInvalid(t *testing.T) {
 	}{
 		{"NoSignature", "", nil, "signature: required"},
 		{"BadSignature", "", nil, "signature: invalid"},
+		{"SecretInSignature", "", nil, "signature: invalid"},
+		{"SecretInAlgorithm", "", nil, "algorithm: unknown"},
 		{"EmptySecret", "", nil, "secrets[1]: empty"},
 		{"NoSecrets", "", nil, "secrets: at least one"},
 		{"BadSecretBase64", "", nil, "secrets[0]: not valid base64"},
@@ -633,7 +635,7 @@ func TestSignatureOptionsInvalid(t *testing.T) {
 		{"PrefixOnKV", "", nil, "not options of scheme kv"},
 		{"KeyOnList", "", nil, "signature_key: not an option of scheme list"},
 		{"TemplateWithoutBody", "", nil, "must include {body}"},
-		{"TemplateUnknownPlaceholder", "", nil, "unknown placeholder {nonce}"},
+		{"TemplateUnknownPlaceholder", "", nil, "unknown placeholder"},
 		{"TemplateUnclosed", "", nil, "unclosed '{'"},
 		{"TimestampPlaceholderWithoutTimestamp", "", nil, "{timestamp} needs the timestamp option"},
 		{"TimestampHeaderNotSigned", "", nil, "timestamp: checked but not signed"},
@@ -660,6 +662,10 @@ func TestSignatureOptionsInvalid(t *testing.T) {
 			c.typ, c.opts = base("hmac", "signature", nil)
 		case "BadSignature":
 			c.typ, c.opts = base("hmac", "signature", "body:sig")
+		case "SecretInSignature":
+			c.typ, c.opts = base("hmac", "signature", "topsecret-value")
+		case "SecretInAlgorithm":
+			c.typ, c.opts = base("hmac", "algorithm", "topsecret-value")
 		case "EmptySecret":
 			c.typ, c.opts = base("hmac", "secrets", []any{"a", ""})
 		case "NoSecrets":

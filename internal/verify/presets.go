@@ -49,7 +49,7 @@ func newStandardWebhooks(env *Env, m config.Verify) (Verifier, error) {
 	}
 	prefix := cmp.Or(p.HeaderPrefix, "webhook-")
 	if !sigHeaderName(prefix + "signature") {
-		return nil, fmt.Errorf("header_prefix: invalid %q", p.HeaderPrefix)
+		return nil, fmt.Errorf("header_prefix: invalid (want the start of a header name, such as svix-)")
 	}
 	v, _, err := sigBuild(env, "standard_webhooks", &sigOptions{
 		Signature: "header:" + prefix + "signature",

@@ -61,13 +61,13 @@ func newPublicKey(env *Env, m config.Verify) (Verifier, error) {
 		if o.Hash != "" {
 			var ok bool
 			if h, ok = sigKeyHashes[o.Hash]; !ok {
-				return nil, fmt.Errorf("hash: unknown %q (want sha256, sha384 or sha512)", o.Hash)
+				return nil, fmt.Errorf("hash: unknown (want sha256, sha384 or sha512)")
 			}
 		}
 	case "":
 		return nil, fmt.Errorf("algorithm: required (ed25519, rsa_pkcs1v15, rsa_pss or ecdsa)")
 	default:
-		return nil, fmt.Errorf("algorithm: unknown %q (want ed25519, rsa_pkcs1v15, rsa_pss or ecdsa)", o.Algorithm)
+		return nil, fmt.Errorf("algorithm: unknown (want ed25519, rsa_pkcs1v15, rsa_pss or ecdsa)")
 	}
 	keys, err := sigParsePublicKeys("keys", o.Keys, alg)
 	if err != nil {

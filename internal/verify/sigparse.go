@@ -186,6 +186,9 @@ func sigParseTimestamp(s string) (time.Time, bool) {
 			}
 			return time.UnixMilli(n).UTC(), true
 		}
+		if n >= sigMaxEpoch {
+			return time.Time{}, false
+		}
 		return time.Unix(n, 0).UTC(), true
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
@@ -275,7 +278,7 @@ func sigPlaceholder(name string) (sigPart, error) {
 	if h, ok := strings.CutPrefix(name, "header:"); ok && sigHeaderName(h) {
 		return sigPart{kind: sigPartHeader, text: http.CanonicalHeaderKey(h)}, nil
 	}
-	return sigPart{}, fmt.Errorf("unknown placeholder {%s} (want {body}, {secret}, {timestamp}, {id} or {header:Name})", name)
+	return sigPart{}, fmt.Errorf("unknown placeholder (want {body}, {secret}, {timestamp}, {id} or {header:Name})")
 }
 
 // sigHeaderName reports whether h is an HTTP header name (RFC 9110 token).
@@ -350,7 +353,7 @@ func sigReadJSON(dec *json.Decoder, depth int) (any, error) {
 					return nil, errors.New("object key is not a string")
 				}
 				if _, dup := m[k]; dup {
-					return nil, fmt.Errorf("repeated key %q", k)
+					return nil, errors.New("repeated object key")
 				}
 				if m[k], err = sigReadJSON(dec, depth+1); err != nil {
 					return nil, err
