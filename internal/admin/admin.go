@@ -118,20 +118,21 @@ func mapStoreErr(err error) error {
 
 // EventJSON is the API's shape of an event.
 type EventJSON struct {
-	ID          string              `json:"id"`
-	Source      string              `json:"source"`
-	ExternalID  *string             `json:"external_id"`
-	Type        *string             `json:"type"`
-	Key         *string             `json:"key"`
-	OccurredAt  *time.Time          `json:"occurred_at"`
-	ReceivedAt  time.Time           `json:"received_at"`
-	RequestID   string              `json:"request_id"`
-	Stale       bool                `json:"stale"`
-	ContentType string              `json:"content_type"`
-	Headers     map[string][]string `json:"headers"`
-	Body        *string             `json:"body,omitempty"`
-	BodyBase64  *string             `json:"body_base64,omitempty"`
-	Deliveries  []any               `json:"deliveries"`
+	ID          string     `json:"id"`
+	Source      string     `json:"source"`
+	ExternalID  *string    `json:"external_id"`
+	Type        *string    `json:"type"`
+	Key         *string    `json:"key"`
+	OccurredAt  *time.Time `json:"occurred_at"`
+	ReceivedAt  time.Time  `json:"received_at"`
+	RequestID   string     `json:"request_id"`
+	Stale       bool       `json:"stale"`
+	ContentType string     `json:"content_type"`
+	// Headers is omitted only from listings asked for with body=false.
+	Headers    *map[string][]string `json:"headers,omitempty"`
+	Body       *string              `json:"body,omitempty"`
+	BodyBase64 *string              `json:"body_base64,omitempty"`
+	Deliveries []any                `json:"deliveries"`
 	// Cursor is the event's position in the log, for after=/cursor=.
 	Cursor string `json:"cursor"`
 }
@@ -148,16 +149,18 @@ func NewEventJSON(e *hookd.Event) *EventJSON {
 	j := &EventJSON{
 		ID: e.ID, Source: e.Source, ExternalID: strPtr(e.ExternalID), Type: strPtr(e.Type), Key: strPtr(e.Key),
 		ReceivedAt: e.ReceivedAt, RequestID: e.RequestID, Stale: e.Stale, ContentType: e.ContentType,
-		Headers: e.Headers, Deliveries: []any{}, Cursor: store.EncodeCursor(e.Seq),
-	}
-	if j.Headers == nil {
-		j.Headers = map[string][]string{}
+		Deliveries: []any{}, Cursor: store.EncodeCursor(e.Seq),
 	}
 	if !e.OccurredAt.IsZero() {
 		t := e.OccurredAt
 		j.OccurredAt = &t
 	}
 	if e.Body != nil {
+		h := e.Headers
+		if h == nil {
+			h = map[string][]string{}
+		}
+		j.Headers = &h
 		b64 := base64.StdEncoding.EncodeToString(e.Body)
 		j.BodyBase64 = &b64
 		if utf8.Valid(e.Body) {

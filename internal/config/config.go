@@ -450,7 +450,9 @@ func (c *Config) Validate() error {
 		if len(t) < 16 {
 			bad("admin.tokens", "a token is shorter than 16 characters")
 		}
-		tokens = append(tokens, t)
+		if !slices.Contains(tokens, t) {
+			tokens = append(tokens, t)
+		}
 	}
 	c.Admin.Tokens = tokens
 	for i, cidr := range c.Egress.AllowPrivate {
