@@ -16,7 +16,7 @@ const apiKeyHeader = "X-Api-Key"
 type apiKeyOptions struct {
 	// Keys are the accepted API keys, one or a list (several during a
 	// rotation).
-	Keys secretValues `yaml:"keys"`
+	Keys stringList `yaml:"keys"`
 }
 
 // apiKeyVerifier accepts "Authorization: Bearer KEY" or "X-Api-Key: KEY".

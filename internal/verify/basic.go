@@ -31,7 +31,7 @@ type basicUserOptions struct {
 	// Username is the user name; it must not contain ':'.
 	Username string `yaml:"username"`
 	// Password is one password or a list of them (rotation).
-	Password secretValues `yaml:"password"`
+	Password stringList `yaml:"password"`
 }
 
 type basicUser struct {
@@ -148,22 +148,23 @@ func credParseBearer(h string) (tok string, isBearer bool) {
 	return rest, true
 }
 
-// secretValues is a secret option written as one string or a list of
-// strings; every listed value is accepted, which is how a secret rotates.
-type secretValues []string
+// stringList is an option written as one string or a list of strings,
+// such as a secret list (every listed value is accepted, which is how a
+// secret rotates) or an audience list.
+type stringList []string
 
 // UnmarshalYAML accepts a string or a list of strings.
-func (s *secretValues) UnmarshalYAML(n *yaml.Node) error {
+func (s *stringList) UnmarshalYAML(n *yaml.Node) error {
 	switch n.Kind {
 	case yaml.ScalarNode:
 		if n.Tag == "!!null" {
 			*s = nil
 			return nil
 		}
-		*s = secretValues{n.Value}
+		*s = stringList{n.Value}
 		return nil
 	case yaml.SequenceNode:
-		out := make(secretValues, 0, len(n.Content))
+		out := make(stringList, 0, len(n.Content))
 		for _, c := range n.Content {
 			if c.Kind != yaml.ScalarNode {
 				return fmt.Errorf("line %d: want a string", c.Line)

@@ -18,7 +18,7 @@ type headerOptions struct {
 	Header string `yaml:"header"`
 	// Secrets are the accepted values, one or a list (several during a
 	// rotation).
-	Secrets secretValues `yaml:"secrets"`
+	Secrets stringList `yaml:"secrets"`
 }
 
 // headerVerifier checks that a named header carries one of the secrets.

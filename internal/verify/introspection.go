@@ -60,9 +60,9 @@ type oauthIntroOptions struct {
 	// Timeout bounds one introspection call. Default 5s.
 	Timeout *config.Duration `yaml:"timeout"`
 	// Audience, when set, must intersect the answer's aud.
-	Audience oauthStrings `yaml:"audience"`
+	Audience stringList `yaml:"audience"`
 	// Scope, when set, lists scopes that must all be in the answer's scope.
-	Scope oauthStrings `yaml:"scope"`
+	Scope stringList `yaml:"scope"`
 	// AllowHTTP allows a plain http:// url beyond loopback.
 	AllowHTTP bool `yaml:"allow_http"`
 }

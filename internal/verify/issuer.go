@@ -110,7 +110,7 @@ type issuerClientOptions struct {
 	// ID is the client id, unique across every source.
 	ID string `yaml:"id"`
 	// Secret is the client secret, or a list of them (rotation).
-	Secret secretValues `yaml:"secret"`
+	Secret stringList `yaml:"secret"`
 }
 
 // issuerValidity is a duration written as a Go duration string or a bare

@@ -69,18 +69,18 @@ type oauthJWTOptions struct {
 	// YAML mapping.
 	Keys []oauthJWTKeySpec `yaml:"keys"`
 	// Secrets are the HMAC keys of HS256/384/512; several for rotation.
-	Secrets oauthStrings `yaml:"secrets"`
+	Secrets stringList `yaml:"secrets"`
 	// Algorithms is the allow-list of signature algorithms; required.
-	Algorithms oauthStrings `yaml:"algorithms"`
+	Algorithms stringList `yaml:"algorithms"`
 	// Issuer, when set, must equal the iss claim.
 	Issuer string `yaml:"issuer"`
 	// Audience, when set, must intersect the aud claim.
-	Audience oauthStrings `yaml:"audience"`
+	Audience stringList `yaml:"audience"`
 	// Leeway is the clock skew allowed on exp, nbf and iat. Default 30s,
 	// at most 60s.
 	Leeway *config.Duration `yaml:"leeway"`
 	// RequiredClaims name claims that must be present (and not null).
-	RequiredClaims oauthStrings `yaml:"required_claims"`
+	RequiredClaims stringList `yaml:"required_claims"`
 	// AllowHTTP allows a plain http:// jwks_url beyond loopback.
 	AllowHTTP bool `yaml:"allow_http"`
 }
@@ -742,33 +742,6 @@ func oauthJWTKeyOf(pub any, kid, alg string) (oauthJWTKey, error) {
 		return oauthJWTKey{}, errors.New("unsupported key type (want RSA, ECDSA or Ed25519)")
 	}
 	return oauthJWTKey{kid: kid, alg: alg, key: pub}, nil
-}
-
-// oauthStrings is an option written as one string or a list of strings.
-type oauthStrings []string
-
-// UnmarshalYAML accepts a string or a list of strings.
-func (s *oauthStrings) UnmarshalYAML(n *yaml.Node) error {
-	switch n.Kind {
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			*s = nil
-			return nil
-		}
-		*s = oauthStrings{n.Value}
-		return nil
-	case yaml.SequenceNode:
-		out := make(oauthStrings, 0, len(n.Content))
-		for _, c := range n.Content {
-			if c.Kind != yaml.ScalarNode {
-				return fmt.Errorf("line %d: want a string", c.Line)
-			}
-			out = append(out, c.Value)
-		}
-		*s = out
-		return nil
-	}
-	return fmt.Errorf("line %d: want a string or a list of strings", n.Line)
 }
 
 // oauthCheckURL accepts an absolute https URL, or http to a loopback host
