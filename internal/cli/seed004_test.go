@@ -98,12 +98,10 @@ func TestSeed004BodySignature(t *testing.T) {
 	}
 }
 
-// TestSeed004Covers runs the example with covers: json:payload enabled: a
-// payload that differs from the signed payloadAsString is refused too.
+// TestSeed004Covers: the example sets covers: json:payload, so a payload
+// that differs from the signed payloadAsString is refused too.
 func TestSeed004Covers(t *testing.T) {
-	base := s003Start(t, "seed-004-body-signature.yaml", s004Env(), func(s string) string {
-		return strings.Replace(s, "# covers: json:payload", "covers: json:payload", 1)
-	})
+	base := s003Start(t, "seed-004-body-signature.yaml", s004Env(), nil)
 	url := base + "/in/collections"
 	sig := s004Sign(s004Payload, s004Secret)
 	otherID := strings.Replace(s004Payload, "09feeb6f", "ffffffff", 1)
