@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -527,6 +528,9 @@ func (c *Config) Validate() error {
 
 // ValidSelector checks a metadata selector's syntax.
 func ValidSelector(sel string) error {
+	if !utf8.ValidString(sel) {
+		return fmt.Errorf("invalid selector %q: not valid UTF-8", sel)
+	}
 	kind, arg, ok := strings.Cut(sel, ":")
 	if !ok || arg == "" {
 		return fmt.Errorf("invalid selector %q (want header:Name, json:path.to.field or query:name)", sel)

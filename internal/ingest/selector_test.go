@@ -395,9 +395,13 @@ func refSelectFirst(dec *json.Decoder, path []string) (val any, found bool, err 
 		_, err = dec.Token()
 		return val, found, err
 	case json.Delim('['):
+		// An all-digit segment is an index into an array ("00" is 0).
 		idx, aerr := strconv.Atoi(path[0])
+		if strings.Trim(path[0], "0123456789") != "" {
+			aerr = strconv.ErrSyntax
+		}
 		for i := 0; dec.More(); i++ {
-			if aerr == nil && i == idx && path[0] == strconv.Itoa(idx) {
+			if aerr == nil && i == idx {
 				if val, found, err = refSelectFirst(dec, path[1:]); err != nil {
 					return nil, false, err
 				}
