@@ -1,0 +1,226 @@
+// Package webhook is the http destination: it POSTs each event's raw body,
+// with its original Content-Type and the webhook-id, webhook-timestamp and
+// Hookd-* headers, to a configured URL, and classifies the answer (see
+// Classify).
+//
+// Connections: a keep-alive pool per destination; redirects are never
+// followed (a 3xx is a retriable failure); TLS certificates are always
+// verified; proxies from the environment are ignored; at most 1 KiB of an
+// answer is read and the rest is discarded unread.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"hookd"
+	"hookd/internal/destination"
+)
+
+// Type is the destination type key.
+const Type = "http"
+
+func init() {
+	destination.Register(Type, open)
+}
+
+// Headers hookd sets on every request. The Standard Webhooks names are
+// sent in lower case, as that specification and SPEC §3 spell them.
+const (
+	HeaderID        = "webhook-id"
+	HeaderTimestamp = "webhook-timestamp"
+	HeaderEventType = "Hookd-Event-Type"
+	HeaderSource    = "Hookd-Source"
+	HeaderAttempt   = "Hookd-Attempt"
+)
+
+// Pool limits. The engine bounds concurrency per destination; the pool
+// only needs to keep that many connections warm.
+const (
+	maxIdleConns      = 64
+	idleConnTimeout   = 90 * time.Second
+	tcpKeepAlive      = 30 * time.Second
+	maxResponseHeader = 64 << 10
+	// drainLimit is how much of an answer beyond the excerpt is read so
+	// that a small answer leaves its connection reusable; past it the
+	// connection is closed instead.
+	drainLimit = 4 << 10
+)
+
+// Destination delivers events to one URL. It is safe for concurrent use.
+type Destination struct {
+	s         *settings
+	now       func() time.Time
+	transport *http.Transport
+	client    *http.Client
+	userAgent string
+	closed    atomic.Bool
+}
+
+var _ destination.Destination = (*Destination)(nil)
+
+func open(_ context.Context, env *destination.Env, opts destination.Options) (destination.Destination, error) {
+	var o Options
+	if err := opts.Decode(&o); err != nil {
+		return nil, err
+	}
+	return New(env, o)
+}
+
+// New validates o and returns a destination. Errors name the option at
+// fault. env may be nil (the real clock is used).
+func New(env *destination.Env, o Options) (*Destination, error) {
+	s, err := o.validate()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now
+	if env != nil && env.Now != nil {
+		now = env.Now
+	}
+	dialer := &net.Dialer{Timeout: s.connectTimeout, KeepAlive: tcpKeepAlive}
+	tr := &http.Transport{
+		Proxy:                  nil, // never from the environment
+		DialContext:            dialer.DialContext,
+		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:    s.connectTimeout,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           maxIdleConns,
+		MaxIdleConnsPerHost:    maxIdleConns,
+		IdleConnTimeout:        idleConnTimeout,
+		MaxResponseHeaderBytes: maxResponseHeader,
+		// No Accept-Encoding: the excerpt is what the receiver sent, and
+		// nothing is decompressed.
+		DisableCompression: true,
+	}
+	return &Destination{
+		s:         s,
+		now:       now,
+		transport: tr,
+		client: &http.Client{
+			Transport: tr,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		},
+		userAgent: "hookd/" + hookd.Version,
+	}, nil
+}
+
+// errClosed is returned by Deliver after Close.
+var errClosed = errors.New("destination closed")
+
+// Deliver sends one attempt and classifies the answer (see Classify).
+// Connection errors and timeouts are plain (retriable) errors; a
+// cancelled ctx gives an error that wraps ctx's error.
+func (d *Destination) Deliver(ctx context.Context, m *destination.Message) (destination.Result, error) {
+	if d.closed.Load() {
+		return destination.Result{}, errClosed
+	}
+	if m == nil || m.Event == nil {
+		return destination.Result{}, destination.Permanent(errors.New("no event to deliver"))
+	}
+	if err := ctx.Err(); err != nil {
+		return destination.Result{}, fmt.Errorf("not sent: %w", err)
+	}
+	actx, cancel := context.WithTimeout(ctx, d.s.timeout)
+	defer cancel()
+
+	req, err := d.newRequest(actx, m)
+	if err != nil {
+		return destination.Result{}, destination.Permanent(err)
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return destination.Result{}, d.transportError(ctx, err)
+	}
+	res := destination.Result{StatusCode: resp.StatusCode}
+	// The status decides the outcome; an excerpt cut short (a timeout or a
+	// reset while reading it) changes nothing, so its error is dropped.
+	res.ResponseExcerpt, _ = readExcerpt(resp.Body, d.s.maxResponse)
+	_ = resp.Body.Close()
+	return res, Classify(resp.StatusCode, resp.Header, d.now())
+}
+
+// newRequest builds one attempt's request.
+func (d *Destination) newRequest(ctx context.Context, m *destination.Message) (*http.Request, error) {
+	ev := m.Event
+	req, err := http.NewRequestWithContext(ctx, d.s.method, d.s.url, bytes.NewReader(ev.Body))
+	if err != nil {
+		return nil, fmt.Errorf("build request: %v", redactURLError(err))
+	}
+	h := req.Header
+	h.Set("User-Agent", d.userAgent)
+	for k, v := range d.s.headers {
+		h[k] = v
+	}
+	ct := ev.ContentType
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	h.Set("Content-Type", headerSafe(ct))
+	// Not canonicalised: sent exactly as named.
+	h[HeaderID] = []string{headerSafe(ev.ID)}
+	h[HeaderTimestamp] = []string{strconv.FormatInt(d.now().Unix(), 10)}
+	if ev.Type != "" {
+		h.Set(HeaderEventType, headerSafe(ev.Type))
+	}
+	if ev.Source != "" {
+		h.Set(HeaderSource, headerSafe(ev.Source))
+	}
+	h.Set(HeaderAttempt, strconv.Itoa(m.Attempt))
+	return req, nil
+}
+
+// transportError describes a failure to get an answer, without the URL
+// (its query may hold a token). ctx is the caller's context: when it is
+// done, the error wraps its error.
+func (d *Destination) transportError(ctx context.Context, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("cancelled: %w", cerr)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within timeout %s: %w", d.s.timeout, err)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("timeout: %w", err)
+	}
+	return fmt.Errorf("send: %w", err)
+}
+
+// readExcerpt reads at most n bytes of body, then up to drainLimit more
+// (discarded) so that a short answer leaves its connection reusable.
+func readExcerpt(body io.Reader, n int64) ([]byte, error) {
+	buf, err := io.ReadAll(io.LimitReader(body, n))
+	if err != nil {
+		return buf, err
+	}
+	_, err = io.CopyN(io.Discard, body, drainLimit)
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return buf, err
+}
+
+// Close closes idle connections. Deliver calls in flight finish; later
+// ones fail. Safe to call more than once.
+func (d *Destination) Close() error {
+	d.closed.Store(true)
+	d.transport.CloseIdleConnections()
+	return nil
+}
