@@ -72,9 +72,9 @@ func TestClassifyHTTP(t *testing.T) {
 				if err == nil {
 					continue
 				}
-				var se *StatusError
+				var se *destination.StatusError
 				if !errors.As(err, &se) || se.Code != tt.status {
-					t.Errorf("any_non_2xx=%v: got %v, want it to wrap *StatusError{%d}", anyNon2xx, err, tt.status)
+					t.Errorf("any_non_2xx=%v: got %v, want it to wrap *destination.StatusError{%d}", anyNon2xx, err, tt.status)
 				}
 				// A Retry-After turns a retriable answer into RetryAfter
 				// and never changes a final one.
@@ -141,16 +141,16 @@ func TestParseRetryAfter(t *testing.T) {
 		wantOK bool
 	}{
 		{"Seconds", "7", 7 * time.Second, true},
-		{"Zero", "0", 0, true},
+		{"Zero", "0", 0, false}, // no delay asked: the policy decides,
 		{"Spaces", "  120 ", 2 * time.Minute, true},
 		{"LeadingZeros", "007", 7 * time.Second, true},
-		{"Huge", "99999999999999999999999999", MaxRetryAfter, true},
-		{"JustAboveBound", fmt.Sprint(int64(MaxRetryAfter/time.Second) + 1), MaxRetryAfter, true},
+		{"Huge", "99999999999999999999999999", destination.MaxRetryAfter, true},
+		{"JustAboveBound", fmt.Sprint(int64(destination.MaxRetryAfter/time.Second) + 1), destination.MaxRetryAfter, true},
 		{"IMFDate", retryT0.Add(time.Hour).Format(http.TimeFormat), time.Hour, true},
 		{"RFC850Date", retryT0.Add(time.Hour).Format(time.RFC850), time.Hour, true},
 		{"ANSICDate", retryT0.Add(time.Hour).Format(time.ANSIC), time.Hour, true},
-		{"PastDate", retryT0.Add(-time.Hour).Format(http.TimeFormat), 0, true},
-		{"FarDate", "Fri, 31 Dec 9999 23:59:59 GMT", MaxRetryAfter, true},
+		{"PastDate", retryT0.Add(-time.Hour).Format(http.TimeFormat), 0, false},
+		{"FarDate", "Fri, 31 Dec 9999 23:59:59 GMT", destination.MaxRetryAfter, true},
 		{"Empty", "", 0, false},
 		{"Blank", "   ", 0, false},
 		{"Negative", "-5", 0, false},
@@ -164,9 +164,9 @@ func TestParseRetryAfter(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, ok := ParseRetryAfter(tt.in, retryT0)
+			got, ok := destination.ParseRetryAfter(tt.in, retryT0)
 			if got != tt.want || ok != tt.wantOK {
-				t.Errorf("ParseRetryAfter(%q): got %s, %v; want %s, %v", tt.in, got, ok, tt.want, tt.wantOK)
+				t.Errorf("destination.ParseRetryAfter(%q): got %s, %v; want %s, %v", tt.in, got, ok, tt.want, tt.wantOK)
 			}
 		})
 	}
@@ -178,18 +178,18 @@ func FuzzRetryAfter(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
-		d, ok := ParseRetryAfter(v, retryT0)
+		d, ok := destination.ParseRetryAfter(v, retryT0)
 		if !ok {
 			if d != 0 {
-				t.Fatalf("ParseRetryAfter(%q): got %s with ok=false, want 0", v, d)
+				t.Fatalf("destination.ParseRetryAfter(%q): got %s with ok=false, want 0", v, d)
 			}
 			return
 		}
-		if d < 0 || d > MaxRetryAfter {
-			t.Fatalf("ParseRetryAfter(%q): got %s, want within [0, %s]", v, d, MaxRetryAfter)
+		if d < 0 || d > destination.MaxRetryAfter {
+			t.Fatalf("destination.ParseRetryAfter(%q): got %s, want within [0, %s]", v, d, destination.MaxRetryAfter)
 		}
 		if d%time.Second != 0 {
-			t.Fatalf("ParseRetryAfter(%q): got %s, want whole seconds", v, d)
+			t.Fatalf("destination.ParseRetryAfter(%q): got %s, want whole seconds", v, d)
 		}
 		// Whatever the header, a retry stays within the policy's cap.
 		p := DefaultPolicy().WithJitterSource(func() float64 { return 0.5 })
@@ -203,7 +203,7 @@ func FuzzRetryAfter(f *testing.F) {
 		}
 		// A positive delay-seconds never parses to 0.
 		if s := strings.TrimSpace(v); strings.Trim(s, "0123456789") == "" && strings.Trim(s, "0") != "" && d == 0 {
-			t.Fatalf("ParseRetryAfter(%q): got 0 for a positive number of seconds", v)
+			t.Fatalf("destination.ParseRetryAfter(%q): got 0 for a positive number of seconds", v)
 		}
 	})
 }
@@ -265,6 +265,33 @@ func TestOutcomeString(t *testing.T) {
 	for o, want := range map[Outcome]string{OutcomeSucceeded: "succeeded", OutcomeRetry: "retry", OutcomeFailed: "failed", OutcomeDisable: "disable", 0: "Outcome(0)"} {
 		if got := o.String(); got != want {
 			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+}
+
+// With retry_on: any_non_2xx in the policy, Decide retries a final HTTP
+// answer (even 410, which then disables nothing) and keeps its Retry-After;
+// a Permanent error that is not an HTTP answer stays final.
+func TestDecideAnyNon2xx(t *testing.T) {
+	t.Parallel()
+	p, err := ParsePolicy(RetryConfig{Policy: PolicyThreeTimes, RetryOn: RetryOnAnyNon2xx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := retryT0
+	for _, tt := range []struct {
+		name string
+		err  error
+		want Outcome
+		at   time.Time
+	}{
+		{"BadRequest", destination.ClassifyHTTP(400, "", now), OutcomeRetry, now.Add(30 * time.Second)},
+		{"GoneRetryAfter", destination.ClassifyHTTP(410, "120", now), OutcomeRetry, now.Add(120 * time.Second)},
+		{"NotHTTP", destination.Permanent(errors.New("bad message")), OutcomeFailed, time.Time{}},
+	} {
+		d := Decide(p, 1, now, now, tt.err)
+		if d.Outcome != tt.want || !d.At.Equal(tt.at) {
+			t.Errorf("%s: got %v at %v, want %v at %v", tt.name, d.Outcome, d.At, tt.want, tt.at)
 		}
 	}
 }
