@@ -6,7 +6,6 @@ package httpserver
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -162,9 +161,4 @@ func New(h http.Handler, c config.Server, log *slog.Logger) *http.Server {
 		MaxHeaderBytes:    int(c.MaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-}
-
-// IsClientGone reports whether err only says the client went away.
-func IsClientGone(err error) bool {
-	return errors.Is(err, context.Canceled)
 }

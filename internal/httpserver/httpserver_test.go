@@ -424,22 +424,3 @@ func TestNew(t *testing.T) {
 			srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout, srv.MaxHeaderBytes)
 	}
 }
-
-func TestIsClientGone(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		err  error
-		want bool
-	}{
-		{context.Canceled, true},
-		{fmt.Errorf("read: %w", context.Canceled), true},
-		{context.DeadlineExceeded, false},
-		{errors.New("x"), false},
-		{nil, false},
-	}
-	for _, tt := range tests {
-		if got := httpserver.IsClientGone(tt.err); got != tt.want {
-			t.Errorf("IsClientGone(%v): got %v, want %v", tt.err, got, tt.want)
-		}
-	}
-}

@@ -157,17 +157,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	if err != nil {
 		return err
 	}
-	vr := &verify.Request{Method: r.Method, URL: r.URL, Header: r.Header, RemoteAddr: r.RemoteAddr, Body: body}
-	vctx, vcancel := context.WithTimeout(r.Context(), h.verifyTimeout)
-	err = src.verify.Verify(vctx, vr)
-	vcancel()
-	if err != nil && hookd.ErrorCode(err) == hookd.EInternal && vctx.Err() != nil {
-		err = verify.Unavailable("verification took too long", err)
-	}
-	if err != nil {
-		if c := verify.Challenge(err); c != "" {
-			w.Header().Set("WWW-Authenticate", c)
-		}
+	if err := h.verify(w, r, src, body); err != nil {
 		return err
 	}
 	rid := httpserver.RequestID(r.Context())
@@ -215,6 +205,27 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	// Ids are ULIDs with a fixed prefix: nothing to escape.
 	io.WriteString(w, `{"id":"`+res.ID+`","request_id":"`+rid+`"}`+"\n")
 	return nil
+}
+
+// verify runs the source's verification chain on the raw bytes, bounded by
+// the verify timeout, and sets the WWW-Authenticate challenge of a failure.
+func (h *Handler) verify(w http.ResponseWriter, r *http.Request, src *source, body []byte) error {
+	if len(src.verify) == 0 {
+		return nil
+	}
+	vr := &verify.Request{Method: r.Method, URL: r.URL, Header: r.Header, RemoteAddr: r.RemoteAddr, Body: body}
+	ctx, cancel := context.WithTimeout(r.Context(), h.verifyTimeout)
+	defer cancel()
+	err := src.verify.Verify(ctx, vr)
+	if err != nil && hookd.ErrorCode(err) == hookd.EInternal && ctx.Err() != nil {
+		err = verify.Unavailable("verification took too long", err)
+	}
+	if err != nil {
+		if c := verify.Challenge(err); c != "" {
+			w.Header().Set("WWW-Authenticate", c)
+		}
+	}
+	return err
 }
 
 // readBody reads the whole body, at most limit bytes.
