@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"hookd"
+	"hookd/internal/egress"
 )
 
 // Message is one attempt at delivering one event.
@@ -59,6 +60,11 @@ type Env struct {
 	Name string
 	// Now is the clock.
 	Now func() time.Time
+	// Egress is the SSRF guard (egress.allow_private and the http
+	// allow-list): destinations that connect to configured URLs check them
+	// with it when opened and dial through it. hookd serve must always set it;
+	// nil (tests only) means no guard.
+	Egress *egress.Guard
 }
 
 // Factory opens a destination of one kind.

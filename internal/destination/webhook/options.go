@@ -28,7 +28,10 @@ const (
 // (name, type, retry, ordering, concurrency, rate) are not part of them.
 type Options struct {
 	// URL is where events are sent: an absolute http:// or https:// URL,
-	// without credentials. Required.
+	// without credentials. Required. The SSRF guard (docs/egress.md)
+	// requires https unless the host is allow-listed for http or is an
+	// address in egress.allow_private, and refuses private, loopback and
+	// link-local addresses unless they are in egress.allow_private.
 	URL string `yaml:"url"`
 	// Method is POST (default), PUT or PATCH.
 	Method string `yaml:"method"`

@@ -6,7 +6,10 @@
 // Connections: a keep-alive pool per destination; redirects are never
 // followed (a 3xx is a retriable failure); TLS certificates are always
 // verified; proxies from the environment are ignored; at most 1 KiB of an
-// answer is read and the rest is discarded unread.
+// answer is read and the rest is discarded unread. With an SSRF guard in
+// the Env (hookd serve must pass one), the URL is checked when the
+// destination is opened and every connection is dialed through the guard,
+// which checks the address actually connected to (see package egress).
 package webhook
 
 import (
@@ -78,7 +81,7 @@ func open(_ context.Context, env *destination.Env, opts destination.Options) (de
 }
 
 // New validates o and returns a destination. Errors name the option at
-// fault. env may be nil (the real clock is used).
+// fault. env may be nil (the real clock is used, and no SSRF guard).
 func New(env *destination.Env, o Options) (*Destination, error) {
 	s, err := o.validate()
 	if err != nil {
@@ -89,9 +92,15 @@ func New(env *destination.Env, o Options) (*Destination, error) {
 		now = env.Now
 	}
 	dialer := &net.Dialer{Timeout: s.connectTimeout, KeepAlive: tcpKeepAlive}
+	dial := dialer.DialContext
+	if env != nil && env.Egress != nil {
+		if dial, err = guardedDial(env, s); err != nil {
+			return nil, err
+		}
+	}
 	tr := &http.Transport{
 		Proxy:                  nil, // never from the environment
-		DialContext:            dialer.DialContext,
+		DialContext:            dial,
 		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:    s.connectTimeout,
 		ForceAttemptHTTP2:      true,
@@ -114,6 +123,21 @@ func New(env *destination.Env, o Options) (*Destination, error) {
 			},
 		},
 		userAgent: "hookd/" + hookd.Version,
+	}, nil
+}
+
+// guardedDial checks the destination's URL with env's SSRF guard and
+// returns a dial function that connects only to addresses the guard
+// allows, within the connect timeout.
+func guardedDial(env *destination.Env, s *settings) (func(ctx context.Context, network, addr string) (net.Conn, error), error) {
+	g := env.Egress
+	if err := g.CheckURL(s.url); err != nil {
+		return nil, fmt.Errorf("destination %q: url: %w", env.Name, err)
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(ctx, s.connectTimeout)
+		defer cancel() // only bounds the dial: the connection outlives it
+		return g.DialContext(ctx, network, addr)
 	}, nil
 }
 
