@@ -10,6 +10,7 @@ import (
 
 	"hookd/internal/config"
 	"hookd/internal/destination"
+	"hookd/internal/sign"
 )
 
 // Defaults (SPEC §3, seeds 001 and 003: a connection within ~5 s, an
@@ -49,6 +50,10 @@ type Options struct {
 	// MaxResponse is how many bytes of the answer are read and kept in the
 	// attempt log; the rest is discarded unread. Default and maximum 1KiB.
 	MaxResponse *config.Size `yaml:"max_response"`
+	// Sign signs every attempt (Standard Webhooks: one v1 HMAC-SHA256
+	// signature per whsec_ secret, one v1a ed25519 signature per whsk_ key,
+	// so that receivers verify during a rotation). See docs/signing.md.
+	Sign *sign.Config `yaml:"sign"`
 }
 
 // settings are validated Options with defaults applied.
@@ -59,6 +64,7 @@ type settings struct {
 	timeout        time.Duration
 	connectTimeout time.Duration
 	maxResponse    int64
+	signer         *sign.Signer
 }
 
 // reserved are headers a static header may not set: hookd's own, and the
@@ -164,6 +170,20 @@ func (o *Options) validate() (*settings, error) {
 			return nil, fmt.Errorf("max_response: at most %d bytes, got %d", destination.MaxExcerpt, n)
 		}
 		s.maxResponse = n
+	}
+	if o.Sign != nil {
+		var err error
+		if s.signer, err = sign.New(*o.Sign); err != nil {
+			return nil, fmt.Errorf("sign: %w", err)
+		}
+		idH, tsH, sigH := s.signer.HeaderNames()
+		for _, name := range []string{idH, tsH, sigH} {
+			for k := range s.headers {
+				if strings.EqualFold(k, name) {
+					return nil, fmt.Errorf("headers: %s is set by sign", name)
+				}
+			}
+		}
 	}
 	return s, nil
 }

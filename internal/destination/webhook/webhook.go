@@ -194,8 +194,17 @@ func (d *Destination) newRequest(ctx context.Context, m *destination.Message) (*
 	}
 	h.Set("Content-Type", headerSafe(ct))
 	// Not canonicalised: sent exactly as named.
+	now := d.now()
 	h[HeaderID] = []string{headerSafe(ev.ID)}
-	h[HeaderTimestamp] = []string{strconv.FormatInt(d.now().Unix(), 10)}
+	h[HeaderTimestamp] = []string{strconv.FormatInt(now.Unix(), 10)}
+	if d.s.signer != nil {
+		// The id, the timestamp and the body signed are the ones sent.
+		sig, err := d.s.signer.Sign(ev.ID, now, ev.Body)
+		if err != nil {
+			return nil, destination.Permanent(fmt.Errorf("sign: %w", err))
+		}
+		sig.Apply(h)
+	}
 	if ev.Type != "" {
 		h.Set(HeaderEventType, headerSafe(ev.Type))
 	}
