@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -54,31 +53,6 @@ func s000Config(t *testing.T) *config.Config {
 	}
 	cfg.Storage.Path = t.TempDir()
 	return cfg
-}
-
-// s000Start runs the app in-process on 127.0.0.1:0 and returns its base
-// URL. now, when not nil, is the clock of verification and ingest.
-func s000Start(t *testing.T, cfg *config.Config, now func() time.Time) (*App, string) {
-	t.Helper()
-	cfg.Listen = "127.0.0.1:0"
-	app := NewApp(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	app.now = now
-	if err := app.Open(context.Background()); err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- app.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := app.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return app, "http://" + app.Addr()
 }
 
 type s000Answer struct {
@@ -183,7 +157,7 @@ func s000WantInvalidToken(t *testing.T, a s000Answer) {
 func TestSeed000TokenRoundTrip(t *testing.T) {
 	clock := &s000Clock{t: time.Now()}
 	cfg := s000Config(t)
-	_, base := s000Start(t, cfg, clock.Now)
+	_, base := startApp(t, cfg, clock.Now)
 
 	// Get a token: validity 1 (hours) in the example is expires_in 3600.
 	a, tok, expiresIn := s000Token(t, base, "provider-a", s000ClientSecret)
@@ -239,7 +213,7 @@ func TestSeed000RealClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Sources[0].Verify = []config.Verify{v}
-	_, base := s000Start(t, cfg, nil)
+	_, base := startApp(t, cfg, nil)
 
 	_, tok, expiresIn := s000Token(t, base, "provider-a", s000ClientSecret)
 	if expiresIn != 1 {
@@ -266,14 +240,14 @@ func TestSeed000RealClock(t *testing.T) {
 // still valid after it (the signing key is in the data directory).
 func TestSeed000TokenSurvivesRestart(t *testing.T) {
 	cfg := s000Config(t)
-	first, base := s000Start(t, cfg, nil)
+	first, base := startApp(t, cfg, nil)
 	_, tok, _ := s000Token(t, base, "provider-a", s000ClientSecret)
 	if err := first.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	cfg2 := s000Config(t)
 	cfg2.Storage.Path = cfg.Storage.Path
-	_, base2 := s000Start(t, cfg2, nil)
+	_, base2 := startApp(t, cfg2, nil)
 	s000Stored(t, base2, s000Send(t, base2, tok, s000Claim("after-restart")))
 }
 
@@ -282,7 +256,7 @@ func TestSeed000TokenSurvivesRestart(t *testing.T) {
 func TestSeed000TokenEndpointOnlyWithIssuer(t *testing.T) {
 	cfg := s000Config(t)
 	cfg.Sources[0].Verify = nil
-	_, base := s000Start(t, cfg, nil)
+	_, base := startApp(t, cfg, nil)
 	a, _, _ := s000Token(t, base, "provider-a", s000ClientSecret)
 	if a.status != http.StatusNotFound {
 		t.Errorf("POST /oauth/token without an oauth_issuer source: got %d %s, want 404", a.status, a.body)

@@ -2,13 +2,10 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"testing"
-	"time"
 
 	"hookd/internal/config"
 )
@@ -36,24 +33,8 @@ func s002Start(t *testing.T, example string) string {
 		t.Fatalf("load example: %v", err)
 	}
 	cfg.Storage.Path = t.TempDir()
-	cfg.Listen = "127.0.0.1:0"
-	app := NewApp(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := app.Open(context.Background()); err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- app.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := app.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return "http://" + app.Addr()
+	_, base := startApp(t, cfg, nil)
+	return base
 }
 
 type s002Answer struct {

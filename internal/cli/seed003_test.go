@@ -2,18 +2,15 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"hookd/internal/config"
 )
@@ -54,24 +51,8 @@ func s003Start(t *testing.T, example string, env map[string]string, edit func(st
 		t.Fatalf("load example: %v", err)
 	}
 	cfg.Storage.Path = t.TempDir()
-	cfg.Listen = "127.0.0.1:0"
-	app := NewApp(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := app.Open(context.Background()); err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- app.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := app.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return "http://" + app.Addr()
+	_, base := startApp(t, cfg, nil)
+	return base
 }
 
 // s003Answer is an HTTP answer, read whole.
