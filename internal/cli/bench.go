@@ -31,6 +31,7 @@ import (
 // benchFlags are the options of 'hookd bench'.
 type benchFlags struct {
 	connections      []int
+	rounds           int
 	warmup, duration time.Duration
 	procs            int
 	dir              string
@@ -71,6 +72,7 @@ bench reports.`,
 	fl.DurationVar(&f.warmup, "warmup", 2*time.Second, "warmup of each run, not counted")
 	fl.DurationVar(&f.duration, "duration", 10*time.Second, "measured time of each run")
 	fl.IntVar(&f.procs, "procs", 0, "GOMAXPROCS of both servers (0 leaves it unset)")
+	fl.IntVar(&f.rounds, "rounds", 1, "runs of each server at each level, alternating (bare, hookd, bare, …); with more than one, the median ratio is reported")
 	fl.StringVar(&f.dir, "dir", "", "where to create the temporary directory for hookd's config and data (default the system temp dir)")
 	fl.BoolVar(&f.keep, "keep", false, "keep the temporary directory instead of removing it")
 	fl.BoolVar(&f.json, "json", false, "also print the results as JSON")
@@ -99,6 +101,9 @@ func newBareServerCmd() *cobra.Command {
 
 func runBench(cmd *cobra.Command, f benchFlags) error {
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	if f.rounds < 1 || f.rounds > 100 {
+		return fmt.Errorf("--rounds: %d is not between 1 and 100", f.rounds)
+	}
 	if len(f.connections) == 0 {
 		return errors.New("--connections: give at least one level")
 	}
@@ -201,7 +206,7 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		{Name: "hookd", Addr: hookdSrv.Addr, Path: "/in/bench", PID: hookdSrv.PID()},
 	}, loadgen.Options{
 		Connections: f.connections, Warmup: f.warmup, Duration: f.duration,
-		Settle: time.Second, RunID: "b" + randomHex(4),
+		Settle: time.Second, RunID: "b" + randomHex(4), Rounds: f.rounds,
 		DuplicateHeader: httpserver.HeaderDuplicate, Progress: stderr,
 	})
 	stopErr := stopAll()
@@ -211,6 +216,12 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		fmt.Fprintln(stdout)
 		if err := loadgen.WriteTable(stdout, results); err != nil {
 			return err
+		}
+		if f.rounds > 1 {
+			for _, lr := range loadgen.MedianRatios(results) {
+				fmt.Fprintf(stdout, "median ratio %s/bare at %d connections over %d rounds: %.2f (%s)\n",
+					lr.Server, lr.Connections, len(lr.Ratios), lr.Median, formatRatios(lr.Ratios))
+			}
 		}
 	}
 	failed := false
@@ -272,6 +283,14 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		return exitError{code: 1}
 	}
 	return nil
+}
+
+func formatRatios(rs []float64) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%.2f", r)
+	}
+	return strings.Join(parts, " ")
 }
 
 func hookdOnly(r *loadgen.Result, n int64) int64 {

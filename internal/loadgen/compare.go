@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -37,10 +38,14 @@ type Options struct {
 	RunID string
 	// Progress, when set, gets a line as each run starts.
 	Progress io.Writer
+	// Rounds repeats the targets in turn at each level (bare, hookd, bare,
+	// hookd, …), so that a disturbance of the machine falls on both and
+	// the median ratio of the rounds can be reported. Default 1.
+	Rounds int
 }
 
 // Order describes the order in which Compare runs, for the report.
-const Order = "at each connection level, the targets in turn (bare first, then hookd), on fresh connections with the same bodies"
+const Order = "at each connection level, the targets in turn (bare first, then hookd), repeated for each round, on fresh connections with the same bodies"
 
 // Compare measures every target at every concurrency level: for each
 // level, each target in turn, with the same number of connections and the
@@ -48,30 +53,79 @@ const Order = "at each connection level, the targets in turn (bare first, then h
 func Compare(ctx context.Context, targets []Target, o Options) ([]*Result, error) {
 	var out []*Result
 	first := true
+	rounds := max(o.Rounds, 1)
 	for i, conns := range o.Connections {
-		for _, t := range targets {
-			if !first {
-				if err := sleep(ctx, o.Settle); err != nil {
-					return out, err
+		for round := range rounds {
+			for _, t := range targets {
+				if !first {
+					if err := sleep(ctx, o.Settle); err != nil {
+						return out, err
+					}
 				}
+				first = false
+				if o.Progress != nil {
+					fmt.Fprintf(o.Progress, "bench: %s at %d connections: warmup %s, then %s measured\n", t.Name, conns, o.Warmup, o.Duration)
+				}
+				res, err := Run(ctx, Config{
+					Addr: t.Addr, Path: t.Path, Connections: conns,
+					Warmup: o.Warmup, Duration: o.Duration, Drain: o.Drain, DialTimeout: o.DialTimeout,
+					RunID:           o.RunID + "-" + strconv.Itoa(i) + "r" + strconv.Itoa(round),
+					DuplicateHeader: o.DuplicateHeader,
+					ServerPID:       t.PID,
+				})
+				if err != nil {
+					return out, fmt.Errorf("%s at %d connections: %w", t.Name, conns, err)
+				}
+				res.Server = t.Name
+				out = append(out, res)
 			}
-			first = false
-			if o.Progress != nil {
-				fmt.Fprintf(o.Progress, "bench: %s at %d connections: warmup %s, then %s measured\n", t.Name, conns, o.Warmup, o.Duration)
-			}
-			res, err := Run(ctx, Config{
-				Addr: t.Addr, Path: t.Path, Connections: conns,
-				Warmup: o.Warmup, Duration: o.Duration, Drain: o.Drain, DialTimeout: o.DialTimeout,
-				RunID:           o.RunID + "-" + strconv.Itoa(i),
-				DuplicateHeader: o.DuplicateHeader,
-				ServerPID:       t.PID,
-			})
-			if err != nil {
-				return out, fmt.Errorf("%s at %d connections: %w", t.Name, conns, err)
-			}
-			res.Server = t.Name
-			out = append(out, res)
 		}
 	}
 	return out, nil
+}
+
+// MedianRatios returns, for each concurrency level in the order first seen,
+// the median over rounds of each non-first server's req/s relative to the
+// first server's run just before it.
+func MedianRatios(results []*Result) []LevelRatio {
+	var (
+		out  []LevelRatio
+		idx  = map[[2]any]int{}
+		base *Result
+	)
+	for _, r := range results {
+		if r.Server == results[0].Server {
+			base = r
+			continue
+		}
+		if base == nil || base.RPS() <= 0 {
+			continue
+		}
+		k := [2]any{r.Connections, r.Server}
+		i, ok := idx[k]
+		if !ok {
+			i = len(out)
+			idx[k] = i
+			out = append(out, LevelRatio{Connections: r.Connections, Server: r.Server})
+		}
+		out[i].Ratios = append(out[i].Ratios, r.RPS()/base.RPS())
+	}
+	for i := range out {
+		rs := slices.Clone(out[i].Ratios)
+		slices.Sort(rs)
+		n := len(rs)
+		out[i].Median = rs[n/2]
+		if n%2 == 0 {
+			out[i].Median = (rs[n/2-1] + rs[n/2]) / 2
+		}
+	}
+	return out
+}
+
+// LevelRatio is the ratios of one server at one level, round by round.
+type LevelRatio struct {
+	Connections int
+	Server      string
+	Ratios      []float64
+	Median      float64
 }

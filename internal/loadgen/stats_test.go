@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -90,5 +91,30 @@ func TestFormatLatency(t *testing.T) {
 		if got := FormatLatency(tt.d); got != tt.want {
 			t.Errorf("FormatLatency(%v) = %q, want %q", tt.d, got, tt.want)
 		}
+	}
+}
+
+// MedianRatios pairs each hookd run with the bare run just before it and
+// takes the median over rounds, level by level.
+func TestMedianRatios(t *testing.T) {
+	t.Parallel()
+	run := func(server string, conns int, n int64) *Result {
+		return &Result{Server: server, Connections: conns, OK: n, Elapsed: time.Second}
+	}
+	results := []*Result{
+		run("bare", 64, 100), run("hookd", 64, 30),
+		run("bare", 64, 200), run("hookd", 64, 80),
+		run("bare", 64, 100), run("hookd", 64, 35),
+		run("bare", 256, 100), run("hookd", 256, 50),
+	}
+	got := MedianRatios(results)
+	if len(got) != 2 {
+		t.Fatalf("got %d levels, want 2: %+v", len(got), got)
+	}
+	if got[0].Connections != 64 || len(got[0].Ratios) != 3 || math.Abs(got[0].Median-0.35) > 1e-9 {
+		t.Errorf("64 connections: got %+v, want 3 ratios with median 0.35", got[0])
+	}
+	if got[1].Connections != 256 || math.Abs(got[1].Median-0.5) > 1e-9 {
+		t.Errorf("256 connections: got %+v, want median 0.5", got[1])
 	}
 }
