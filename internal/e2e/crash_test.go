@@ -20,7 +20,8 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 		t.Skip("crash test: SIGKILLs a hookd child under load; skipped with -short")
 	}
 	const (
-		rounds  = 6
+		rounds  = 7
+		minHits = 5 // SIGKILLs that must catch requests in flight
 		workers = 32
 	)
 	dir := t.TempDir()
@@ -30,7 +31,10 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 
-	var all []record
+	var (
+		all []record
+		hit int // rounds whose kill caught requests in flight
+	)
 	for round := range rounds {
 		p := startHookd(t, dir, "--config", cfg, "--listen", "127.0.0.1:0")
 		l := startLoad(p.Base, fmt.Sprintf("c%d", round), workers, seed+uint64(round))
@@ -48,8 +52,8 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 			}
 		}
 		t.Logf("round %d: load ran %v, %d requests, %d without an answer that were not refused at connect (in flight at the kill)", round, runFor, len(recs), inFlight)
-		if inFlight == 0 {
-			t.Errorf("round %d: no request was in flight when hookd was killed; the test did not test anything", round)
+		if inFlight > 0 {
+			hit++
 		}
 		all = append(all, recs...)
 	}
@@ -60,9 +64,14 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 	if code, took := p.terminate(15 * time.Second); code != 0 {
 		t.Fatalf("hookd exited with %d after SIGTERM (%v), want 0\nstderr:\n%s", code, took, tail(p.Stderr.String(), 4000))
 	}
+	// A kill can land in the instant between a batch's answers and the
+	// clients' next requests; what matters is that enough kills did not.
+	if hit < minHits {
+		t.Errorf("only %d of %d kills caught requests in flight, want at least %d", hit, rounds, minHits)
+	}
 	stored := loadStored(t, data)
 	s := checkStored(t, all, stored)
-	t.Logf("crash totals over %d SIGKILL rounds: %v", rounds, s)
+	t.Logf("crash totals over %d SIGKILL rounds (%d with requests in flight): %v", rounds, hit, s)
 	if s.ok == 0 || s.c4xx == 0 || s.noAnswer-s.refused == 0 {
 		t.Errorf("the load did not cover every case: %v", s)
 	}
