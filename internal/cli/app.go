@@ -70,6 +70,11 @@ func (a *App) Open(ctx context.Context) (err error) {
 			a.closeAll()
 		}
 	}()
+	if len(a.cfg.Destinations) > 0 || len(a.cfg.Subscriptions) > 0 {
+		// Refused rather than half-run: events would be accepted with the
+		// promise of a delivery nothing makes.
+		return errors.New("destinations and subscriptions are not available in this build yet (delivery is designed in docs/DELIVERY.md); remove them to run the receiving side")
+	}
 	switch a.cfg.Storage.Driver {
 	case "sqlite":
 		if a.st, err = sqlite.Open(ctx, a.cfg.Storage.Path, a.log, sqlite.Options{}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,4 +35,24 @@ func startApp(t *testing.T, cfg *config.Config, now func() time.Time) (*App, str
 		}
 	})
 	return app, "http://" + app.Addr()
+}
+
+// A configuration with destinations or subscriptions is refused with a
+// clear reason, never run without the delivery it promises.
+func TestOpenRefusesDeliveryForNow(t *testing.T) {
+	cfg, err := config.Parse([]byte("destinations: [{name: d, type: http, url: \"https://example.invalid/\"}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Storage.Path = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	app := NewApp(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	err = app.Open(context.Background())
+	if err == nil {
+		app.Shutdown(context.Background())
+		t.Fatal("Open: got nil, want an error about delivery")
+	}
+	if !strings.Contains(err.Error(), "not available in this build") {
+		t.Errorf("Open: got %v, want it to say delivery is not available", err)
+	}
 }

@@ -38,6 +38,10 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Sources are the inbound endpoints, POST /in/{name}.
 	Sources []Source `yaml:"sources"`
+	// Destinations are where events go (delivery; see docs/DELIVERY.md).
+	Destinations []Destination `yaml:"destinations"`
+	// Subscriptions route events to destinations.
+	Subscriptions []Subscription `yaml:"subscriptions"`
 
 	// Demo is true when no configuration file was given and hookd runs on
 	// its embedded default with a demo source. Not a YAML key.
@@ -213,7 +217,17 @@ func (v Verify) Decode(dst any) error {
 			}
 		}
 	}
-	if err := knownFields(&n, reflect.TypeOf(dst).Elem()); err != nil {
+	return decodeStrict(&n, dst)
+}
+
+// decodeStrict decodes n into dst (a pointer to a struct with yaml tags):
+// every key must be a field of dst, errors name the line and never quote a
+// value. A nil node decodes nothing.
+func decodeStrict(n *yaml.Node, dst any) error {
+	if n == nil {
+		return nil
+	}
+	if err := knownFields(n, reflect.TypeOf(dst).Elem()); err != nil {
 		return err
 	}
 	if err := n.Decode(dst); err != nil {
@@ -481,6 +495,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format", "unknown format %q (want text or json)", c.Log.Format)
 	}
+	c.validateDelivery(bad)
 	seen := map[string]bool{}
 	for i, src := range c.Sources {
 		f := fmt.Sprintf("sources[%d]", i)

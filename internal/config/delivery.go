@@ -1,0 +1,162 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"hookd/internal/route"
+)
+
+// Destination is where events go (SPEC §3). The keys every kind shares are
+// fields; the kind's own keys (url, brokers, topic, auth, sign…) are
+// decoded strictly by the kind through DecodeOptions, and the retry policy
+// by the engine through DecodeRetry.
+type Destination struct {
+	// Name identifies the destination in subscriptions and the API.
+	Name string
+	// Type is the kind: http, kafka, nats, amqp, redis, file or exec.
+	Type string
+	// Ordering is none (default, concurrent), fifo (one in flight, in
+	// received order) or key (FIFO per event key).
+	Ordering string
+	// Concurrency bounds attempts in flight. Default 16 (1 for fifo).
+	Concurrency int
+	// Rate bounds attempts per interval ("100/s"). Default unlimited.
+	Rate *Rate
+	// Line is where the destination starts in the file.
+	Line int
+
+	retry   *yaml.Node
+	options *yaml.Node
+}
+
+// destinationKeys are the keys of Destination itself; the rest belong to
+// the kind.
+var destinationKeys = map[string]bool{"name": true, "type": true, "retry": true, "ordering": true, "concurrency": true, "rate": true}
+
+// UnmarshalYAML reads the shared keys and keeps the kind's and the retry
+// policy's for later, strict, decoding.
+func (d *Destination) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: a destination is a mapping", n.Line)
+	}
+	*d = Destination{Line: n.Line}
+	opts := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line, Column: n.Column}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !destinationKeys[k.Value] {
+			opts.Content = append(opts.Content, k, v)
+			continue
+		}
+		var err error
+		switch k.Value {
+		case "name":
+			err = v.Decode(&d.Name)
+		case "type":
+			err = v.Decode(&d.Type)
+		case "ordering":
+			err = v.Decode(&d.Ordering)
+		case "concurrency":
+			err = v.Decode(&d.Concurrency)
+		case "rate":
+			d.Rate = &Rate{}
+			err = v.Decode(d.Rate)
+		case "retry":
+			d.retry = v
+		}
+		if err != nil {
+			return redactValues(err)
+		}
+	}
+	d.options = opts
+	return nil
+}
+
+// DecodeOptions decodes the kind's own keys into dst (a pointer to a
+// struct with yaml tags): every key must be a field of dst.
+func (d Destination) DecodeOptions(dst any) error {
+	return decodeStrict(d.options, dst)
+}
+
+// DecodeRetry decodes the retry policy's keys into dst; nothing is done
+// when the destination has no retry section.
+func (d Destination) DecodeRetry(dst any) error {
+	return decodeStrict(d.retry, dst)
+}
+
+// Subscription routes events of some source(s) to a destination (SPEC §3).
+type Subscription struct {
+	// Source is the source whose events are routed; "" or "*" is every
+	// source.
+	Source string `yaml:"source"`
+	// Destination names the destination.
+	Destination string `yaml:"destination"`
+	// Events are event-type patterns: "*", "event.claim.*" (one or more
+	// further segments), exact names. Default ["*"].
+	Events []string `yaml:"events"`
+	// Filter is an optional payload filter (docs/routing.md).
+	Filter *route.Filter `yaml:"filter"`
+	// SkipStale skips events marked stale (older than the newest for their
+	// key).
+	SkipStale bool `yaml:"skip_stale"`
+	// Active is true unless set to false.
+	Active *bool `yaml:"active"`
+}
+
+var destinationName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// validateDelivery checks destinations and subscriptions; bad reports one
+// problem with the field it is about.
+func (c *Config) validateDelivery(bad func(field, format string, args ...any)) {
+	names := map[string]bool{}
+	for i, d := range c.Destinations {
+		f := fmt.Sprintf("destinations[%d]", i)
+		if d.Name != "" {
+			f = fmt.Sprintf("destinations[%d] (%s)", i, d.Name)
+		}
+		if !destinationName.MatchString(d.Name) {
+			bad(f+".name", "invalid name %q (letters, digits, '-', '_' and '.', at most 64)", d.Name)
+		}
+		if names[d.Name] {
+			bad(f+".name", "duplicate destination name %q", d.Name)
+		}
+		names[d.Name] = true
+		if d.Type == "" {
+			bad(f+".type", "required (http, kafka, nats, amqp, redis, file or exec)")
+		}
+		switch d.Ordering {
+		case "", "none", "fifo", "key":
+		default:
+			bad(f+".ordering", "unknown ordering %q (want none, fifo or key)", d.Ordering)
+		}
+		if d.Concurrency < 0 || d.Concurrency > 10000 {
+			bad(f+".concurrency", "must be between 1 and 10000")
+		}
+	}
+	sources := map[string]bool{}
+	for _, s := range c.Sources {
+		sources[s.Name] = true
+	}
+	for i, s := range c.Subscriptions {
+		f := fmt.Sprintf("subscriptions[%d]", i)
+		if s.Source != "" && s.Source != "*" && !sources[s.Source] {
+			bad(f+".source", "no source named %q", s.Source)
+		}
+		if !names[s.Destination] {
+			bad(f+".destination", "no destination named %q", s.Destination)
+		}
+		for j, p := range s.Events {
+			if _, err := route.CompilePattern(p); err != nil {
+				bad(fmt.Sprintf("%s.events[%d]", f, j), "%v", err)
+			}
+		}
+		if s.Filter != nil {
+			if err := s.Filter.Compile(); err != nil {
+				bad(f+".filter", "%v", strings.TrimPrefix(err.Error(), "filter"))
+			}
+		}
+	}
+}
