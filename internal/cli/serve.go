@@ -84,6 +84,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, cmd *cobra
 		// is never reachable through the public one.
 		go func() { log.Warn("pprof server stopped", "err", http.ListenAndServe(addr, pprofMux())) }()
 	}
+	// Signals are caught before anything is printed: a test or a
+	// supervisor that sends SIGTERM as soon as it sees the banner must get
+	// the graceful path, not the default handler's instant exit.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	app := NewApp(cfg, log)
 	if err := app.Open(ctx); err != nil {
 		return err
@@ -91,9 +97,6 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, cmd *cobra
 	app.Warnings()
 	app.PrintBanner(cmd.OutOrStdout())
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
 	served := make(chan error, 1)
 	go func() { served <- app.Serve() }()
 
