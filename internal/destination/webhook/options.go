@@ -54,6 +54,10 @@ type Options struct {
 	// signature per whsec_ secret, one v1a ed25519 signature per whsk_ key,
 	// so that receivers verify during a rotation). See docs/signing.md.
 	Sign *sign.Config `yaml:"sign"`
+	// Auth authenticates every request: a static header, HTTP Basic, or an
+	// OAuth2 client-credentials bearer token (see AuthOptions and
+	// docs/destination-http.md).
+	Auth *AuthOptions `yaml:"auth"`
 }
 
 // settings are validated Options with defaults applied.
@@ -65,6 +69,7 @@ type settings struct {
 	connectTimeout time.Duration
 	maxResponse    int64
 	signer         *sign.Signer
+	auth           *authSettings
 }
 
 // reserved are headers a static header may not set: hookd's own, and the
@@ -181,6 +186,20 @@ func (o *Options) validate() (*settings, error) {
 			for k := range s.headers {
 				if strings.EqualFold(k, name) {
 					return nil, fmt.Errorf("headers: %s is set by sign", name)
+				}
+			}
+		}
+	}
+	if o.Auth != nil {
+		var err error
+		if s.auth, err = o.Auth.validate(s.headers); err != nil {
+			return nil, err
+		}
+		if s.signer != nil {
+			idH, tsH, sigH := s.signer.HeaderNames()
+			for _, name := range []string{idH, tsH, sigH} {
+				if strings.EqualFold(s.auth.header, name) {
+					return nil, fmt.Errorf("auth.header: %s is set by sign", name)
 				}
 			}
 		}

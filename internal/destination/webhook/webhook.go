@@ -28,6 +28,7 @@ import (
 
 	"hookd"
 	"hookd/internal/destination"
+	"hookd/internal/destination/oauth"
 )
 
 // Type is the destination type key.
@@ -67,7 +68,9 @@ type Destination struct {
 	transport *http.Transport
 	client    *http.Client
 	userAgent string
-	closed    atomic.Bool
+	// tokens gets the bearer tokens of auth type oauth2; nil otherwise.
+	tokens *oauth.Source
+	closed atomic.Bool
 }
 
 var _ destination.Destination = (*Destination)(nil)
@@ -98,6 +101,16 @@ func New(env *destination.Env, o Options) (*Destination, error) {
 			return nil, err
 		}
 	}
+	var tokens *oauth.Source
+	if s.auth != nil && s.auth.typ == AuthOAuth2 {
+		oo := oauth.Options{Now: now}
+		if env != nil {
+			oo.Egress = env.Egress
+		}
+		if tokens, err = oauth.New(s.auth.oauth, oo); err != nil {
+			return nil, fmt.Errorf("auth.%w", err)
+		}
+	}
 	tr := &http.Transport{
 		Proxy:                  nil, // never from the environment
 		DialContext:            dial,
@@ -123,6 +136,7 @@ func New(env *destination.Env, o Options) (*Destination, error) {
 			},
 		},
 		userAgent: "hookd/" + hookd.Version,
+		tokens:    tokens,
 	}, nil
 }
 
@@ -146,7 +160,11 @@ var errClosed = errors.New("destination closed")
 
 // Deliver sends one attempt and classifies the answer (see Classify).
 // Connection errors and timeouts are plain (retriable) errors; a
-// cancelled ctx gives an error that wraps ctx's error.
+// cancelled ctx gives an error that wraps ctx's error. With oauth2 auth, no
+// token for the first send is a retriable error wrapping
+// oauth.ErrTokenUnavailable; a 401 answer gets one fresh token and one
+// re-send, and a second 401 (or no fresh token) is Permanent. The Result
+// is the last answer's.
 func (d *Destination) Deliver(ctx context.Context, m *destination.Message) (destination.Result, error) {
 	if d.closed.Load() {
 		return destination.Result{}, errClosed
@@ -160,9 +178,56 @@ func (d *Destination) Deliver(ctx context.Context, m *destination.Message) (dest
 	actx, cancel := context.WithTimeout(ctx, d.s.timeout)
 	defer cancel()
 
+	if d.tokens == nil {
+		return d.send(ctx, actx, m, "")
+	}
+	// oauth2 (seed 000): a bearer token per attempt; a 401 answer gets one
+	// fresh token and one immediate re-send within the same attempt.
+	token, err := d.tokens.Token(actx)
+	if err != nil {
+		return destination.Result{}, d.tokenError(ctx, err)
+	}
+	res, err := d.send(ctx, actx, m, token)
+	if res.StatusCode != http.StatusUnauthorized {
+		return res, err
+	}
+	d.tokens.Invalidate(token)
+	fresh, terr := d.tokens.Token(actx)
+	if terr != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return res, fmt.Errorf("cancelled: %w", cerr)
+		}
+		return res, destination.Permanent(fmt.Errorf("401 answer and no fresh token: %w", terr))
+	}
+	res, err = d.send(ctx, actx, m, fresh)
+	if res.StatusCode == http.StatusUnauthorized {
+		return res, destination.Permanent(errors.New("401 answer again after a fresh token"))
+	}
+	return res, err
+}
+
+// tokenError is the outcome of an attempt for which no token could be
+// obtained: retriable, with the reason token_unavailable, unless ctx ended.
+func (d *Destination) tokenError(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("cancelled: %w", cerr)
+	}
+	if !errors.Is(err, oauth.ErrTokenUnavailable) {
+		err = fmt.Errorf("%w: %v", oauth.ErrTokenUnavailable, err)
+	}
+	return fmt.Errorf("not sent: %w", err)
+}
+
+// send sends one request of an attempt (with token as a bearer token when
+// not empty) and classifies its answer. ctx is the caller's context, actx
+// the attempt's.
+func (d *Destination) send(ctx, actx context.Context, m *destination.Message, token string) (destination.Result, error) {
 	req, err := d.newRequest(actx, m)
 	if err != nil {
 		return destination.Result{}, destination.Permanent(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {
@@ -187,6 +252,9 @@ func (d *Destination) newRequest(ctx context.Context, m *destination.Message) (*
 	h.Set("User-Agent", d.userAgent)
 	for k, v := range d.s.headers {
 		h[k] = v
+	}
+	if a := d.s.auth; a != nil && a.value != "" {
+		h.Set(a.header, a.value)
 	}
 	ct := ev.ContentType
 	if ct == "" {
