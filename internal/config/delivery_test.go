@@ -4,6 +4,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // The configuration example of SPEC §5 parses and validates as written,
@@ -80,5 +83,28 @@ func TestValidateDelivery(t *testing.T) {
 				t.Errorf("got %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// A validity is a duration or a bare number of hours (seed 000).
+func TestValidity(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"1", time.Hour, true}, {"1.5", 90 * time.Minute, true}, {"90m", 90 * time.Minute, true},
+		{"3s", 3 * time.Second, true}, {"0", 0, false}, {"-1", 0, false}, {"8761", 0, false},
+		{"NaN", 0, false}, {"soon", 0, false},
+	}
+	for _, tt := range tests {
+		var v struct {
+			V Validity `yaml:"v"`
+		}
+		err := yaml.Unmarshal([]byte("v: "+tt.in), &v)
+		if (err == nil) != tt.ok || (tt.ok && (v.V.D() != tt.want || !v.V.IsSet())) {
+			t.Errorf("validity %q: got %s, %v; want %s, ok=%v", tt.in, v.V.D(), err, tt.want, tt.ok)
+		}
 	}
 }

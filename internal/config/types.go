@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -112,4 +113,56 @@ func (r Rate) PerSecond() float64 {
 		return 0
 	}
 	return float64(r.N) / r.Per.Seconds()
+}
+
+// MaxValidity bounds a Validity.
+const MaxValidity = 8760 * time.Hour
+
+// Validity is a token lifetime written as a Go duration ("1h", "90m",
+// "3s") or as a bare number of hours (seed 000: "the token validity in
+// number of hours"), as both hookd's own token issuer and its OAuth2
+// client take it.
+type Validity struct {
+	d   time.Duration
+	set bool
+}
+
+// ValidityHours returns a Validity of h hours.
+func ValidityHours(h float64) Validity {
+	return Validity{d: time.Duration(h * float64(time.Hour)), set: true}
+}
+
+// D returns the duration, or 0 when unset.
+func (v Validity) D() time.Duration { return v.d }
+
+// IsSet reports whether a validity was given.
+func (v Validity) IsSet() bool { return v.set }
+
+// UnmarshalYAML parses "90m", "1h", or a number of hours such as 1 or 1.5.
+func (v *Validity) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: validity: want a duration such as \"1h\" or a number of hours", n.Line)
+	}
+	s := strings.TrimSpace(n.Value)
+	if h, err := strconv.ParseFloat(s, 64); err == nil {
+		if math.IsNaN(h) || h <= 0 || h > MaxValidity.Hours() {
+			return fmt.Errorf("line %d: validity: %s hours is out of range (more than 0, at most %.0f)", n.Line, s, MaxValidity.Hours())
+		}
+		*v = ValidityHours(h)
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: validity: invalid value %q (want a duration such as \"1h\" or \"90m\", or a number of hours)", n.Line, n.Value)
+	}
+	*v = Validity{d: d, set: true}
+	return nil
+}
+
+// MarshalYAML writes the validity as a duration string.
+func (v Validity) MarshalYAML() (any, error) {
+	if !v.set {
+		return nil, nil
+	}
+	return v.d.String(), nil
 }

@@ -11,15 +11,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"hookd/internal/config"
 )
@@ -76,7 +72,7 @@ const (
 	// 000 recommends tokens that last at least an hour.
 	issuerMinRecommended = time.Hour
 	// issuerMaxValidity bounds validity.
-	issuerMaxValidity = 8760 * time.Hour
+	issuerMaxValidity = config.MaxValidity
 	// issuerMaxToken bounds a presented token before it is parsed.
 	issuerMaxToken = 4 << 10
 	// issuerMaxForm bounds a token request's body.
@@ -102,7 +98,7 @@ type issuerOptions struct {
 	Clients []issuerClientOptions `yaml:"clients"`
 	// Validity is how long a token is valid: a duration ("1h", "90m") or
 	// a bare number of hours (seed 000). Default 1h.
-	Validity issuerValidity `yaml:"validity"`
+	Validity config.Validity `yaml:"validity"`
 }
 
 // issuerClientOptions is one OAuth client.
@@ -111,35 +107,6 @@ type issuerClientOptions struct {
 	ID string `yaml:"id"`
 	// Secret is the client secret, or a list of them (rotation).
 	Secret stringList `yaml:"secret"`
-}
-
-// issuerValidity is a duration written as a Go duration string or a bare
-// number of hours.
-type issuerValidity struct {
-	d   time.Duration
-	set bool
-}
-
-// UnmarshalYAML parses "90m", "1h", "3s", or a number of hours such as 1
-// or 1.5.
-func (v *issuerValidity) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: validity: want a duration such as \"1h\" or a number of hours", n.Line)
-	}
-	s := strings.TrimSpace(n.Value)
-	if h, err := strconv.ParseFloat(s, 64); err == nil {
-		if math.IsNaN(h) || h <= 0 || h > issuerMaxValidity.Hours() {
-			return fmt.Errorf("line %d: validity: %s hours is out of range (more than 0, at most %.0f)", n.Line, s, issuerMaxValidity.Hours())
-		}
-		*v = issuerValidity{d: time.Duration(h * float64(time.Hour)), set: true}
-		return nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("line %d: validity: invalid value %q (want a duration such as \"1h\" or \"90m\", or a number of hours)", n.Line, n.Value)
-	}
-	*v = issuerValidity{d: d, set: true}
-	return nil
 }
 
 // issuerDecode decodes and validates one oauth_issuer method's options
@@ -169,11 +136,11 @@ func issuerDecode(m config.Verify) (issuerOptions, time.Duration, error) {
 		}
 	}
 	validity := IssuerDefaultValidity
-	if o.Validity.set {
-		validity = o.Validity.d.Truncate(time.Second)
+	if o.Validity.IsSet() {
+		validity = o.Validity.D().Truncate(time.Second)
 	}
 	if validity < time.Second || validity > issuerMaxValidity {
-		return o, 0, fmt.Errorf("validity: must be between 1s and %s, got %s", issuerMaxValidity, o.Validity.d)
+		return o, 0, fmt.Errorf("validity: must be between 1s and %s, got %s", issuerMaxValidity, o.Validity.D())
 	}
 	return o, validity, nil
 }

@@ -9,13 +9,9 @@ package oauth
 
 import (
 	"fmt"
-	"math"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"hookd/internal/config"
 )
@@ -28,7 +24,7 @@ const (
 	// not give expires_in and no validity is configured.
 	DefaultValidity = time.Hour
 	// MaxValidity bounds validity and expires_in.
-	MaxValidity = 8760 * time.Hour
+	MaxValidity = config.MaxValidity
 )
 
 // Config is an oauth2 destination auth's options.
@@ -54,50 +50,11 @@ type Config struct {
 	Validity Validity `yaml:"validity"`
 }
 
-// Validity is a duration written as a Go duration string or as a bare
-// number of hours.
-type Validity struct {
-	d   time.Duration
-	set bool
-}
+// Validity is config.Validity: a duration or a bare number of hours.
+type Validity = config.Validity
 
 // Hours returns a Validity of h hours.
-func Hours(h float64) Validity { return Validity{d: time.Duration(h * float64(time.Hour)), set: true} }
-
-// D returns the duration, or 0 when unset.
-func (v Validity) D() time.Duration { return v.d }
-
-// IsSet reports whether a validity was given.
-func (v Validity) IsSet() bool { return v.set }
-
-// UnmarshalYAML parses "90m", "1h", or a number of hours such as 1 or 1.5.
-func (v *Validity) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: validity: want a duration such as \"1h\" or a number of hours", n.Line)
-	}
-	s := strings.TrimSpace(n.Value)
-	if h, err := strconv.ParseFloat(s, 64); err == nil {
-		if math.IsNaN(h) || h <= 0 || h > MaxValidity.Hours() {
-			return fmt.Errorf("line %d: validity: %s hours is out of range (more than 0, at most %.0f)", n.Line, s, MaxValidity.Hours())
-		}
-		*v = Hours(h)
-		return nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("line %d: validity: invalid value %q (want a duration such as \"1h\" or \"90m\", or a number of hours)", n.Line, n.Value)
-	}
-	*v = Validity{d: d, set: true}
-	return nil
-}
-
-// MarshalYAML writes the validity as a duration string.
-func (v Validity) MarshalYAML() (any, error) {
-	if !v.set {
-		return nil, nil
-	}
-	return v.d.String(), nil
-}
+func Hours(h float64) Validity { return config.ValidityHours(h) }
 
 // Validate checks c. Errors name the field and never print the secret.
 func (c *Config) Validate() error {
@@ -163,10 +120,10 @@ func (c *Config) settings() (*settings, error) {
 			return nil, fmt.Errorf("refresh_before: must not be negative, got %s", s.refreshBefore)
 		}
 	}
-	if c.Validity.set {
-		s.validity = c.Validity.d.Truncate(time.Second)
+	if c.Validity.IsSet() {
+		s.validity = c.Validity.D().Truncate(time.Second)
 		if s.validity < time.Second || s.validity > MaxValidity {
-			return nil, fmt.Errorf("validity: must be between 1s and %s, got %s", MaxValidity, c.Validity.d)
+			return nil, fmt.Errorf("validity: must be between 1s and %s, got %s", MaxValidity, c.Validity.D())
 		}
 	}
 	return s, nil
