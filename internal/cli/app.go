@@ -124,7 +124,13 @@ func (a *App) Open(ctx context.Context) (err error) {
 			errs.Write(w, r, &hookd.Error{Code: hookd.EUnavailable, Message: "not ready: " + hookd.ErrorMessage(err), Err: err})
 			return
 		}
-		httpserver.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		// The last commit's outcome is information, not readiness (see
+		// readiness): an operator sees a failing disk here.
+		body := map[string]string{"status": "ready", "last_commit": "ok"}
+		if err := a.batcher.Healthy(); err != nil {
+			body["last_commit"] = "failed: " + hookd.ErrorMessage(err)
+		}
+		httpserver.WriteJSON(w, http.StatusOK, body)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		errs.Write(w, r, hookd.Errorf(hookd.ENotFound, "no route %s %s", r.Method, r.URL.Path))
