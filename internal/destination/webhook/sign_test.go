@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,15 +61,26 @@ func TestSignedDeliveryVerifies(t *testing.T) {
 	}
 }
 
-// A static header may not replace a signing header.
+// A static header may not replace a signing header: neither the default
+// names (reserved by hookd) nor overridden ones.
 func TestSignHeaderNotOverridable(t *testing.T) {
 	t.Parallel()
-	_, err := destination.Open(context.Background(), Type, newClock(t0).env(), destinationtest.Options(map[string]any{
-		"url":     "https://example.invalid/hook",
-		"headers": map[string]string{"Webhook-Signature": "x"},
-		"sign":    map[string]any{"secrets": []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}},
-	}))
-	if err == nil {
-		t.Fatal("got nil, want an error: webhook-signature is set by sign")
+	for _, tt := range []struct {
+		name    string
+		headers map[string]string
+		sign    map[string]any
+		want    string
+	}{
+		{"Default", map[string]string{"Webhook-Signature": "x"},
+			map[string]any{"secrets": []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, "webhook-signature"},
+		{"Override", map[string]string{"X-Sig": "x"},
+			map[string]any{"secrets": []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, "signature_header": "x-sig"}, "set by sign"},
+	} {
+		_, err := destination.Open(context.Background(), Type, newClock(t0).env(), destinationtest.Options(map[string]any{
+			"url": "https://example.invalid/hook", "headers": tt.headers, "sign": tt.sign,
+		}))
+		if err == nil || !strings.Contains(strings.ToLower(err.Error()), tt.want) {
+			t.Errorf("%s: got %v, want an error containing %q", tt.name, err, tt.want)
+		}
 	}
 }
