@@ -39,6 +39,8 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the database. It is safe to call more than once.
 	Close() error
+
+	DeliveryStore
 }
 
 // EventInsert is one event to store.
@@ -108,6 +110,9 @@ type EventListParams struct {
 	Limit int
 	// WithBody loads event bodies and headers too.
 	WithBody bool
+	// DeliveryStatus keeps only events with at least one delivery in that
+	// status (the failed queue's events: "failed").
+	DeliveryStatus string
 }
 
 // MaxListLimit caps every listing's page size.

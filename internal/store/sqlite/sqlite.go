@@ -27,6 +27,7 @@ import (
 	"github.com/mattn/go-sqlite3"
 
 	"hookd"
+	"hookd/internal/fsutil"
 	"hookd/internal/store"
 )
 
@@ -55,6 +56,7 @@ type Store struct {
 	clearDup   *sql.Stmt
 	newestKey  *sql.Stmt
 	insertReq  *sql.Stmt
+	dlv        deliveryStmts
 	walCatchUp atomic.Bool
 	syncMu     sync.Mutex
 	wal        *os.File
@@ -192,7 +194,7 @@ func (s *Store) init(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return s.prepareDelivery(ctx)
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -315,7 +317,7 @@ func (s *Store) Sync() error {
 			return fmt.Errorf("open WAL for sync: %w", err)
 		}
 		// The WAL's directory entry must be durable too.
-		if err := syncDir(filepath.Dir(walPath)); err != nil {
+		if err := fsutil.SyncDir(filepath.Dir(walPath)); err != nil {
 			f.Close()
 			return fmt.Errorf("sync data directory: %w", err)
 		}
@@ -327,15 +329,6 @@ func (s *Store) Sync() error {
 		return s.syncErr
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Path returns the database file.
@@ -542,22 +535,7 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*hoo
 		}
 		args = append(args, after)
 	}
-	if p.Source != "" {
-		where = append(where, "source = ?")
-		args = append(args, p.Source)
-	}
-	if p.Type != "" {
-		where = append(where, "type = ?")
-		args = append(args, p.Type)
-	}
-	if !p.Since.IsZero() {
-		where = append(where, "received_at >= ?")
-		args = append(args, p.Since.UnixMicro())
-	}
-	if !p.Until.IsZero() {
-		where = append(where, "received_at < ?")
-		args = append(args, p.Until.UnixMicro())
-	}
+	where, args = eventFilters(p, where, args)
 	cols := eventCols
 	if p.WithBody {
 		cols += ", headers, body"
@@ -595,6 +573,32 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*hoo
 		next = store.EncodeCursor(out[limit-1].Seq)
 	}
 	return out, next, nil
+}
+
+// eventFilters appends the conditions of p's filters (source, type,
+// received time) to where and their arguments to args.
+func eventFilters(p *store.EventListParams, where []string, args []any) ([]string, []any) {
+	if p.Source != "" {
+		where = append(where, "source = ?")
+		args = append(args, p.Source)
+	}
+	if p.Type != "" {
+		where = append(where, "type = ?")
+		args = append(args, p.Type)
+	}
+	if !p.Since.IsZero() {
+		where = append(where, "received_at >= ?")
+		args = append(args, p.Since.UnixMicro())
+	}
+	if !p.Until.IsZero() {
+		where = append(where, "received_at < ?")
+		args = append(args, p.Until.UnixMicro())
+	}
+	if p.DeliveryStatus != "" {
+		where = append(where, "seq IN (SELECT event_seq FROM deliveries WHERE status = ?)")
+		args = append(args, p.DeliveryStatus)
+	}
+	return where, args
 }
 
 func scanEvent(scan func(...any) error, withBody bool) (*hookd.Event, error) {

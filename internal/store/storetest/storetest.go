@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SettingGetOrCreate", testSettingGetOrCreate},
 		{"BatcherConcurrentInserts", testBatcherConcurrent},
 	}
+	cases = append(cases, deliveryCases...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
