@@ -19,6 +19,9 @@ import (
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"hookd/internal/egress"
+	"hookd/internal/secret"
 )
 
 // Config is the whole configuration of one hookd process.
@@ -38,6 +41,10 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Sources are the inbound endpoints, POST /in/{name}.
 	Sources []Source `yaml:"sources"`
+	// Delivery tunes the delivery engine.
+	Delivery Delivery `yaml:"delivery"`
+	// Secrets configures the encryption of secrets stored in the database.
+	Secrets Secrets `yaml:"secrets"`
 	// Destinations are where events go (delivery; see docs/DELIVERY.md).
 	Destinations []Destination `yaml:"destinations"`
 	// Subscriptions route events to destinations.
@@ -75,6 +82,35 @@ type Egress struct {
 	// AllowPrivate lists CIDRs that destinations may reach although they are
 	// private, loopback or link-local (SSRF guard exceptions). Default none.
 	AllowPrivate []string `yaml:"allow_private"`
+	// AllowHTTPHosts lists hosts that destinations may reach over plain
+	// http (names or IP literals, "*.example.com" for every name under
+	// example.com). Default none: https is required, except for addresses
+	// in AllowPrivate.
+	AllowHTTPHosts []string `yaml:"allow_http_hosts"`
+}
+
+// Secrets configures how hookd encrypts the secrets it stores (signing
+// secrets and credentials of destinations created through the API).
+type Secrets struct {
+	// MasterKeys are "<key-id>:<base64 of 32 bytes>" specs; the first is
+	// active, the others only decrypt (rotation). HOOKD_MASTER_KEY (a
+	// comma-separated list) replaces them. With none, hookd generates one
+	// into <storage.path>/master.key when it first stores a secret.
+	MasterKeys []string `yaml:"master_keys"`
+}
+
+// Delivery tunes the delivery engine.
+type Delivery struct {
+	// DisableAfter disables a destination whose attempts have all failed
+	// for this long (it is reported, and its work waits until it is
+	// enabled again). Default 120h; 0 never disables.
+	DisableAfter *Duration `yaml:"disable_after"`
+	// MemoryQueue bounds the deliveries of one destination held in memory;
+	// beyond it they wait in the store. Default 10000.
+	MemoryQueue int `yaml:"memory_queue"`
+	// MemoryQueueBytes bounds the event bodies one destination holds in
+	// memory ("64MiB"); beyond it they wait in the database. Default 64MiB.
+	MemoryQueueBytes Size `yaml:"memory_queue_bytes"`
 }
 
 // Server tunes the HTTP server and the ingest path.
@@ -252,6 +288,7 @@ const (
 	DefaultMaxBody      = Size(1 << 20)
 	DefaultDedupeWindow = 168 * time.Hour
 	DemoSource          = "demo"
+	DefaultDisableAfter = Duration(120 * time.Hour)
 )
 
 // Default returns the configuration used when no file is given: the
@@ -267,6 +304,10 @@ func Default() *Config {
 }
 
 func (c *Config) applyDefaults() {
+	if c.Delivery.DisableAfter == nil {
+		d := DefaultDisableAfter
+		c.Delivery.DisableAfter = &d
+	}
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}
@@ -431,6 +472,9 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 	if v := getenv("HOOKD_ADMIN_TOKEN"); v != "" {
 		c.Admin.Tokens = append(c.Admin.Tokens, v)
 	}
+	if v := getenv("HOOKD_MASTER_KEY"); v != "" {
+		c.Secrets.MasterKeys = strings.Split(v, ",")
+	}
 }
 
 var sourceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
@@ -470,6 +514,30 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.Admin.Tokens = tokens
+	keys := c.Secrets.MasterKeys[:0]
+	for _, k := range c.Secrets.MasterKeys {
+		if k = strings.TrimSpace(k); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	c.Secrets.MasterKeys = keys
+	if len(keys) > 0 {
+		if _, err := secret.ParseKeyring(keys); err != nil {
+			bad("secrets.master_keys", "%s", strings.TrimPrefix(err.Error(), "secret: "))
+		}
+	}
+	if _, err := egress.NewGuard(nil, c.Egress.AllowHTTPHosts); err != nil {
+		errs = append(errs, err) // it names egress.allow_http_hosts[i]
+	}
+	if c.Delivery.MemoryQueue < 0 {
+		bad("delivery.memory_queue", "must not be negative")
+	}
+	if c.Delivery.MemoryQueueBytes < 0 {
+		bad("delivery.memory_queue_bytes", "must not be negative")
+	}
+	if c.Delivery.DisableAfter != nil && *c.Delivery.DisableAfter < 0 {
+		bad("delivery.disable_after", "must not be negative")
+	}
 	for i, cidr := range c.Egress.AllowPrivate {
 		if _, _, err := net.ParseCIDR(cidr); err != nil {
 			bad(fmt.Sprintf("egress.allow_private[%d]", i), "invalid CIDR %q", cidr)
@@ -567,6 +635,28 @@ func ValidSelector(sel string) error {
 var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
 
 // knownFields reports the first mapping key that no field of t takes.
+// yamlFields adds the YAML keys of struct type t to fields, with the keys
+// of its ",inline" fields.
+func yamlFields(t reflect.Type, fields map[string]reflect.Type) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" && strings.Contains(","+opts+",", ",inline,") {
+			ft := f.Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				yamlFields(ft, fields)
+			}
+			continue
+		}
+		if name != "" && name != "-" {
+			fields[name] = f.Type
+		}
+	}
+}
+
 func knownFields(n *yaml.Node, t reflect.Type) error {
 	if n.Kind == yaml.DocumentNode {
 		for _, c := range n.Content {
@@ -596,12 +686,7 @@ func knownFields(n *yaml.Node, t reflect.Type) error {
 			return nil
 		}
 		fields := map[string]reflect.Type{}
-		for i := 0; i < t.NumField(); i++ {
-			name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-			if name != "" && name != "-" {
-				fields[name] = t.Field(i).Type
-			}
-		}
+		yamlFields(t, fields)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
 			ft, ok := fields[k.Value]

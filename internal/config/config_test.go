@@ -733,3 +733,13 @@ func TestDurationMarshal(t *testing.T) {
 		t.Errorf("MarshalYAML: got %v, %v; want 1m30s, nil", v, err)
 	}
 }
+
+func TestValidateEgressAllowHTTPHosts(t *testing.T) {
+	c, err := Parse([]byte("egress: {allow_http_hosts: [\"hooks.internal\", \"http://x.example\"]}\n"))
+	if err == nil {
+		err = c.Validate()
+	}
+	if err == nil || !strings.Contains(err.Error(), "egress.allow_http_hosts[1]") {
+		t.Fatalf("got %v, want an error naming egress.allow_http_hosts[1]", err)
+	}
+}

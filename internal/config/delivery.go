@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -108,6 +109,50 @@ type Subscription struct {
 
 var destinationName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
+// Validate checks the keys every destination kind shares; the kind checks
+// its own when it is opened.
+func (d Destination) Validate() error {
+	var errs []error
+	d.check(func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	})
+	return errors.Join(errs...)
+}
+
+func (d Destination) check(bad func(field, format string, args ...any)) {
+	if !destinationName.MatchString(d.Name) {
+		bad("name", "invalid name %q (letters, digits, '-', '_' and '.', at most 64)", d.Name)
+	}
+	if d.Type == "" {
+		bad("type", "required (http, kafka, nats, amqp, redis, file or exec)")
+	}
+	switch d.Ordering {
+	case "", "none", "fifo", "key":
+	default:
+		bad("ordering", "unknown ordering %q (want none, fifo or key)", d.Ordering)
+	}
+	if d.Concurrency < 0 || d.Concurrency > 10000 {
+		bad("concurrency", "must be between 1 and 10000")
+	}
+}
+
+// Validate checks a subscription's own keys (not that its source and
+// destination exist).
+func (s Subscription) Validate() error {
+	var errs []error
+	for j, p := range s.Events {
+		if _, err := route.CompilePattern(p); err != nil {
+			errs = append(errs, fmt.Errorf("events[%d]: %v", j, err))
+		}
+	}
+	if s.Filter != nil {
+		if err := s.Filter.Compile(); err != nil {
+			errs = append(errs, fmt.Errorf("filter: %v", strings.TrimPrefix(err.Error(), "filter")))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // validateDelivery checks destinations and subscriptions; bad reports one
 // problem with the field it is about.
 func (c *Config) validateDelivery(bad func(field, format string, args ...any)) {
@@ -117,24 +162,11 @@ func (c *Config) validateDelivery(bad func(field, format string, args ...any)) {
 		if d.Name != "" {
 			f = fmt.Sprintf("destinations[%d] (%s)", i, d.Name)
 		}
-		if !destinationName.MatchString(d.Name) {
-			bad(f+".name", "invalid name %q (letters, digits, '-', '_' and '.', at most 64)", d.Name)
-		}
 		if names[d.Name] {
 			bad(f+".name", "duplicate destination name %q", d.Name)
 		}
 		names[d.Name] = true
-		if d.Type == "" {
-			bad(f+".type", "required (http, kafka, nats, amqp, redis, file or exec)")
-		}
-		switch d.Ordering {
-		case "", "none", "fifo", "key":
-		default:
-			bad(f+".ordering", "unknown ordering %q (want none, fifo or key)", d.Ordering)
-		}
-		if d.Concurrency < 0 || d.Concurrency > 10000 {
-			bad(f+".concurrency", "must be between 1 and 10000")
-		}
+		d.check(func(field, format string, args ...any) { bad(f+"."+field, format, args...) })
 	}
 	sources := map[string]bool{}
 	for _, s := range c.Sources {

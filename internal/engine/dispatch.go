@@ -1,0 +1,820 @@
+package engine
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"hookd"
+	"hookd/internal/destination"
+	"hookd/internal/store"
+)
+
+// Orderings of a destination.
+const (
+	OrderingNone = "none"
+	OrderingFIFO = "fifo"
+	OrderingKey  = "key"
+)
+
+// item is one delivery the engine holds in memory.
+type item struct {
+	// d is the delivery as it is (or will be) stored: identity, counters,
+	// last outcome. A fresh item's row does not exist yet.
+	d *store.Delivery
+	// ev is the event, with its body; nil for an item loaded from the
+	// store until its attempt loads it.
+	ev *hookd.Event
+	// fresh is true until the item has a row: its event's seq holds the
+	// watermark back.
+	fresh bool
+	// lane is the ordering lane (ordered destinations).
+	lane *lane
+	// size is the body's size counted against the memory bound while the
+	// item is held with its event.
+	size int
+}
+
+// lane is a FIFO of items of which only the head may be in flight: the
+// whole destination (fifo) or one event key (key).
+type lane struct {
+	key   string
+	q     []*item
+	busy  bool
+	inRun bool // queued in runq or waiting
+}
+
+// dispatcher works the deliveries of one destination: it holds fresh work
+// in memory, claims due work from the store, runs attempts with bounded
+// concurrency, a rate limit and the destination's ordering, and hands
+// outcomes to the writer.
+type dispatcher struct {
+	e           *Engine
+	name        string
+	dest        destination.Destination
+	policy      Policy
+	ordering    string
+	concurrency int
+	limiter     *rate.Limiter
+	memCap      int
+	memBytesCap int
+	log         *slog.Logger
+
+	ctx    context.Context // cancelled to cut attempts short
+	cancel context.CancelFunc
+	wake   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+	wg     sync.WaitGroup // attempts in flight
+
+	mu sync.Mutex
+	// none: ready is the FIFO of items to attempt.
+	ready []*item
+	// ordered: lanes by key, runq the lanes whose head can go, waiting the
+	// lanes whose head is due later.
+	lanes   map[string]*lane
+	runq    []*lane
+	waiting laneHeap
+	held    map[string]bool // delivery ids in memory or in flight
+	// stale are held deliveries whose write the store skipped (a replay
+	// made or reset their row meanwhile); deferred are stored rows of held
+	// deliveries, taken in when the held one leaves.
+	stale    map[string]bool
+	deferred map[string]*store.Delivery
+	// inMemBytes is the size of the bodies held (fresh work only: work
+	// loaded from the store reads its body when it is attempted).
+	inMemBytes int
+	flying     int
+	// backlog: the store may hold work of this destination that is not in
+	// memory (spilled, replayed, recovered, retrying).
+	backlog   bool
+	storeDue  time.Time // none: when the store has work due, zero unknown/now
+	loadedSeq int64     // ordered: highest event seq taken into memory
+	spilling  int       // spill writes not committed yet
+	// storeGen counts the changes of the store that may have added work
+	// (spills committed, replays, retries written, an enable): a refill
+	// that saw the store before one of them must not trust what it saw.
+	storeGen int64
+	// rescan: a replay queued rows older than what was loaded; an ordered
+	// refill looks from the start again.
+	rescan         bool
+	disabled       bool
+	disabledAt     time.Time
+	disabledReason string
+	failingSince   time.Time
+	stopping       bool
+	// cut are fresh items whose attempt shutdown cut short: spilled with
+	// the rest when the destination is replaced or removed.
+	cut []*item
+
+	// counters
+	attempts, succeeded, failed, retried int64
+}
+
+const (
+	defaultMemCap   = 10000
+	defaultMemBytes = 64 << 20
+	defaultLease    = 5 * time.Minute
+	claimBatchSize  = 256
+	eventIDLanePref = "\x00evt:"
+)
+
+func newDispatcher(e *Engine, name string, dest destination.Destination, policy Policy, ordering string, concurrency int, lim *rate.Limiter) *dispatcher {
+	if ordering == "" {
+		ordering = OrderingNone
+	}
+	if concurrency <= 0 {
+		concurrency = 16
+		if ordering == OrderingFIFO {
+			concurrency = 1
+		}
+	}
+	if ordering == OrderingFIFO {
+		concurrency = 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &dispatcher{
+		e: e, name: name, dest: dest, policy: policy, ordering: ordering, concurrency: concurrency,
+		limiter: lim, memCap: e.memCap, memBytesCap: e.memBytes, log: e.log.With("destination", name),
+		ctx: ctx, cancel: cancel,
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		lanes: map[string]*lane{}, held: map[string]bool{}, stale: map[string]bool{}, deferred: map[string]*store.Delivery{},
+		backlog: true,
+	}
+}
+
+func (d *dispatcher) ordered() bool { return d.ordering != OrderingNone }
+
+func (d *dispatcher) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// add takes a fresh delivery: into memory when there is room and nothing
+// older waits in the store (for ordered destinations), else into the store
+// as pending (spilled), so that memory stays bounded and nothing is lost.
+func (d *dispatcher) add(it *item) {
+	d.mu.Lock()
+	size := 0
+	if it.ev != nil {
+		size = len(it.ev.Body)
+	}
+	spill := d.stopping || d.disabled || len(d.held) >= d.memCap || (d.inMemBytes > 0 && d.inMemBytes+size > d.memBytesCap) ||
+		(d.ordered() && d.backlog)
+	if !spill {
+		it.size = size
+		d.hold(it)
+		d.mu.Unlock()
+		d.poke()
+		return
+	}
+	d.spilling++
+	d.backlog = true
+	d.mu.Unlock()
+	row := *it.d
+	row.Status = store.StatusPending
+	row.NextAttemptAt = d.e.clock.Now()
+	row.CreatedAt, row.UpdatedAt = row.NextAttemptAt, row.NextAttemptAt
+	d.e.w.submit(writeReq{w: &store.DeliveryWrite{Delivery: &row, Fence: store.FenceInsertOnly}, seq: it.d.EventSeq, after: func() {
+		d.mu.Lock()
+		d.spilling--
+		d.storeGen++
+		d.storeDue = time.Time{}
+		d.mu.Unlock()
+		d.poke()
+	}})
+}
+
+// hold puts it in memory; d.mu is held.
+func (d *dispatcher) hold(it *item) {
+	d.inMemBytes += it.size
+	d.held[it.d.ID] = true
+	if !d.ordered() {
+		d.ready = append(d.ready, it)
+		return
+	}
+	if it.d.EventSeq > d.loadedSeq {
+		d.loadedSeq = it.d.EventSeq
+	}
+	key := ""
+	if d.ordering == OrderingKey {
+		key = it.d.EventKey
+		if key == "" {
+			// No key: nothing to keep in order with.
+			key = eventIDLanePref + it.d.ID
+		}
+	}
+	l := d.lanes[key]
+	if l == nil {
+		l = &lane{key: key}
+		d.lanes[key] = l
+	}
+	it.lane = l
+	l.q = append(l.q, it)
+	if len(l.q) == 1 && !l.busy {
+		d.schedule(l)
+	} else if l.q[0].d.Status == store.StatusRetrying || d.disabled {
+		// It waits behind a retrying head (or for an enable): give it a
+		// row now (see persistFresh).
+		d.persistFresh([]*item{it})
+	}
+}
+
+// schedule puts a lane whose head is idle into runq or waiting; d.mu is
+// held.
+func (d *dispatcher) schedule(l *lane) {
+	if l.busy || len(l.q) == 0 || l.inRun {
+		return
+	}
+	l.inRun = true
+	due := l.q[0].d.NextAttemptAt
+	if due.IsZero() || !due.After(d.e.clock.Now()) {
+		d.runq = append(d.runq, l)
+		return
+	}
+	heap.Push(&d.waiting, l)
+}
+
+// run is the dispatcher's loop.
+func (d *dispatcher) run() {
+	defer close(d.done)
+	for {
+		d.refill()
+		next := d.startRunnable()
+		var timer Timer
+		var tc <-chan time.Time
+		if !next.IsZero() {
+			timer = d.e.clock.NewTimer(next.Sub(d.e.clock.Now()))
+			tc = timer.C()
+		}
+		select {
+		case <-d.stop:
+			if timer != nil {
+				timer.Stop()
+			}
+			return
+		case <-d.wake:
+		case <-tc:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+// refill takes work from the store when memory has room for it.
+func (d *dispatcher) refill() {
+	d.mu.Lock()
+	if d.disabled || d.stopping {
+		d.mu.Unlock()
+		return
+	}
+	now := d.e.clock.Now()
+	if d.ordered() {
+		room := d.memCap - len(d.held)
+		if !d.backlog || room < d.memCap/2 {
+			d.mu.Unlock()
+			return
+		}
+		after, gen := d.loadedSeq, d.storeGen
+		d.rescan = false
+		d.mu.Unlock()
+		rows, err := d.e.st.DeliveryLoadOrdered(d.ctx, d.name, after, room)
+		if err != nil {
+			d.storeError("load ordered deliveries", err)
+			return
+		}
+		d.mu.Lock()
+		for _, r := range rows {
+			if d.held[r.ID] {
+				if d.stale[r.ID] {
+					d.deferred[r.ID] = r
+				}
+				if r.EventSeq > d.loadedSeq {
+					d.loadedSeq = r.EventSeq
+				}
+				continue
+			}
+			d.hold(&item{d: r})
+		}
+		if len(rows) > 0 && rows[len(rows)-1].EventSeq > d.loadedSeq {
+			d.loadedSeq = rows[len(rows)-1].EventSeq
+		}
+		switch {
+		case d.storeGen != gen:
+			// The store changed meanwhile: look again.
+			if d.rescan {
+				d.loadedSeq = 0
+			}
+		case len(rows) < room && d.spilling == 0:
+			d.backlog = false
+		}
+		d.mu.Unlock()
+		return
+	}
+	want := min(claimBatchSize, 4*d.concurrency) - len(d.ready) - d.flying
+	if want <= 0 || (!d.storeDue.IsZero() && d.storeDue.After(now)) {
+		d.mu.Unlock()
+		return
+	}
+	gen := d.storeGen
+	d.mu.Unlock()
+	rows, err := d.e.st.DeliveryClaimDue(d.ctx, d.name, now, d.e.lease, want)
+	if err != nil {
+		d.storeError("claim due deliveries", err)
+		return
+	}
+	var due time.Time
+	if len(rows) < want {
+		at, ok, err := d.e.st.DeliveryNextDue(d.ctx, d.name)
+		if err != nil {
+			d.storeError("read next due delivery", err)
+			return
+		}
+		due = at
+		if !ok {
+			due = farFuture
+		}
+	}
+	d.mu.Lock()
+	for _, r := range rows {
+		if d.held[r.ID] {
+			// Claimed while its fresh work is in flight: a replay made the
+			// row. It is attempted once the held one leaves.
+			d.deferred[r.ID] = r
+			continue
+		}
+		d.hold(&item{d: r})
+	}
+	switch {
+	case len(rows) == want:
+		d.storeDue = time.Time{} // more may be due now
+	case d.storeGen != gen || d.spilling > 0:
+		d.storeDue = time.Time{}
+	default:
+		d.storeDue = due
+	}
+	d.mu.Unlock()
+}
+
+var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func (d *dispatcher) storeError(what string, err error) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	d.log.Error(what, "err", err)
+	d.mu.Lock()
+	d.storeDue = d.e.clock.Now().Add(time.Second)
+	d.mu.Unlock()
+	go func() {
+		t := d.e.clock.NewTimer(time.Second)
+		defer t.Stop()
+		select {
+		case <-t.C():
+			d.poke()
+		case <-d.stop:
+		}
+	}()
+}
+
+// startRunnable starts attempts while slots are free and returns when the
+// loop must look again (zero: only when woken).
+func (d *dispatcher) startRunnable() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.disabled || d.stopping {
+		return time.Time{}
+	}
+	now := d.e.clock.Now()
+	var next time.Time
+	if d.ordered() {
+		for d.waiting.Len() > 0 && !d.waiting[0].q[0].d.NextAttemptAt.After(now) {
+			d.runq = append(d.runq, heap.Pop(&d.waiting).(*lane))
+		}
+		for d.flying < d.concurrency && len(d.runq) > 0 {
+			l := d.runq[0]
+			d.runq[0] = nil
+			d.runq = d.runq[1:]
+			l.inRun = false
+			if l.busy || len(l.q) == 0 {
+				continue
+			}
+			l.busy = true
+			d.launch(l.q[0])
+		}
+		if d.waiting.Len() > 0 {
+			next = d.waiting[0].q[0].d.NextAttemptAt
+		}
+		return next
+	}
+	for d.flying < d.concurrency && len(d.ready) > 0 {
+		it := d.ready[0]
+		d.ready[0] = nil
+		d.ready = d.ready[1:]
+		d.launch(it)
+	}
+	if !d.storeDue.IsZero() && d.storeDue != farFuture && d.storeDue.After(now) {
+		next = d.storeDue
+	}
+	return next
+}
+
+// launch starts one attempt; d.mu is held.
+func (d *dispatcher) launch(it *item) {
+	d.flying++
+	d.wg.Add(1)
+	var wait time.Duration
+	if d.limiter != nil {
+		now := d.e.clock.Now()
+		wait = d.limiter.ReserveN(now, 1).DelayFrom(now)
+	}
+	go d.attempt(it, wait)
+}
+
+// attempt runs one attempt of it and hands its outcome over.
+func (d *dispatcher) attempt(it *item, wait time.Duration) {
+	defer d.wg.Done()
+	if wait > 0 {
+		t := d.e.clock.NewTimer(wait)
+		select {
+		case <-t.C():
+		case <-d.ctx.Done():
+			t.Stop()
+			d.requeue(it)
+			return
+		}
+	}
+	if !d.e.subscribed(d.name) {
+		// Every subscription to this destination was deleted: what was
+		// routed to it before is cancelled rather than sent.
+		d.cancelItem(it, ReasonUnsubscribed)
+		return
+	}
+	ev := it.ev
+	if ev == nil {
+		var err error
+		ev, err = d.e.st.EventGet(d.ctx, it.d.EventID)
+		switch {
+		case d.ctx.Err() != nil:
+			d.requeue(it)
+			return
+		case errors.Is(err, store.ErrNotFound):
+			d.finish(it, Decision{Outcome: OutcomeFailed, Reason: ReasonEventGone, Err: errors.New("event no longer stored")}, d.e.clock.Now(), 0, destination.Result{}, nil)
+			return
+		case err != nil:
+			d.finish(it, Decision{Outcome: OutcomeRetry, At: d.e.clock.Now().Add(5 * time.Second), Err: err}, d.e.clock.Now(), 0, destination.Result{}, err)
+			return
+		}
+		it.ev = ev
+	}
+	start := d.e.clock.Now()
+	res, err := d.dest.Deliver(d.ctx, &destination.Message{Event: ev, DeliveryID: it.d.ID, Attempt: it.d.Attempts + 1})
+	end := d.e.clock.Now()
+	if d.ctx.Err() != nil && err != nil {
+		// Cut by shutdown: no retry is spent, and the delivery is
+		// attempted again after the restart.
+		d.requeue(it)
+		return
+	}
+	first := it.d.FirstAttemptAt
+	if first.IsZero() {
+		first = start
+	}
+	dec := Decide(d.policy, it.d.RoundAttempts+1, first, end, err)
+	d.finish(it, dec, start, end.Sub(start), res, err)
+}
+
+// dequeue forgets an item whose delivery is settled (it has its row):
+// its lane moves on; d.mu is held.
+func (d *dispatcher) dequeue(it *item) {
+	d.inMemBytes -= it.size
+	delete(d.held, it.d.ID)
+	delete(d.stale, it.d.ID)
+	if l := it.lane; l != nil {
+		l.q[0] = nil
+		l.q = l.q[1:]
+		l.busy = false
+		if len(l.q) == 0 {
+			delete(d.lanes, l.key)
+		} else {
+			d.schedule(l)
+		}
+	}
+	if r := d.deferred[it.d.ID]; r != nil {
+		delete(d.deferred, it.d.ID)
+		d.hold(&item{d: r})
+	}
+}
+
+// cancelItem settles it as cancelled without an attempt.
+func (d *dispatcher) cancelItem(it *item, reason string) {
+	now := d.e.clock.Now()
+	row := *it.d
+	row.AttemptLog = nil
+	row.Status = store.StatusCancelled
+	row.Reason = reason
+	row.NextAttemptAt, row.LeaseUntil = time.Time{}, time.Time{}
+	row.UpdatedAt = now
+	if row.CreatedAt.IsZero() {
+		row.CreatedAt = now
+	}
+	var seq int64
+	fence := it.d.Attempts
+	if it.fresh {
+		seq, fence = row.EventSeq, store.FenceInsertOnly
+		it.fresh = false
+	}
+	d.e.w.submit(writeReq{w: &store.DeliveryWrite{Delivery: &row, Fence: fence}, seq: seq, skipped: func() { d.onSkipped(row.ID) }})
+	d.mu.Lock()
+	d.flying--
+	d.dequeue(it)
+	d.mu.Unlock()
+	d.poke()
+}
+
+// onSkipped is told that the store skipped a write of a held delivery:
+// its stored row moved on (a replay). The row is looked for again and
+// taken in once the held delivery leaves.
+func (d *dispatcher) onSkipped(id string) {
+	d.mu.Lock()
+	if d.held[id] {
+		d.stale[id] = true
+	}
+	d.backlog = true
+	d.storeGen++
+	d.storeDue = time.Time{}
+	if d.ordered() {
+		d.loadedSeq = 0
+		d.rescan = true
+	}
+	d.mu.Unlock()
+	d.poke()
+}
+
+// requeue gives an attempt that did not happen back (shutdown).
+func (d *dispatcher) requeue(it *item) {
+	d.mu.Lock()
+	d.flying--
+	if it.lane != nil {
+		it.lane.busy = false
+	} else if it.fresh {
+		d.cut = append(d.cut, it)
+	}
+	d.mu.Unlock()
+}
+
+// persistFresh gives the fresh items among its a row (pending, due now),
+// so that work that may wait long in memory (behind a retrying head, in a
+// disabled destination) does not hold the fan-out watermark back: a
+// restart then need not route every later event again. The items stay
+// in memory; d.mu is held.
+func (d *dispatcher) persistFresh(items []*item) {
+	now := d.e.clock.Now()
+	for _, it := range items {
+		if !it.fresh {
+			continue
+		}
+		it.fresh = false
+		row := *it.d
+		row.Status = store.StatusPending
+		row.NextAttemptAt = now
+		row.CreatedAt, row.UpdatedAt = now, now
+		id := row.ID
+		d.e.w.submitAsync(writeReq{w: &store.DeliveryWrite{Delivery: &row, Fence: store.FenceInsertOnly}, seq: row.EventSeq,
+			skipped: func() { d.onSkipped(id) }})
+	}
+}
+
+// finish records the outcome of an attempt and moves the queue on.
+func (d *dispatcher) finish(it *item, dec Decision, start time.Time, dur time.Duration, res destination.Result, err error) {
+	now := d.e.clock.Now()
+	prev := it.d
+	row := *prev
+	row.AttemptLog = nil
+	row.Attempts = prev.Attempts + 1
+	row.RoundAttempts = prev.RoundAttempts + 1
+	if row.FirstAttemptAt.IsZero() {
+		row.FirstAttemptAt = start
+	}
+	row.LastAttemptAt = start
+	row.LastDuration = dur
+	row.LastStatusCode = res.StatusCode
+	row.LastExcerpt = res.ResponseExcerpt
+	row.LastError = ""
+	if err != nil {
+		row.LastError = truncate(err.Error(), 1024)
+	}
+	row.LeaseUntil = time.Time{}
+	row.NextAttemptAt = time.Time{}
+	row.Reason = ""
+	if row.CreatedAt.IsZero() {
+		row.CreatedAt = start
+	}
+	row.UpdatedAt = now
+	switch dec.Outcome {
+	case OutcomeSucceeded:
+		row.Status = store.StatusSucceeded
+	case OutcomeRetry:
+		row.Status = store.StatusRetrying
+		row.NextAttemptAt = dec.At
+	default:
+		row.Status = store.StatusFailed
+		row.Reason = dec.Reason
+	}
+	w := &store.DeliveryWrite{Delivery: &row, Fence: prev.Attempts}
+	if err != nil {
+		w.Attempt = &store.Attempt{Number: row.Attempts, StartedAt: start, Duration: dur, StatusCode: res.StatusCode, Error: row.LastError, ResponseExcerpt: res.ResponseExcerpt}
+	}
+	var seq int64
+	if it.fresh {
+		// It had no row: if a replay made one meanwhile, the replay wins
+		// (the event is sent again) rather than this outcome.
+		seq, w.Fence = row.EventSeq, store.FenceInsertOnly
+		it.fresh = false
+	}
+	var after func()
+	if !d.ordered() && dec.Outcome == OutcomeRetry {
+		// none: the retry waits in the store, not in memory; once its row
+		// is there, the next claim must not sleep past it.
+		at := dec.At
+		after = func() {
+			d.mu.Lock()
+			d.storeGen++
+			if !d.storeDue.IsZero() && at.Before(d.storeDue) {
+				d.storeDue = at
+			}
+			d.mu.Unlock()
+			d.poke()
+		}
+	}
+	id := row.ID
+	d.e.w.submit(writeReq{w: w, seq: seq, after: after, skipped: func() { d.onSkipped(id) }})
+
+	d.mu.Lock()
+	d.attempts++
+	d.flying--
+	keep := false
+	switch dec.Outcome {
+	case OutcomeSucceeded:
+		d.succeeded++
+		d.failingSince = time.Time{}
+	case OutcomeRetry:
+		d.retried++
+		keep = d.ordered() // the head keeps its lane until it is done
+	default:
+		d.failed++
+	}
+	if dec.Outcome != OutcomeSucceeded && err != nil && d.failingSince.IsZero() {
+		d.failingSince = start
+	}
+	disable := ""
+	switch {
+	case dec.Outcome == OutcomeDisable:
+		disable = "destination gone: " + dec.Err.Error()
+	case dec.Outcome != OutcomeSucceeded && d.e.disableAfter > 0 && !d.failingSince.IsZero() && now.Sub(d.failingSince) >= d.e.disableAfter:
+		disable = fmt.Sprintf("failing continuously since %s", d.failingSince.UTC().Format(time.RFC3339))
+	}
+	if keep {
+		it.d = &row
+		// A head waiting to be retried need not keep its body: the next
+		// attempt reads it again.
+		it.ev = nil
+		d.inMemBytes -= it.size
+		it.size = 0
+		it.lane.busy = false
+		// The lane waits for its head: what waits behind it gets rows.
+		d.persistFresh(it.lane.q[1:])
+		d.schedule(it.lane)
+	} else {
+		d.dequeue(it)
+	}
+	d.mu.Unlock()
+	if disable != "" {
+		d.e.disable(d, disable)
+	}
+	d.poke()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// setDisabled stops or resumes attempts; disabled, fresh work is spilled
+// to the store and waits there.
+func (d *dispatcher) setDisabled(disabled bool, reason string) {
+	d.mu.Lock()
+	d.disabled = disabled
+	d.disabledReason = reason
+	d.disabledAt = time.Time{}
+	if disabled {
+		d.disabledAt = d.e.clock.Now()
+		d.persistFresh(d.ready)
+		for _, l := range d.lanes {
+			d.persistFresh(l.q)
+		}
+	}
+	if !disabled {
+		d.backlog = true
+		d.storeGen++
+		d.storeDue = time.Time{}
+		d.failingSince = time.Time{}
+	}
+	d.mu.Unlock()
+	d.poke()
+}
+
+// replayed tells the dispatcher that rows were queued in the store.
+func (d *dispatcher) replayed() {
+	d.mu.Lock()
+	d.backlog = true
+	d.storeGen++
+	d.storeDue = time.Time{}
+	if d.ordered() {
+		d.loadedSeq = 0 // replayed rows may be older than what was loaded
+		d.rescan = true
+	}
+	d.mu.Unlock()
+	d.poke()
+}
+
+// shutdown stops the dispatcher: no new attempts; attempts in flight get
+// until ctx ends, then are cut (and not counted). Fresh work still in
+// memory is spilled to the store when spill is set (a destination being
+// replaced or removed); on process shutdown it is re-derived after the
+// restart instead.
+func (d *dispatcher) shutdown(ctx context.Context, spill bool) {
+	d.mu.Lock()
+	d.stopping = true
+	d.mu.Unlock()
+	close(d.stop)
+	<-d.done
+	waited := make(chan struct{})
+	go func() { d.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		d.cancel()
+		<-waited
+	}
+	d.cancel()
+	if spill {
+		d.mu.Lock()
+		var fresh []*item
+		for _, it := range d.ready {
+			if it.fresh {
+				fresh = append(fresh, it)
+			}
+		}
+		for _, l := range d.lanes {
+			for _, it := range l.q {
+				if it.fresh {
+					fresh = append(fresh, it)
+				}
+			}
+		}
+		fresh = append(fresh, d.cut...)
+		d.mu.Unlock()
+		now := d.e.clock.Now()
+		for _, it := range fresh {
+			row := *it.d
+			row.Status = store.StatusPending
+			row.NextAttemptAt = now
+			row.CreatedAt, row.UpdatedAt = now, now
+			d.e.w.submit(writeReq{w: &store.DeliveryWrite{Delivery: &row, Fence: store.FenceInsertOnly}, seq: row.EventSeq})
+		}
+	}
+	if err := d.dest.Close(); err != nil {
+		d.log.Warn("close destination", "err", err)
+	}
+}
+
+// laneHeap orders waiting lanes by their head's due time.
+type laneHeap []*lane
+
+func (h laneHeap) Len() int { return len(h) }
+func (h laneHeap) Less(i, j int) bool {
+	return h[i].q[0].d.NextAttemptAt.Before(h[j].q[0].d.NextAttemptAt)
+}
+func (h laneHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *laneHeap) Push(x any) {
+	*h = append(*h, x.(*lane))
+}
+func (h *laneHeap) Pop() any {
+	old := *h
+	l := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return l
+}

@@ -1,0 +1,665 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"hookd"
+	"hookd/internal/config"
+	"hookd/internal/destination"
+	"hookd/internal/egress"
+	"hookd/internal/route"
+	"hookd/internal/secret"
+	"hookd/internal/store"
+)
+
+// ReasonEventGone: the event of a delivery was deleted (retention) before
+// it could be delivered.
+const ReasonEventGone = "event no longer stored"
+
+// ReasonUnsubscribed: every subscription to the destination was deleted
+// before the delivery was attempted; it is cancelled.
+const ReasonUnsubscribed = "no subscription to the destination any more"
+
+// Store is what the engine needs from the storage seam.
+type Store interface {
+	store.DeliveryStore
+	EventGet(ctx context.Context, id string) (*hookd.Event, error)
+	EventList(ctx context.Context, p *store.EventListParams) ([]*hookd.Event, string, error)
+}
+
+// Options configure an Engine.
+type Options struct {
+	Store Store
+	Log   *slog.Logger
+	// Clock is the engine's time; nil is the wall clock.
+	Clock Clock
+	// Egress is the SSRF guard destinations dial through.
+	Egress *egress.Guard
+	// DisableAfter disables a destination whose attempts have all failed
+	// for this long; 0 never does.
+	DisableAfter time.Duration
+	// MemCap bounds the deliveries each destination holds in memory;
+	// beyond it fresh work waits in the store. Default 10000.
+	MemCap int
+	// MemBytes bounds the bodies each destination holds in memory; beyond
+	// it fresh work waits in the store. Default 64 MiB.
+	MemBytes int
+	// Lease is how long a claimed delivery stays with its claimer.
+	// Default 5m.
+	Lease time.Duration
+	// Sources are the configured source names; a subscription created
+	// through the API must name one of them (or "*"). Nil accepts any.
+	Sources []string
+	// NewKeyring, when Keyring is nil, makes one the first time a
+	// definition must be sealed (hookd generates its key file then, not
+	// before it has a secret to keep).
+	NewKeyring func() (*secret.Keyring, error)
+	// Keyring encrypts the definitions of destinations created through
+	// the API (their signing secrets and credentials) before they are
+	// stored. Nil stores them as they are (tests only).
+	Keyring *secret.Keyring
+}
+
+// Engine is the delivery engine: it routes each committed event to the
+// destinations of the subscriptions it matches and works the deliveries
+// (docs/DELIVERY.md).
+type Engine struct {
+	st           Store
+	log          *slog.Logger
+	clock        Clock
+	egress       *egress.Guard
+	disableAfter time.Duration
+	memCap       int
+	memBytes     int
+	lease        time.Duration
+	keys         *secret.Keyring
+	newKeys      func() (*secret.Keyring, error)
+	keysMu       sync.Mutex
+	sources      map[string]bool
+
+	marks *marks
+	w     *writer
+	wstop chan struct{}
+	table *route.Table
+	// subscribedTo counts the subscriptions of each destination (rebuilt
+	// with the routing table), read on every attempt.
+	subscribedTo atomic.Pointer[map[string]int]
+
+	mu    sync.Mutex // guards dests, subs, replays
+	dests map[string]*destEntry
+	subs  map[string]*subEntry
+	jobs  map[string]*ReplayJob
+
+	inMu    sync.Mutex
+	inbox   []*hookd.Event
+	inWake  chan struct{}
+	inStop  chan struct{}
+	inDone  chan struct{}
+	started bool
+	stopped bool
+}
+
+// New returns an engine; Open starts it.
+func New(o Options) *Engine {
+	e := &Engine{
+		st: o.Store, log: o.Log, clock: o.Clock, egress: o.Egress, disableAfter: o.DisableAfter,
+		memCap: o.MemCap, memBytes: o.MemBytes, lease: o.Lease, keys: o.Keyring, newKeys: o.NewKeyring,
+		dests: map[string]*destEntry{}, subs: map[string]*subEntry{}, jobs: map[string]*ReplayJob{},
+		inWake: make(chan struct{}, 1), inStop: make(chan struct{}), inDone: make(chan struct{}),
+		wstop: make(chan struct{}),
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if o.Sources != nil {
+		e.sources = map[string]bool{}
+		for _, s := range o.Sources {
+			e.sources[s] = true
+		}
+	}
+	if e.clock == nil {
+		e.clock = RealClock{}
+	}
+	if e.memCap <= 0 {
+		e.memCap = defaultMemCap
+	}
+	if e.memBytes <= 0 {
+		e.memBytes = defaultMemBytes
+	}
+	if e.lease <= 0 {
+		e.lease = defaultLease
+	}
+	e.table, _ = route.NewTable(nil)
+	return e
+}
+
+// Open loads the destinations and subscriptions (the configured ones and
+// those stored through the API), recovers the work a previous process left
+// unfinished, and starts delivering. Call it before any event is committed.
+func (e *Engine) Open(ctx context.Context, dests []config.Destination, subs []config.Subscription) error {
+	if err := e.load(ctx, dests, subs); err != nil {
+		e.closeDests()
+		return err
+	}
+	wm, err := e.recover(ctx)
+	if err != nil {
+		e.closeDests()
+		return fmt.Errorf("recover deliveries: %w", err)
+	}
+	e.marks = newMarks(wm)
+	e.w = newWriter(e.st, e.log, e.marks, wm)
+	go e.w.run(e.wstop)
+	e.mu.Lock()
+	for _, de := range e.dests {
+		go de.d.run()
+	}
+	e.started = true
+	e.mu.Unlock()
+	go e.route()
+	return nil
+}
+
+// recover makes every delivery the last process left unfinished visible
+// in the store: leases it held are released, and events after the fan-out
+// watermark are routed again, their deliveries that have no row inserted
+// as pending. It returns the new watermark.
+func (e *Engine) recover(ctx context.Context) (int64, error) {
+	now := e.clock.Now()
+	if n, err := e.st.DeliveryReleaseAll(ctx, now); err != nil {
+		return 0, err
+	} else if n > 0 {
+		e.log.Info("deliveries in flight at the last stop are due again", "count", n)
+	}
+	wm, err := e.st.WatermarkGet(ctx)
+	if err != nil {
+		return 0, err
+	}
+	start := wm
+	queued := 0
+	cursor := ""
+	if wm > 0 {
+		cursor = store.EncodeCursor(wm)
+	}
+	for {
+		withBody, limit := e.routingPage()
+		evs, next, err := e.st.EventList(ctx, &store.EventListParams{After: cursor, Order: store.OrderAsc, Limit: limit, WithBody: withBody})
+		if err != nil {
+			return 0, err
+		}
+		var ds []*store.Delivery
+		for _, ev := range evs {
+			ds = append(ds, e.fanOut(ev)...)
+			wm = ev.Seq
+		}
+		if len(ds) > 0 {
+			ids := make([]string, len(ds))
+			for i, d := range ds {
+				ids[i] = d.ID
+			}
+			have, err := e.st.DeliveryExisting(ctx, ids)
+			if err != nil {
+				return 0, err
+			}
+			missing := ds[:0]
+			for _, d := range ds {
+				if !have[d.ID] {
+					missing = append(missing, d)
+				}
+			}
+			if len(missing) > 0 {
+				n, err := e.st.DeliveryReplayMany(ctx, missing, now)
+				if err != nil {
+					return 0, err
+				}
+				queued += n
+			}
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if wm > start {
+		if _, err := e.st.DeliveryWriteMany(ctx, nil, wm); err != nil {
+			return 0, err
+		}
+	}
+	if queued > 0 {
+		e.log.Info("deliveries recovered from events received before the last stop", "count", queued, "events_after", start)
+	}
+	return wm, nil
+}
+
+// fanOut returns the deliveries ev gets: one per destination of the
+// subscriptions it matches (a destination matched twice gets it once).
+func (e *Engine) fanOut(ev *hookd.Event) []*store.Delivery {
+	ids := e.table.Match(ev)
+	if len(ids) == 0 {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]*store.Delivery, 0, len(ids))
+	for _, id := range ids {
+		s := e.subs[id]
+		if s == nil || e.dests[s.def.Destination] == nil {
+			continue
+		}
+		dup := false
+		for _, d := range out {
+			if d.Destination == s.def.Destination {
+				dup = true
+				break
+			}
+		}
+		if dup {
+			continue
+		}
+		out = append(out, &store.Delivery{
+			ID: store.DeliveryID(ev.ID, s.def.Destination), EventID: ev.ID, EventSeq: ev.Seq, EventKey: ev.Key,
+			Destination: s.def.Destination, SubscriptionID: id, Status: store.StatusPending,
+		})
+	}
+	return out
+}
+
+// OnCommit is the ingest batcher's hook: it takes the events of a durable
+// batch (duplicates are skipped) for routing. It never blocks.
+func (e *Engine) OnCommit(ins []*store.EventInsert, res []store.EventInsertResult) {
+	e.inMu.Lock()
+	for i, in := range ins {
+		if res[i].Duplicate {
+			continue
+		}
+		ev := *in.Event
+		ev.Seq, ev.Stale = res[i].Seq, res[i].Stale
+		ev.Headers = nil
+		e.inbox = append(e.inbox, &ev)
+	}
+	e.inMu.Unlock()
+	select {
+	case e.inWake <- struct{}{}:
+	default:
+	}
+}
+
+// route hands committed events to their destinations' dispatchers.
+func (e *Engine) route() {
+	defer close(e.inDone)
+	var batch []*hookd.Event
+	for {
+		select {
+		case <-e.inWake:
+		case <-e.inStop:
+			return
+		}
+		e.inMu.Lock()
+		batch, e.inbox = e.inbox, batch[:0]
+		e.inMu.Unlock()
+		for i, ev := range batch {
+			ds := e.fanOut(ev)
+			e.marks.add(ev.Seq, len(ds))
+			for _, d := range ds {
+				e.mu.Lock()
+				de := e.dests[d.Destination]
+				e.mu.Unlock()
+				if de == nil {
+					// Removed meanwhile: nothing will hold the mark.
+					e.marks.done(ev.Seq)
+					continue
+				}
+				de.d.add(&item{d: d, ev: ev, fresh: true})
+			}
+			batch[i] = nil
+		}
+	}
+}
+
+// Stop stops delivering: no new attempts; attempts in flight finish until
+// ctx ends and are then cut (a cut attempt is made again after the
+// restart, without counting); outcomes are written. Events committed but
+// not delivered are picked up again by the next Open.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.mu.Lock()
+	if e.stopped || !e.started {
+		e.stopped = true
+		e.mu.Unlock()
+		e.closeDests()
+		return nil
+	}
+	e.stopped = true
+	dests := make([]*destEntry, 0, len(e.dests))
+	for _, de := range e.dests {
+		dests = append(dests, de)
+	}
+	e.mu.Unlock()
+	close(e.inStop)
+	<-e.inDone
+	var wg sync.WaitGroup
+	for _, de := range dests {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			de.d.shutdown(ctx, false)
+		}()
+	}
+	wg.Wait()
+	close(e.wstop)
+	<-e.w.done
+	return nil
+}
+
+// closeDests closes the destinations opened by an Open that failed (a
+// started engine closes them in Stop, through its dispatchers).
+func (e *Engine) closeDests() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started {
+		return
+	}
+	for _, de := range e.dests {
+		de.d.dest.Close()
+	}
+}
+
+// disable disables a destination (HTTP 410, or failing for too long):
+// attempts stop, work waits in the store until it is enabled again.
+func (e *Engine) disable(d *dispatcher, reason string) {
+	d.mu.Lock()
+	already := d.disabled
+	d.mu.Unlock()
+	if already {
+		return
+	}
+	d.setDisabled(true, reason)
+	e.log.Warn("destination disabled", "destination", d.name, "reason", reason)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.st.DestinationSetDisabled(ctx, d.name, e.clock.Now(), reason); err != nil {
+		e.log.Error("record disabled destination", "destination", d.name, "err", err)
+	}
+}
+
+// Flush waits until every outcome reported so far is written.
+func (e *Engine) Flush(ctx context.Context) { e.w.sync(ctx) }
+
+// Stats are counters of the engine since it started.
+type Stats struct {
+	// Rows is the delivery rows written; AttemptRows the attempt-log rows.
+	Rows, AttemptRows, Batches int64
+	// Watermark is the fan-out watermark last written.
+	Watermark int64
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	r, a, b, wm := e.w.counts()
+	return Stats{Rows: r, AttemptRows: a, Batches: b, Watermark: wm}
+}
+
+// destEntry is one destination as the engine runs it.
+type destEntry struct {
+	def              config.Destination
+	origin           string // "config" or "api"
+	spec             []byte // the API definition (origin api)
+	d                *dispatcher
+	typ              string
+	created, updated time.Time
+}
+
+// subEntry is one subscription.
+type subEntry struct {
+	id      string
+	def     config.Subscription
+	origin  string
+	created time.Time
+	updated time.Time
+}
+
+// Origins of a destination or subscription.
+const (
+	OriginConfig = "config"
+	OriginAPI    = "api"
+)
+
+// openDestination builds the dispatcher of def (not started).
+func (e *Engine) openDestination(ctx context.Context, def config.Destination) (*dispatcher, error) {
+	var rc RetryConfig
+	if err := def.DecodeRetry(&rc); err != nil {
+		return nil, fmt.Errorf("retry: %w", err)
+	}
+	pol, err := ParsePolicy(rc)
+	if err != nil {
+		return nil, err
+	}
+	dest, err := destination.Open(ctx, def.Type, &destination.Env{Name: def.Name, Now: e.clock.Now, Egress: e.egress}, destOptions{def})
+	if err != nil {
+		return nil, err
+	}
+	var lim *rate.Limiter
+	if def.Rate != nil && def.Rate.N > 0 {
+		lim = rate.NewLimiter(rate.Every(def.Rate.Per/time.Duration(def.Rate.N)), max(1, def.Rate.N/10))
+	}
+	return newDispatcher(e, def.Name, dest, pol, def.Ordering, def.Concurrency, lim), nil
+}
+
+type destOptions struct{ d config.Destination }
+
+func (o destOptions) Decode(dst any) error { return o.d.DecodeOptions(dst) }
+
+// load opens the configured and stored destinations and subscriptions.
+func (e *Engine) load(ctx context.Context, dests []config.Destination, subs []config.Subscription) error {
+	stored, err := e.st.DestinationList(ctx)
+	if err != nil {
+		return err
+	}
+	state := map[string]*store.DestinationRecord{}
+	for _, r := range stored {
+		state[r.Name] = r
+	}
+	now := e.clock.Now()
+	for _, def := range dests {
+		d, err := e.openDestination(ctx, def)
+		if err != nil {
+			return fmt.Errorf("destination %s (line %d): %w", def.Name, def.Line, err)
+		}
+		de := &destEntry{def: def, origin: OriginConfig, d: d, typ: def.Type, created: now, updated: now}
+		if r := state[def.Name]; r != nil {
+			if len(r.Spec) > 0 {
+				e.log.Warn("a destination created through the API has the name of a configured one; the configured one is used", "destination", def.Name)
+			}
+			if !r.DisabledAt.IsZero() {
+				d.disabled, d.disabledReason, d.disabledAt = true, r.DisabledReason, r.DisabledAt
+			}
+		}
+		e.dests[def.Name] = de
+	}
+	for _, r := range stored {
+		if len(r.Spec) == 0 || e.dests[r.Name] != nil {
+			continue
+		}
+		spec, err := e.openSpec(ctx, r)
+		if err != nil {
+			e.log.Error("stored destination cannot be decrypted; its deliveries wait", "destination", r.Name, "err", err)
+			continue
+		}
+		r.Spec = spec
+		def, err := parseDestinationSpec(r.Spec)
+		if err == nil {
+			var d *dispatcher
+			if d, err = e.openDestination(ctx, def); err == nil {
+				if !r.DisabledAt.IsZero() {
+					d.disabled, d.disabledReason, d.disabledAt = true, r.DisabledReason, r.DisabledAt
+				}
+				e.dests[r.Name] = &destEntry{def: def, origin: OriginAPI, spec: r.Spec, d: d, typ: def.Type, created: r.CreatedAt, updated: r.UpdatedAt}
+				continue
+			}
+		}
+		// A stored destination that no longer opens (its kind removed, an
+		// egress rule tightened) must not keep hookd from starting: its
+		// work waits in the store.
+		e.log.Error("stored destination cannot be opened; its deliveries wait", "destination", r.Name, "err", err)
+	}
+	for i, s := range subs {
+		if s.Destination == "" {
+			continue
+		}
+		id := fmt.Sprintf("sub_config_%d", i+1)
+		e.subs[id] = &subEntry{id: id, def: s, origin: OriginConfig, created: now, updated: now}
+	}
+	recs, err := e.st.SubscriptionList(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		def, err := parseSubscriptionSpec(r.Spec)
+		if err != nil {
+			e.log.Error("stored subscription cannot be read", "subscription", r.ID, "err", err)
+			continue
+		}
+		e.subs[r.ID] = &subEntry{id: r.ID, def: def, origin: OriginAPI, created: r.CreatedAt, updated: r.UpdatedAt}
+	}
+	return e.rebuildTable()
+}
+
+// rebuildTable swaps the routing table for the current subscriptions;
+// e.mu is held or the engine is not started.
+func (e *Engine) rebuildTable() error {
+	rules := make(map[string]route.Rule, len(e.subs))
+	counts := map[string]int{}
+	for id, s := range e.subs {
+		rules[id] = ruleOf(s.def)
+		counts[s.def.Destination]++
+	}
+	if err := e.table.Swap(rules); err != nil {
+		return err
+	}
+	e.subscribedTo.Store(&counts)
+	return nil
+}
+
+func ruleOf(s config.Subscription) route.Rule {
+	r := route.Rule{SkipStale: s.SkipStale, Active: s.Active == nil || *s.Active, Filter: s.Filter}
+	if s.Source != "" && s.Source != route.AnySource {
+		r.Sources = []string{s.Source}
+	}
+	for _, p := range s.Events {
+		if cp, err := route.CompilePattern(p); err == nil {
+			r.Events = append(r.Events, cp)
+		}
+	}
+	return r
+}
+
+// routingPage tells how to read events in bulk for routing (recovery,
+// replay): bodies only when some subscription filters on them, and then
+// in smaller pages, since bodies may be large.
+func (e *Engine) routingPage() (withBody bool, limit int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.subs {
+		if s.def.Filter != nil {
+			return true, 50
+		}
+	}
+	return false, 500
+}
+
+// subscribed reports whether any subscription names the destination.
+func (e *Engine) subscribed(dest string) bool {
+	m := e.subscribedTo.Load()
+	return m != nil && (*m)[dest] > 0
+}
+
+// sortedDests returns the destinations by name; e.mu is held.
+func (e *Engine) sortedDests() []*destEntry {
+	out := make([]*destEntry, 0, len(e.dests))
+	for _, de := range e.dests {
+		out = append(out, de)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].def.Name < out[j].def.Name })
+	return out
+}
+
+// sealedPrefix starts every encrypted definition (secret's token format).
+const sealedPrefix = "hk1."
+
+func specAD(name string) []byte { return []byte("destination:" + name + ":spec") }
+
+// keyring returns the master keys, making them on first use; nil when
+// there are none (tests only).
+func (e *Engine) keyring() (*secret.Keyring, error) {
+	e.keysMu.Lock()
+	defer e.keysMu.Unlock()
+	if e.keys == nil && e.newKeys != nil {
+		kr, err := e.newKeys()
+		if err != nil {
+			return nil, fmt.Errorf("master key: %w", err)
+		}
+		e.keys, e.newKeys = kr, nil
+	}
+	return e.keys, nil
+}
+
+// sealSpec encrypts a destination's definition for the store.
+func (e *Engine) sealSpec(name string, spec []byte) ([]byte, error) {
+	keys, err := e.keyring()
+	if err != nil || keys == nil {
+		return spec, err
+	}
+	tok, err := keys.Seal(spec, specAD(name))
+	if err != nil {
+		return nil, err
+	}
+	return []byte(tok), nil
+}
+
+// openSpec decrypts a stored definition. One stored in plain text (before
+// a master key was configured) is encrypted in place, and one sealed under
+// an old master key is rewrapped under the active one.
+func (e *Engine) openSpec(ctx context.Context, r *store.DestinationRecord) ([]byte, error) {
+	sealed := strings.HasPrefix(string(r.Spec), sealedPrefix)
+	keys, err := e.keyring()
+	if err != nil {
+		return nil, err
+	}
+	if !sealed {
+		if keys != nil {
+			if tok, err := e.sealSpec(r.Name, r.Spec); err == nil {
+				cp := *r
+				cp.Spec = tok
+				if err := e.st.DestinationPut(ctx, &cp); err != nil {
+					e.log.Warn("encrypt a stored destination", "destination", r.Name, "err", err)
+				}
+			}
+		}
+		return r.Spec, nil
+	}
+	if keys == nil {
+		return nil, errors.New("the definition is encrypted and no master key is configured")
+	}
+	spec, err := keys.Open(string(r.Spec), specAD(r.Name))
+	if err != nil {
+		return nil, err
+	}
+	if keys.NeedsRewrap(string(r.Spec)) {
+		if tok, err := keys.Rewrap(string(r.Spec)); err == nil {
+			cp := *r
+			cp.Spec = []byte(tok)
+			if err := e.st.DestinationPut(ctx, &cp); err != nil {
+				e.log.Warn("rewrap a stored destination under the active master key", "destination", r.Name, "err", err)
+			}
+		}
+	}
+	return spec, nil
+}

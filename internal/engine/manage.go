@@ -1,0 +1,508 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"hookd"
+	"hookd/internal/config"
+	"hookd/internal/store"
+)
+
+// DestinationView is a destination as the admin API shows it.
+type DestinationView struct {
+	Name   string `json:"name"`
+	Type   string `json:"type"`
+	Origin string `json:"origin"`
+	// Definition is the destination's definition with its secrets
+	// redacted.
+	Definition     map[string]any `json:"definition,omitempty"`
+	Ordering       string         `json:"ordering"`
+	Concurrency    int            `json:"concurrency"`
+	Retry          string         `json:"retry_policy"`
+	Disabled       bool           `json:"disabled"`
+	DisabledAt     *time.Time     `json:"disabled_at,omitempty"`
+	DisabledReason string         `json:"disabled_reason,omitempty"`
+	InMemory       int            `json:"in_memory"`
+	InFlight       int            `json:"in_flight"`
+	Attempts       int64          `json:"attempts"`
+	Succeeded      int64          `json:"succeeded"`
+	Failed         int64          `json:"failed"`
+	Retried        int64          `json:"retried"`
+	CreatedAt      time.Time      `json:"created_at"`
+	UpdatedAt      time.Time      `json:"updated_at"`
+}
+
+func (e *Engine) viewOf(de *destEntry) DestinationView {
+	d := de.d
+	d.mu.Lock()
+	v := DestinationView{
+		Name: de.def.Name, Type: de.typ, Origin: de.origin, Ordering: d.ordering, Concurrency: d.concurrency,
+		Retry: d.policy.Name(), Disabled: d.disabled, DisabledReason: d.disabledReason,
+		InMemory: len(d.held), InFlight: d.flying, Attempts: d.attempts, Succeeded: d.succeeded, Failed: d.failed, Retried: d.retried,
+		CreatedAt: de.created, UpdatedAt: de.updated,
+	}
+	if d.disabled && !d.disabledAt.IsZero() {
+		at := d.disabledAt
+		v.DisabledAt = &at
+	}
+	d.mu.Unlock()
+	if len(de.spec) > 0 {
+		var m map[string]any
+		if json.Unmarshal(de.spec, &m) == nil {
+			v.Definition = redactSpec(m).(map[string]any)
+		}
+	}
+	return v
+}
+
+// secretKeys are definition keys whose values are never shown.
+var secretKeys = map[string]bool{"secret": true, "secrets": true, "password": true, "client_secret": true, "value": true, "token": true}
+
+// sensitiveHeader reports whether a static header's value is likely a
+// credential (its name mentions a key, token, secret, password, auth or
+// cookie).
+func sensitiveHeader(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"key", "token", "secret", "pass", "auth", "cookie", "signature"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
+func redactSpec(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			if secretKeys[k] {
+				t[k] = "[redacted]"
+				continue
+			}
+			if h, ok := x.(map[string]any); ok && k == "headers" {
+				for name := range h {
+					if sensitiveHeader(name) {
+						h[name] = "[redacted]"
+					}
+				}
+				continue
+			}
+			t[k] = redactSpec(x)
+		}
+	case []any:
+		for i, x := range t {
+			t[i] = redactSpec(x)
+		}
+	}
+	return v
+}
+
+// Destinations lists the destinations by name.
+func (e *Engine) Destinations() []DestinationView {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []DestinationView
+	for _, de := range e.sortedDests() {
+		out = append(out, e.viewOf(de))
+	}
+	return out
+}
+
+// Destination returns one destination.
+func (e *Engine) Destination(name string) (DestinationView, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	de := e.dests[name]
+	if de == nil {
+		return DestinationView{}, hookd.Errorf(hookd.ENotFound, "no destination named %q", name)
+	}
+	return e.viewOf(de), nil
+}
+
+// parseDestinationSpec reads a destination's JSON definition: the keys of
+// the configuration file (JSON is YAML).
+func parseDestinationSpec(spec []byte) (config.Destination, error) {
+	var def config.Destination
+	if err := yaml.Unmarshal(spec, &def); err != nil {
+		return def, err
+	}
+	if err := def.Validate(); err != nil {
+		return def, err
+	}
+	return def, nil
+}
+
+// DestinationPut creates (create true: 409 when it exists) or replaces the
+// destination named in spec. The definition is checked by opening it (a
+// URL the egress guard refuses is refused here); it is stored before it is
+// used, and a replaced destination's pending work carries over.
+func (e *Engine) DestinationPut(ctx context.Context, name string, spec []byte, create bool) (DestinationView, error) {
+	var m map[string]any
+	if err := json.Unmarshal(spec, &m); err != nil || m == nil {
+		return DestinationView{}, hookd.Errorf(hookd.EInvalid, "a destination is a JSON object")
+	}
+	if n, ok := m["name"]; !ok && name != "" {
+		m["name"] = name
+	} else if name != "" && n != name {
+		return DestinationView{}, hookd.Errorf(hookd.EInvalid, "name %v does not match the path's %q", n, name)
+	}
+	spec, _ = json.Marshal(m)
+	def, err := parseDestinationSpec(spec)
+	if err != nil {
+		return DestinationView{}, hookd.Errorf(hookd.EInvalid, "invalid destination: %s", cleanYAMLError(err))
+	}
+	e.mu.Lock()
+	old := e.dests[def.Name]
+	e.mu.Unlock()
+	if old != nil && old.origin == OriginConfig {
+		return DestinationView{}, hookd.Errorf(hookd.EConflict, "destination %q is defined in the configuration file; change it there", def.Name)
+	}
+	if old != nil && create {
+		return DestinationView{}, hookd.Errorf(hookd.EConflict, "destination %q exists", def.Name)
+	}
+	if old == nil && !create {
+		return DestinationView{}, hookd.Errorf(hookd.ENotFound, "no destination named %q", def.Name)
+	}
+	d, err := e.openDestination(ctx, def)
+	if err != nil {
+		return DestinationView{}, hookd.Errorf(hookd.EInvalid, "invalid destination %s: %v", def.Name, err)
+	}
+	now := e.clock.Now()
+	sealed, err := e.sealSpec(def.Name, spec)
+	if err != nil {
+		d.dest.Close()
+		return DestinationView{}, err
+	}
+	rec := &store.DestinationRecord{Name: def.Name, Spec: sealed, CreatedAt: now, UpdatedAt: now}
+	de := &destEntry{def: def, origin: OriginAPI, spec: spec, d: d, typ: def.Type, created: now, updated: now}
+	if old != nil {
+		rec.CreatedAt, de.created = old.created, old.created
+		old.d.mu.Lock()
+		if old.d.disabled {
+			d.disabled, d.disabledReason, d.disabledAt = true, old.d.disabledReason, old.d.disabledAt
+			rec.DisabledAt, rec.DisabledReason = now, old.d.disabledReason
+		}
+		old.d.mu.Unlock()
+	}
+	if err := e.st.DestinationPut(ctx, rec); err != nil {
+		d.dest.Close()
+		return DestinationView{}, err
+	}
+	e.mu.Lock()
+	e.dests[def.Name] = de
+	started := e.started && !e.stopped
+	e.mu.Unlock()
+	if old != nil {
+		old.d.shutdown(replaceGrace(ctx), true)
+	}
+	if started {
+		go d.run()
+	}
+	return e.viewOf(de), nil
+}
+
+// DestinationDelete deletes an API-created destination. Its subscriptions
+// must be deleted first; its deliveries stay in the store.
+func (e *Engine) DestinationDelete(ctx context.Context, name string) error {
+	e.mu.Lock()
+	de := e.dests[name]
+	if de == nil {
+		e.mu.Unlock()
+		return hookd.Errorf(hookd.ENotFound, "no destination named %q", name)
+	}
+	if de.origin == OriginConfig {
+		e.mu.Unlock()
+		return hookd.Errorf(hookd.EConflict, "destination %q is defined in the configuration file; remove it there", name)
+	}
+	var users []string
+	for id, s := range e.subs {
+		if s.def.Destination == name {
+			users = append(users, id)
+		}
+	}
+	if len(users) > 0 {
+		e.mu.Unlock()
+		sort.Strings(users)
+		return hookd.Errorf(hookd.EConflict, "destination %q is used by subscriptions %s; delete them first", name, strings.Join(users, ", "))
+	}
+	e.mu.Unlock()
+	if err := e.st.DestinationDelete(ctx, name); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	delete(e.dests, name)
+	e.mu.Unlock()
+	de.d.shutdown(replaceGrace(ctx), true)
+	return nil
+}
+
+// DestinationEnable enables a disabled destination: its waiting work is
+// attempted again.
+func (e *Engine) DestinationEnable(ctx context.Context, name string) (DestinationView, error) {
+	e.mu.Lock()
+	de := e.dests[name]
+	e.mu.Unlock()
+	if de == nil {
+		return DestinationView{}, hookd.Errorf(hookd.ENotFound, "no destination named %q", name)
+	}
+	if err := e.st.DestinationSetDisabled(ctx, name, time.Time{}, ""); err != nil {
+		return DestinationView{}, err
+	}
+	de.d.setDisabled(false, "")
+	e.log.Info("destination enabled", "destination", name)
+	return e.viewOf(de), nil
+}
+
+// SubscriptionView is a subscription as the admin API shows it.
+type SubscriptionView struct {
+	ID          string    `json:"id"`
+	Origin      string    `json:"origin"`
+	Source      string    `json:"source"`
+	Destination string    `json:"destination"`
+	Events      []string  `json:"events"`
+	Filter      any       `json:"filter,omitempty"`
+	SkipStale   bool      `json:"skip_stale"`
+	Active      bool      `json:"active"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+func subView(s *subEntry) SubscriptionView {
+	v := SubscriptionView{ID: s.id, Origin: s.origin, Source: s.def.Source, Destination: s.def.Destination,
+		Events: s.def.Events, SkipStale: s.def.SkipStale, Active: s.def.Active == nil || *s.def.Active,
+		CreatedAt: s.created, UpdatedAt: s.updated}
+	if v.Source == "" {
+		v.Source = "*"
+	}
+	if len(v.Events) == 0 {
+		v.Events = []string{"*"}
+	}
+	if s.def.Filter != nil {
+		v.Filter = s.def.Filter
+	}
+	return v
+}
+
+// Subscriptions lists the subscriptions, oldest first.
+func (e *Engine) Subscriptions() []SubscriptionView {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]SubscriptionView, 0, len(e.subs))
+	for _, s := range e.subs {
+		out = append(out, subView(s))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.Before(out[j].CreatedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Subscription returns one subscription.
+func (e *Engine) Subscription(id string) (SubscriptionView, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.subs[id]
+	if s == nil {
+		return SubscriptionView{}, hookd.Errorf(hookd.ENotFound, "no subscription %q", id)
+	}
+	return subView(s), nil
+}
+
+var subscriptionKeys = map[string]bool{"source": true, "destination": true, "events": true, "filter": true, "skip_stale": true, "active": true}
+
+func parseSubscriptionSpec(spec []byte) (config.Subscription, error) {
+	var s config.Subscription
+	if err := yaml.Unmarshal(spec, &s); err != nil {
+		return s, err
+	}
+	if err := s.Validate(); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// SubscriptionPut creates (id "": a new id) or replaces a subscription.
+// The body is {source, destination, events, filter, skip_stale, active};
+// a body with a url and no destination is the providers' shape (seed
+// 001: {"active": true, "events": ["*"], "url": "https://…"}), which
+// creates an http destination for it as well.
+func (e *Engine) SubscriptionPut(ctx context.Context, id string, body []byte) (SubscriptionView, error) {
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil || m == nil {
+		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "a subscription is a JSON object")
+	}
+	delete(m, "...") // the providers' documented example carries this placeholder
+	if id == "" {
+		id = "sub_" + hookd.NewULID(e.clock.Now())
+	} else {
+		e.mu.Lock()
+		s := e.subs[id]
+		e.mu.Unlock()
+		if s == nil {
+			return SubscriptionView{}, hookd.Errorf(hookd.ENotFound, "no subscription %q", id)
+		}
+		if s.origin == OriginConfig {
+			return SubscriptionView{}, hookd.Errorf(hookd.EConflict, "subscription %q is defined in the configuration file; change it there", id)
+		}
+	}
+	var destSpec []byte
+	if _, hasDest := m["destination"]; !hasDest {
+		if _, hasURL := m["url"]; hasURL {
+			// The providers' shape: the rest of the keys define an http
+			// destination named after the subscription.
+			dest := map[string]any{"type": "http", "name": "dest_" + strings.TrimPrefix(id, "sub_")}
+			for k, v := range m {
+				if !subscriptionKeys[k] {
+					dest[k] = v
+					delete(m, k)
+				}
+			}
+			if n, ok := dest["name"].(string); ok {
+				m["destination"] = n
+			}
+			destSpec, _ = json.Marshal(dest)
+		}
+	}
+	var unknown []string
+	for k := range m {
+		if !subscriptionKeys[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "unknown subscription keys: %s (a subscription has source, destination, events, filter, skip_stale, active; or url and the keys of an http destination)", strings.Join(unknown, ", "))
+	}
+	spec, _ := json.Marshal(m)
+	def, err := parseSubscriptionSpec(spec)
+	if err != nil {
+		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "invalid subscription: %s", cleanYAMLError(err))
+	}
+	if e.sources != nil && def.Source != "" && def.Source != "*" && !e.sources[def.Source] {
+		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "source: no source named %q (the configured sources: %s)", def.Source, strings.Join(sortedKeys(e.sources), ", "))
+	}
+	if destSpec != nil {
+		// Checked after the subscription, so that a bad subscription
+		// leaves no destination behind.
+		e.mu.Lock()
+		existing := e.dests[def.Destination]
+		e.mu.Unlock()
+		if _, err := e.DestinationPut(ctx, "", destSpec, existing == nil); err != nil {
+			return SubscriptionView{}, err
+		}
+	}
+	e.mu.Lock()
+	if def.Destination == "" || e.dests[def.Destination] == nil {
+		e.mu.Unlock()
+		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "destination: no destination named %q", def.Destination)
+	}
+	e.mu.Unlock()
+	now := e.clock.Now()
+	se := &subEntry{id: id, def: def, origin: OriginAPI, created: now, updated: now}
+	e.mu.Lock()
+	if old := e.subs[id]; old != nil {
+		se.created = old.created
+	}
+	e.mu.Unlock()
+	if err := e.st.SubscriptionPut(ctx, &store.SubscriptionRecord{ID: id, Spec: spec, CreatedAt: se.created, UpdatedAt: now}); err != nil {
+		return SubscriptionView{}, err
+	}
+	e.mu.Lock()
+	e.subs[id] = se
+	err = e.rebuildTable()
+	e.mu.Unlock()
+	if err != nil {
+		return SubscriptionView{}, err
+	}
+	return subView(se), nil
+}
+
+// SubscriptionDelete deletes an API-created subscription.
+func (e *Engine) SubscriptionDelete(ctx context.Context, id string) error {
+	e.mu.Lock()
+	s := e.subs[id]
+	e.mu.Unlock()
+	if s == nil {
+		return hookd.Errorf(hookd.ENotFound, "no subscription %q", id)
+	}
+	if s.origin == OriginConfig {
+		return hookd.Errorf(hookd.EConflict, "subscription %q is defined in the configuration file; remove it there", id)
+	}
+	if err := e.st.SubscriptionDelete(ctx, id); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	delete(e.subs, id)
+	err := e.rebuildTable()
+	e.mu.Unlock()
+	return err
+}
+
+func cleanYAMLError(err error) string {
+	s := err.Error()
+	s = strings.TrimPrefix(s, "yaml: ")
+	s = strings.ReplaceAll(s, "unmarshal errors:\n  ", "")
+	return string(bytes.TrimSpace([]byte(s)))
+}
+
+// Retry queues one delivery again, now (a failed one, or any other that
+// is not being attempted). It answers the delivery as queued.
+func (e *Engine) Retry(ctx context.Context, id string) (*store.Delivery, error) {
+	d, err := e.st.DeliveryGet(ctx, id)
+	if err != nil {
+		if err == store.ErrNotFound {
+			return nil, hookd.Errorf(hookd.ENotFound, "no delivery %q", id)
+		}
+		return nil, err
+	}
+	if d.Status == store.StatusDelivering {
+		return nil, hookd.Errorf(hookd.EConflict, "delivery %s is being attempted", id)
+	}
+	if _, err := e.st.DeliveryReplayMany(ctx, []*store.Delivery{d}, e.clock.Now()); err != nil {
+		return nil, err
+	}
+	e.wakeReplayed(map[string]bool{d.Destination: true})
+	return e.st.DeliveryGet(ctx, id)
+}
+
+// wakeReplayed tells the dispatchers of the named destinations that rows
+// were queued for them.
+func (e *Engine) wakeReplayed(names map[string]bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for n := range names {
+		if de := e.dests[n]; de != nil {
+			de.d.replayed()
+		}
+	}
+}
+
+// replaceGraceTime bounds how long a replaced or deleted destination's
+// attempts in flight may take before they are cut (and sent again by its
+// successor or after a restart).
+const replaceGraceTime = 5 * time.Second
+
+func replaceGrace(ctx context.Context) context.Context {
+	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), replaceGraceTime)
+	context.AfterFunc(c, cancel)
+	return c
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

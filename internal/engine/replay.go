@@ -1,0 +1,214 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"hookd"
+	"hookd/internal/store"
+)
+
+// ReplayFilter selects what a bulk replay sends again. With Status set,
+// it replays the deliveries in that status (the failed queue: "failed");
+// without, it replays the events matching the filter to the destinations
+// of the subscriptions they match now. Destination narrows either to one
+// destination.
+type ReplayFilter struct {
+	Source      string    `json:"source,omitempty"`
+	Type        string    `json:"type,omitempty"`
+	Since       time.Time `json:"since,omitzero"`
+	Until       time.Time `json:"until,omitzero"`
+	Status      string    `json:"status,omitempty"`
+	Destination string    `json:"destination,omitempty"`
+}
+
+// Replay states.
+const (
+	ReplayRunning = "running"
+	ReplayDone    = "done"
+	ReplayFailed  = "failed"
+)
+
+// ReplayJob is a bulk replay and its progress.
+type ReplayJob struct {
+	ID     string       `json:"id"`
+	Filter ReplayFilter `json:"filter"`
+	State  string       `json:"state"`
+	// Total is how many events (or deliveries, with a status filter)
+	// match; Done how many of them are processed; Queued how many
+	// deliveries were queued again.
+	Total      int64      `json:"total"`
+	Done       int64      `json:"done"`
+	Queued     int64      `json:"queued"`
+	Error      string     `json:"error,omitempty"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+
+	mu *sync.Mutex // nil in snapshots
+}
+
+func (j *ReplayJob) snapshot() ReplayJob {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return ReplayJob{ID: j.ID, Filter: j.Filter, State: j.State, Total: j.Total, Done: j.Done, Queued: j.Queued,
+		Error: j.Error, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt}
+}
+
+// maxReplayJobs bounds the finished jobs kept for their progress.
+const maxReplayJobs = 100
+
+// ReplayStart starts a bulk replay in the background and returns it.
+// Replays keep each event's id: receivers dedupe by webhook-id.
+func (e *Engine) ReplayStart(f ReplayFilter) (ReplayJob, error) {
+	switch f.Status {
+	case "", store.StatusFailed, store.StatusSucceeded, store.StatusCancelled, store.StatusRetrying, store.StatusPending:
+	default:
+		return ReplayJob{}, hookd.Errorf(hookd.EInvalid, "status: cannot replay deliveries in status %q", f.Status)
+	}
+	if f.Destination != "" {
+		if _, err := e.Destination(f.Destination); err != nil {
+			return ReplayJob{}, err
+		}
+	}
+	now := e.clock.Now()
+	j := &ReplayJob{ID: "rpl_" + hookd.NewULID(now), Filter: f, State: ReplayRunning, StartedAt: now, mu: new(sync.Mutex)}
+	e.mu.Lock()
+	if e.stopped {
+		e.mu.Unlock()
+		return ReplayJob{}, hookd.Errorf(hookd.EUnavailable, "shutting down")
+	}
+	e.jobs[j.ID] = j
+	e.pruneJobs()
+	e.mu.Unlock()
+	go e.runReplay(j)
+	return j.snapshot(), nil
+}
+
+// pruneJobs drops the oldest finished jobs; e.mu is held.
+func (e *Engine) pruneJobs() {
+	for len(e.jobs) > maxReplayJobs {
+		var oldest *ReplayJob
+		for _, j := range e.jobs {
+			if s := j.snapshot(); s.State != ReplayRunning && (oldest == nil || s.StartedAt.Before(oldest.StartedAt)) {
+				oldest = j
+			}
+		}
+		if oldest == nil {
+			return
+		}
+		delete(e.jobs, oldest.ID)
+	}
+}
+
+// Replay returns a replay job's progress.
+func (e *Engine) Replay(id string) (ReplayJob, error) {
+	e.mu.Lock()
+	j := e.jobs[id]
+	e.mu.Unlock()
+	if j == nil {
+		return ReplayJob{}, hookd.Errorf(hookd.ENotFound, "no replay %q (replays are kept in memory until a restart)", id)
+	}
+	return j.snapshot(), nil
+}
+
+func (e *Engine) runReplay(j *ReplayJob) {
+	ctx := context.Background()
+	err := e.replay(ctx, j)
+	now := e.clock.Now()
+	j.mu.Lock()
+	j.FinishedAt = &now
+	j.State = ReplayDone
+	if err != nil {
+		j.State = ReplayFailed
+		j.Error = hookd.ErrorMessage(err)
+		e.log.Error("replay failed", "replay", j.ID, "err", err)
+	}
+	j.mu.Unlock()
+	s := j.snapshot()
+	e.log.Info("replay finished", "replay", j.ID, "state", s.State, "processed", s.Done, "queued", s.Queued)
+}
+
+const replayPage = 500
+
+func (e *Engine) replay(ctx context.Context, j *ReplayJob) error {
+	f := j.Filter
+	queue := func(ds []*store.Delivery, processed int) error {
+		n := 0
+		if len(ds) > 0 {
+			var err error
+			if n, err = e.st.DeliveryReplayMany(ctx, ds, e.clock.Now()); err != nil {
+				return err
+			}
+			names := map[string]bool{}
+			for _, d := range ds {
+				names[d.Destination] = true
+			}
+			e.wakeReplayed(names)
+		}
+		j.mu.Lock()
+		j.Done += int64(processed)
+		j.Queued += int64(n)
+		j.mu.Unlock()
+		return nil
+	}
+	if f.Status != "" {
+		// Two passes over the listing: one counts (for the progress), one
+		// queues. The listing's cursor is a position (event seq,
+		// destination), so queuing a page, which takes its deliveries out
+		// of the status, moves nothing that is still ahead.
+		p := &store.DeliveryListParams{Status: f.Status, Destination: f.Destination, Source: f.Source, EventType: f.Type,
+			Since: f.Since, Until: f.Until, Limit: replayPage}
+		for pass := range 2 {
+			p.After = ""
+			for {
+				page, next, err := e.st.DeliveryList(ctx, p)
+				if err != nil {
+					return err
+				}
+				if pass == 0 {
+					j.mu.Lock()
+					j.Total += int64(len(page))
+					j.mu.Unlock()
+				} else if err := queue(page, len(page)); err != nil {
+					return err
+				}
+				if next == "" {
+					break
+				}
+				p.After = next
+			}
+		}
+		return nil
+	}
+	withBody, limit := e.routingPage()
+	p := &store.EventListParams{Source: f.Source, Type: f.Type, Since: f.Since, Until: f.Until, Order: store.OrderAsc, Limit: limit, WithBody: withBody}
+	total, err := e.st.EventCount(ctx, p)
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	j.Total = total
+	j.mu.Unlock()
+	for {
+		evs, next, err := e.st.EventList(ctx, p)
+		if err != nil {
+			return err
+		}
+		var ds []*store.Delivery
+		for _, ev := range evs {
+			for _, d := range e.fanOut(ev) {
+				if f.Destination == "" || d.Destination == f.Destination {
+					ds = append(ds, d)
+				}
+			}
+		}
+		if err := queue(ds, len(evs)); err != nil {
+			return err
+		}
+		if next == "" {
+			return nil
+		}
+		p.After = next
+	}
+}
