@@ -20,6 +20,7 @@ import (
 
 	"hookd"
 	"hookd/internal/config"
+	"hookd/internal/engine"
 	"hookd/internal/httpserver"
 	"hookd/internal/store"
 )
@@ -34,6 +35,7 @@ type API struct {
 	log     *slog.Logger
 	tokens  [][32]byte
 	sources []config.Source
+	eng     *engine.Engine
 	mux     *http.ServeMux
 }
 
@@ -44,11 +46,13 @@ type Options struct {
 	Log     *slog.Logger
 	Tokens  []string
 	Sources []config.Source
+	// Engine serves destinations, subscriptions, retries and replays.
+	Engine *engine.Engine
 }
 
 // New returns the admin API; mount it at /api/v1/.
 func New(o Options) *API {
-	a := &API{st: o.Store, errs: o.Errors, log: o.Log, sources: o.Sources, mux: http.NewServeMux()}
+	a := &API{st: o.Store, errs: o.Errors, log: o.Log, sources: o.Sources, eng: o.Engine, mux: http.NewServeMux()}
 	for _, t := range o.Tokens {
 		a.tokens = append(a.tokens, sha256.Sum256([]byte(t)))
 	}
@@ -58,6 +62,7 @@ func New(o Options) *API {
 	a.handle("GET /api/v1/requests/{id}", a.getRequest)
 	a.handle("GET /api/v1/sources", a.listSources)
 	a.handle("GET /api/v1/sources/{name}/events", a.sourceStream)
+	a.routeDelivery()
 	a.mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openAPI)
@@ -132,7 +137,7 @@ type EventJSON struct {
 	Headers    *map[string][]string `json:"headers,omitempty"`
 	Body       *string              `json:"body,omitempty"`
 	BodyBase64 *string              `json:"body_base64,omitempty"`
-	Deliveries []any                `json:"deliveries"`
+	Deliveries []*DeliveryJSON      `json:"deliveries"`
 	// Cursor is the event's position in the log, for after=/cursor=.
 	Cursor string `json:"cursor"`
 }
@@ -149,7 +154,7 @@ func NewEventJSON(e *hookd.Event) *EventJSON {
 	j := &EventJSON{
 		ID: e.ID, Source: e.Source, ExternalID: strPtr(e.ExternalID), Type: strPtr(e.Type), Key: strPtr(e.Key),
 		ReceivedAt: e.ReceivedAt, RequestID: e.RequestID, Stale: e.Stale, ContentType: e.ContentType,
-		Deliveries: []any{}, Cursor: store.EncodeCursor(e.Seq),
+		Deliveries: []*DeliveryJSON{}, Cursor: store.EncodeCursor(e.Seq),
 	}
 	if !e.OccurredAt.IsZero() {
 		t := e.OccurredAt
@@ -179,8 +184,11 @@ type listJSON struct {
 func (a *API) listParams(r *http.Request) (*store.EventListParams, error) {
 	q := r.URL.Query()
 	p := &store.EventListParams{Source: q.Get("source"), Type: q.Get("type"), After: q.Get("cursor"), Order: store.OrderDesc, WithBody: true}
-	if s := q.Get("status"); s != "" {
-		return nil, hookd.Errorf(hookd.EInvalid, "filter status is not available yet: events have no deliveries")
+	switch s := q.Get("status"); s {
+	case "", store.StatusPending, store.StatusDelivering, store.StatusSucceeded, store.StatusRetrying, store.StatusFailed, store.StatusCancelled:
+		p.DeliveryStatus = s
+	default:
+		return nil, hookd.Errorf(hookd.EInvalid, "invalid status %q (want pending, delivering, succeeded, retrying, failed or cancelled: events with a delivery in that status)", s)
 	}
 	switch o := q.Get("order"); o {
 	case "", store.OrderDesc:
@@ -252,7 +260,11 @@ func (a *API) getEvent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpserver.WriteJSON(w, http.StatusOK, NewEventJSON(e))
+	j := NewEventJSON(e)
+	if j.Deliveries, err = a.eventDeliveries(r, e.ID); err != nil {
+		return err
+	}
+	httpserver.WriteJSON(w, http.StatusOK, j)
 	return nil
 }
 

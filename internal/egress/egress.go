@@ -95,7 +95,7 @@ func NewGuard(allowPrivate []string, allowHTTPHosts []string) (*Guard, error) {
 	}
 	for i, h := range allowHTTPHosts {
 		bad := func(why string) error {
-			return fmt.Errorf("egress http allow-list[%d]: %q %s", i, h, why)
+			return fmt.Errorf("egress.allow_http_hosts[%d]: %q %s", i, h, why)
 		}
 		name := strings.TrimSpace(h)
 		sub := strings.HasPrefix(name, "*.")
@@ -178,7 +178,7 @@ func (g *Guard) CheckURL(raw string) error {
 		privateOK = true
 	}
 	if u.Scheme == "http" && !privateOK && !g.httpAllowed(h) {
-		return refusef("destination URL must use https (plain http is allowed only for hosts in the http allow-list and addresses in egress.allow_private)")
+		return refusef("destination URL must use https (plain http is allowed only for hosts in egress.allow_http_hosts and addresses in egress.allow_private)")
 	}
 	return nil
 }

@@ -301,11 +301,11 @@ func TestNewGuardErrors(t *testing.T) {
 	}{
 		{"BadCIDR", []string{"127.0.0.0/8", "10.0.0.0/33"}, nil, "egress.allow_private[1]"},
 		{"NoMask", []string{"127.0.0.1"}, nil, "egress.allow_private[0]"},
-		{"HostWithScheme", nil, []string{"http://a.example"}, "allow-list[0]"},
-		{"HostWithPort", nil, []string{"a.example:80"}, "allow-list[0]"},
-		{"Empty", nil, []string{""}, "allow-list[0]"},
-		{"LegacyIP", nil, []string{"2130706433"}, "allow-list[0]"},
-		{"WildcardIP", nil, []string{"*.127.0.0.1"}, "allow-list[0]"},
+		{"HostWithScheme", nil, []string{"http://a.example"}, "allow_http_hosts[0]"},
+		{"HostWithPort", nil, []string{"a.example:80"}, "allow_http_hosts[0]"},
+		{"Empty", nil, []string{""}, "allow_http_hosts[0]"},
+		{"LegacyIP", nil, []string{"2130706433"}, "allow_http_hosts[0]"},
+		{"WildcardIP", nil, []string{"*.127.0.0.1"}, "allow_http_hosts[0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

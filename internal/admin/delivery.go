@@ -1,0 +1,344 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"hookd"
+	"hookd/internal/engine"
+	"hookd/internal/httpserver"
+	"hookd/internal/store"
+)
+
+// maxDefinition bounds a destination's or subscription's JSON body.
+const maxDefinition = 1 << 20
+
+// routeDelivery registers the delivery routes; an API without an engine
+// (tests of the receiving side) has none.
+func (a *API) routeDelivery() {
+	if a.eng == nil {
+		return
+	}
+	a.handle("GET /api/v1/destinations", a.listDestinations)
+	a.handle("POST /api/v1/destinations", a.createDestination)
+	a.handle("GET /api/v1/destinations/{name}", a.getDestination)
+	a.handle("PUT /api/v1/destinations/{name}", a.putDestination)
+	a.handle("DELETE /api/v1/destinations/{name}", a.deleteDestination)
+	a.handle("POST /api/v1/destinations/{name}/enable", a.enableDestination)
+	a.handle("GET /api/v1/subscriptions", a.listSubscriptions)
+	a.handle("POST /api/v1/subscriptions", a.createSubscription)
+	a.handle("GET /api/v1/subscriptions/{id}", a.getSubscription)
+	a.handle("PUT /api/v1/subscriptions/{id}", a.putSubscription)
+	a.handle("DELETE /api/v1/subscriptions/{id}", a.deleteSubscription)
+	a.handle("GET /api/v1/deliveries", a.listDeliveries)
+	a.handle("GET /api/v1/deliveries/{id}", a.getDelivery)
+	a.handle("POST /api/v1/deliveries/{id}/retry", a.retryDelivery)
+	a.handle("POST /api/v1/replays", a.startReplay)
+	a.handle("GET /api/v1/replays/{id}", a.getReplay)
+}
+
+func readDefinition(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDefinition))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, hookd.Errorf(hookd.ETooLarge, "body over %d bytes", maxDefinition)
+		}
+		return nil, hookd.Errorf(hookd.EInvalid, "read body: %v", err)
+	}
+	if !json.Valid(b) {
+		return nil, hookd.Errorf(hookd.EInvalid, "body is not valid JSON")
+	}
+	return b, nil
+}
+
+type dataJSON[T any] struct {
+	Data       []T     `json:"data"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+func (a *API) listDestinations(w http.ResponseWriter, r *http.Request) error {
+	out := dataJSON[engine.DestinationView]{Data: a.eng.Destinations()}
+	if out.Data == nil {
+		out.Data = []engine.DestinationView{}
+	}
+	httpserver.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) getDestination(w http.ResponseWriter, r *http.Request) error {
+	v, err := a.eng.Destination(r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	httpserver.WriteJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (a *API) createDestination(w http.ResponseWriter, r *http.Request) error {
+	return a.writeDestination(w, r, "", true)
+}
+
+func (a *API) putDestination(w http.ResponseWriter, r *http.Request) error {
+	return a.writeDestination(w, r, r.PathValue("name"), false)
+}
+
+func (a *API) writeDestination(w http.ResponseWriter, r *http.Request, name string, create bool) error {
+	b, err := readDefinition(w, r)
+	if err != nil {
+		return err
+	}
+	v, err := a.eng.DestinationPut(r.Context(), name, b, create)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if create {
+		status = http.StatusCreated
+	}
+	httpserver.WriteJSON(w, status, v)
+	return nil
+}
+
+func (a *API) deleteDestination(w http.ResponseWriter, r *http.Request) error {
+	if err := a.eng.DestinationDelete(r.Context(), r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) enableDestination(w http.ResponseWriter, r *http.Request) error {
+	v, err := a.eng.DestinationEnable(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	httpserver.WriteJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (a *API) listSubscriptions(w http.ResponseWriter, r *http.Request) error {
+	httpserver.WriteJSON(w, http.StatusOK, dataJSON[engine.SubscriptionView]{Data: a.eng.Subscriptions()})
+	return nil
+}
+
+func (a *API) getSubscription(w http.ResponseWriter, r *http.Request) error {
+	v, err := a.eng.Subscription(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpserver.WriteJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (a *API) createSubscription(w http.ResponseWriter, r *http.Request) error {
+	return a.writeSubscription(w, r, "", http.StatusCreated)
+}
+
+func (a *API) putSubscription(w http.ResponseWriter, r *http.Request) error {
+	return a.writeSubscription(w, r, r.PathValue("id"), http.StatusOK)
+}
+
+func (a *API) writeSubscription(w http.ResponseWriter, r *http.Request, id string, status int) error {
+	b, err := readDefinition(w, r)
+	if err != nil {
+		return err
+	}
+	v, err := a.eng.SubscriptionPut(r.Context(), id, b)
+	if err != nil {
+		return err
+	}
+	httpserver.WriteJSON(w, status, v)
+	return nil
+}
+
+func (a *API) deleteSubscription(w http.ResponseWriter, r *http.Request) error {
+	if err := a.eng.SubscriptionDelete(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// DeliveryJSON is the API's shape of a delivery.
+type DeliveryJSON struct {
+	ID             string        `json:"id"`
+	EventID        string        `json:"event_id"`
+	Destination    string        `json:"destination"`
+	SubscriptionID string        `json:"subscription_id,omitempty"`
+	Status         string        `json:"status"`
+	AttemptCount   int           `json:"attempt_count"`
+	NextAttemptAt  *time.Time    `json:"next_attempt_at"`
+	LastAttemptAt  *time.Time    `json:"last_attempt_at"`
+	LastStatusCode int           `json:"last_status_code,omitempty"`
+	LastError      string        `json:"last_error,omitempty"`
+	Reason         string        `json:"reason,omitempty"`
+	CreatedAt      time.Time     `json:"created_at"`
+	UpdatedAt      time.Time     `json:"updated_at"`
+	Attempts       []AttemptJSON `json:"attempts,omitempty"`
+}
+
+// AttemptJSON is one attempt of a delivery (SPEC §4).
+type AttemptJSON struct {
+	Number          int       `json:"number"`
+	StartedAt       time.Time `json:"started_at"`
+	DurationMS      float64   `json:"duration_ms"`
+	StatusCode      int       `json:"status_code,omitempty"`
+	Error           string    `json:"error,omitempty"`
+	ResponseExcerpt string    `json:"response_excerpt,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// NewDeliveryJSON renders a delivery (with its attempts when loaded).
+func NewDeliveryJSON(d *store.Delivery) *DeliveryJSON {
+	j := &DeliveryJSON{
+		ID: d.ID, EventID: d.EventID, Destination: d.Destination, SubscriptionID: d.SubscriptionID, Status: d.Status,
+		AttemptCount: d.Attempts, LastAttemptAt: timePtr(d.LastAttemptAt), LastStatusCode: d.LastStatusCode,
+		LastError: d.LastError, Reason: d.Reason, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+	}
+	if d.Status == store.StatusPending || d.Status == store.StatusRetrying {
+		j.NextAttemptAt = timePtr(d.NextAttemptAt)
+	}
+	for _, at := range d.AttemptLog {
+		aj := AttemptJSON{Number: at.Number, StartedAt: at.StartedAt, DurationMS: float64(at.Duration.Microseconds()) / 1000,
+			StatusCode: at.StatusCode, Error: at.Error}
+		if utf8.Valid(at.ResponseExcerpt) {
+			aj.ResponseExcerpt = string(at.ResponseExcerpt)
+		} else {
+			aj.ResponseExcerpt = "base64:" + base64.StdEncoding.EncodeToString(at.ResponseExcerpt)
+		}
+		j.Attempts = append(j.Attempts, aj)
+	}
+	if d.AttemptLog != nil && j.Attempts == nil {
+		j.Attempts = []AttemptJSON{}
+	}
+	return j
+}
+
+func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	p := &store.DeliveryListParams{Status: q.Get("status"), Destination: q.Get("destination"), Source: q.Get("source"),
+		EventType: q.Get("type"), EventID: q.Get("event_id"), After: q.Get("cursor")}
+	switch p.Status {
+	case "", store.StatusPending, store.StatusDelivering, store.StatusSucceeded, store.StatusRetrying, store.StatusFailed, store.StatusCancelled:
+	default:
+		return hookd.Errorf(hookd.EInvalid, "invalid status %q (want pending, delivering, succeeded, retrying, failed or cancelled)", p.Status)
+	}
+	var err error
+	if p.Limit, err = intParam(q.Get("limit"), 50); err != nil {
+		return err
+	}
+	if p.Since, err = timeParam("since", q.Get("since")); err != nil {
+		return err
+	}
+	if p.Until, err = timeParam("until", q.Get("until")); err != nil {
+		return err
+	}
+	ds, next, err := a.st.DeliveryList(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	out := dataJSON[*DeliveryJSON]{Data: make([]*DeliveryJSON, 0, len(ds))}
+	for _, d := range ds {
+		out.Data = append(out.Data, NewDeliveryJSON(d))
+	}
+	if next != "" {
+		out.NextCursor = &next
+	}
+	httpserver.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) getDelivery(w http.ResponseWriter, r *http.Request) error {
+	d, err := a.st.DeliveryGet(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpserver.WriteJSON(w, http.StatusOK, NewDeliveryJSON(d))
+	return nil
+}
+
+func (a *API) retryDelivery(w http.ResponseWriter, r *http.Request) error {
+	d, err := a.eng.Retry(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpserver.WriteJSON(w, http.StatusAccepted, NewDeliveryJSON(d))
+	return nil
+}
+
+type replayRequest struct {
+	Source      string `json:"source"`
+	Type        string `json:"type"`
+	Since       string `json:"since"`
+	Until       string `json:"until"`
+	Status      string `json:"status"`
+	Destination string `json:"destination"`
+}
+
+func (a *API) startReplay(w http.ResponseWriter, r *http.Request) error {
+	b, err := readDefinition(w, r)
+	if err != nil {
+		return err
+	}
+	var req replayRequest
+	dec := json.NewDecoder(bytesReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return hookd.Errorf(hookd.EInvalid, "invalid replay filter: %v (keys: source, type, since, until, status, destination)", err)
+	}
+	f := engine.ReplayFilter{Source: req.Source, Type: req.Type, Status: req.Status, Destination: req.Destination}
+	if f.Since, err = timeParam("since", req.Since); err != nil {
+		return err
+	}
+	if f.Until, err = timeParam("until", req.Until); err != nil {
+		return err
+	}
+	j, err := a.eng.ReplayStart(f)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/replays/"+j.ID)
+	httpserver.WriteJSON(w, http.StatusAccepted, j)
+	return nil
+}
+
+func (a *API) getReplay(w http.ResponseWriter, r *http.Request) error {
+	j, err := a.eng.Replay(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpserver.WriteJSON(w, http.StatusOK, j)
+	return nil
+}
+
+// eventDeliveries renders an event's deliveries with their attempts.
+func (a *API) eventDeliveries(r *http.Request, eventID string) ([]*DeliveryJSON, error) {
+	ds, err := a.st.DeliveryListByEvent(r.Context(), eventID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*DeliveryJSON, 0, len(ds))
+	for _, d := range ds {
+		j := NewDeliveryJSON(d)
+		if j.Attempts == nil {
+			j.Attempts = []AttemptJSON{}
+		}
+		out = append(out, j)
+	}
+	return out, nil
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -1,0 +1,253 @@
+package console
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+const wantCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+type answer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// do sends a request through a mux wired the way the server wires the
+// console.
+func do(t *testing.T, method, target string, hdr map[string]string) answer {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle("/console/", Handler())
+	req := httptest.NewRequest(method, target, nil)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, req)
+	res := rec.Result()
+	b, _ := io.ReadAll(res.Body)
+	return answer{status: res.StatusCode, header: res.Header, body: string(b)}
+}
+
+// direct calls the handler without a mux (it must hold up on its own).
+func direct(t *testing.T, method, target string) answer {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	Handler().ServeHTTP(rec, httptest.NewRequest(method, target, nil))
+	res := rec.Result()
+	b, _ := io.ReadAll(res.Body)
+	return answer{status: res.StatusCode, header: res.Header, body: string(b)}
+}
+
+func checkSecurityHeaders(t *testing.T, what string, a answer) {
+	t.Helper()
+	if got := a.header.Get("Content-Security-Policy"); got != wantCSP {
+		t.Errorf("%s: Content-Security-Policy = %q, want %q", what, got, wantCSP)
+	}
+	if got := a.header.Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("%s: X-Content-Type-Options = %q", what, got)
+	}
+	if got := a.header.Get("Referrer-Policy"); got != "no-referrer" {
+		t.Errorf("%s: Referrer-Policy = %q", what, got)
+	}
+	if got := a.header.Get("Cache-Control"); got != "no-cache" {
+		t.Errorf("%s: Cache-Control = %q", what, got)
+	}
+}
+
+func TestIndex(t *testing.T) {
+	for _, target := range []string{"/console/", "/console/index.html"} {
+		a := do(t, http.MethodGet, target, nil)
+		if a.status != http.StatusOK {
+			t.Fatalf("GET %s: status %d", target, a.status)
+		}
+		if ct := a.header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
+			t.Errorf("GET %s: Content-Type = %q", target, ct)
+		}
+		for _, want := range []string{`id="app"`, `id="view"`, `<script src="console.js" defer></script>`,
+			`<link rel="stylesheet" href="console.css">`, `id="token-input"`, `id="error-bar"`} {
+			if !strings.Contains(a.body, want) {
+				t.Errorf("GET %s: body lacks %q", target, want)
+			}
+		}
+		checkSecurityHeaders(t, "GET "+target, a)
+	}
+}
+
+func TestAssetsContentTypes(t *testing.T) {
+	for target, want := range map[string]string{
+		"/console/console.js":  "text/javascript; charset=utf-8",
+		"/console/console.css": "text/css; charset=utf-8",
+		"/console/index.html":  "text/html; charset=utf-8",
+	} {
+		a := do(t, http.MethodGet, target, nil)
+		if a.status != http.StatusOK {
+			t.Errorf("GET %s: status %d", target, a.status)
+			continue
+		}
+		if got := a.header.Get("Content-Type"); got != want {
+			t.Errorf("GET %s: Content-Type = %q, want %q", target, got, want)
+		}
+		if a.body == "" {
+			t.Errorf("GET %s: empty body", target)
+		}
+		if a.header.Get("ETag") == "" {
+			t.Errorf("GET %s: no ETag", target)
+		}
+		checkSecurityHeaders(t, "GET "+target, a)
+	}
+}
+
+func TestHead(t *testing.T) {
+	a := do(t, http.MethodHead, "/console/console.js", nil)
+	if a.status != http.StatusOK || a.body != "" {
+		t.Errorf("HEAD: status %d, body %d bytes", a.status, len(a.body))
+	}
+	if got := a.header.Get("Content-Type"); got != "text/javascript; charset=utf-8" {
+		t.Errorf("HEAD: Content-Type = %q", got)
+	}
+	checkSecurityHeaders(t, "HEAD", a)
+}
+
+func TestConditional(t *testing.T) {
+	a := do(t, http.MethodGet, "/console/console.css", nil)
+	etag := a.header.Get("ETag")
+	b := do(t, http.MethodGet, "/console/console.css", map[string]string{"If-None-Match": etag})
+	if b.status != http.StatusNotModified {
+		t.Errorf("If-None-Match %s: status %d, want 304", etag, b.status)
+	}
+	checkSecurityHeaders(t, "304", b)
+}
+
+func TestRedirect(t *testing.T) {
+	// Mounted at "/console/", the ServeMux itself redirects "/console"
+	// (with its own status code); the handler does the same when it is
+	// reached directly (or mounted at "/console" too), with its headers.
+	a := do(t, http.MethodGet, "/console", nil)
+	if a.status < 300 || a.status > 308 {
+		t.Errorf("GET /console via mux: status %d, want a redirect", a.status)
+	}
+	if loc := a.header.Get("Location"); loc != "/console/" {
+		t.Errorf("GET /console via mux: Location = %q, want /console/", loc)
+	}
+	a = direct(t, http.MethodGet, "/console")
+	if a.status != http.StatusMovedPermanently {
+		t.Errorf("GET /console: status %d, want 301", a.status)
+	}
+	if loc := a.header.Get("Location"); loc != "/console/" {
+		t.Errorf("GET /console: Location = %q, want /console/", loc)
+	}
+	checkSecurityHeaders(t, "redirect", a)
+	if loc := direct(t, http.MethodGet, "/console?x=1").header.Get("Location"); loc != "/console/?x=1" {
+		t.Errorf("GET /console?x=1: Location = %q, want /console/?x=1", loc)
+	}
+	if a := direct(t, http.MethodPost, "/console"); a.status != http.StatusMethodNotAllowed {
+		t.Errorf("POST /console: status %d, want 405", a.status)
+	}
+}
+
+func TestMethodNotAllowed(t *testing.T) {
+	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+		for _, target := range []string{"/console/", "/console/console.js"} {
+			a := do(t, m, target, nil)
+			if a.status != http.StatusMethodNotAllowed {
+				t.Errorf("%s %s: status %d, want 405", m, target, a.status)
+			}
+			if allow := a.header.Get("Allow"); allow != "GET, HEAD" {
+				t.Errorf("%s %s: Allow = %q", m, target, allow)
+			}
+			checkSecurityHeaders(t, m+" "+target, a)
+		}
+	}
+}
+
+func TestNotFound(t *testing.T) {
+	targets := []string{"/console/nope.js", "/console/static/console.js", "/console/events",
+		"/console/console.go", "/console/console.js/", "/console/static/", "/console/index.html/x"}
+	for _, target := range targets {
+		a := do(t, http.MethodGet, target, nil)
+		if a.status != http.StatusNotFound {
+			t.Errorf("GET %s: status %d, want 404", target, a.status)
+		}
+		checkSecurityHeaders(t, "GET "+target, a)
+		if ct := a.header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
+			t.Errorf("GET %s: Content-Type = %q", target, ct)
+		}
+	}
+	// Unclean paths: the mux redirects them; the handler alone refuses them.
+	for _, target := range append(targets, "/console/../console.go", "/console/./console.js", "/console//console.js") {
+		a := direct(t, http.MethodGet, target)
+		if a.status != http.StatusNotFound {
+			t.Errorf("direct GET %s: status %d, want 404", target, a.status)
+		}
+		checkSecurityHeaders(t, "direct GET "+target, a)
+	}
+	if a := direct(t, http.MethodGet, "/other"); a.status != http.StatusNotFound {
+		t.Errorf("GET /other: status %d, want 404", a.status)
+	}
+}
+
+func embedded(t *testing.T, name string) string {
+	t.Helper()
+	b, err := staticFS.ReadFile("static/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// The CSP forbids inline code; the page must not depend on any.
+func TestIndexHasNoInlineCode(t *testing.T) {
+	html := embedded(t, "index.html")
+	lower := strings.ToLower(html)
+	scripts := regexp.MustCompile(`(?is)<script\b([^>]*)>(.*?)</script>`).FindAllStringSubmatch(lower, -1)
+	if len(scripts) == 0 {
+		t.Fatal("index.html loads no script")
+	}
+	for _, m := range scripts {
+		if !strings.Contains(m[1], "src=") {
+			t.Errorf("index.html: <script%s> without src", m[1])
+		}
+		if strings.TrimSpace(m[2]) != "" {
+			t.Errorf("index.html: inline script body %q", m[2])
+		}
+	}
+	if strings.Count(lower, "<script") != len(scripts) {
+		t.Error("index.html: unbalanced <script> tags")
+	}
+	for _, bad := range []string{"style=", "<style", "javascript:", "onclick=", "onload=", "onerror=", "onsubmit=", "http://", "https://"} {
+		if strings.Contains(lower, bad) {
+			t.Errorf("index.html contains %q", bad)
+		}
+	}
+}
+
+// Data from the API (event bodies, headers) is attacker-controlled: the
+// script builds the DOM with textContent only.
+func TestScriptAvoidsHTMLSinks(t *testing.T) {
+	js := embedded(t, "console.js")
+	for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
+		"new Function", "http://", "https://", "localStorage"} {
+		if strings.Contains(js, bad) {
+			t.Errorf("console.js contains %q", bad)
+		}
+	}
+	for _, want := range []string{"textContent", "sessionStorage", "'Bearer ' + token", "/api/v1/events", "/api/v1/deliveries",
+		"/api/v1/replays", "/api/v1/destinations", "/api/v1/subscriptions", "/api/v1/sources"} {
+		if !strings.Contains(js, want) {
+			t.Errorf("console.js lacks %q", want)
+		}
+	}
+	css := embedded(t, "console.css")
+	for _, bad := range []string{"@import", "url(http", "url(//"} {
+		if strings.Contains(css, bad) {
+			t.Errorf("console.css contains %q", bad)
+		}
+	}
+}
