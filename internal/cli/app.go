@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,8 +20,15 @@ import (
 	"hookd"
 	"hookd/internal/admin"
 	"hookd/internal/config"
+	"hookd/internal/console"
+	"hookd/internal/fsutil"
+	// Destination kinds register themselves.
+	_ "hookd/internal/destination/webhook"
+	"hookd/internal/egress"
+	"hookd/internal/engine"
 	"hookd/internal/httpserver"
 	"hookd/internal/ingest"
+	"hookd/internal/secret"
 	"hookd/internal/store"
 	"hookd/internal/store/sqlite"
 	"hookd/internal/verify"
@@ -33,8 +42,12 @@ type App struct {
 
 	st      *sqlite.Store
 	batcher *store.Batcher
-	srv     *http.Server
-	ln      net.Listener
+	engine  *engine.Engine
+	// clock is the delivery engine's clock; nil is the wall clock. Tests
+	// set it before Open.
+	clock engine.Clock
+	srv   *http.Server
+	ln    net.Listener
 	// outbound is the HTTP client of verifiers that call out (JWKS,
 	// introspection).
 	outbound *http.Client
@@ -70,11 +83,6 @@ func (a *App) Open(ctx context.Context) (err error) {
 			a.closeAll()
 		}
 	}()
-	if len(a.cfg.Destinations) > 0 || len(a.cfg.Subscriptions) > 0 {
-		// Refused rather than half-run: events would be accepted with the
-		// promise of a delivery nothing makes.
-		return errors.New("destinations and subscriptions are not available in this build yet (delivery is designed in docs/DELIVERY.md); remove them to run the receiving side")
-	}
 	switch a.cfg.Storage.Driver {
 	case "sqlite":
 		if a.st, err = sqlite.Open(ctx, a.cfg.Storage.Path, a.log, sqlite.Options{}); err != nil {
@@ -92,7 +100,27 @@ func (a *App) Open(ctx context.Context) (err error) {
 		a.generatedToken = tok
 		tokens = []string{tok}
 	}
+	guard, err := egress.NewGuard(a.cfg.Egress.AllowPrivate, a.cfg.Egress.AllowHTTPHosts)
+	if err != nil {
+		return fmt.Errorf("egress: %w", err)
+	}
+	// The engine recovers what the last process left unfinished before
+	// the first event is committed, then takes every committed batch.
+	keys, newKeys, err := a.keyring()
+	if err != nil {
+		return err
+	}
+	a.engine = engine.New(engine.Options{
+		Store: a.st, Log: a.log, Clock: a.clock, Egress: guard, Keyring: keys, NewKeyring: newKeys,
+		DisableAfter: a.cfg.Delivery.DisableAfter.D(), MemCap: a.cfg.Delivery.MemoryQueue,
+		MemBytes: int(a.cfg.Delivery.MemoryQueueBytes),
+		Sources:  sourceNames(a.cfg.Sources),
+	})
+	if err := a.engine.Open(ctx, a.cfg.Destinations, a.cfg.Subscriptions); err != nil {
+		return fmt.Errorf("delivery: %w", err)
+	}
 	a.batcher = store.NewBatcher(a.st, a.log, store.BatcherOptions{})
+	a.batcher.OnCommit = a.engine.OnCommit
 	errs := &httpserver.Errors{Log: a.log, RetryAfter: a.cfg.Server.RetryAfter.D()}
 	// The issuer serves every oauth_issuer source: it is built from all of
 	// them before any source's verifiers are. Nil when none uses it.
@@ -109,13 +137,15 @@ func (a *App) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	api := admin.New(admin.Options{Store: a.st, Errors: errs, Log: a.log, Tokens: tokens, Sources: a.cfg.Sources})
+	api := admin.New(admin.Options{Store: a.st, Errors: errs, Log: a.log, Tokens: tokens, Sources: a.cfg.Sources, Engine: a.engine})
 	mux := http.NewServeMux()
 	mux.Handle("/in/{source}", in)
 	if issuer != nil {
 		mux.Handle(verify.IssuerTokenPath, issuer)
 	}
 	mux.Handle("/api/v1/", api)
+	mux.Handle("/console/", console.Handler())
+	mux.Handle("/console", console.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpserver.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -148,6 +178,61 @@ func (a *App) Open(ctx context.Context) (err error) {
 	a.ready = true
 	a.mu.Unlock()
 	return nil
+}
+
+// MasterKeyFile is where hookd keeps the master key it generated, in the
+// data directory, when none is configured.
+const MasterKeyFile = "master.key"
+
+// keyring returns the master keys that encrypt stored secrets: the
+// configured ones, or the one in the data directory. When there is none
+// yet, it returns a function that generates that file, which the engine
+// calls the first time it has a secret to keep. A generated key protects
+// a copy of the database file but not a copy of the whole data
+// directory: production sets HOOKD_MASTER_KEY.
+func (a *App) keyring() (*secret.Keyring, func() (*secret.Keyring, error), error) {
+	if len(a.cfg.Secrets.MasterKeys) > 0 {
+		kr, err := secret.ParseKeyring(a.cfg.Secrets.MasterKeys)
+		if err != nil {
+			return nil, nil, fmt.Errorf("secrets.master_keys: %w", err)
+		}
+		return kr, nil, nil
+	}
+	path := filepath.Join(a.cfg.Storage.Path, MasterKeyFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, func() (*secret.Keyring, error) { return a.generateKey(path) }, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the master key: %w", err)
+	}
+	kr, err := secret.ParseKeyring([]string{strings.TrimSpace(string(b))})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return kr, nil, nil
+}
+
+// generateKey writes a new master key to path (0600, synced) and returns
+// it.
+func (a *App) generateKey(path string) (*secret.Keyring, error) {
+	spec := secret.GenerateMasterKey("k" + time.Now().UTC().Format("20060102"))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	_, werr := f.WriteString(spec + "\n")
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := fsutil.SyncDir(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("sync %s: %w", filepath.Dir(path), err)
+	}
+	a.log.Warn("generated a master key for secrets stored in the database, next to it; set HOOKD_MASTER_KEY to keep it elsewhere", "file", path)
+	return secret.ParseKeyring([]string{spec})
 }
 
 func (a *App) readiness(ctx context.Context) error {
@@ -209,6 +294,19 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if err := a.batcher.Stop(stopCtx); err != nil {
 			errs = append(errs, fmt.Errorf("drain commits: %w", err))
 		}
+		// Attempts in flight get what is left of the grace period (at
+		// least a moment); one cut short is made again after the restart.
+		engCtx, cancelEng := context.WithTimeout(context.Background(), 5*time.Second)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 5*time.Second {
+			cancelEng()
+			engCtx, cancelEng = context.WithTimeout(context.Background(), max(time.Until(dl), 100*time.Millisecond))
+		}
+		if a.engine != nil {
+			if err := a.engine.Stop(engCtx); err != nil {
+				errs = append(errs, fmt.Errorf("stop delivery: %w", err))
+			}
+		}
+		cancelEng()
 		if err := a.st.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close storage: %w", err))
 		}
@@ -240,6 +338,11 @@ func (a *App) closeFresh() {
 }
 
 func (a *App) closeAll() {
+	if a.engine != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		a.engine.Stop(ctx)
+		cancel()
+	}
 	if a.ln != nil {
 		a.ln.Close()
 	}
@@ -274,6 +377,7 @@ func (a *App) PrintBanner(w io.Writer) {
 	for _, s := range a.cfg.Sources {
 		fmt.Fprintf(w, "  source:      %s/in/%s\n", base, s.Name)
 	}
+	fmt.Fprintf(w, "  console:     %s/console/\n", base)
 	if a.cfg.Demo {
 		fmt.Fprintf(w, "Try it:\n  curl -sS -X POST %s/in/%s -H 'Content-Type: application/json' -d '{\"id\":\"order-1001\",\"type\":\"order.created\",\"total\":42}'\n", base, config.DemoSource)
 		fmt.Fprintf(w, "  curl -sS -H 'Authorization: Bearer %s' %s/api/v1/events\n", token, base)
@@ -317,6 +421,14 @@ func newOutboundClient() *http.Client {
 			ForceAttemptHTTP2:   true,
 		},
 	}
+}
+
+func sourceNames(ss []config.Source) []string {
+	out := make([]string, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, s.Name)
+	}
+	return out
 }
 
 func randomToken() string {

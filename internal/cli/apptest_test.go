@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -39,8 +40,8 @@ func startApp(t *testing.T, cfg *config.Config, now func() time.Time) (*App, str
 
 // A configuration with destinations or subscriptions is refused with a
 // clear reason, never run without the delivery it promises.
-func TestOpenRefusesDeliveryForNow(t *testing.T) {
-	cfg, err := config.Parse([]byte("destinations: [{name: d, type: http, url: \"https://example.invalid/\"}]\n"))
+func TestOpenRefusesADestinationTheEgressGuardRefuses(t *testing.T) {
+	cfg, err := config.Parse([]byte("destinations: [{name: internal, type: http, url: \"http://127.0.0.1:9/hooks\"}]\nsubscriptions: [{destination: internal}]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,9 +51,30 @@ func TestOpenRefusesDeliveryForNow(t *testing.T) {
 	err = app.Open(context.Background())
 	if err == nil {
 		app.Shutdown(context.Background())
-		t.Fatal("Open: got nil, want an error about delivery")
+		t.Fatal("Open: got nil, want the loopback destination refused")
 	}
-	if !strings.Contains(err.Error(), "not available in this build") {
-		t.Errorf("Open: got %v, want it to say delivery is not available", err)
+	if !strings.Contains(err.Error(), "destination internal") {
+		t.Errorf("Open: got %v, want it to name the destination", err)
+	}
+	t.Logf("refused: %v", err)
+}
+
+// The web console is served by hookd serve, with its security headers.
+func TestConsoleIsServed(t *testing.T) {
+	cfg, err := config.Parse([]byte("admin: {tokens: [tok]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Storage.Path = t.TempDir()
+	_, base := startApp(t, cfg, nil)
+	for path, ctype := range map[string]string{"/console/": "text/html", "/console/console.js": "text/javascript"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), ctype) || resp.Header.Get("Content-Security-Policy") == "" {
+			t.Fatalf("GET %s: %d %q, CSP %q", path, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Content-Security-Policy"))
+		}
 	}
 }

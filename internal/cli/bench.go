@@ -25,6 +25,7 @@ import (
 
 	"hookd/internal/httpserver"
 	"hookd/internal/loadgen"
+	"hookd/internal/secret"
 	"hookd/internal/store/sqlite"
 )
 
@@ -45,7 +46,7 @@ func newBenchCmd() *cobra.Command {
 	var f benchFlags
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure ingest throughput against a bare net/http server",
+		Short: "Measure ingest (and, with e2e, delivery) throughput against a bare net/http server",
 		Long: `Measure hookd's ingest against a bare net/http server on this machine.
 
 In one run, bench starts two servers as child processes of its own binary: a
@@ -77,7 +78,7 @@ bench reports.`,
 	fl.BoolVar(&f.keep, "keep", false, "keep the temporary directory instead of removing it")
 	fl.BoolVar(&f.json, "json", false, "also print the results as JSON")
 	cmd.MarkFlagDirname("dir")
-	cmd.AddCommand(newBareServerCmd())
+	cmd.AddCommand(newBareServerCmd(), newBenchE2ECmd())
 	return cmd
 }
 
@@ -310,6 +311,8 @@ storage:
   path: ` + yamlString(dataDir) + `
 admin:
   tokens: [` + yamlString(token) + `]
+secrets:
+  master_keys: [` + yamlString(secret.GenerateMasterKey("bench")) + `]
 log:
   level: warn
 sources:

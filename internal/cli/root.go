@@ -39,17 +39,21 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "hookd",
 		Short: "hookd is a self-hosted webhook gateway",
 		Long: `hookd receives webhooks the way providers ask their consumers to — verify,
-store durably before answering 200, answer fast, dedupe by event id — and keeps
-them in a durable, replayable log.
+store durably before answering 200, answer fast, dedupe by event id — keeps
+them in a durable, replayable log, and delivers them the way a good provider
+sends: subscriptions, signatures, OAuth, classified retries, a failed queue and
+replay.
 
 Run 'hookd serve' to start it on the embedded default (SQLite in ./hookd-data,
-listening on :8080).`,
+listening on :8080). The other commands (events, deliveries, replay,
+destinations, subscriptions) drive a running hookd through its admin API.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newServeCmd(), newVersionCmd(), newBenchCmd())
+	root.AddCommand(newEventsCmd(), newDeliveriesCmd(), newReplayCmd(), newDestinationsCmd(), newSubscriptionsCmd())
 	return root
 }
 
