@@ -28,6 +28,7 @@ import (
 	"hookd/internal/engine"
 	"hookd/internal/httpserver"
 	"hookd/internal/ingest"
+	"hookd/internal/metrics"
 	"hookd/internal/secret"
 	"hookd/internal/store"
 	"hookd/internal/store/sqlite"
@@ -48,6 +49,11 @@ type App struct {
 	clock engine.Clock
 	srv   *http.Server
 	ln    net.Listener
+	// metrics is nil when metrics.enabled is false; metricsSrv and
+	// metricsLn serve it when metrics.listen is set.
+	metrics    *metrics.Metrics
+	metricsSrv *http.Server
+	metricsLn  net.Listener
 	// outbound is the HTTP client of verifiers that call out (JWKS,
 	// introspection).
 	outbound *http.Client
@@ -110,17 +116,27 @@ func (a *App) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	var onAttempt func(string, string, time.Duration)
+	if a.cfg.Metrics.On() {
+		a.metrics = metrics.New(hookd.Version)
+		onAttempt = a.metrics.Attempt
+	}
 	a.engine = engine.New(engine.Options{
 		Store: a.st, Log: a.log, Clock: a.clock, Egress: guard, Keyring: keys, NewKeyring: newKeys,
 		DisableAfter: a.cfg.Delivery.DisableAfter.D(), MemCap: a.cfg.Delivery.MemoryQueue,
 		MemBytes: int(a.cfg.Delivery.MemoryQueueBytes),
-		Sources:  sourceNames(a.cfg.Sources),
+		Sources:  sourceNames(a.cfg.Sources), OnAttempt: onAttempt,
 	})
 	if err := a.engine.Open(ctx, a.cfg.Destinations, a.cfg.Subscriptions); err != nil {
 		return fmt.Errorf("delivery: %w", err)
 	}
 	a.batcher = store.NewBatcher(a.st, a.log, store.BatcherOptions{})
 	a.batcher.OnCommit = a.engine.OnCommit
+	if a.metrics != nil {
+		a.batcher.Observer = a.metrics
+		a.metrics.QueueDepth(a.batcher.QueueLen)
+		a.metrics.Destinations(a.destinationGauges)
+	}
 	errs := &httpserver.Errors{Log: a.log, RetryAfter: a.cfg.Server.RetryAfter.D()}
 	// The issuer serves every oauth_issuer source: it is built from all of
 	// them before any source's verifiers are. Nil when none uses it.
@@ -139,7 +155,14 @@ func (a *App) Open(ctx context.Context) (err error) {
 	}
 	api := admin.New(admin.Options{Store: a.st, Errors: errs, Log: a.log, Tokens: tokens, Sources: a.cfg.Sources, Engine: a.engine})
 	mux := http.NewServeMux()
-	mux.Handle("/in/{source}", in)
+	if a.metrics != nil {
+		mux.Handle("/in/{source}", a.metrics.Ingest(sourceNames(a.cfg.Sources), in))
+	} else {
+		mux.Handle("/in/{source}", in)
+	}
+	if a.metrics != nil && a.cfg.Metrics.Listen == "" {
+		mux.Handle("GET /metrics", a.metrics.Handler())
+	}
 	if issuer != nil {
 		mux.Handle(verify.IssuerTokenPath, issuer)
 	}
@@ -165,7 +188,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		errs.Write(w, r, hookd.Errorf(hookd.ENotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
-	a.srv = httpserver.New(httpserver.Handler(mux, errs, a.cfg.Server.MaxInFlight, "/healthz", "/readyz"), a.cfg.Server, a.log)
+	a.srv = httpserver.New(httpserver.Handler(mux, errs, a.cfg.Server.MaxInFlight, "/healthz", "/readyz", "/metrics"), a.cfg.Server, a.log)
 	a.fresh = map[net.Conn]bool{}
 	a.srv.ConnState = a.trackFresh
 	if err := a.batcher.Start(ctx); err != nil {
@@ -173,6 +196,14 @@ func (a *App) Open(ctx context.Context) (err error) {
 	}
 	if a.ln, err = net.Listen("tcp", a.cfg.Listen); err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	if a.metrics != nil && a.cfg.Metrics.Listen != "" {
+		if a.metricsLn, err = net.Listen("tcp", a.cfg.Metrics.Listen); err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		m := http.NewServeMux()
+		m.Handle("GET /metrics", a.metrics.Handler())
+		a.metricsSrv = &http.Server{Handler: m, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 	}
 	a.mu.Lock()
 	a.ready = true
@@ -248,11 +279,37 @@ func (a *App) readiness(ctx context.Context) error {
 	return a.st.Ping(ctx)
 }
 
+// destinationGauges is what the metrics report of each destination.
+func (a *App) destinationGauges() []metrics.Destination {
+	views := a.engine.Destinations()
+	out := make([]metrics.Destination, len(views))
+	for i, v := range views {
+		out[i] = metrics.Destination{Name: v.Name, Disabled: v.Disabled, InMemory: v.InMemory, InFlight: v.InFlight}
+	}
+	return out
+}
+
+// MetricsAddr is the address of the metrics listener, "" when /metrics is
+// served on the main one (or not at all).
+func (a *App) MetricsAddr() string {
+	if a.metricsLn == nil {
+		return ""
+	}
+	return a.metricsLn.Addr().String()
+}
+
 // Addr is the address the server listens on.
 func (a *App) Addr() string { return a.ln.Addr().String() }
 
 // Serve serves until Shutdown or Close; it returns nil after a shutdown.
 func (a *App) Serve() error {
+	if a.metricsSrv != nil {
+		go func() {
+			if err := a.metricsSrv.Serve(a.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("metrics listener stopped", "err", err)
+			}
+		}()
+	}
 	err := a.srv.Serve(a.ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -307,6 +364,10 @@ func (a *App) Shutdown(ctx context.Context) error {
 			}
 		}
 		cancelEng()
+		if a.metricsSrv != nil {
+			a.metricsSrv.Close()
+			a.metricsLn.Close() // when Serve never ran
+		}
 		if err := a.st.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close storage: %w", err))
 		}
@@ -346,6 +407,9 @@ func (a *App) closeAll() {
 	if a.ln != nil {
 		a.ln.Close()
 	}
+	if a.metricsLn != nil {
+		a.metricsLn.Close()
+	}
 	if a.st != nil {
 		a.st.Close()
 	}
@@ -378,6 +442,12 @@ func (a *App) PrintBanner(w io.Writer) {
 		fmt.Fprintf(w, "  source:      %s/in/%s\n", base, s.Name)
 	}
 	fmt.Fprintf(w, "  console:     %s/console/\n", base)
+	switch {
+	case a.metricsLn != nil:
+		fmt.Fprintf(w, "  metrics:     http://%s/metrics\n", a.metricsLn.Addr())
+	case a.metrics != nil:
+		fmt.Fprintf(w, "  metrics:     %s/metrics\n", base)
+	}
 	if a.cfg.Demo {
 		fmt.Fprintf(w, "Try it:\n  curl -sS -X POST %s/in/%s -H 'Content-Type: application/json' -d '{\"id\":\"order-1001\",\"type\":\"order.created\",\"total\":42}'\n", base, config.DemoSource)
 		fmt.Fprintf(w, "  curl -sS -H 'Authorization: Bearer %s' %s/api/v1/events\n", token, base)

@@ -49,6 +49,8 @@ type Config struct {
 	Destinations []Destination `yaml:"destinations"`
 	// Subscriptions route events to destinations.
 	Subscriptions []Subscription `yaml:"subscriptions"`
+	// Metrics configures the Prometheus endpoint.
+	Metrics Metrics `yaml:"metrics"`
 
 	// Demo is true when no configuration file was given and hookd runs on
 	// its embedded default with a demo source. Not a YAML key.
@@ -98,6 +100,19 @@ type Secrets struct {
 	// into <storage.path>/master.key when it first stores a secret.
 	MasterKeys []string `yaml:"master_keys"`
 }
+
+// Metrics configures the Prometheus endpoint, GET /metrics.
+type Metrics struct {
+	// Enabled serves /metrics. Default true.
+	Enabled *bool `yaml:"enabled"`
+	// Listen, when set, serves /metrics on this address of its own (for
+	// example 127.0.0.1:9090) instead of the main listener, which then
+	// answers 404 for it.
+	Listen string `yaml:"listen"`
+}
+
+// On reports whether /metrics is served.
+func (m Metrics) On() bool { return m.Enabled == nil || *m.Enabled }
 
 // Delivery tunes the delivery engine.
 type Delivery struct {
@@ -537,6 +552,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Delivery.DisableAfter != nil && *c.Delivery.DisableAfter < 0 {
 		bad("delivery.disable_after", "must not be negative")
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			bad("metrics.listen", "invalid address %q (want host:port or :port)", c.Metrics.Listen)
+		} else if c.Metrics.Listen == c.Listen {
+			bad("metrics.listen", "is the main listen address; leave it empty to serve /metrics there")
+		}
 	}
 	for i, cidr := range c.Egress.AllowPrivate {
 		if _, _, err := net.ParseCIDR(cidr); err != nil {

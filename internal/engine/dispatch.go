@@ -656,6 +656,9 @@ func (d *dispatcher) finish(it *item, dec Decision, start time.Time, dur time.Du
 			d.poke()
 		}
 	}
+	if d.e.onAttempt != nil {
+		d.e.onAttempt(d.name, string(row.Status), dur)
+	}
 	id := row.ID
 	d.e.w.submit(writeReq{w: w, seq: seq, after: after, skipped: func() { d.onSkipped(id) }})
 

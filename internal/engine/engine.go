@@ -68,6 +68,11 @@ type Options struct {
 	// the API (their signing secrets and credentials) before they are
 	// stored. Nil stores them as they are (tests only).
 	Keyring *secret.Keyring
+	// OnAttempt, when set, is called after every attempt with its
+	// destination, its outcome (the delivery's status after it:
+	// succeeded, retrying or failed) and how long it took (hookd's
+	// metrics). It must not block.
+	OnAttempt func(destination, outcome string, d time.Duration)
 }
 
 // Engine is the delivery engine: it routes each committed event to the
@@ -79,6 +84,7 @@ type Engine struct {
 	clock        Clock
 	egress       *egress.Guard
 	disableAfter time.Duration
+	onAttempt    func(destination, outcome string, d time.Duration)
 	memCap       int
 	memBytes     int
 	lease        time.Duration
@@ -113,7 +119,8 @@ type Engine struct {
 func New(o Options) *Engine {
 	e := &Engine{
 		st: o.Store, log: o.Log, clock: o.Clock, egress: o.Egress, disableAfter: o.DisableAfter,
-		memCap: o.MemCap, memBytes: o.MemBytes, lease: o.Lease, keys: o.Keyring, newKeys: o.NewKeyring,
+		onAttempt: o.OnAttempt,
+		memCap:    o.MemCap, memBytes: o.MemBytes, lease: o.Lease, keys: o.Keyring, newKeys: o.NewKeyring,
 		dests: map[string]*destEntry{}, subs: map[string]*subEntry{}, jobs: map[string]*ReplayJob{},
 		inWake: make(chan struct{}, 1), inStop: make(chan struct{}), inDone: make(chan struct{}),
 		wstop: make(chan struct{}),

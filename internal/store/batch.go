@@ -24,6 +24,9 @@ type Batcher struct {
 	// OnCommit, when set before Start, is called by the writer after every
 	// successful commit with the inserts and their results. It must not block.
 	OnCommit func(ins []*EventInsert, res []EventInsertResult)
+	// Observer, when set before Start, receives the writer's measurements
+	// (hookd's metrics).
+	Observer BatchObserver
 
 	// syncer is st when its commits need a Sync to be durable; the
 	// batches it committed wait in synced for the syncer goroutine.
@@ -84,6 +87,20 @@ func NewBatcher(st Store, log *slog.Logger, opt BatcherOptions) *Batcher {
 	}
 	return b
 }
+
+// BatchObserver receives a Batcher's measurements. Its methods are called
+// from the writer and syncer goroutines and must not block.
+type BatchObserver interface {
+	// Committed reports one transaction: the events it stored (or failed
+	// to store) and how long it took.
+	Committed(events int, d time.Duration, err error)
+	// Synced reports one sync, which made the events of one or more
+	// committed transactions durable.
+	Synced(events int, d time.Duration, err error)
+}
+
+// QueueLen is the number of inserts waiting for the writer.
+func (b *Batcher) QueueLen() int { return len(b.queue) }
 
 // Syncer is implemented by a Store whose EventInsertMany returns once the
 // batch is committed but before it is durable. Sync makes every commit
@@ -231,8 +248,12 @@ func (b *Batcher) commit(batch []*pendingInsert) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	start := time.Now()
 	res, err := b.st.EventInsertMany(ctx, ins)
 	cancel()
+	if b.Observer != nil {
+		b.Observer.Committed(len(live), time.Since(start), err)
+	}
 	b.mu.Lock()
 	b.lastErr = err
 	b.mu.Unlock()
@@ -290,7 +311,15 @@ func (b *Batcher) syncLoop(writerDone <-chan struct{}) {
 				break drain
 			}
 		}
+		start := time.Now()
 		err := b.syncer.Sync()
+		if b.Observer != nil {
+			n := 0
+			for _, c := range pending {
+				n += len(c.live)
+			}
+			b.Observer.Synced(n, time.Since(start), err)
+		}
 		if err != nil {
 			b.mu.Lock()
 			b.lastErr = err
