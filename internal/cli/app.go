@@ -126,6 +126,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		DisableAfter: a.cfg.Delivery.DisableAfter.D(), MemCap: a.cfg.Delivery.MemoryQueue,
 		MemBytes: int(a.cfg.Delivery.MemoryQueueBytes),
 		Sources:  sourceNames(a.cfg.Sources), OnAttempt: onAttempt,
+		Retention: a.cfg.Retention.Events.D(), RetentionInterval: a.cfg.Retention.Interval.D(),
 	})
 	if err := a.engine.Open(ctx, a.cfg.Destinations, a.cfg.Subscriptions); err != nil {
 		return fmt.Errorf("delivery: %w", err)

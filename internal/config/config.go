@@ -51,6 +51,8 @@ type Config struct {
 	Subscriptions []Subscription `yaml:"subscriptions"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics Metrics `yaml:"metrics"`
+	// Retention bounds how long events are kept.
+	Retention Retention `yaml:"retention"`
 
 	// Demo is true when no configuration file was given and hookd runs on
 	// its embedded default with a demo source. Not a YAML key.
@@ -99,6 +101,17 @@ type Secrets struct {
 	// comma-separated list) replaces them. With none, hookd generates one
 	// into <storage.path>/master.key when it first stores a secret.
 	MasterKeys []string `yaml:"master_keys"`
+}
+
+// Retention bounds how long events are kept (docs/CONFIGURATION.md).
+type Retention struct {
+	// Events: an event received longer ago than this is deleted, with its
+	// deliveries and their attempt logs, once every delivery of it is
+	// finished (succeeded, failed or cancelled). Default 720h (30 days);
+	// 0 keeps every event.
+	Events *Duration `yaml:"events"`
+	// Interval is the time between two passes. Default 1h.
+	Interval Duration `yaml:"interval"`
 }
 
 // Metrics configures the Prometheus endpoint, GET /metrics.
@@ -304,6 +317,8 @@ const (
 	DefaultDedupeWindow = 168 * time.Hour
 	DemoSource          = "demo"
 	DefaultDisableAfter = Duration(120 * time.Hour)
+	// DefaultRetention is retention.events when unset.
+	DefaultRetention = Duration(720 * time.Hour)
 )
 
 // Default returns the configuration used when no file is given: the
@@ -322,6 +337,13 @@ func (c *Config) applyDefaults() {
 	if c.Delivery.DisableAfter == nil {
 		d := DefaultDisableAfter
 		c.Delivery.DisableAfter = &d
+	}
+	if c.Retention.Events == nil {
+		d := DefaultRetention
+		c.Retention.Events = &d
+	}
+	if c.Retention.Interval == 0 {
+		c.Retention.Interval = Duration(time.Hour)
 	}
 	if c.Listen == "" {
 		c.Listen = DefaultListen
@@ -627,6 +649,15 @@ func (c *Config) Validate() error {
 		if src.RateLimit != nil && src.Burst < 0 {
 			bad(f+".burst", "must not be negative")
 		}
+		if r := c.Retention.Events; r != nil && *r > 0 && src.DedupeWindow != nil && src.DedupeWindow.D() > r.D() {
+			bad(f+".dedupe_window", "%s is longer than retention.events (%s): a duplicate arriving after its event was deleted would be stored again; lengthen retention.events or shorten the window", src.DedupeWindow.D(), r.D())
+		}
+	}
+	if r := c.Retention.Events; r != nil && *r < 0 {
+		bad("retention.events", "must not be negative (0 keeps every event)")
+	}
+	if c.Retention.Interval.D() < time.Second {
+		bad("retention.interval", "must be at least 1s, got %s", c.Retention.Interval.D())
 	}
 	return errors.Join(errs...)
 }

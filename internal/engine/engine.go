@@ -73,6 +73,12 @@ type Options struct {
 	// succeeded, retrying or failed) and how long it took (hookd's
 	// metrics). It must not block.
 	OnAttempt func(destination, outcome string, d time.Duration)
+	// Retention deletes events received longer ago than this once their
+	// deliveries are finished (see Prune); 0 keeps every event.
+	Retention time.Duration
+	// RetentionInterval is the time between two retention passes.
+	// Default 1h.
+	RetentionInterval time.Duration
 }
 
 // Engine is the delivery engine: it routes each committed event to the
@@ -85,13 +91,18 @@ type Engine struct {
 	egress       *egress.Guard
 	disableAfter time.Duration
 	onAttempt    func(destination, outcome string, d time.Duration)
-	memCap       int
-	memBytes     int
-	lease        time.Duration
-	keys         *secret.Keyring
-	newKeys      func() (*secret.Keyring, error)
-	keysMu       sync.Mutex
-	sources      map[string]bool
+
+	retention      time.Duration
+	retentionEvery time.Duration
+	pruneStop      chan struct{}
+	pruneDone      chan struct{}
+	memCap         int
+	memBytes       int
+	lease          time.Duration
+	keys           *secret.Keyring
+	newKeys        func() (*secret.Keyring, error)
+	keysMu         sync.Mutex
+	sources        map[string]bool
 
 	marks *marks
 	w     *writer
@@ -119,8 +130,8 @@ type Engine struct {
 func New(o Options) *Engine {
 	e := &Engine{
 		st: o.Store, log: o.Log, clock: o.Clock, egress: o.Egress, disableAfter: o.DisableAfter,
-		onAttempt: o.OnAttempt,
-		memCap:    o.MemCap, memBytes: o.MemBytes, lease: o.Lease, keys: o.Keyring, newKeys: o.NewKeyring,
+		onAttempt: o.OnAttempt, retention: o.Retention, retentionEvery: o.RetentionInterval,
+		memCap: o.MemCap, memBytes: o.MemBytes, lease: o.Lease, keys: o.Keyring, newKeys: o.NewKeyring,
 		dests: map[string]*destEntry{}, subs: map[string]*subEntry{}, jobs: map[string]*ReplayJob{},
 		inWake: make(chan struct{}, 1), inStop: make(chan struct{}), inDone: make(chan struct{}),
 		wstop: make(chan struct{}),
@@ -139,6 +150,9 @@ func New(o Options) *Engine {
 	}
 	if e.memCap <= 0 {
 		e.memCap = defaultMemCap
+	}
+	if e.retentionEvery <= 0 {
+		e.retentionEvery = time.Hour
 	}
 	if e.memBytes <= 0 {
 		e.memBytes = defaultMemBytes
@@ -173,6 +187,10 @@ func (e *Engine) Open(ctx context.Context, dests []config.Destination, subs []co
 	e.started = true
 	e.mu.Unlock()
 	go e.route()
+	if e.retention > 0 {
+		e.pruneStop, e.pruneDone = make(chan struct{}), make(chan struct{})
+		go e.pruneLoop(e.pruneStop, e.pruneDone)
+	}
 	return nil
 }
 
@@ -350,6 +368,10 @@ func (e *Engine) Stop(ctx context.Context) error {
 		dests = append(dests, de)
 	}
 	e.mu.Unlock()
+	if e.pruneStop != nil {
+		close(e.pruneStop)
+		<-e.pruneDone
+	}
 	close(e.inStop)
 	<-e.inDone
 	var wg sync.WaitGroup

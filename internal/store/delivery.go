@@ -80,6 +80,13 @@ type DeliveryStore interface {
 	// or below it has a delivery row for every subscription that matched
 	// it. 0 when never set.
 	WatermarkGet(ctx context.Context) (int64, error)
+	// Prune deletes old events in one transaction: from the lowest seq
+	// after p.After, up to p.Limit events received before p.Before with a
+	// seq at most p.MaxSeq whose deliveries are all finished (succeeded,
+	// failed or cancelled), with their deliveries, attempt logs and
+	// duplicate requests. Events it passes over (unfinished deliveries)
+	// stay. See PruneParams and PruneResult.
+	Prune(ctx context.Context, p PruneParams) (PruneResult, error)
 	// EventMaxSeq returns the highest event seq stored, 0 when none.
 	EventMaxSeq(ctx context.Context) (int64, error)
 	// EventCount counts the events matching p's filters (After, Limit and
@@ -241,4 +248,33 @@ func DeliveryID(eventID, destination string) string {
 		u = u[len(p):]
 	}
 	return "dlv_" + u + "_" + destination
+}
+
+// PruneParams selects what one Prune call may delete.
+type PruneParams struct {
+	// Before: only events received before it are deleted.
+	Before time.Time
+	// MaxSeq: only events at or below it (the fan-out watermark: every
+	// event there has a row for each of its deliveries) are deleted.
+	MaxSeq int64
+	// After is where the scan starts (exclusive): the Next of the last
+	// call, 0 at first.
+	After int64
+	// Limit bounds the events one call looks at. Default 500.
+	Limit int
+}
+
+// PruneResult is what one Prune call did.
+type PruneResult struct {
+	// Events, Deliveries, Attempts and Duplicates count the rows deleted.
+	Events, Deliveries, Attempts, Duplicates int64
+	// Kept counts old events passed over because a delivery of theirs is
+	// unfinished.
+	Kept int64
+	// Next is the seq to pass as After in the next call.
+	Next int64
+	// Done is true when the scan reached an event received at or after
+	// Before, or past MaxSeq, or the end: there is nothing more to prune
+	// for now.
+	Done bool
 }

@@ -41,6 +41,7 @@ var deliveryCases = []struct {
 	{"Destinations", testDestinations},
 	{"DestinationDisabledState", testDestinationDisabledState},
 	{"Subscriptions", testSubscriptions},
+	{"Prune", testPrune},
 }
 
 // seededEvent is a stored event and its seq.
@@ -1285,5 +1286,89 @@ func testDeliveryWriteInsertOnly(t *testing.T, st store.Store) {
 	got := getDelivery(t, st, late.ID)
 	if got.Status != store.StatusPending || got.Attempts != 0 || len(got.AttemptLog) != 0 {
 		t.Fatalf("stored row changed: %s, %d attempts, %d log entries", got.Status, got.Attempts, len(got.AttemptLog))
+	}
+}
+
+// Prune deletes old events whose deliveries are all finished, with their
+// deliveries, attempt logs and duplicate requests; it keeps old events
+// with unfinished deliveries, young events, and events past MaxSeq.
+func testPrune(t *testing.T, st store.Store) {
+	ctx := ctxFor(t)
+	old := seedEvents(t, st, "src", base, 3) // succeeded (with an attempt log), retrying, failed
+	dupOf := newEvent("src", "x", base.Add(3*time.Second))
+	dup := newEvent("src", "x", base.Add(4*time.Second))
+	insert(t, st, time.Hour, dupOf)
+	if r := insert(t, st, time.Hour, dup); !r[0].Duplicate {
+		t.Fatalf("setup: second event with id x is not a duplicate")
+	}
+	young := seedEvents(t, st, "src", base.Add(48*time.Hour), 1)[0]
+
+	d0 := newDelivery(old[0], "d", store.StatusSucceeded, time.Time{})
+	d0.Attempts = 2
+	if _, err := st.DeliveryWriteMany(ctx, []*store.DeliveryWrite{{Delivery: d0, Fence: -1,
+		Attempt: &store.Attempt{Number: 1, StartedAt: base, Duration: time.Millisecond, StatusCode: 503}}}, 0); err != nil {
+		t.Fatalf("DeliveryWriteMany: %v", err)
+	}
+	d1 := newDelivery(old[1], "d", store.StatusRetrying, base.Add(time.Hour))
+	d2 := newDelivery(old[2], "d", store.StatusFailed, time.Time{})
+	d2b := newDelivery(old[2], "e", store.StatusCancelled, time.Time{})
+	dy := newDelivery(young, "d", store.StatusSucceeded, time.Time{})
+	writeAll(t, st, d1, d2, d2b, dy)
+
+	// No event at or below MaxSeq: no event goes (old duplicate requests
+	// do: they are a log of requests, not events).
+	r, err := st.Prune(ctx, store.PruneParams{Before: base.Add(24 * time.Hour), MaxSeq: old[0].Seq - 1})
+	if err != nil || r.Events != 0 || r.Deliveries != 0 {
+		t.Fatalf("Prune below the first seq: %+v, %v; want no event deleted", r, err)
+	}
+	total := store.PruneResult{Duplicates: r.Duplicates}
+	p := store.PruneParams{Before: base.Add(24 * time.Hour), MaxSeq: young.Seq, Limit: 2}
+	for range 10 {
+		r, err := st.Prune(ctx, p)
+		if err != nil {
+			t.Fatalf("Prune: %v", err)
+		}
+		total.Events += r.Events
+		total.Deliveries += r.Deliveries
+		total.Attempts += r.Attempts
+		total.Duplicates += r.Duplicates
+		total.Kept += r.Kept
+		if r.Done {
+			break
+		}
+		p.After = r.Next
+	}
+	want := store.PruneResult{Events: 3, Deliveries: 3, Attempts: 1, Duplicates: 1, Kept: 1}
+	if total.Events != want.Events || total.Deliveries != want.Deliveries || total.Attempts != want.Attempts ||
+		total.Duplicates != want.Duplicates || total.Kept != want.Kept {
+		t.Fatalf("Prune: got %+v, want events 3, deliveries 3, attempts 1, duplicates 1, kept 1", total)
+	}
+	for _, c := range []struct {
+		id   string
+		kept bool
+	}{{old[0].ID, false}, {old[1].ID, true}, {old[2].ID, false}, {dupOf.ID, false}, {young.ID, true}} {
+		_, err := st.EventGet(ctx, c.id)
+		if gone := errors.Is(err, store.ErrNotFound); gone == c.kept {
+			t.Errorf("event %s: EventGet error %v, want kept=%v", c.id, err, c.kept)
+		}
+	}
+	for _, c := range []struct {
+		id   string
+		kept bool
+	}{{d0.ID, false}, {d1.ID, true}, {d2.ID, false}, {d2b.ID, false}, {dy.ID, true}} {
+		_, err := st.DeliveryGet(ctx, c.id)
+		if gone := errors.Is(err, store.ErrNotFound); gone == c.kept {
+			t.Errorf("delivery %s: DeliveryGet error %v, want kept=%v", c.id, err, c.kept)
+		}
+	}
+	if _, err := st.RequestGet(ctx, dup.RequestID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("duplicate request %s: %v, want ErrNotFound", dup.RequestID, err)
+	}
+	if _, err := st.RequestGet(ctx, young.RequestID); err != nil {
+		t.Errorf("young request %s: %v", young.RequestID, err)
+	}
+	// The stream goes on from where it was.
+	if r := insert(t, st, 0, newEvent("src", "", base.Add(49*time.Hour))); r[0].Seq <= young.Seq {
+		t.Errorf("seq after prune: %d, want above %d", r[0].Seq, young.Seq)
 	}
 }

@@ -1,0 +1,83 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"hookd/internal/store"
+)
+
+// pruneLimit bounds the events one prune transaction looks at: the
+// transaction holds the single writer, so ingest's commits wait for it.
+const pruneLimit = 200
+
+// Prune runs one retention pass: it deletes the events received more than
+// the retention ago whose deliveries are all finished, with their
+// deliveries and attempt logs, in small transactions. Events after the
+// fan-out watermark are never deleted: their deliveries may not have rows
+// yet. It returns what it deleted; with no retention it does nothing.
+func (e *Engine) Prune(ctx context.Context) (store.PruneResult, error) {
+	var total store.PruneResult
+	if e.retention <= 0 {
+		return total, nil
+	}
+	wm, err := e.st.WatermarkGet(ctx)
+	if err != nil {
+		return total, err
+	}
+	p := store.PruneParams{Before: e.clock.Now().Add(-e.retention), MaxSeq: wm, Limit: pruneLimit}
+	for {
+		r, err := e.st.Prune(ctx, p)
+		total.Events += r.Events
+		total.Deliveries += r.Deliveries
+		total.Attempts += r.Attempts
+		total.Duplicates += r.Duplicates
+		total.Kept += r.Kept
+		if err != nil || r.Done {
+			return total, err
+		}
+		p.After = r.Next
+		// Let the commits waiting for the writer through.
+		select {
+		case <-ctx.Done():
+			return total, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// pruneLoop runs Prune a minute after the start, then every interval,
+// until stop is closed.
+func (e *Engine) pruneLoop(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTimer(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-stop:
+			case <-ctx.Done():
+			}
+			cancel()
+		}()
+		start := time.Now()
+		r, err := e.Prune(ctx)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			e.log.Error("retention pass failed; the next one tries again", "err", err, "events_deleted", r.Events)
+		case r.Events > 0 || r.Duplicates > 0:
+			e.log.Info("retention pass", "retention", e.retention, "events_deleted", r.Events, "deliveries_deleted", r.Deliveries,
+				"attempts_deleted", r.Attempts, "duplicate_requests_deleted", r.Duplicates, "kept_unfinished", r.Kept, "took", time.Since(start).Round(time.Millisecond))
+		case r.Kept > 0:
+			e.log.Debug("retention pass: old events kept while their deliveries are unfinished", "kept_unfinished", r.Kept)
+		}
+		t.Reset(e.retentionEvery)
+	}
+}
