@@ -60,7 +60,9 @@ func New(o Options) *API {
 	a.handle("GET /api/v1/events/{id}", a.getEvent)
 	a.handle("GET /api/v1/events/{id}/body", a.getEventBody)
 	a.handle("GET /api/v1/requests/{id}", a.getRequest)
-	a.handle("GET /api/v1/sources", a.listSources)
+	if a.eng == nil {
+		a.handle("GET /api/v1/sources", a.listSources)
+	}
 	a.handle("GET /api/v1/sources/{name}/events", a.sourceStream)
 	a.routeDelivery()
 	a.mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
@@ -342,8 +344,13 @@ func (a *API) listSources(w http.ResponseWriter, r *http.Request) error {
 func (a *API) sourceStream(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	known := false
-	for _, s := range a.sources {
-		known = known || s.Name == name
+	if a.eng != nil {
+		_, err := a.eng.Source(name)
+		known = err == nil
+	} else {
+		for _, s := range a.sources {
+			known = known || s.Name == name
+		}
 	}
 	if !known {
 		return hookd.Errorf(hookd.ENotFound, "unknown source %q", name)

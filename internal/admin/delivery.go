@@ -25,6 +25,11 @@ func (a *API) routeDelivery() {
 	if a.eng == nil {
 		return
 	}
+	a.handle("GET /api/v1/sources", a.listEngineSources)
+	a.handle("POST /api/v1/sources", a.createSource)
+	a.handle("GET /api/v1/sources/{name}", a.getSource)
+	a.handle("PUT /api/v1/sources/{name}", a.putSource)
+	a.handle("DELETE /api/v1/sources/{name}", a.deleteSource)
 	a.handle("GET /api/v1/destinations", a.listDestinations)
 	a.handle("POST /api/v1/destinations", a.createDestination)
 	a.handle("GET /api/v1/destinations/{name}", a.getDestination)
@@ -61,6 +66,53 @@ func readDefinition(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 type dataJSON[T any] struct {
 	Data       []T     `json:"data"`
 	NextCursor *string `json:"next_cursor"`
+}
+
+func (a *API) listEngineSources(w http.ResponseWriter, r *http.Request) error {
+	httpserver.WriteJSON(w, http.StatusOK, dataJSON[engine.SourceView]{Data: a.eng.Sources()})
+	return nil
+}
+
+func (a *API) getSource(w http.ResponseWriter, r *http.Request) error {
+	v, err := a.eng.Source(r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	httpserver.WriteJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (a *API) createSource(w http.ResponseWriter, r *http.Request) error {
+	return a.writeSource(w, r, "", true)
+}
+
+func (a *API) putSource(w http.ResponseWriter, r *http.Request) error {
+	return a.writeSource(w, r, r.PathValue("name"), false)
+}
+
+func (a *API) writeSource(w http.ResponseWriter, r *http.Request, name string, create bool) error {
+	b, err := readDefinition(w, r)
+	if err != nil {
+		return err
+	}
+	v, err := a.eng.SourcePut(r.Context(), name, b, create)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if create {
+		status = http.StatusCreated
+	}
+	httpserver.WriteJSON(w, status, v)
+	return nil
+}
+
+func (a *API) deleteSource(w http.ResponseWriter, r *http.Request) error {
+	if err := a.eng.SourceDelete(r.Context(), r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func (a *API) listDestinations(w http.ResponseWriter, r *http.Request) error {

@@ -154,10 +154,16 @@ func (a *App) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// Sources created through the API are served by the ingest handler
+	// and managed by the engine (it knows which subscriptions use them).
+	a.engine.SetSources(a.cfg.Sources, in, a.cfg.ParseSource)
+	if err := a.engine.LoadSources(ctx); err != nil {
+		return fmt.Errorf("load sources: %w", err)
+	}
 	api := admin.New(admin.Options{Store: a.st, Errors: errs, Log: a.log, Tokens: tokens, Sources: a.cfg.Sources, Engine: a.engine})
 	mux := http.NewServeMux()
 	if a.metrics != nil {
-		mux.Handle("/in/{source}", a.metrics.Ingest(sourceNames(a.cfg.Sources), in))
+		mux.Handle("/in/{source}", a.metrics.Ingest(in.Has, in))
 	} else {
 		mux.Handle("/in/{source}", in)
 	}

@@ -53,7 +53,7 @@ destinations, subscriptions) drive a running hookd through its admin API.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newServeCmd(), newVersionCmd(), newBenchCmd())
-	root.AddCommand(newEventsCmd(), newDeliveriesCmd(), newReplayCmd(), newDestinationsCmd(), newSubscriptionsCmd())
+	root.AddCommand(newEventsCmd(), newDeliveriesCmd(), newReplayCmd(), newSourcesCmd(), newDestinationsCmd(), newSubscriptionsCmd())
 	return root
 }
 

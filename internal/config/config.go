@@ -753,3 +753,43 @@ func knownFields(n *yaml.Node, t reflect.Type) error {
 	}
 	return nil
 }
+
+var unknownField = regexp.MustCompile(`^line \d+: field (\S+) not found in type`)
+
+// ParseSource reads one source's definition, in JSON or YAML with the
+// keys of the configuration file (no ${ENV} expansion: it comes from the
+// admin API), applies the defaults and validates it against the rest of
+// c (its retention). Errors name the field without the sources[i] prefix.
+func (c *Config) ParseSource(spec []byte) (Source, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(spec, &root); err != nil {
+		return Source{}, err
+	}
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = *root.Content[0]
+	}
+	if root.Kind != yaml.MappingNode {
+		return Source{}, fmt.Errorf("a source is an object")
+	}
+	var src Source
+	if err := knownFields(&root, reflect.TypeOf(src)); err != nil {
+		// A definition from the API has no lines worth naming.
+		if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
+			return Source{}, fmt.Errorf("unknown key %q", m[1])
+		}
+		return Source{}, err
+	}
+	if err := root.Decode(&src); err != nil {
+		return Source{}, redactValues(err)
+	}
+	tmp := &Config{Retention: c.Retention, Sources: []Source{src}}
+	tmp.applyDefaults()
+	if err := tmp.Validate(); err != nil {
+		prefix := "sources[0]."
+		if src.Name != "" {
+			prefix = fmt.Sprintf("sources[0] (%s).", src.Name)
+		}
+		return Source{}, errors.New(strings.ReplaceAll(err.Error(), prefix, ""))
+	}
+	return tmp.Sources[0], nil
+}

@@ -92,6 +92,12 @@ type Engine struct {
 	disableAfter time.Duration
 	onAttempt    func(destination, outcome string, d time.Duration)
 
+	// srcs are the sources (configured and API-created) once SetSources
+	// has run; srcReg serves them and parseSource reads a definition.
+	srcs        map[string]*sourceEntry
+	srcReg      SourceRegistry
+	parseSource func([]byte) (config.Source, error)
+
 	retention      time.Duration
 	retentionEvery time.Duration
 	pruneStop      chan struct{}
@@ -517,7 +523,11 @@ func (e *Engine) load(ctx context.Context, dests []config.Destination, subs []co
 		if len(r.Spec) == 0 || e.dests[r.Name] != nil {
 			continue
 		}
-		spec, err := e.openSpec(ctx, r)
+		spec, err := e.openSpec(kindDestination, r.Name, r.Spec, func(b []byte) error {
+			cp := *r
+			cp.Spec = b
+			return e.st.DestinationPut(ctx, &cp)
+		})
 		if err != nil {
 			e.log.Error("stored destination cannot be decrypted; its deliveries wait", "destination", r.Name, "err", err)
 			continue
@@ -623,7 +633,15 @@ func (e *Engine) sortedDests() []*destEntry {
 // sealedPrefix starts every encrypted definition (secret's token format).
 const sealedPrefix = "hk1."
 
-func specAD(name string) []byte { return []byte("destination:" + name + ":spec") }
+// Kinds of sealed definitions: the kind and the name are bound to the
+// ciphertext, so that a sealed definition copied to another row does not
+// open.
+const (
+	kindDestination = "destination"
+	kindSource      = "source"
+)
+
+func specAD(kind, name string) []byte { return []byte(kind + ":" + name + ":spec") }
 
 // keyring returns the master keys, making them on first use; nil when
 // there are none (tests only).
@@ -640,13 +658,13 @@ func (e *Engine) keyring() (*secret.Keyring, error) {
 	return e.keys, nil
 }
 
-// sealSpec encrypts a destination's definition for the store.
-func (e *Engine) sealSpec(name string, spec []byte) ([]byte, error) {
+// sealSpec encrypts a definition for the store.
+func (e *Engine) sealSpec(kind, name string, spec []byte) ([]byte, error) {
 	keys, err := e.keyring()
 	if err != nil || keys == nil {
 		return spec, err
 	}
-	tok, err := keys.Seal(spec, specAD(name))
+	tok, err := keys.Seal(spec, specAD(kind, name))
 	if err != nil {
 		return nil, err
 	}
@@ -655,38 +673,35 @@ func (e *Engine) sealSpec(name string, spec []byte) ([]byte, error) {
 
 // openSpec decrypts a stored definition. One stored in plain text (before
 // a master key was configured) is encrypted in place, and one sealed under
-// an old master key is rewrapped under the active one.
-func (e *Engine) openSpec(ctx context.Context, r *store.DestinationRecord) ([]byte, error) {
-	sealed := strings.HasPrefix(string(r.Spec), sealedPrefix)
+// an old master key is rewrapped under the active one; rewrite stores the
+// new form.
+func (e *Engine) openSpec(kind, name string, stored []byte, rewrite func([]byte) error) ([]byte, error) {
+	sealed := strings.HasPrefix(string(stored), sealedPrefix)
 	keys, err := e.keyring()
 	if err != nil {
 		return nil, err
 	}
 	if !sealed {
 		if keys != nil {
-			if tok, err := e.sealSpec(r.Name, r.Spec); err == nil {
-				cp := *r
-				cp.Spec = tok
-				if err := e.st.DestinationPut(ctx, &cp); err != nil {
-					e.log.Warn("encrypt a stored destination", "destination", r.Name, "err", err)
+			if tok, err := e.sealSpec(kind, name, stored); err == nil {
+				if err := rewrite(tok); err != nil {
+					e.log.Warn("encrypt a stored definition", kind, name, "err", err)
 				}
 			}
 		}
-		return r.Spec, nil
+		return stored, nil
 	}
 	if keys == nil {
 		return nil, errors.New("the definition is encrypted and no master key is configured")
 	}
-	spec, err := keys.Open(string(r.Spec), specAD(r.Name))
+	spec, err := keys.Open(string(stored), specAD(kind, name))
 	if err != nil {
 		return nil, err
 	}
-	if keys.NeedsRewrap(string(r.Spec)) {
-		if tok, err := keys.Rewrap(string(r.Spec)); err == nil {
-			cp := *r
-			cp.Spec = []byte(tok)
-			if err := e.st.DestinationPut(ctx, &cp); err != nil {
-				e.log.Warn("rewrap a stored destination under the active master key", "destination", r.Name, "err", err)
+	if keys.NeedsRewrap(string(stored)) {
+		if tok, err := keys.Rewrap(string(stored)); err == nil {
+			if err := rewrite([]byte(tok)); err != nil {
+				e.log.Warn("rewrap a stored definition under the active master key", kind, name, "err", err)
 			}
 		}
 	}

@@ -175,7 +175,7 @@ func (e *Engine) DestinationPut(ctx context.Context, name string, spec []byte, c
 		return DestinationView{}, hookd.Errorf(hookd.EInvalid, "invalid destination %s: %v", def.Name, err)
 	}
 	now := e.clock.Now()
-	sealed, err := e.sealSpec(def.Name, spec)
+	sealed, err := e.sealSpec(kindDestination, def.Name, spec)
 	if err != nil {
 		d.dest.Close()
 		return DestinationView{}, err
@@ -388,8 +388,15 @@ func (e *Engine) SubscriptionPut(ctx context.Context, id string, body []byte) (S
 	if err != nil {
 		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "invalid subscription: %s", cleanYAMLError(err))
 	}
-	if e.sources != nil && def.Source != "" && def.Source != "*" && !e.sources[def.Source] {
-		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "source: no source named %q (the configured sources: %s)", def.Source, strings.Join(sortedKeys(e.sources), ", "))
+	e.mu.Lock()
+	unknownSource := e.sources != nil && def.Source != "" && def.Source != "*" && !e.sources[def.Source]
+	var names []string
+	if unknownSource {
+		names = sortedKeys(e.sources)
+	}
+	e.mu.Unlock()
+	if unknownSource {
+		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "source: no source named %q (the sources: %s)", def.Source, strings.Join(names, ", "))
 	}
 	if destSpec != nil {
 		// Checked after the subscription, so that a bad subscription

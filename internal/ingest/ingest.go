@@ -10,11 +10,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -33,7 +36,12 @@ type Inserter interface {
 
 // Handler serves POST /in/{source}.
 type Handler struct {
-	sources map[string]*source
+	// sources is replaced whole (copy on write) when a source is added or
+	// removed at run time; requests read it without a lock.
+	sources atomic.Pointer[map[string]*source]
+	srcMu   sync.Mutex // serializes the writers of sources
+	client  *http.Client
+	issuer  *verify.Issuer
 	ins     Inserter
 	errs    *httpserver.Errors
 	ack     time.Duration
@@ -78,54 +86,98 @@ var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie
 
 // New builds the handler and every source's verifiers and selectors.
 func New(o Options) (*Handler, error) {
-	h := &Handler{sources: map[string]*source{}, ins: o.Inserter, errs: o.Errors, ack: o.AckDeadline, log: o.Log, now: o.Now}
+	h := &Handler{ins: o.Inserter, errs: o.Errors, ack: o.AckDeadline, log: o.Log, now: o.Now, client: o.HTTPClient, issuer: o.Issuer}
 	if h.now == nil {
 		h.now = time.Now
 	}
 	if h.verifyTimeout = o.VerifyTimeout; h.verifyTimeout <= 0 {
 		h.verifyTimeout = 3 * time.Second
 	}
+	m := make(map[string]*source, len(o.Sources))
 	for _, c := range o.Sources {
-		s := &source{cfg: c, status: c.Response.Status, redact: map[string]bool{}}
-		if s.status == 0 {
-			s.status = http.StatusOK
+		s, err := h.build(c)
+		if err != nil {
+			return nil, err
 		}
-		var err error
-		env := &verify.Env{Source: c.Name, Now: h.now, HTTPClient: o.HTTPClient, Issuer: o.Issuer, Log: o.Log}
-		if s.verify, err = verify.Build(env, c.Verify); err != nil {
+		m[c.Name] = s
+	}
+	h.sources.Store(&m)
+	return h, nil
+}
+
+// Prepare builds source c (its verifiers and selectors) without serving
+// it: install, called once c is stored, adds it or replaces the source of
+// that name. Requests in progress finish with the definition they began
+// with.
+func (h *Handler) Prepare(c config.Source) (install func(), err error) {
+	s, err := h.build(c)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		h.update(func(m map[string]*source) { m[c.Name] = s })
+	}, nil
+}
+
+// Remove stops serving the source named name: it answers 404 from then on.
+func (h *Handler) Remove(name string) {
+	h.update(func(m map[string]*source) { delete(m, name) })
+}
+
+// Has reports whether the source named name is served.
+func (h *Handler) Has(name string) bool {
+	_, ok := (*h.sources.Load())[name]
+	return ok
+}
+
+func (h *Handler) update(change func(map[string]*source)) {
+	h.srcMu.Lock()
+	defer h.srcMu.Unlock()
+	m := maps.Clone(*h.sources.Load())
+	change(m)
+	h.sources.Store(&m)
+}
+
+// build makes the served form of source c.
+func (h *Handler) build(c config.Source) (*source, error) {
+	s := &source{cfg: c, status: c.Response.Status, redact: map[string]bool{}}
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	var err error
+	env := &verify.Env{Source: c.Name, Now: h.now, HTTPClient: h.client, Issuer: h.issuer, Log: h.log}
+	if s.verify, err = verify.Build(env, c.Verify); err != nil {
+		return nil, fmt.Errorf("source %s: %w", c.Name, err)
+	}
+	for _, p := range []struct {
+		dst *Selector
+		sel string
+	}{{&s.id, c.Event.ID}, {&s.typ, c.Event.Type}, {&s.ts, c.Event.Timestamp}, {&s.key, c.Event.Key}} {
+		if *p.dst, err = ParseSelector(p.sel); err != nil {
 			return nil, fmt.Errorf("source %s: %w", c.Name, err)
 		}
-		for _, p := range []struct {
-			dst *Selector
-			sel string
-		}{{&s.id, c.Event.ID}, {&s.typ, c.Event.Type}, {&s.ts, c.Event.Timestamp}, {&s.key, c.Event.Key}} {
-			if *p.dst, err = ParseSelector(p.sel); err != nil {
-				return nil, fmt.Errorf("source %s: %w", c.Name, err)
-			}
-			s.needJSON = s.needJSON || p.dst.NeedsJSON()
-		}
-		if c.RateLimit != nil {
-			burst := c.Burst
-			if burst == 0 {
-				burst = max(1, int(math.Ceil(c.RateLimit.PerSecond())))
-			}
-			s.limiter = rate.NewLimiter(rate.Limit(c.RateLimit.PerSecond()), burst)
-		}
-		if c.DedupeWindow != nil {
-			s.dedupe = c.DedupeWindow.D()
-		}
-		for _, name := range credentialHeaders {
-			s.redact[http.CanonicalHeaderKey(name)] = true
-		}
-		for _, name := range s.verify.CredentialHeaders() {
-			s.redact[http.CanonicalHeaderKey(name)] = true
-		}
-		if c.Response.Body != "" {
-			s.body, s.contentType = []byte(c.Response.Body), c.Response.ContentType
-		}
-		h.sources[c.Name] = s
+		s.needJSON = s.needJSON || p.dst.NeedsJSON()
 	}
-	return h, nil
+	if c.RateLimit != nil {
+		burst := c.Burst
+		if burst == 0 {
+			burst = max(1, int(math.Ceil(c.RateLimit.PerSecond())))
+		}
+		s.limiter = rate.NewLimiter(rate.Limit(c.RateLimit.PerSecond()), burst)
+	}
+	if c.DedupeWindow != nil {
+		s.dedupe = c.DedupeWindow.D()
+	}
+	for _, name := range credentialHeaders {
+		s.redact[http.CanonicalHeaderKey(name)] = true
+	}
+	for _, name := range s.verify.CredentialHeaders() {
+		s.redact[http.CanonicalHeaderKey(name)] = true
+	}
+	if c.Response.Body != "" {
+		s.body, s.contentType = []byte(c.Response.Body), c.Response.ContentType
+	}
+	return s, nil
 }
 
 // ServeHTTP handles one ingest request. It expects the path value "source".
@@ -137,7 +189,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time) error {
-	src := h.sources[r.PathValue("source")]
+	src := (*h.sources.Load())[r.PathValue("source")]
 	if src == nil {
 		return hookd.Errorf(hookd.ENotFound, "unknown source %q", r.PathValue("source"))
 	}

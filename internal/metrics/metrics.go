@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -104,24 +105,28 @@ func (m *Metrics) Handler() http.Handler {
 
 // Ingest wraps the POST /in/{source} handler: it counts each answer by
 // source and status code, counts duplicates, and times each request.
-// Sources not in sources share the UnknownSource label, so that requests
-// to made-up paths cannot create series without bound.
-func (m *Metrics) Ingest(sources []string, next http.Handler) http.Handler {
+// Sources for which known is false share the UnknownSource label, so that
+// requests to made-up paths cannot create series without bound.
+func (m *Metrics) Ingest(known func(source string) bool, next http.Handler) http.Handler {
 	type sourceMetrics struct {
 		dup prometheus.Counter
 		dur prometheus.Observer
 	}
-	known := make(map[string]*sourceMetrics, len(sources)+1)
-	for _, s := range append(sources[:len(sources):len(sources)], UnknownSource) {
-		known[s] = &sourceMetrics{dup: m.ingestDuplicates.WithLabelValues(s), dur: m.ingestDuration.WithLabelValues(s)}
+	var cache sync.Map // source name → *sourceMetrics
+	metricsOf := func(s string) *sourceMetrics {
+		if v, ok := cache.Load(s); ok {
+			return v.(*sourceMetrics)
+		}
+		v, _ := cache.LoadOrStore(s, &sourceMetrics{dup: m.ingestDuplicates.WithLabelValues(s), dur: m.ingestDuration.WithLabelValues(s)})
+		return v.(*sourceMetrics)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		source := r.PathValue("source")
-		sm, ok := known[source]
-		if !ok {
-			source, sm = UnknownSource, known[UnknownSource]
+		if !known(source) {
+			source = UnknownSource
 		}
+		sm := metricsOf(source)
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
 			// A panic still answers (the server's recovery writes 500

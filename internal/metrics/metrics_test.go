@@ -14,7 +14,7 @@ import (
 func TestIngestCountsAPanicAs500(t *testing.T) {
 	m := New("test")
 	mux := http.NewServeMux()
-	mux.Handle("/in/{source}", m.Ingest([]string{"a"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/in/{source}", m.Ingest(func(s string) bool { return s == "a" }, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Query().Get("do") {
 		case "panic":
 			panic("boom")

@@ -101,6 +101,13 @@ type DeliveryStore interface {
 	DestinationPut(ctx context.Context, d *DestinationRecord) error
 	// DestinationDelete deletes one; ErrNotFound when there is none.
 	DestinationDelete(ctx context.Context, name string) error
+	// SourcePut creates or replaces a source created through the admin
+	// API. Spec is its definition, as the caller sealed it.
+	SourcePut(ctx context.Context, s *SourceRecord) error
+	// SourceDelete deletes one; ErrNotFound when there is none.
+	SourceDelete(ctx context.Context, name string) error
+	// SourceList returns every stored source, by name.
+	SourceList(ctx context.Context) ([]*SourceRecord, error)
 	// DestinationList returns every stored destination, by name. Records
 	// that only carry state (a configured destination's disabled flag)
 	// are included with Spec empty.
@@ -226,6 +233,14 @@ type DestinationRecord struct {
 	DisabledReason string
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+}
+
+// SourceRecord is a source stored by the admin API.
+type SourceRecord struct {
+	Name      string
+	Spec      []byte
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // SubscriptionRecord is a subscription stored by the admin API. Spec is

@@ -42,6 +42,7 @@ var deliveryCases = []struct {
 	{"DestinationDisabledState", testDestinationDisabledState},
 	{"Subscriptions", testSubscriptions},
 	{"Prune", testPrune},
+	{"Sources", testSources},
 }
 
 // seededEvent is a stored event and its seq.
@@ -1370,5 +1371,41 @@ func testPrune(t *testing.T, st store.Store) {
 	// The stream goes on from where it was.
 	if r := insert(t, st, 0, newEvent("src", "", base.Add(49*time.Hour))); r[0].Seq <= young.Seq {
 		t.Errorf("seq after prune: %d, want above %d", r[0].Seq, young.Seq)
+	}
+}
+
+// Sources created through the API are stored, replaced in place (keeping
+// their creation time), listed by name and deleted.
+func testSources(t *testing.T, st store.Store) {
+	ctx := ctxFor(t)
+	if err := st.SourcePut(ctx, &store.SourceRecord{Name: "b", Spec: []byte("sealed-b"), CreatedAt: base, UpdatedAt: base}); err != nil {
+		t.Fatalf("SourcePut: %v", err)
+	}
+	if err := st.SourcePut(ctx, &store.SourceRecord{Name: "a", Spec: []byte("sealed-a"), CreatedAt: base, UpdatedAt: base}); err != nil {
+		t.Fatalf("SourcePut: %v", err)
+	}
+	later := base.Add(time.Hour)
+	if err := st.SourcePut(ctx, &store.SourceRecord{Name: "b", Spec: []byte("sealed-b2"), CreatedAt: later, UpdatedAt: later}); err != nil {
+		t.Fatalf("SourcePut (replace): %v", err)
+	}
+	list, err := st.SourceList(ctx)
+	if err != nil {
+		t.Fatalf("SourceList: %v", err)
+	}
+	if len(list) != 2 || list[0].Name != "a" || list[1].Name != "b" || string(list[1].Spec) != "sealed-b2" ||
+		!sameTime(list[1].CreatedAt, base) || !sameTime(list[1].UpdatedAt, later) {
+		t.Fatalf("SourceList: got %+v %+v, want a, then b replaced with its creation time kept", list[0], list[len(list)-1])
+	}
+	if err := st.SourceDelete(ctx, "a"); err != nil {
+		t.Fatalf("SourceDelete: %v", err)
+	}
+	if err := st.SourceDelete(ctx, "a"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("SourceDelete of a deleted source: %v, want ErrNotFound", err)
+	}
+	if list, _ := st.SourceList(ctx); len(list) != 1 || list[0].Name != "b" {
+		t.Fatalf("SourceList after delete: %d sources", len(list))
+	}
+	if err := st.SourcePut(ctx, &store.SourceRecord{Name: "c"}); err == nil {
+		t.Fatalf("SourcePut without a spec: got nil, want an error")
 	}
 }
