@@ -200,6 +200,10 @@ func (e *Engine) SourcePut(ctx context.Context, name string, spec []byte, create
 		return SourceView{}, hookd.Errorf(hookd.EInvalid, "name %v does not match the path's %q", n, name)
 	}
 	spec, _ = json.Marshal(m)
+	// One change of sources at a time: two creates of one name must not
+	// both succeed.
+	e.srcOpMu.Lock()
+	defer e.srcOpMu.Unlock()
 	def, err := e.parseSource(spec)
 	if err != nil {
 		return SourceView{}, hookd.Errorf(hookd.EInvalid, "invalid source: %s", cleanYAMLError(err))
@@ -248,6 +252,8 @@ func (e *Engine) SourcePut(ctx context.Context, name string, spec []byte, create
 // SourceDelete deletes an API-created source: it answers 404 from then
 // on. Its subscriptions must be deleted first; its events stay.
 func (e *Engine) SourceDelete(ctx context.Context, name string) error {
+	e.srcOpMu.Lock()
+	defer e.srcOpMu.Unlock()
 	e.mu.Lock()
 	s := e.srcs[name]
 	if s == nil {
