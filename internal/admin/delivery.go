@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -25,22 +26,25 @@ func (a *API) routeDelivery() {
 	if a.eng == nil {
 		return
 	}
-	a.handle("GET /api/v1/sources", a.listEngineSources)
-	a.handle("POST /api/v1/sources", a.createSource)
-	a.handle("GET /api/v1/sources/{name}", a.getSource)
-	a.handle("PUT /api/v1/sources/{name}", a.putSource)
-	a.handle("DELETE /api/v1/sources/{name}", a.deleteSource)
-	a.handle("GET /api/v1/destinations", a.listDestinations)
-	a.handle("POST /api/v1/destinations", a.createDestination)
-	a.handle("GET /api/v1/destinations/{name}", a.getDestination)
-	a.handle("PUT /api/v1/destinations/{name}", a.putDestination)
-	a.handle("DELETE /api/v1/destinations/{name}", a.deleteDestination)
+	a.handle("GET /api/v1/sources", listAll(a.eng.Sources))
+	a.handle("POST /api/v1/sources", putOne("", true, a.eng.SourcePut))
+	a.handle("GET /api/v1/sources/{name}", getOne("name", a.eng.Source))
+	a.handle("PUT /api/v1/sources/{name}", putOne("name", false, a.eng.SourcePut))
+	a.handle("DELETE /api/v1/sources/{name}", deleteOne("name", a.eng.SourceDelete))
+	a.handle("GET /api/v1/destinations", listAll(a.eng.Destinations))
+	a.handle("POST /api/v1/destinations", putOne("", true, a.eng.DestinationPut))
+	a.handle("GET /api/v1/destinations/{name}", getOne("name", a.eng.Destination))
+	a.handle("PUT /api/v1/destinations/{name}", putOne("name", false, a.eng.DestinationPut))
+	a.handle("DELETE /api/v1/destinations/{name}", deleteOne("name", a.eng.DestinationDelete))
 	a.handle("POST /api/v1/destinations/{name}/enable", a.enableDestination)
-	a.handle("GET /api/v1/subscriptions", a.listSubscriptions)
-	a.handle("POST /api/v1/subscriptions", a.createSubscription)
-	a.handle("GET /api/v1/subscriptions/{id}", a.getSubscription)
-	a.handle("PUT /api/v1/subscriptions/{id}", a.putSubscription)
-	a.handle("DELETE /api/v1/subscriptions/{id}", a.deleteSubscription)
+	subPut := func(ctx context.Context, id string, spec []byte, _ bool) (engine.SubscriptionView, error) {
+		return a.eng.SubscriptionPut(ctx, id, spec)
+	}
+	a.handle("GET /api/v1/subscriptions", listAll(a.eng.Subscriptions))
+	a.handle("POST /api/v1/subscriptions", putOne("", true, subPut))
+	a.handle("GET /api/v1/subscriptions/{id}", getOne("id", a.eng.Subscription))
+	a.handle("PUT /api/v1/subscriptions/{id}", putOne("id", false, subPut))
+	a.handle("DELETE /api/v1/subscriptions/{id}", deleteOne("id", a.eng.SubscriptionDelete))
 	a.handle("GET /api/v1/deliveries", a.listDeliveries)
 	a.handle("GET /api/v1/deliveries/{id}", a.getDelivery)
 	a.handle("POST /api/v1/deliveries/{id}/retry", a.retryDelivery)
@@ -68,102 +72,67 @@ type dataJSON[T any] struct {
 	NextCursor *string `json:"next_cursor"`
 }
 
-func (a *API) listEngineSources(w http.ResponseWriter, r *http.Request) error {
-	httpserver.WriteJSON(w, http.StatusOK, dataJSON[engine.SourceView]{Data: a.eng.Sources()})
-	return nil
+// The handlers of the resources the API manages (sources, destinations,
+// subscriptions), built from the engine's methods.
+
+// listAll answers every item, {"data": […], "next_cursor": null}.
+func listAll[V any](list func() []V) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		out := dataJSON[V]{Data: list()}
+		if out.Data == nil {
+			out.Data = []V{}
+		}
+		httpserver.WriteJSON(w, http.StatusOK, out)
+		return nil
+	}
 }
 
-func (a *API) getSource(w http.ResponseWriter, r *http.Request) error {
-	v, err := a.eng.Source(r.PathValue("name"))
-	if err != nil {
-		return err
+// getOne answers the item named by the path value key.
+func getOne[V any](key string, get func(string) (V, error)) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		v, err := get(r.PathValue(key))
+		if err != nil {
+			return err
+		}
+		httpserver.WriteJSON(w, http.StatusOK, v)
+		return nil
 	}
-	httpserver.WriteJSON(w, http.StatusOK, v)
-	return nil
 }
 
-func (a *API) createSource(w http.ResponseWriter, r *http.Request) error {
-	return a.writeSource(w, r, "", true)
+// putOne reads a JSON definition and creates (201) or replaces (200) the
+// item; key names the path value that names it ("" when creating).
+func putOne[V any](key string, create bool, put func(context.Context, string, []byte, bool) (V, error)) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		b, err := readDefinition(w, r)
+		if err != nil {
+			return err
+		}
+		name := ""
+		if key != "" {
+			name = r.PathValue(key)
+		}
+		v, err := put(r.Context(), name, b, create)
+		if err != nil {
+			return err
+		}
+		status := http.StatusOK
+		if create {
+			status = http.StatusCreated
+		}
+		httpserver.WriteJSON(w, status, v)
+		return nil
+	}
 }
 
-func (a *API) putSource(w http.ResponseWriter, r *http.Request) error {
-	return a.writeSource(w, r, r.PathValue("name"), false)
-}
-
-func (a *API) writeSource(w http.ResponseWriter, r *http.Request, name string, create bool) error {
-	b, err := readDefinition(w, r)
-	if err != nil {
-		return err
+// deleteOne deletes the item named by the path value key: 204.
+func deleteOne(key string, del func(context.Context, string) error) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := del(r.Context(), r.PathValue(key)); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}
-	v, err := a.eng.SourcePut(r.Context(), name, b, create)
-	if err != nil {
-		return err
-	}
-	status := http.StatusOK
-	if create {
-		status = http.StatusCreated
-	}
-	httpserver.WriteJSON(w, status, v)
-	return nil
-}
-
-func (a *API) deleteSource(w http.ResponseWriter, r *http.Request) error {
-	if err := a.eng.SourceDelete(r.Context(), r.PathValue("name")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (a *API) listDestinations(w http.ResponseWriter, r *http.Request) error {
-	out := dataJSON[engine.DestinationView]{Data: a.eng.Destinations()}
-	if out.Data == nil {
-		out.Data = []engine.DestinationView{}
-	}
-	httpserver.WriteJSON(w, http.StatusOK, out)
-	return nil
-}
-
-func (a *API) getDestination(w http.ResponseWriter, r *http.Request) error {
-	v, err := a.eng.Destination(r.PathValue("name"))
-	if err != nil {
-		return err
-	}
-	httpserver.WriteJSON(w, http.StatusOK, v)
-	return nil
-}
-
-func (a *API) createDestination(w http.ResponseWriter, r *http.Request) error {
-	return a.writeDestination(w, r, "", true)
-}
-
-func (a *API) putDestination(w http.ResponseWriter, r *http.Request) error {
-	return a.writeDestination(w, r, r.PathValue("name"), false)
-}
-
-func (a *API) writeDestination(w http.ResponseWriter, r *http.Request, name string, create bool) error {
-	b, err := readDefinition(w, r)
-	if err != nil {
-		return err
-	}
-	v, err := a.eng.DestinationPut(r.Context(), name, b, create)
-	if err != nil {
-		return err
-	}
-	status := http.StatusOK
-	if create {
-		status = http.StatusCreated
-	}
-	httpserver.WriteJSON(w, status, v)
-	return nil
-}
-
-func (a *API) deleteDestination(w http.ResponseWriter, r *http.Request) error {
-	if err := a.eng.DestinationDelete(r.Context(), r.PathValue("name")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
 }
 
 func (a *API) enableDestination(w http.ResponseWriter, r *http.Request) error {
@@ -172,49 +141,6 @@ func (a *API) enableDestination(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	httpserver.WriteJSON(w, http.StatusOK, v)
-	return nil
-}
-
-func (a *API) listSubscriptions(w http.ResponseWriter, r *http.Request) error {
-	httpserver.WriteJSON(w, http.StatusOK, dataJSON[engine.SubscriptionView]{Data: a.eng.Subscriptions()})
-	return nil
-}
-
-func (a *API) getSubscription(w http.ResponseWriter, r *http.Request) error {
-	v, err := a.eng.Subscription(r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	httpserver.WriteJSON(w, http.StatusOK, v)
-	return nil
-}
-
-func (a *API) createSubscription(w http.ResponseWriter, r *http.Request) error {
-	return a.writeSubscription(w, r, "", http.StatusCreated)
-}
-
-func (a *API) putSubscription(w http.ResponseWriter, r *http.Request) error {
-	return a.writeSubscription(w, r, r.PathValue("id"), http.StatusOK)
-}
-
-func (a *API) writeSubscription(w http.ResponseWriter, r *http.Request, id string, status int) error {
-	b, err := readDefinition(w, r)
-	if err != nil {
-		return err
-	}
-	v, err := a.eng.SubscriptionPut(r.Context(), id, b)
-	if err != nil {
-		return err
-	}
-	httpserver.WriteJSON(w, status, v)
-	return nil
-}
-
-func (a *API) deleteSubscription(w http.ResponseWriter, r *http.Request) error {
-	if err := a.eng.SubscriptionDelete(r.Context(), r.PathValue("id")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
