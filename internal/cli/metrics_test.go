@@ -163,3 +163,26 @@ func getStatus(t *testing.T, url string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// The metrics wrapper does not hide an oversized body from the server: the
+// 413 closes the connection rather than reading the rest of the body.
+func TestOversizedBodyClosesTheConnectionUnderMetrics(t *testing.T) {
+	cfg, err := config.Parse([]byte("admin: {tokens: [tok]}\nsources: [{name: small, max_body: 1KiB}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Storage.Path = t.TempDir()
+	_, base := startApp(t, cfg, nil)
+	// No Content-Length: the limit is hit while reading.
+	body := io.MultiReader(strings.NewReader(strings.Repeat("x", 4096)))
+	req, _ := http.NewRequest("POST", base+"/in/small", body)
+	req.ContentLength = -1
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !resp.Close {
+		t.Fatalf("oversized chunked body: %d, Connection close %v; want 413 and close", resp.StatusCode, resp.Close)
+	}
+}

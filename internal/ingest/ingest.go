@@ -281,12 +281,25 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, src *source, bo
 }
 
 // readBody reads the whole body, at most limit bytes.
+// innermost is the server's own ResponseWriter under wrappers (metrics):
+// MaxBytesReader needs it to make the server close the connection after
+// an oversized body instead of reading what is left of it.
+func innermost(w http.ResponseWriter) http.ResponseWriter {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = u.Unwrap()
+	}
+}
+
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	tooLarge := hookd.Errorf(hookd.ETooLarge, "body larger than the limit of %d bytes", limit)
 	if r.ContentLength > limit {
 		return nil, tooLarge
 	}
-	rd := http.MaxBytesReader(w, r.Body, limit)
+	rd := http.MaxBytesReader(innermost(w), r.Body, limit)
 	var (
 		body []byte
 		err  error

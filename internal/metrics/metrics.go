@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"hookd/internal/httpserver"
 )
 
 // UnknownSource is the source label of requests to a source that is not
@@ -140,7 +142,7 @@ func (m *Metrics) Ingest(known func(source string) bool, next http.Handler) http
 				}
 			}
 			m.ingestRequests.WithLabelValues(source, statusText(code)).Inc()
-			if code == http.StatusOK && w.Header().Get("Hookd-Duplicate") == "true" {
+			if code == http.StatusOK && w.Header().Get(httpserver.HeaderDuplicate) == "true" {
 				sm.dup.Inc()
 			}
 			sm.dur.Observe(time.Since(start).Seconds())
