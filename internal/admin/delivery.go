@@ -48,6 +48,7 @@ func (a *API) routeDelivery() {
 	a.handle("GET /api/v1/deliveries", a.listDeliveries)
 	a.handle("GET /api/v1/deliveries/{id}", a.getDelivery)
 	a.handle("POST /api/v1/deliveries/{id}/retry", a.retryDelivery)
+	a.handle("POST /api/v1/deliveries/{id}/cancel", a.cancelDelivery)
 	a.handle("POST /api/v1/replays", a.startReplay)
 	a.handle("GET /api/v1/replays/{id}", a.getReplay)
 }
@@ -254,6 +255,15 @@ func (a *API) retryDelivery(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	httpserver.WriteJSON(w, http.StatusAccepted, NewDeliveryJSON(d))
+	return nil
+}
+
+func (a *API) cancelDelivery(w http.ResponseWriter, r *http.Request) error {
+	d, err := a.eng.Cancel(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpserver.WriteJSON(w, http.StatusOK, NewDeliveryJSON(d))
 	return nil
 }
 

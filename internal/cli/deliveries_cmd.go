@@ -38,7 +38,7 @@ func newDeliveriesCmd() *cobra.Command {
 		Short:   "List, inspect and retry deliveries through the admin API",
 	}
 	addConnFlags(cmd, &conn)
-	cmd.AddCommand(newDeliveriesListCmd(&conn), newDeliveriesGetCmd(&conn), newDeliveriesRetryCmd(&conn))
+	cmd.AddCommand(newDeliveriesListCmd(&conn), newDeliveriesGetCmd(&conn), newDeliveriesRetryCmd(&conn), newDeliveriesCancelCmd(&conn))
 	return cmd
 }
 
@@ -128,9 +128,20 @@ func printAttempts(w io.Writer, as []attemptView, prefix string) {
 }
 
 func newDeliveriesRetryCmd(conn *connFlags) *cobra.Command {
+	return newDeliveriesActionCmd(conn, "retry", "Queue deliveries for another attempt now", "queued")
+}
+
+func newDeliveriesCancelCmd(conn *connFlags) *cobra.Command {
+	return newDeliveriesActionCmd(conn, "cancel", "Take failed deliveries out of the failed queue (they become cancelled)", "cancelled")
+}
+
+// newDeliveriesActionCmd posts /api/v1/deliveries/{id}/action for each id
+// and prints "done id" (or the API's JSON); one failure does not stop the
+// others, and makes the exit code 1.
+func newDeliveriesActionCmd(conn *connFlags, action, short, done string) *cobra.Command {
 	return &cobra.Command{
-		Use:   "retry ID [ID...]",
-		Short: "Queue deliveries for another attempt now",
+		Use:   action + " ID [ID...]",
+		Short: short,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := conn.client(cmd)
@@ -140,10 +151,10 @@ func newDeliveriesRetryCmd(conn *connFlags) *cobra.Command {
 			out := cmd.OutOrStdout()
 			failed := 0
 			for _, id := range args {
-				raw, err := c.do(cmd.Context(), http.MethodPost, "/api/v1/deliveries/"+url.PathEscape(id)+"/retry", nil, nil)
+				raw, err := c.do(cmd.Context(), http.MethodPost, "/api/v1/deliveries/"+url.PathEscape(id)+"/"+action, nil, nil)
 				if err != nil {
 					if len(args) > 1 {
-						err = fmt.Errorf("retry %s: %w", id, err)
+						err = fmt.Errorf("%s %s: %w", action, id, err)
 					}
 					fmt.Fprintf(cmd.ErrOrStderr(), "error: %v\n", err)
 					failed++
@@ -152,7 +163,7 @@ func newDeliveriesRetryCmd(conn *connFlags) *cobra.Command {
 				if c.output == "json" {
 					printJSON(out, raw)
 				} else {
-					fmt.Fprintf(out, "queued %s\n", id)
+					fmt.Fprintf(out, "%s %s\n", done, id)
 				}
 			}
 			if failed > 0 {

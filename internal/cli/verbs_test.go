@@ -552,3 +552,65 @@ func TestProgress(t *testing.T) {
 		t.Errorf("terminal progress:\n%q\nwant\n%q", buf.String(), want)
 	}
 }
+
+// hookd deliveries cancel takes a failed delivery out of the failed queue;
+// it stays cancelled (not attempted again) until someone retries it, and
+// only failed deliveries can be cancelled.
+func TestDeliveriesCancelAFailedDelivery(t *testing.T) {
+	sink := newVerbsSink(t, http.StatusBadRequest)
+	base := startVerbsApp(t, sink.srv.URL)
+	conn := []string{"--server", base, "--token", verbsToken}
+	evtID, err := verbsPost(http.DefaultClient, base, "c1", "order.created")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Data []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+			Reason string `json:"reason"`
+		} `json:"data"`
+	}
+	verbsWait(t, 10*time.Second, "the delivery to fail", func() bool {
+		verbsAPI(t, base, "/api/v1/deliveries?status=failed", &list)
+		return len(list.Data) == 1
+	})
+	dlvID := list.Data[0].ID
+
+	for range 2 { // the second time changes nothing
+		out, errOut, code := runCLI(t, nil, append([]string{"deliveries", "cancel", dlvID}, conn...)...)
+		if code != 0 || out != "cancelled "+dlvID+"\n" {
+			t.Fatalf("deliveries cancel: exit %d, stdout %q, stderr %q", code, out, errOut)
+		}
+	}
+	verbsAPI(t, base, "/api/v1/deliveries?status=failed", &list)
+	if len(list.Data) != 0 {
+		t.Fatalf("failed queue after cancel: %+v, want empty", list.Data)
+	}
+	verbsAPI(t, base, "/api/v1/deliveries?status=cancelled", &list)
+	if len(list.Data) != 1 || list.Data[0].ID != dlvID || list.Data[0].Reason != "cancelled by an operator" {
+		t.Fatalf("cancelled deliveries: %+v", list.Data)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := sink.count(evtID); n != 1 {
+		t.Fatalf("sink got the cancelled event %d times, want 1", n)
+	}
+
+	// Retried on purpose, it is sent again; a succeeded one cannot be
+	// cancelled.
+	sink.status.Store(http.StatusOK)
+	if _, errOut, code := runCLI(t, nil, append([]string{"deliveries", "retry", dlvID}, conn...)...); code != 0 {
+		t.Fatalf("retry of a cancelled delivery: exit %d: %s", code, errOut)
+	}
+	verbsWait(t, 10*time.Second, "the retry to succeed", func() bool {
+		verbsAPI(t, base, "/api/v1/deliveries?status=succeeded", &list)
+		return len(list.Data) == 1
+	})
+	_, errOut, code := runCLI(t, nil, append([]string{"deliveries", "cancel", dlvID}, conn...)...)
+	if code != 1 || !strings.Contains(errOut, "only failed deliveries can be cancelled") {
+		t.Fatalf("cancel of a succeeded delivery: exit %d, stderr %q", code, errOut)
+	}
+	if _, errOut, code := runCLI(t, nil, append([]string{"deliveries", "cancel", "dlv_nope"}, conn...)...); code != 1 || !strings.Contains(errOut, "no delivery") {
+		t.Fatalf("cancel of an unknown delivery: exit %d, stderr %q", code, errOut)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"sort"
 	"strings"
 	"time"
@@ -479,6 +480,48 @@ func (e *Engine) Retry(ctx context.Context, id string) (*store.Delivery, error) 
 		return nil, err
 	}
 	e.wakeReplayed(map[string]bool{d.Destination: true})
+	return e.st.DeliveryGet(ctx, id)
+}
+
+// ReasonCancelled: an operator cancelled the failed delivery.
+const ReasonCancelled = "cancelled by an operator"
+
+// Cancel takes a failed delivery out of the failed queue: it becomes
+// cancelled and is never attempted again, unless retried or replayed on
+// purpose. Only failed deliveries can be cancelled (one that is still
+// being retried lives partly in the dispatcher's memory; disable its
+// destination to stop it). Cancelling a cancelled delivery changes
+// nothing.
+func (e *Engine) Cancel(ctx context.Context, id string) (*store.Delivery, error) {
+	d, err := e.st.DeliveryGet(ctx, id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, hookd.Errorf(hookd.ENotFound, "no delivery %q", id)
+		}
+		return nil, err
+	}
+	switch d.Status {
+	case store.StatusCancelled:
+		return d, nil
+	case store.StatusFailed:
+	default:
+		return nil, hookd.Errorf(hookd.EConflict, "delivery %s is %s: only failed deliveries can be cancelled (disable the destination to stop its retries)", id, d.Status)
+	}
+	row := *d
+	row.AttemptLog = nil
+	row.Status, row.Reason = store.StatusCancelled, ReasonCancelled
+	row.NextAttemptAt, row.LeaseUntil = time.Time{}, time.Time{}
+	row.UpdatedAt = e.clock.Now()
+	// Fenced on the attempts (and generation) read above: a retry or a
+	// replay that came first wins.
+	skipped, err := e.st.DeliveryWriteMany(ctx, []*store.DeliveryWrite{{Delivery: &row, Fence: d.Attempts}}, 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(skipped) > 0 {
+		return nil, hookd.Errorf(hookd.EConflict, "delivery %s changed meanwhile (retried or replayed); look at it again", id)
+	}
+	e.log.Info("delivery cancelled", "delivery", id, "destination", d.Destination)
 	return e.st.DeliveryGet(ctx, id)
 }
 

@@ -394,6 +394,28 @@
     return b;
   }
 
+  // cancelButton takes a failed delivery out of the failed queue.
+  function cancelButton(d, after) {
+    if (d.status !== 'failed') return null;
+    const b = h('button', { type: 'button', class: 'small' }, 'Cancel');
+    b.addEventListener('click', async (e) => {
+      e.stopPropagation();
+      if (!confirm('Cancel the delivery of ' + d.event_id + ' to ' + d.destination + '? It leaves the failed queue and is not sent again unless retried.')) return;
+      b.disabled = true;
+      b.textContent = 'Cancelling…';
+      try {
+        const res = await api('/api/v1/deliveries/' + encodeURIComponent(d.id) + '/cancel', { method: 'POST' });
+        flash('Cancelled: delivery ' + d.id + ' to ' + d.destination + '.');
+        if (after) after(res || d, b);
+      } catch (err) {
+        showError(err);
+        b.disabled = false;
+        b.textContent = 'Cancel';
+      }
+    });
+    return b;
+  }
+
   // ---- view: events --------------------------------------------------------
 
   let tailOn = false; // remembered while the tab lives
@@ -721,6 +743,8 @@
       const action = h('td', { class: 'nowrap' });
       action.append(retryButton(d, (res) => {
         action.replaceChildren(badge(String(res.status || 'pending')), ' ', muted('queued'));
+      }) || '', ' ', cancelButton(d, (res) => {
+        action.replaceChildren(badge(String(res.status || 'cancelled')));
       }) || '');
       return h('tr', null,
         timeCell(d.updated_at),
