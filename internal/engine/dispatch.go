@@ -108,7 +108,11 @@ type dispatcher struct {
 	disabledAt     time.Time
 	disabledReason string
 	failingSince   time.Time
-	stopping       bool
+	// failingKept is true while failingSince is (or is being) recorded in
+	// the store; keepMu orders those writes.
+	failingKept bool
+	keepMu      sync.Mutex
+	stopping    bool
 	// cut are fresh items whose attempt shutdown cut short: spilled with
 	// the rest when the destination is replaced or removed.
 	cut []*item
@@ -679,6 +683,7 @@ func (d *dispatcher) finish(it *item, dec Decision, start time.Time, dur time.Du
 	if dec.Outcome != OutcomeSucceeded && err != nil && d.failingSince.IsZero() {
 		d.failingSince = start
 	}
+	record := d.keepFailing(now)
 	disable := ""
 	switch {
 	case dec.Outcome == OutcomeDisable:
@@ -701,10 +706,60 @@ func (d *dispatcher) finish(it *item, dec Decision, start time.Time, dur time.Du
 		d.dequeue(it)
 	}
 	d.mu.Unlock()
+	if record {
+		go d.syncFailing()
+	}
 	if disable != "" {
 		d.e.disable(d, disable)
 	}
 	d.poke()
+}
+
+// failingKeepAfter is how long a run of failures lasts before it is
+// recorded in the store: a destination that fails now and then costs no
+// write, one that is down keeps its delivery.disable_after clock across a
+// restart.
+const failingKeepAfter = time.Minute
+
+// keepFailing reports whether the record of failingSince must change: a
+// run of failures has lasted failingKeepAfter, or a recorded one ended.
+// d.mu is held.
+func (d *dispatcher) keepFailing(now time.Time) bool {
+	switch {
+	case !d.failingSince.IsZero() && !d.failingKept && now.Sub(d.failingSince) >= failingKeepAfter:
+		d.failingKept = true
+		return true
+	case d.failingSince.IsZero() && d.failingKept:
+		d.failingKept = false
+		return true
+	}
+	return false
+}
+
+// restoreFailing takes the run of failures a previous process recorded
+// (before the dispatcher runs).
+func (d *dispatcher) restoreFailing(r *store.DestinationRecord) {
+	if !r.FailingSince.IsZero() {
+		d.failingSince, d.failingKept = r.FailingSince, true
+	}
+}
+
+// syncFailing writes the current record of failingSince: the latest state
+// wins, whatever the order the goroutines ran in.
+func (d *dispatcher) syncFailing() {
+	d.keepMu.Lock()
+	defer d.keepMu.Unlock()
+	d.mu.Lock()
+	var since time.Time
+	if d.failingKept {
+		since = d.failingSince
+	}
+	d.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.e.st.DestinationSetFailingSince(ctx, d.name, since); err != nil {
+		d.e.log.Warn("record when the destination began failing", "destination", d.name, "err", err)
+	}
 }
 
 func truncate(s string, n int) string {
@@ -734,7 +789,11 @@ func (d *dispatcher) setDisabled(disabled bool, reason string) {
 		d.storeDue = time.Time{}
 		d.failingSince = time.Time{}
 	}
+	keep := d.keepFailing(d.e.clock.Now())
 	d.mu.Unlock()
+	if keep {
+		go d.syncFailing()
+	}
 	d.poke()
 }
 

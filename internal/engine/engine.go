@@ -517,6 +517,7 @@ func (e *Engine) load(ctx context.Context, dests []config.Destination, subs []co
 			if !r.DisabledAt.IsZero() {
 				d.disabled, d.disabledReason, d.disabledAt = true, r.DisabledReason, r.DisabledAt
 			}
+			d.restoreFailing(r)
 		}
 		e.dests[def.Name] = de
 	}
@@ -541,6 +542,7 @@ func (e *Engine) load(ctx context.Context, dests []config.Destination, subs []co
 				if !r.DisabledAt.IsZero() {
 					d.disabled, d.disabledReason, d.disabledAt = true, r.DisabledReason, r.DisabledAt
 				}
+				d.restoreFailing(r)
 				e.dests[r.Name] = &destEntry{def: def, origin: OriginAPI, spec: r.Spec, d: d, typ: def.Type, created: r.CreatedAt, updated: r.UpdatedAt}
 				continue
 			}

@@ -1054,3 +1054,49 @@ func TestRestartsDuringReplaysSettle(t *testing.T) {
 		})
 	}
 }
+
+// delivery.disable_after counts across a restart: a destination that has
+// been failing for a while is disabled on time by the next process, not
+// given a fresh clock.
+func TestDisableAfterClockSurvivesARestart(t *testing.T) {
+	s := newSink(t, func(int, *http.Request) (int, http.Header) { return 503, nil })
+	clk := engine.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	dir := t.TempDir()
+	yml := destYAML("down", s.srv.URL, `    retry: {policy: schedule, schedule: ["1m", "1m", "1m", "1m", "1m"]}`)
+	opt := engine.Options{DisableAfter: 3 * time.Minute}
+	r := newRig(t, dir, clk, yml, opt)
+	ev := r.publish(&hookd.Event{Type: "a"})[0]
+	eventually(t, 5*time.Second, "first attempt", func() bool { return statusOf(t, r, ev, "down") == store.StatusRetrying })
+	stepToNextAttempt(t, clk, r, ev, "down") // failing for 1m: recorded
+	eventually(t, 5*time.Second, "the run of failures recorded", func() bool {
+		ds, _ := r.st.DestinationList(context.Background())
+		return len(ds) == 1 && ds[0].Name == "down" && ds[0].FailingSince.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	})
+	r.close()
+
+	r = newRig(t, dir, clk, yml, opt)
+	for i := 0; ; i++ {
+		if v, _ := r.eng.Destination("down"); v.Disabled {
+			if !strings.Contains(v.DisabledReason, "since 2026-01-01T00:00:00Z") {
+				t.Fatalf("reason %q, want the first failure's time", v.DisabledReason)
+			}
+			if i != 2 {
+				t.Fatalf("disabled after %d more attempts, want 2 (3 minutes since the first failure)", i)
+			}
+			t.Logf("disabled after the restart, %d attempts later: %s", i, v.DisabledReason)
+			break
+		}
+		if i > 5 {
+			t.Fatal("never disabled")
+		}
+		stepToNextAttempt(t, clk, r, ev, "down")
+	}
+	// Enabled, the clock starts again: nothing is left recorded.
+	if _, err := r.eng.DestinationEnable(context.Background(), "down"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "no record left", func() bool {
+		ds, _ := r.st.DestinationList(context.Background())
+		return len(ds) == 0
+	})
+}

@@ -190,6 +190,9 @@ func (e *Engine) DestinationPut(ctx context.Context, name string, spec []byte, c
 			d.disabled, d.disabledReason, d.disabledAt = true, old.d.disabledReason, old.d.disabledAt
 			rec.DisabledAt, rec.DisabledReason = now, old.d.disabledReason
 		}
+		// The run of failures carries over too (its record is kept by
+		// the store across the replace).
+		d.failingSince, d.failingKept = old.d.failingSince, old.d.failingKept
 		old.d.mu.Unlock()
 	}
 	if err := e.st.DestinationPut(ctx, rec); err != nil {

@@ -118,6 +118,11 @@ type DeliveryStore interface {
 	// clearing it removes a state-only row, and is a no-op for a name with
 	// no row.
 	DestinationSetDisabled(ctx context.Context, name string, at time.Time, reason string) error
+	// DestinationSetFailingSince records (since non-zero) or clears (zero)
+	// when a destination's current run of failures began, creating or
+	// removing a state-only row as DestinationSetDisabled does. Replacing
+	// a destination's spec keeps it.
+	DestinationSetFailingSince(ctx context.Context, name string, since time.Time) error
 
 	// SubscriptionPut creates or replaces an API-managed subscription
 	// (CreatedAt is kept on replace).
@@ -231,8 +236,11 @@ type DestinationRecord struct {
 	Spec           []byte
 	DisabledAt     time.Time
 	DisabledReason string
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// FailingSince is when its current run of failures began (zero: none
+	// recorded); only DestinationSetFailingSince writes it.
+	FailingSince time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // SourceRecord is a source stored by the admin API.

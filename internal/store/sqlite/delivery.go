@@ -851,7 +851,7 @@ func (s *Store) deleteOne(ctx context.Context, q, key, what string) error {
 
 // DestinationList returns every stored destination by name.
 func (s *Store) DestinationList(ctx context.Context) ([]*store.DestinationRecord, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT name, spec, disabled_at, disabled_reason, created_at, updated_at
+	rows, err := s.r.QueryContext(ctx, `SELECT name, spec, disabled_at, disabled_reason, failing_since, created_at, updated_at
 		FROM destinations ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list destinations: %w", mapErr(err))
@@ -862,16 +862,17 @@ func (s *Store) DestinationList(ctx context.Context) ([]*store.DestinationRecord
 		var (
 			d                store.DestinationRecord
 			spec, reason     sql.NullString
-			disabled         sql.NullInt64
+			disabled, since  sql.NullInt64
 			created, updated int64
 		)
-		if err := rows.Scan(&d.Name, &spec, &disabled, &reason, &created, &updated); err != nil {
+		if err := rows.Scan(&d.Name, &spec, &disabled, &reason, &since, &created, &updated); err != nil {
 			return nil, fmt.Errorf("list destinations: %w", mapErr(err))
 		}
 		if spec.Valid && spec.String != "" {
 			d.Spec = []byte(spec.String)
 		}
 		d.DisabledAt, d.DisabledReason = fromMicro(disabled), reason.String
+		d.FailingSince = fromMicro(since)
 		d.CreatedAt, d.UpdatedAt = time.UnixMicro(created).UTC(), time.UnixMicro(updated).UTC()
 		out = append(out, &d)
 	}
@@ -879,6 +880,39 @@ func (s *Store) DestinationList(ctx context.Context) ([]*store.DestinationRecord
 		return nil, fmt.Errorf("list destinations: %w", mapErr(err))
 	}
 	return out, nil
+}
+
+// DestinationSetFailingSince records or clears when a destination's run
+// of failures began.
+func (s *Store) DestinationSetFailingSince(ctx context.Context, name string, since time.Time) error {
+	if err := s.writable(); err != nil {
+		return err
+	}
+	now := time.Now().UnixMicro()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("set destination %s failing: %w", name, mapErr(err))
+	}
+	defer tx.Rollback()
+	if since.IsZero() {
+		if _, err := tx.ExecContext(ctx, `UPDATE destinations SET failing_since = NULL WHERE name = ?`, name); err != nil {
+			return fmt.Errorf("clear destination %s failing: %w", name, mapErr(err))
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM destinations WHERE name = ? AND spec IS NULL AND disabled_at IS NULL`, name); err != nil {
+			return fmt.Errorf("clear destination %s failing: %w", name, mapErr(err))
+		}
+	} else if _, err := tx.ExecContext(ctx, `INSERT INTO destinations (name, spec, failing_since, created_at, updated_at)
+		VALUES (?1, NULL, ?2, ?3, ?3)
+		ON CONFLICT (name) DO UPDATE SET failing_since = excluded.failing_since`,
+		name, since.UnixMicro(), now); err != nil {
+		return fmt.Errorf("set destination %s failing: %w", name, mapErr(err))
+	}
+	// Not synced: lost in a crash, the clock restarts with the next
+	// failure, as it did before it was kept.
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("set destination %s failing: %w", name, mapErr(err))
+	}
+	return nil
 }
 
 // DestinationSetDisabled records or clears a destination's disabled state.

@@ -43,6 +43,7 @@ var deliveryCases = []struct {
 	{"Subscriptions", testSubscriptions},
 	{"Prune", testPrune},
 	{"Sources", testSources},
+	{"DestinationFailingSince", testDestinationFailingSince},
 }
 
 // seededEvent is a stored event and its seq.
@@ -1407,5 +1408,66 @@ func testSources(t *testing.T, st store.Store) {
 	}
 	if err := st.SourcePut(ctx, &store.SourceRecord{Name: "c"}); err == nil {
 		t.Fatalf("SourcePut without a spec: got nil, want an error")
+	}
+}
+
+// A destination's run of failures is kept, for configured destinations
+// (a state-only row) and stored ones alike, across a replace of the spec,
+// and cleared without leaving an empty state row behind.
+func testDestinationFailingSince(t *testing.T, st store.Store) {
+	ctx := ctxFor(t)
+	since := base.Add(-time.Hour)
+	// A configured destination: no row until it fails for long.
+	if err := st.DestinationSetFailingSince(ctx, "cfg", since); err != nil {
+		t.Fatalf("DestinationSetFailingSince: %v", err)
+	}
+	r := destinationByName(t, st, "cfg")
+	if r == nil || len(r.Spec) != 0 || !sameTime(r.FailingSince, since) || !r.DisabledAt.IsZero() {
+		t.Fatalf("state row: %+v, want failing since %s", r, since)
+	}
+	// Disabled, then the failing clock cleared: the row stays (disabled).
+	if err := st.DestinationSetDisabled(ctx, "cfg", base, "down"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DestinationSetFailingSince(ctx, "cfg", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if r := destinationByName(t, st, "cfg"); r == nil || !r.FailingSince.IsZero() || r.DisabledAt.IsZero() {
+		t.Fatalf("after clearing the clock of a disabled one: %+v", r)
+	}
+	if err := st.DestinationSetDisabled(ctx, "cfg", time.Time{}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if r := destinationByName(t, st, "cfg"); r != nil {
+		t.Fatalf("enabled and not failing: a state row is left: %+v", r)
+	}
+	// Failing and then cleared, never disabled: no row is left either.
+	if err := st.DestinationSetFailingSince(ctx, "cfg", since); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DestinationSetFailingSince(ctx, "cfg", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if r := destinationByName(t, st, "cfg"); r != nil {
+		t.Fatalf("cleared: a state row is left: %+v", r)
+	}
+	// A stored destination keeps it across a replace of its spec.
+	if err := st.DestinationPut(ctx, &store.DestinationRecord{Name: "api", Spec: []byte("v1"), CreatedAt: base, UpdatedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DestinationSetFailingSince(ctx, "api", since); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DestinationPut(ctx, &store.DestinationRecord{Name: "api", Spec: []byte("v2"), CreatedAt: base, UpdatedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	if r := destinationByName(t, st, "api"); r == nil || string(r.Spec) != "v2" || !sameTime(r.FailingSince, since) {
+		t.Fatalf("after a replace: %+v", r)
+	}
+	if err := st.DestinationSetFailingSince(ctx, "api", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if r := destinationByName(t, st, "api"); r == nil || string(r.Spec) != "v2" || !r.FailingSince.IsZero() {
+		t.Fatalf("after clearing: %+v", r)
 	}
 }
