@@ -208,3 +208,29 @@ func TestManageSources(t *testing.T) {
 		t.Fatalf("delete of a configured source: exit %d, %q", code, errOut)
 	}
 }
+
+// Destinations that act on the hookd host (exec runs a command, file
+// writes a file) cannot be created through the API, directly or inside a
+// subscription: an admin token must not become a shell on the host.
+func TestHostDestinationsRefusedThroughTheAPI(t *testing.T) {
+	cfg, err := config.Parse([]byte(sourcesConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Storage.Path = t.TempDir()
+	_, base := startApp(t, cfg, nil)
+	for _, body := range []string{
+		`{"name": "sh", "type": "exec", "command": ["/bin/sh", "-c", "id"]}`,
+		`{"name": "out", "type": "file", "path": "/tmp/out.jsonl"}`,
+	} {
+		code, m := apiDo(t, "POST", base+"/api/v1/destinations", "tok", body)
+		msg := fmt.Sprint(m["error"])
+		if code != 400 || !strings.Contains(msg, "configuration file") {
+			t.Errorf("POST %s: %d %s, want 400 naming the configuration file", body, code, msg)
+		}
+	}
+	code, m := apiDo(t, "POST", base+"/api/v1/subscriptions", "tok", `{"destination": "x", "type": "exec", "command": ["/bin/true"]}`)
+	if code != 400 {
+		t.Errorf("subscription with an exec destination: %d %v, want 400", code, m)
+	}
+}

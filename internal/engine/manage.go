@@ -140,6 +140,14 @@ func parseDestinationSpec(spec []byte) (config.Destination, error) {
 	return def, nil
 }
 
+// hostOnly are the destination kinds that act on the machine hookd runs
+// on: whoever holds an admin token must not be able to run commands or
+// write files there, so they come from the configuration file only.
+var (
+	hostOnly    = map[string]bool{"exec": true, "file": true}
+	hostOnlyWhy = map[string]string{"exec": "it runs a command", "file": "it writes a file"}
+)
+
 // DestinationPut creates (create true: 409 when it exists) or replaces the
 // destination named in spec. The definition is checked by opening it (a
 // URL the egress guard refuses is refused here); it is stored before it is
@@ -158,6 +166,9 @@ func (e *Engine) DestinationPut(ctx context.Context, name string, spec []byte, c
 	def, err := parseDestinationSpec(spec)
 	if err != nil {
 		return DestinationView{}, hookd.Errorf(hookd.EInvalid, "invalid destination: %s", cleanYAMLError(err))
+	}
+	if hostOnly[def.Type] {
+		return DestinationView{}, hookd.Errorf(hookd.EInvalid, "invalid destination: type %s acts on the hookd host itself (%s); it is defined in the configuration file, not through the API", def.Type, hostOnlyWhy[def.Type])
 	}
 	e.mu.Lock()
 	old := e.dests[def.Name]
