@@ -23,6 +23,8 @@ import (
 	"hookd/internal/console"
 	"hookd/internal/fsutil"
 	// Destination kinds register themselves.
+	_ "hookd/internal/destination/exec"
+	_ "hookd/internal/destination/file"
 	_ "hookd/internal/destination/webhook"
 	"hookd/internal/egress"
 	"hookd/internal/engine"
