@@ -23,8 +23,12 @@ import (
 	"hookd/internal/console"
 	"hookd/internal/fsutil"
 	// Destination kinds register themselves.
+	_ "hookd/internal/destination/amqp"
 	_ "hookd/internal/destination/exec"
 	_ "hookd/internal/destination/file"
+	_ "hookd/internal/destination/kafka"
+	_ "hookd/internal/destination/nats"
+	_ "hookd/internal/destination/redis"
 	_ "hookd/internal/destination/webhook"
 	"hookd/internal/egress"
 	"hookd/internal/engine"

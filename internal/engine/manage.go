@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -85,6 +86,16 @@ func redactSpec(v any) any {
 		for k, x := range t {
 			if secretKeys[k] {
 				t[k] = "[redacted]"
+				continue
+			}
+			if str, ok := x.(string); ok && k == "url" {
+				// A broker URL may carry credentials
+				// (amqp://user:password@host): show it without the password.
+				if u, err := url.Parse(str); err == nil && u.User != nil {
+					if _, has := u.User.Password(); has {
+						t[k] = u.Redacted()
+					}
+				}
 				continue
 			}
 			if h, ok := x.(map[string]any); ok && k == "headers" {
