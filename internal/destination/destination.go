@@ -90,6 +90,24 @@ func Types() []string {
 	return out
 }
 
+// Decoded is the Factory of a kind whose options decode strictly into O
+// and whose constructor is newFn; kinds register it:
+//
+//	destination.Register(Type, destination.Decoded(New))
+func Decoded[O any, D Destination](newFn func(*Env, O) (D, error)) Factory {
+	return func(_ context.Context, env *Env, opts Options) (Destination, error) {
+		var o O
+		if err := opts.Decode(&o); err != nil {
+			return nil, err
+		}
+		d, err := newFn(env, o)
+		if err != nil {
+			return nil, err // a nil interface, not a typed nil inside one
+		}
+		return d, nil
+	}
+}
+
 // Open opens a destination of kind typ.
 func Open(ctx context.Context, typ string, env *Env, opts Options) (Destination, error) {
 	f, ok := factories[typ]

@@ -93,7 +93,7 @@ import (
 const Type = "amqp"
 
 func init() {
-	destination.Register(Type, open)
+	destination.Register(Type, destination.Decoded(New))
 }
 
 // maxChannels bounds the channels of the connection, and so the publishes
@@ -195,14 +195,6 @@ func (pc *channel) closeReason() string {
 }
 
 var _ destination.Destination = (*Destination)(nil)
-
-func open(_ context.Context, env *destination.Env, opts destination.Options) (destination.Destination, error) {
-	var o Options
-	if err := opts.Decode(&o); err != nil {
-		return nil, err
-	}
-	return New(env, o)
-}
 
 // New validates o and returns a destination. It does not connect: the
 // first Deliver does. env may be nil (no SSRF guard). Errors name the

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -353,4 +354,39 @@ func testDeliverAfterClose(t *testing.T, open OpenFunc) {
 	defer cancel()
 	_, err := d.Deliver(ctx, NewMessage([]byte("x"), "text/plain"))
 	checkNotFinal(t, err)
+}
+
+// SilentServer listens on 127.0.0.1, accepts connections and never
+// answers (a hung broker or server); it returns its address and closes
+// everything at cleanup.
+func SilentServer(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
 }

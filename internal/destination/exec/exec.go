@@ -82,7 +82,7 @@ import (
 const Type = "exec"
 
 func init() {
-	destination.Register(Type, open)
+	destination.Register(Type, destination.Decoded(func(_ *destination.Env, o Options) (*Destination, error) { return New(o) }))
 }
 
 // Environment variables set for every run.
@@ -115,14 +115,6 @@ type Destination struct {
 }
 
 var _ destination.Destination = (*Destination)(nil)
-
-func open(_ context.Context, _ *destination.Env, opts destination.Options) (destination.Destination, error) {
-	var o Options
-	if err := opts.Decode(&o); err != nil {
-		return nil, err
-	}
-	return New(o)
-}
 
 // New validates o and returns a destination. Errors name the option at
 // fault.

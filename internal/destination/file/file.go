@@ -74,7 +74,7 @@ import (
 const Type = "file"
 
 func init() {
-	destination.Register(Type, open)
+	destination.Register(Type, destination.Decoded(New))
 }
 
 // fileMode is the mode a missing file is created with.
@@ -111,14 +111,6 @@ type batch struct {
 }
 
 var _ destination.Destination = (*Destination)(nil)
-
-func open(_ context.Context, env *destination.Env, opts destination.Options) (destination.Destination, error) {
-	var o Options
-	if err := opts.Decode(&o); err != nil {
-		return nil, err
-	}
-	return New(env, o)
-}
 
 // New validates o, opens the file and returns a destination. Errors name
 // the option at fault. env may be nil (the real clock is used).

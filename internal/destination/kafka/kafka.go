@@ -88,7 +88,7 @@ import (
 const Type = "kafka"
 
 func init() {
-	destination.Register(Type, open)
+	destination.Register(Type, destination.Decoded(New))
 }
 
 // Record header names.
@@ -120,14 +120,6 @@ type Destination struct {
 }
 
 var _ destination.Destination = (*Destination)(nil)
-
-func open(_ context.Context, env *destination.Env, opts destination.Options) (destination.Destination, error) {
-	var o Options
-	if err := opts.Decode(&o); err != nil {
-		return nil, err
-	}
-	return New(env, o)
-}
 
 // New validates o and creates the producer; it does not connect (the
 // first Deliver does). Errors name the option at fault. env may be nil; a

@@ -7,7 +7,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -514,44 +513,11 @@ func TestUnreachableBroker(t *testing.T) {
 	}
 }
 
-// blackhole accepts connections and never answers: a broker that hangs.
-func blackhole(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 // TestContextDoneWhileWaiting: a Deliver waiting for a hung broker returns
 // as soon as its context ends, whatever timeout says.
 func TestContextDoneWhileWaiting(t *testing.T) {
 	t.Parallel()
-	d := openOn(t, nil, nil, map[string]any{"brokers": []string{blackhole(t)}, "timeout": "30s"})
+	d := openOn(t, nil, nil, map[string]any{"brokers": []string{destinationtest.SilentServer(t)}, "timeout": "30s"})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -569,7 +535,7 @@ func TestContextDoneWhileWaiting(t *testing.T) {
 // answers.
 func TestTimeoutBoundsProduce(t *testing.T) {
 	t.Parallel()
-	d := openOn(t, nil, nil, map[string]any{"brokers": []string{blackhole(t)}, "timeout": "1s"})
+	d := openOn(t, nil, nil, map[string]any{"brokers": []string{destinationtest.SilentServer(t)}, "timeout": "1s"})
 	start := time.Now()
 	_, err := d.Deliver(context.Background(), destinationtest.NewMessage([]byte("x"), "text/plain"))
 	if el := time.Since(start); el < time.Second || el > 2500*time.Millisecond {

@@ -94,7 +94,7 @@ import (
 const Type = "nats"
 
 func init() {
-	destination.Register(Type, open)
+	destination.Register(Type, destination.Decoded(New))
 }
 
 // Headers set on every message.
@@ -128,14 +128,6 @@ type Destination struct {
 }
 
 var _ destination.Destination = (*Destination)(nil)
-
-func open(_ context.Context, env *destination.Env, opts destination.Options) (destination.Destination, error) {
-	var o Options
-	if err := opts.Decode(&o); err != nil {
-		return nil, err
-	}
-	return New(env, o)
-}
 
 // New validates o and opens the connection. It does not wait for a server
 // to answer: when none does, the connection keeps trying and Deliver

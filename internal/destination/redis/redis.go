@@ -111,7 +111,7 @@ import (
 const Type = "redis"
 
 func init() {
-	destination.Register(Type, open)
+	destination.Register(Type, destination.Decoded(New))
 	// go-redis logs every failed dial on stderr through its own logger;
 	// hookd's log is structured: route it there, at debug level (Deliver
 	// already reports each failure in the attempt log).
@@ -131,14 +131,6 @@ type Destination struct {
 }
 
 var _ destination.Destination = (*Destination)(nil)
-
-func open(_ context.Context, env *destination.Env, opts destination.Options) (destination.Destination, error) {
-	var o Options
-	if err := opts.Decode(&o); err != nil {
-		return nil, err
-	}
-	return New(env, o)
-}
 
 // keepAlive is the TCP keep-alive period of connections dialed without the
 // guard.

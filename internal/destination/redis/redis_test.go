@@ -675,45 +675,11 @@ func TestRedisDown(t *testing.T) {
 	}
 }
 
-// silentServer accepts connections and never answers; it returns its
-// address.
-func silentServer(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return l.Addr().String()
-}
-
 // TestNoReplyTimesOut: a server that never answers costs timeout, and the
 // error says so.
 func TestNoReplyTimesOut(t *testing.T) {
 	t.Parallel()
-	addr := silentServer(t)
+	addr := destinationtest.SilentServer(t)
 	d := openOpts(t, nil, map[string]any{"url": "redis://" + addr + "/0", "stream": "s", "timeout": "300ms"})
 	start := time.Now()
 	_, err := d.Deliver(ctxT(t), destinationtest.NewMessage([]byte("x"), "text/plain"))
@@ -732,7 +698,7 @@ func TestNoReplyTimesOut(t *testing.T) {
 // context.Canceled; Close then waits for the XADD to end (within timeout).
 func TestCancelInFlight(t *testing.T) {
 	t.Parallel()
-	addr := silentServer(t)
+	addr := destinationtest.SilentServer(t)
 	d, err := destination.Open(context.Background(), Type, nil, destinationtest.Options(map[string]any{
 		"url": "redis://" + addr + "/0", "stream": "s", "timeout": "1s",
 	}))

@@ -35,7 +35,7 @@ import (
 const Type = "http"
 
 func init() {
-	destination.Register(Type, open)
+	destination.Register(Type, destination.Decoded(New))
 }
 
 // Headers hookd sets on every request. The Standard Webhooks names are
@@ -74,14 +74,6 @@ type Destination struct {
 }
 
 var _ destination.Destination = (*Destination)(nil)
-
-func open(_ context.Context, env *destination.Env, opts destination.Options) (destination.Destination, error) {
-	var o Options
-	if err := opts.Decode(&o); err != nil {
-		return nil, err
-	}
-	return New(env, o)
-}
 
 // New validates o and returns a destination. Errors name the option at
 // fault. env may be nil (the real clock is used, and no SSRF guard).
