@@ -99,3 +99,35 @@ func TestRetentionShorterThanDedupeWindowIsRefused(t *testing.T) {
 		t.Fatalf("got %v, want an error naming sources[0] (a).dedupe_window and retention.events", err)
 	}
 }
+
+// A hookd that only receives (no subscriptions) prunes too: its events
+// have no deliveries, and the fan-out watermark still passes them.
+func TestRetentionWithoutSubscriptions(t *testing.T) {
+	cfg, err := config.Parse([]byte("admin: {tokens: [tok]}\nretention: {events: 240h}\nsources: [{name: in, event: {id: \"json:id\"}}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Storage.Path = t.TempDir()
+	var ago atomic.Int64
+	ago.Store(int64(30 * 24 * time.Hour))
+	app, base := startApp(t, cfg, func() time.Time { return time.Now().Add(-time.Duration(ago.Load())) })
+	old := postEvent(t, base, "in", `{"id":"a"}`)
+	ago.Store(0)
+	young := postEvent(t, base, "in", `{"id":"b"}`)
+	var r struct{ Events int64 }
+	waitFor(t, 5*time.Second, "the old event pruned", func() bool {
+		app.engine.Flush(context.Background())
+		res, err := app.engine.Prune(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Events += res.Events
+		return r.Events == 1
+	})
+	if code, _ := apiDo(t, "GET", base+"/api/v1/events/"+old, "tok", ""); code != 404 {
+		t.Errorf("old event: %d, want 404", code)
+	}
+	if code, _ := apiDo(t, "GET", base+"/api/v1/events/"+young, "tok", ""); code != 200 {
+		t.Errorf("young event: %d, want 200", code)
+	}
+}
