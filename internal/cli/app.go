@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,6 +38,7 @@ import (
 	"hookd/internal/metrics"
 	"hookd/internal/secret"
 	"hookd/internal/store"
+	"hookd/internal/store/postgres"
 	"hookd/internal/store/sqlite"
 	"hookd/internal/verify"
 )
@@ -47,7 +49,7 @@ type App struct {
 	cfg *config.Config
 	log *slog.Logger
 
-	st      *sqlite.Store
+	st      store.Store
 	batcher *store.Batcher
 	engine  *engine.Engine
 	// clock is the delivery engine's clock; nil is the wall clock. Tests
@@ -100,8 +102,17 @@ func (a *App) Open(ctx context.Context) (err error) {
 		if a.st, err = sqlite.Open(ctx, a.cfg.Storage.Path, a.log, sqlite.Options{}); err != nil {
 			return fmt.Errorf("open storage: %w", err)
 		}
+	case "postgres":
+		pg, err := postgres.Open(ctx, a.cfg.Storage.DSN, a.log, postgres.Options{})
+		if err != nil {
+			return fmt.Errorf("open storage: %w", err)
+		}
+		a.st = pg
+		if err := pg.LockServing(ctx); err != nil {
+			return fmt.Errorf("open storage: %w", err)
+		}
 	default:
-		return fmt.Errorf("storage.driver %q is not available in this build (use sqlite)", a.cfg.Storage.Driver)
+		return fmt.Errorf("storage.driver %q is not available in this build (use sqlite or postgres)", a.cfg.Storage.Driver)
 	}
 	tokens := a.cfg.Admin.Tokens
 	if len(tokens) == 0 {
@@ -443,6 +454,8 @@ func (a *App) PrintBanner(w io.Writer) {
 			abs = a.cfg.Storage.Path
 		}
 		fmt.Fprintf(w, "  data:        %s (sqlite)\n", abs)
+	} else {
+		fmt.Fprintf(w, "  data:        %s (%s)\n", redactDSN(a.cfg.Storage.DSN), a.cfg.Storage.Driver)
 	}
 	token := "<one of admin.tokens>"
 	if a.generatedToken != "" {
@@ -518,4 +531,14 @@ func randomToken() string {
 	b := make([]byte, 24)
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// redactDSN is a connection string fit to print: a URL without its
+// password, or only "(key=value DSN)" for the other form, which may hold
+// one anywhere.
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && u.Host != "" {
+		return u.Redacted()
+	}
+	return "(key=value DSN)"
 }

@@ -19,14 +19,20 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: SIGKILLs a hookd child under load; skipped with -short")
 	}
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	crashRounds(t, dir, loadConfig(data, ""), func() map[string][]storedRow { return loadStored(t, data) })
+}
+
+// crashRounds kills hookd (configured by yml) with SIGKILL under load,
+// round after round, then checks what read returns of the store.
+func crashRounds(t *testing.T, dir, yml string, read func() map[string][]storedRow) {
 	const (
 		rounds  = 7
 		minHits = 5 // SIGKILLs that must catch requests in flight
 		workers = 32
 	)
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	cfg := writeConfig(t, dir, loadConfig(data, ""))
+	cfg := writeConfig(t, dir, yml)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
@@ -69,7 +75,7 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 	if hit < minHits {
 		t.Errorf("only %d of %d kills caught requests in flight, want at least %d", hit, rounds, minHits)
 	}
-	stored := loadStored(t, data)
+	stored := read()
 	s := checkStored(t, all, stored)
 	t.Logf("crash totals over %d SIGKILL rounds (%d with requests in flight): %v", rounds, hit, s)
 	if s.ok == 0 || s.c4xx == 0 || s.noAnswer-s.refused == 0 {

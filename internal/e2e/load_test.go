@@ -20,11 +20,13 @@ import (
 // everything with an id (dedupe on), source strict requires an id and
 // takes at most 2 KiB.
 func loadConfig(dataDir, extra string) string {
+	return loadConfigOn(fmt.Sprintf("storage:\n  driver: sqlite\n  path: %q\n", dataDir), extra)
+}
+
+// loadConfigOn is loadConfig with the storage block given.
+func loadConfigOn(storage, extra string) string {
 	return fmt.Sprintf(`listen: 127.0.0.1:0
-storage:
-  driver: sqlite
-  path: %q
-admin:
+%sadmin:
   tokens: [%q]
 log:
   level: warn
@@ -38,7 +40,7 @@ server:
   - name: strict
     event: {id: "json:id", require_id: true}
     max_body: 2KiB
-`, dataDir, adminToken, extra)
+`, storage, adminToken, extra)
 }
 
 // kind is what a load request is meant to get.
