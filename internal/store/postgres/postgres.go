@@ -83,6 +83,9 @@ const (
 	lockServe   int32 = 0x686b7376 // "hksv"
 )
 
+// lockServeWait is how long LockServing waits for another process's lock.
+const lockServeWait = 5 * time.Second
+
 // Options tunes the driver; zero values take the defaults.
 type Options struct {
 	// Schema, when set, is the schema every connection works in (its
@@ -127,10 +130,23 @@ func (s *Store) LockServing(ctx context.Context) error {
 		return fmt.Errorf("postgres: %w", mapErr(err))
 	}
 	c := pc.Hijack() // out of the pool: the lock lives as long as this session
+	// A process that just stopped, or was killed, may still hold it for a
+	// moment: the server ends its session once it sees the connection go.
 	var got bool
-	if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, lockServe, s.lockKey).Scan(&got); err != nil {
-		c.Close(context.Background())
-		return fmt.Errorf("postgres: take the serving lock: %w", mapErr(err))
+	for deadline := time.Now().Add(lockServeWait); ; {
+		if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, lockServe, s.lockKey).Scan(&got); err != nil {
+			c.Close(context.Background())
+			return fmt.Errorf("postgres: take the serving lock: %w", mapErr(err))
+		}
+		if got || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			c.Close(context.Background())
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	if !got {
 		c.Close(context.Background())
@@ -379,7 +395,10 @@ func (s *Store) Close() error {
 		s.closed.Store(true)
 		if s.serving != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			s.serving.Close(ctx) // ends the session: the lock goes with it
+			// Released at once, so that a successor does not wait for the
+			// server to notice the session's end.
+			s.serving.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, lockServe, s.lockKey)
+			s.serving.Close(ctx)
 			cancel()
 		}
 		s.pool.Close()
