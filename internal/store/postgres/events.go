@@ -173,10 +173,14 @@ func (s *Store) insertOnce(ctx context.Context, rows []eventRow) (res []store.Ev
 		b.Queue(`SELECT pg_advisory_xact_lock($1, $2)`, lockEvents, s.lockKey)
 		if len(dPairs) > 0 {
 			srcs, keys := split(dPairs)
-			b.Queue(`SELECT e.source, e.dedupe_key, e.seq, e.id, e.received_at
+			// One index lookup per key (LATERAL … LIMIT 1): a plain join
+			// lets the planner, which cannot see how few keys the arrays
+			// hold, scan the whole table.
+			b.Queue(`SELECT k.source, k.dkey, e.seq, e.id, e.received_at
 				FROM unnest($1::text[], $2::text[]) AS k(source, dkey)
-				JOIN events e ON e.source = k.source AND e.dedupe_key = k.dkey
-				WHERE e.dedupe_key IS NOT NULL`, srcs, keys).Query(func(rs pgx.Rows) error {
+				CROSS JOIN LATERAL (SELECT seq, id, received_at FROM events
+					WHERE source = k.source AND dedupe_key = k.dkey AND dedupe_key IS NOT NULL
+					LIMIT 1) e`, srcs, keys).Query(func(rs pgx.Rows) error {
 				var (
 					p pair
 					h = holder{stored: true}
@@ -190,11 +194,11 @@ func (s *Store) insertOnce(ctx context.Context, rows []eventRow) (res []store.Ev
 		}
 		if len(kPairs) > 0 {
 			srcs, keys := split(kPairs)
-			b.Queue(`SELECT e.source, e.key, max(e.occurred_at)
+			b.Queue(`SELECT k.source, k.key, e.newest
 				FROM unnest($1::text[], $2::text[]) AS k(source, key)
-				JOIN events e ON e.source = k.source AND e.key = k.key
-				WHERE e.key IS NOT NULL AND e.occurred_at IS NOT NULL
-				GROUP BY e.source, e.key`, srcs, keys).Query(func(rs pgx.Rows) error {
+				CROSS JOIN LATERAL (SELECT max(occurred_at) AS newest FROM events
+					WHERE source = k.source AND key = k.key AND key IS NOT NULL AND occurred_at IS NOT NULL) e
+				WHERE e.newest IS NOT NULL`, srcs, keys).Query(func(rs pgx.Rows) error {
 				var (
 					p pair
 					n int64
