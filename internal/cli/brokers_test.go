@@ -46,7 +46,7 @@ func TestBrokerDestinationsFromTheConfigFile(t *testing.T) {
 	stream := fmt.Sprintf("hookd-test:cli:%d", rand.Int64())
 	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
 	defer rdb.Close()
-	t.Cleanup(func() { rdb.Del(context.Background(), stream) })
+	defer rdb.Del(context.Background(), stream) // before the deferred Close
 
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
 admin: {tokens: [tok]}

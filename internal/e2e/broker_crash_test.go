@@ -39,7 +39,7 @@ func TestBrokerDeliveryCrashSIGKILL(t *testing.T) {
 	stream := fmt.Sprintf("hookd-test:e2e:%d", rand.Int64())
 	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
 	defer rdb.Close()
-	t.Cleanup(func() { rdb.Del(context.Background(), stream) })
+	defer rdb.Del(context.Background(), stream) // before the deferred Close
 
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")

@@ -42,11 +42,13 @@ func TestCrashSafetySIGKILLPostgres(t *testing.T) {
 	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	defer func() { // before the deferred Close of admin
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		admin.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-	})
+		if _, err := admin.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	}()
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatal(err)
