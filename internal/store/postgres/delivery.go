@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"sort"
@@ -298,29 +297,6 @@ func (s *Store) DeliveryListByEvent(ctx context.Context, eventID string) ([]*sto
 	return ds, nil
 }
 
-// encodeDeliveryCursor makes the cursor after the delivery (seq, dest) of
-// a listing newest event first (the same cursors as the SQLite driver's).
-func encodeDeliveryCursor(seq int64, dest string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(seq, 10) + ":" + dest))
-}
-
-func decodeDeliveryCursor(c string) (int64, string, error) {
-	bad := hookd.Errorf(hookd.EInvalid, "invalid cursor %q", c)
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return 0, "", bad
-	}
-	seqText, dest, ok := strings.Cut(string(b), ":")
-	if !ok {
-		return 0, "", bad
-	}
-	seq, err := strconv.ParseInt(seqText, 10, 64)
-	if err != nil || seq < 0 {
-		return 0, "", bad
-	}
-	return seq, dest, nil
-}
-
 // DeliveryList lists deliveries newest event first.
 func (s *Store) DeliveryList(ctx context.Context, p *store.DeliveryListParams) ([]*store.Delivery, string, error) {
 	limit := p.Limit
@@ -333,7 +309,7 @@ func (s *Store) DeliveryList(ctx context.Context, p *store.DeliveryListParams) (
 		a     args
 	)
 	if p.After != "" {
-		seq, dest, err := decodeDeliveryCursor(p.After)
+		seq, dest, err := store.DecodeDeliveryCursor(p.After)
 		if err != nil {
 			return nil, "", err
 		}
@@ -383,7 +359,7 @@ func (s *Store) DeliveryList(ctx context.Context, p *store.DeliveryListParams) (
 	if len(out) > limit {
 		out = out[:limit]
 		last := out[limit-1]
-		next = encodeDeliveryCursor(last.EventSeq, last.Destination)
+		next = store.EncodeDeliveryCursor(last.EventSeq, last.Destination)
 	}
 	return out, next, nil
 }
