@@ -939,23 +939,24 @@
   // ---- view: sources -------------------------------------------------------
 
   function viewSources(ctx) {
-    const tbody = h('tbody', null, emptyRow(6, 'Loading…'));
+    const tbody = h('tbody', null, emptyRow(7, 'Loading…'));
     ctx.view.append(h('h1', null, 'Sources'),
-      table([th('Name'), th('Ingest path'), th('Verification'), th('Dedupe window'), th('Max body', 'num'), th('')], tbody));
+      table([th('Name'), th('Origin'), th('Ingest path'), th('Verification'), th('Dedupe window'), th('Max body', 'num'), th('')], tbody));
     api('/api/v1/sources').then((res) => {
       if (!ctx.alive()) return;
       const list = rows(res);
       tbody.replaceChildren(...list.map((s) => h('tr', null,
         h('td', null, h('strong', null, String(s.name))),
+        h('td', null, s.origin === 'api' ? 'API' : muted('config file')),
         h('td', { class: 'mono' }, orDash(s.path)),
         h('td', null, Array.isArray(s.verify) && s.verify.length ? s.verify.join(', ') : muted('none')),
         h('td', null, orDash(s.dedupe_window)),
         h('td', { class: 'num' }, fmtBytes(s.max_body)),
         h('td', { class: 'nowrap' }, h('a', { href: '#/events' + qs({ source: s.name }) }, 'events')))));
-      if (!list.length) tbody.append(emptyRow(6, 'No sources configured.'));
+      if (!list.length) tbody.append(emptyRow(7, 'No sources configured.'));
     }, (e) => {
       if (!ctx.alive()) return;
-      tbody.replaceChildren(emptyRow(6, 'Could not load sources.'));
+      tbody.replaceChildren(emptyRow(7, 'Could not load sources.'));
       showError(e);
     });
   }
