@@ -35,7 +35,7 @@ func newDeliveriesCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "deliveries",
 		Aliases: []string{"delivery"},
-		Short:   "List, inspect and retry deliveries through the admin API",
+		Short:   "List, inspect, retry and cancel deliveries through the admin API",
 	}
 	addConnFlags(cmd, &conn)
 	cmd.AddCommand(newDeliveriesListCmd(&conn), newDeliveriesGetCmd(&conn), newDeliveriesRetryCmd(&conn), newDeliveriesCancelCmd(&conn))

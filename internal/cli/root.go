@@ -45,8 +45,9 @@ sends: subscriptions, signatures, OAuth, classified retries, a failed queue and
 replay.
 
 Run 'hookd serve' to start it on the embedded default (SQLite in ./hookd-data,
-listening on :8080). The other commands (events, deliveries, replay,
-destinations, subscriptions) drive a running hookd through its admin API.`,
+listening on :8080), or on PostgreSQL with storage.driver: postgres. The other
+commands (events, deliveries, replay, sources, destinations, subscriptions)
+drive a running hookd through its admin API.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
