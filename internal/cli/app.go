@@ -499,6 +499,9 @@ func (a *App) Warnings() {
 	if len(a.cfg.Sources) == 0 {
 		a.log.Warn("no sources configured: POST /in/{source} answers 404 to everything")
 	}
+	if a.cfg.Storage.Driver == "sqlite" && a.cfg.Storage.DSN != "" {
+		a.log.Warn("storage.dsn (or HOOKD_STORAGE_DSN) is set but storage.driver is sqlite: the DSN is not used; set storage.driver: postgres to store in PostgreSQL")
+	}
 }
 
 // newOutboundClient is the HTTP client verifiers call out with (JWKS,

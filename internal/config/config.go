@@ -64,7 +64,8 @@ type Config struct {
 
 // Storage selects the database.
 type Storage struct {
-	// Driver is "sqlite" (default, embedded) or "postgres".
+	// Driver is "sqlite" (default, embedded) or "postgres". Overridden by
+	// HOOKD_STORAGE_DRIVER.
 	Driver string `yaml:"driver"`
 	// Path is the SQLite data directory. Default "./hookd-data".
 	// Overridden by HOOKD_DATA and --data.
@@ -502,6 +503,9 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 	}
 	if v := getenv("HOOKD_DATA"); v != "" {
 		c.Storage.Path = v
+	}
+	if v := getenv("HOOKD_STORAGE_DRIVER"); v != "" {
+		c.Storage.Driver = v
 	}
 	if v := getenv("HOOKD_STORAGE_DSN"); v != "" {
 		c.Storage.DSN = v

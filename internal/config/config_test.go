@@ -290,6 +290,11 @@ func TestApplyEnv(t *testing.T) {
 				t.Errorf("storage.dsn: got %q, want %q", got, want)
 			}
 		}},
+		{"StorageDriver", map[string]string{"HOOKD_STORAGE_DRIVER": "postgres"}, func(t *testing.T, c *Config) {
+			if got, want := c.Storage.Driver, "postgres"; got != want {
+				t.Errorf("storage.driver: got %q, want %q", got, want)
+			}
+		}},
 		{"AdminTokenAppended", map[string]string{"HOOKD_ADMIN_TOKEN": "env-token-0123456789"}, func(t *testing.T, c *Config) {
 			if got, want := c.Admin.Tokens, []string{"file-token-0123456789", "env-token-0123456789"}; !reflect.DeepEqual(got, want) {
 				t.Errorf("admin.tokens: got %q, want %q", got, want)
@@ -315,6 +320,7 @@ func TestLoad(t *testing.T) {
 		t.Setenv("HOOKD_DATA", "/tmp/hookd-test-data")
 		t.Setenv("HOOKD_ADMIN_TOKEN", "env-token-0123456789")
 		unsetEnv(t, "HOOKD_STORAGE_DSN")
+		unsetEnv(t, "HOOKD_STORAGE_DRIVER")
 		c, err := Load("")
 		if err != nil {
 			t.Fatal(err)
@@ -327,7 +333,7 @@ func TestLoad(t *testing.T) {
 		}
 	})
 	t.Run("FileErrorNamesFile", func(t *testing.T) {
-		for _, k := range []string{"HOOKD_LISTEN", "HOOKD_DATA", "HOOKD_ADMIN_TOKEN", "HOOKD_STORAGE_DSN"} {
+		for _, k := range []string{"HOOKD_LISTEN", "HOOKD_DATA", "HOOKD_ADMIN_TOKEN", "HOOKD_STORAGE_DSN", "HOOKD_STORAGE_DRIVER"} {
 			unsetEnv(t, k)
 		}
 		path := filepath.Join(t.TempDir(), "hookd.yaml")
