@@ -253,6 +253,13 @@ func (a *App) keyring() (*secret.Keyring, func() (*secret.Keyring, error), error
 		}
 		return kr, nil, nil
 	}
+	if a.cfg.Storage.Driver != "sqlite" {
+		// A key file next to a remote database would protect nothing and
+		// differ from one machine to the next: the operator gives the key.
+		return nil, func() (*secret.Keyring, error) {
+			return nil, hookd.Errorf(hookd.EUnavailable, "storing a secret needs a master key: set HOOKD_MASTER_KEY or secrets.master_keys (with %s storage hookd keeps no key file of its own)", a.cfg.Storage.Driver)
+		}, nil
+	}
 	path := filepath.Join(a.cfg.Storage.Path, MasterKeyFile)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {

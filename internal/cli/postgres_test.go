@@ -116,3 +116,24 @@ subscriptions:
 		t.Fatalf("deliveries of %s after restart: %v", first, ev["deliveries"])
 	}
 }
+
+// On PostgreSQL, hookd keeps no key file of its own: a destination with a
+// secret is refused until a master key is configured, and never stored in
+// plain text.
+func TestPostgresNeedsAMasterKeyForSecrets(t *testing.T) {
+	dsn := testPostgresDSN(t)
+	cfg, err := config.Parse([]byte(fmt.Sprintf("admin: {tokens: [tok]}\negress: {allow_private: [\"127.0.0.0/8\"]}\nstorage: {driver: postgres, dsn: %q}\n", dsn)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Storage.Path = t.TempDir() // must stay empty
+	_, base := startApp(t, cfg, nil)
+	code, m := apiDo(t, "POST", base+"/api/v1/destinations", "tok",
+		`{"name": "d", "type": "http", "url": "http://127.0.0.1:9/", "sign": {"secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}}`)
+	if code != 503 || !strings.Contains(fmt.Sprint(m["error"]), "HOOKD_MASTER_KEY") {
+		t.Fatalf("destination with a secret and no master key: %d %v, want 503 naming HOOKD_MASTER_KEY", code, m)
+	}
+	if entries, _ := os.ReadDir(cfg.Storage.Path); len(entries) != 0 {
+		t.Fatalf("a key file was written next to hookd: %v", entries)
+	}
+}
