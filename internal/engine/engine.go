@@ -95,7 +95,7 @@ type Engine struct {
 	// srcs are the sources (configured and API-created) once SetSources
 	// has run; srcReg serves them and parseSource reads a definition.
 	srcs        map[string]*sourceEntry
-	srcOpMu     sync.Mutex // serializes SourcePut and SourceDelete
+	srcOpMu     sync.Mutex // serializes SourcePut, SourceDelete and SubscriptionPut
 	srcReg      SourceRegistry
 	parseSource func([]byte) (config.Source, error)
 

@@ -363,6 +363,10 @@ func parseSubscriptionSpec(spec []byte) (config.Subscription, error) {
 // 001: {"active": true, "events": ["*"], "url": "https://…"}), which
 // creates an http destination for it as well.
 func (e *Engine) SubscriptionPut(ctx context.Context, id string, body []byte) (SubscriptionView, error) {
+	// Not while a source is being deleted: its check for subscriptions
+	// and this check for its source must not interleave.
+	e.srcOpMu.Lock()
+	defer e.srcOpMu.Unlock()
 	var m map[string]any
 	if err := json.Unmarshal(body, &m); err != nil || m == nil {
 		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "a subscription is a JSON object")
