@@ -68,6 +68,11 @@ type Options struct {
 	// the API (their signing secrets and credentials) before they are
 	// stored. Nil stores them as they are (tests only).
 	Keyring *secret.Keyring
+	// InboxBytes bounds the event bodies waiting between the ingest
+	// commit and routing (when delivery falls behind); beyond it, events
+	// wait without their body, which is read back from the store when it
+	// is needed. Default 64 MiB.
+	InboxBytes int
 	// OnAttempt, when set, is called after every attempt with its
 	// destination, its outcome (the delivery's status after it:
 	// succeeded, retrying or failed) and how long it took (hookd's
@@ -124,20 +129,23 @@ type Engine struct {
 	subs  map[string]*subEntry
 	jobs  map[string]*ReplayJob
 
-	inMu    sync.Mutex
-	inbox   []*hookd.Event
-	inWake  chan struct{}
-	inStop  chan struct{}
-	inDone  chan struct{}
-	started bool
-	stopped bool
+	inMu  sync.Mutex
+	inbox []inboxEvent
+	// inBytes is the bodies the inbox holds; beyond inCap, events wait
+	// there without their body (it is read back from the store).
+	inBytes, inCap int
+	inWake         chan struct{}
+	inStop         chan struct{}
+	inDone         chan struct{}
+	started        bool
+	stopped        bool
 }
 
 // New returns an engine; Open starts it.
 func New(o Options) *Engine {
 	e := &Engine{
 		st: o.Store, log: o.Log, clock: o.Clock, egress: o.Egress, disableAfter: o.DisableAfter,
-		onAttempt: o.OnAttempt, retention: o.Retention, retentionEvery: o.RetentionInterval,
+		onAttempt: o.OnAttempt, retention: o.Retention, retentionEvery: o.RetentionInterval, inCap: o.InboxBytes,
 		memCap: o.MemCap, memBytes: o.MemBytes, lease: o.Lease, keys: o.Keyring, newKeys: o.NewKeyring,
 		dests: map[string]*destEntry{}, subs: map[string]*subEntry{}, jobs: map[string]*ReplayJob{},
 		inWake: make(chan struct{}, 1), inStop: make(chan struct{}), inDone: make(chan struct{}),
@@ -160,6 +168,9 @@ func New(o Options) *Engine {
 	}
 	if e.retentionEvery <= 0 {
 		e.retentionEvery = time.Hour
+	}
+	if e.inCap <= 0 {
+		e.inCap = defaultInboxBytes
 	}
 	if e.memBytes <= 0 {
 		e.memBytes = defaultMemBytes
@@ -305,8 +316,20 @@ func (e *Engine) fanOut(ev *hookd.Event) []*store.Delivery {
 	return out
 }
 
+// defaultInboxBytes bounds the bodies waiting for routing.
+const defaultInboxBytes = 64 << 20
+
+// inboxEvent is a committed event waiting for routing; bodyless when its
+// body was left out to bound memory.
+type inboxEvent struct {
+	ev       *hookd.Event
+	bodyless bool
+}
+
 // OnCommit is the ingest batcher's hook: it takes the events of a durable
-// batch (duplicates are skipped) for routing. It never blocks.
+// batch (duplicates are skipped) for routing. It never blocks, and it
+// holds at most InboxBytes of bodies: beyond, an event waits without its
+// body, which the store still has.
 func (e *Engine) OnCommit(ins []*store.EventInsert, res []store.EventInsertResult) {
 	e.inMu.Lock()
 	for i, in := range ins {
@@ -316,7 +339,12 @@ func (e *Engine) OnCommit(ins []*store.EventInsert, res []store.EventInsertResul
 		ev := *in.Event
 		ev.Seq, ev.Stale = res[i].Seq, res[i].Stale
 		ev.Headers = nil
-		e.inbox = append(e.inbox, &ev)
+		ie := inboxEvent{ev: &ev}
+		if e.inBytes+len(ev.Body) > e.inCap && len(ev.Body) > 0 {
+			ev.Body, ie.bodyless = nil, true
+		}
+		e.inBytes += len(ev.Body)
+		e.inbox = append(e.inbox, ie)
 	}
 	e.inMu.Unlock()
 	select {
@@ -328,7 +356,7 @@ func (e *Engine) OnCommit(ins []*store.EventInsert, res []store.EventInsertResul
 // route hands committed events to their destinations' dispatchers.
 func (e *Engine) route() {
 	defer close(e.inDone)
-	var batch []*hookd.Event
+	var batch []inboxEvent
 	for {
 		select {
 		case <-e.inWake:
@@ -337,10 +365,29 @@ func (e *Engine) route() {
 		}
 		e.inMu.Lock()
 		batch, e.inbox = e.inbox, batch[:0]
+		for _, ie := range batch {
+			e.inBytes -= len(ie.ev.Body)
+		}
 		e.inMu.Unlock()
-		for i, ev := range batch {
+		for i, ie := range batch {
+			ev := ie.ev
+			if ie.bodyless {
+				if withBody, _ := e.routingPage(); withBody {
+					// A filter may look at the body: route the stored event.
+					if full, err := e.st.EventGet(context.Background(), ev.ID); err == nil {
+						full.Stale, full.Headers = ev.Stale, nil
+						ev = full
+					} else {
+						e.log.Error("read an event back for routing; it is routed without its body", "event", ev.ID, "err", err)
+					}
+				}
+			}
 			ds := e.fanOut(ev)
 			e.marks.add(ev.Seq, len(ds))
+			var held *hookd.Event // what the dispatchers keep: nil, read at the attempt
+			if !ie.bodyless {
+				held = ev
+			}
 			for _, d := range ds {
 				e.mu.Lock()
 				de := e.dests[d.Destination]
@@ -350,9 +397,9 @@ func (e *Engine) route() {
 					e.marks.done(ev.Seq)
 					continue
 				}
-				de.d.add(&item{d: d, ev: ev, fresh: true})
+				de.d.add(&item{d: d, ev: held, fresh: true})
 			}
-			batch[i] = nil
+			batch[i] = inboxEvent{}
 		}
 	}
 }

@@ -1100,3 +1100,38 @@ func TestDisableAfterClockSurvivesARestart(t *testing.T) {
 		return len(ds) == 0
 	})
 }
+
+// When the bodies waiting for routing pass InboxBytes, events wait without
+// theirs: body filters still see it (read back from the store) and every
+// destination still receives the exact body.
+func TestInboxBoundKeepsBodies(t *testing.T) {
+	all, big := newSink(t, nil), newSink(t, nil)
+	yml := fmt.Sprintf(`
+destinations:
+  - {name: all, type: http, url: %s}
+  - {name: big, type: http, url: %s}
+subscriptions:
+  - {destination: all}
+  - {destination: big, filter: {path: amount, op: gt, value: 100}}
+`, all.srv.URL, big.srv.URL)
+	r := newRig(t, t.TempDir(), engine.RealClock{}, yml, engine.Options{InboxBytes: 1})
+	var evs []*hookd.Event
+	for i := range 20 {
+		evs = append(evs, &hookd.Event{Type: "a", Body: []byte(fmt.Sprintf(`{"amount":%d,"n":%d}`, i*10, i))})
+	}
+	r.publish(evs...)
+	eventually(t, 10*time.Second, "every event at all, the big ones at big", func() bool {
+		return len(all.ids()) == 20 && len(big.ids()) == 9 // amounts 110 … 190
+	})
+	want := map[string]string{}
+	for _, ev := range evs {
+		want[ev.ID] = string(ev.Body)
+	}
+	for _, s := range []*sink{all, big} {
+		for _, h := range s.hits() {
+			if h.body != want[h.id] {
+				t.Fatalf("%s got body %q, want %q", h.id, h.body, want[h.id])
+			}
+		}
+	}
+}
