@@ -153,12 +153,7 @@ func openOpts(t *testing.T, env *destination.Env, opts map[string]any) *Destinat
 
 func deliver(t *testing.T, d destination.Destination, m *destination.Message) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := d.Deliver(ctx, m)
-	if err != nil {
-		t.Fatalf("Deliver(%s): %v", m.Event.ID, err)
-	}
+	res := destinationtest.Deliver(t, d, m)
 	if string(res.ResponseExcerpt) != "confirmed" || res.StatusCode != 0 {
 		t.Errorf("Deliver: result %+v, want excerpt \"confirmed\"", res)
 	}

@@ -131,13 +131,17 @@ func openClosed(t *testing.T, open OpenFunc) (destination.Destination, Sink) {
 	return d, sink
 }
 
-func deliver(t *testing.T, d destination.Destination, m *destination.Message) {
+// Deliver delivers m with d within 30 s and fails t unless it succeeds;
+// it returns the result for the kind's own checks.
+func Deliver(t *testing.T, d destination.Destination, m *destination.Message) destination.Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := d.Deliver(ctx, m); err != nil {
+	res, err := d.Deliver(ctx, m)
+	if err != nil {
 		t.Fatalf("Deliver(%s, attempt %d): got error %v, want nil", m.Event.ID, m.Attempt, err)
 	}
+	return res
 }
 
 // byID indexes what arrived; it fails on an arrival nobody sent.
@@ -156,7 +160,7 @@ func byID(t *testing.T, got []Received, sent map[string][]byte) map[string][]Rec
 func testDeliverSucceeds(t *testing.T, open OpenFunc) {
 	d, sink := openClosed(t, open)
 	m := NewMessage([]byte(`{"hello":"world"}`), "application/json")
-	deliver(t, d, m)
+	Deliver(t, d, m)
 	got := sink.Received(t)
 	if len(got) != 1 {
 		t.Fatalf("sink received %d messages, want 1", len(got))
@@ -195,7 +199,7 @@ func testBodyBytesExact(t *testing.T, open OpenFunc) {
 	for _, b := range bodies {
 		m := NewMessage(b.body, b.contentType)
 		sent[m.Event.ID] = b.body
-		deliver(t, d, m)
+		Deliver(t, d, m)
 	}
 	got := byID(t, sink.Received(t), sent)
 	for id, want := range sent {
@@ -228,7 +232,7 @@ func testSameEventIDEveryAttempt(t *testing.T, open OpenFunc) {
 	for attempt := 1; attempt <= 3; attempt++ {
 		again := *m
 		again.Attempt = attempt
-		deliver(t, d, &again)
+		Deliver(t, d, &again)
 	}
 	got := sink.Received(t)
 	if len(got) != 3 {
@@ -329,7 +333,7 @@ func testExpiredDeadline(t *testing.T, open OpenFunc) {
 
 func testCloseTwice(t *testing.T, open OpenFunc) {
 	d, _ := open(t)
-	deliver(t, d, NewMessage([]byte("x"), "text/plain"))
+	Deliver(t, d, NewMessage([]byte("x"), "text/plain"))
 	if err := d.Close(); err != nil {
 		t.Errorf("first Close: %v", err)
 	}

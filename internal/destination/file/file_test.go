@@ -80,10 +80,7 @@ func openOpts(t *testing.T, env *destination.Env, opts map[string]any) *Destinat
 
 func deliver(t *testing.T, d destination.Destination, m *destination.Message) {
 	t.Helper()
-	res, err := d.Deliver(context.Background(), m)
-	if err != nil {
-		t.Fatalf("Deliver(%s): %v", m.Event.ID, err)
-	}
+	res := destinationtest.Deliver(t, d, m)
 	if res.StatusCode != 0 || len(res.ResponseExcerpt) != 0 {
 		t.Errorf("Deliver: result %+v, want the zero Result", res)
 	}

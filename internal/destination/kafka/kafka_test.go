@@ -162,17 +162,6 @@ func header(r *kgo.Record, key string) string {
 	return ""
 }
 
-func deliver(t *testing.T, d destination.Destination, m *destination.Message) destination.Result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := d.Deliver(ctx, m)
-	if err != nil {
-		t.Fatalf("Deliver(%s): %v", m.Event.ID, err)
-	}
-	return res
-}
-
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	destinationtest.Run(t, func(t *testing.T) (destination.Destination, destinationtest.Sink) {
@@ -222,7 +211,7 @@ func TestRecordMapping(t *testing.T) {
 	c := newCluster(t, 1)
 	d := openOn(t, c, nil, nil)
 	m := testMessage()
-	res := deliver(t, d, m)
+	res := destinationtest.Deliver(t, d, m)
 	if res.StatusCode != 0 {
 		t.Errorf("StatusCode: got %d, want 0", res.StatusCode)
 	}
@@ -262,7 +251,7 @@ func TestRecordMapping(t *testing.T) {
 	}
 
 	// The next record's offset shows in the excerpt.
-	res = deliver(t, d, testMessage())
+	res = destinationtest.Deliver(t, d, testMessage())
 	if got, want := string(res.ResponseExcerpt), "partition 0 offset 1"; got != want {
 		t.Errorf("second ResponseExcerpt: got %q, want %q", got, want)
 	}
@@ -274,7 +263,7 @@ func TestKeyFallsBackToEventID(t *testing.T) {
 	d := openOn(t, c, nil, nil)
 	m := testMessage()
 	m.Event.Key = ""
-	deliver(t, d, m)
+	destinationtest.Deliver(t, d, m)
 	recs := consumeAll(t, c, 1)
 	if len(recs) != 1 {
 		t.Fatalf("got %d records, want 1", len(recs))
@@ -297,7 +286,7 @@ func TestSameKeySamePartition(t *testing.T) {
 		for _, k := range keys {
 			m := destinationtest.NewMessage([]byte(k+"-"+string(rune('0'+i))), "text/plain")
 			m.Event.Key = k
-			deliver(t, d, m)
+			destinationtest.Deliver(t, d, m)
 			sent = append(sent, m.Event.ID)
 		}
 	}
@@ -325,7 +314,7 @@ func TestOversizedBodyIsPermanent(t *testing.T) {
 	d := openOn(t, c, nil, map[string]any{"max_message_bytes": "1KiB"})
 
 	fits := destinationtest.NewMessage(bytes.Repeat([]byte("a"), 1024), "text/plain")
-	deliver(t, d, fits)
+	destinationtest.Deliver(t, d, fits)
 
 	big := destinationtest.NewMessage(bytes.Repeat([]byte("b"), 1025), "text/plain")
 	_, err := d.Deliver(context.Background(), big)
@@ -392,7 +381,7 @@ func TestBrokerErrors(t *testing.T) {
 				return
 			}
 			// The control answered once; the next attempt goes through.
-			deliver(t, d, destinationtest.NewMessage([]byte("y"), "text/plain"))
+			destinationtest.Deliver(t, d, destinationtest.NewMessage([]byte("y"), "text/plain"))
 		})
 	}
 }
@@ -576,7 +565,7 @@ func TestEgressGuard(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := openOn(t, c, &destination.Env{Name: "bus", Now: time.Now, Egress: g}, map[string]any{"timeout": "5s"})
-		deliver(t, d, destinationtest.NewMessage([]byte("through the guard"), "text/plain"))
+		destinationtest.Deliver(t, d, destinationtest.NewMessage([]byte("through the guard"), "text/plain"))
 	})
 }
 

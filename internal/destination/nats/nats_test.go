@@ -176,17 +176,6 @@ func openOpts(t *testing.T, env *destination.Env, opts map[string]any) *Destinat
 	return d.(*Destination)
 }
 
-func deliver(t *testing.T, d destination.Destination, m *destination.Message) destination.Result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := d.Deliver(ctx, m)
-	if err != nil {
-		t.Fatalf("Deliver(%s): %v", m.Event.ID, err)
-	}
-	return res
-}
-
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	url := natsURL(t)
@@ -230,7 +219,7 @@ func TestHeadersAndAck(t *testing.T) {
 	s := newStream(t, jetstream.StreamConfig{})
 	d := openOpts(t, &destination.Env{Name: "orders"}, map[string]any{"url": natsURL(t), "subject": s.prefix + ".events"})
 	m := testMessage()
-	res := deliver(t, d, m)
+	res := destinationtest.Deliver(t, d, m)
 	if want := "stream " + s.name + " seq 1"; string(res.ResponseExcerpt) != want || res.StatusCode != 0 {
 		t.Errorf("result: status %d, excerpt %q; want 0 and %q", res.StatusCode, res.ResponseExcerpt, want)
 	}
@@ -267,7 +256,7 @@ func TestHeadersAndAck(t *testing.T) {
 	// Empty values are left out; the headers that are always there stay.
 	m2 := destinationtest.NewMessage(nil, "")
 	m2.Event.Type, m2.Event.Source = "", ""
-	deliver(t, d, m2)
+	destinationtest.Deliver(t, d, m2)
 	h := s.messages(t)[1].Header
 	for _, k := range []string{HeaderEventType, HeaderSource, HeaderContentType} {
 		if _, ok := h[k]; ok {
@@ -301,7 +290,7 @@ func TestSubjectTypePlaceholder(t *testing.T) {
 	for _, c := range types {
 		m := destinationtest.NewMessage([]byte(c.typ), "text/plain")
 		m.Event.Type = c.typ
-		deliver(t, d, m)
+		destinationtest.Deliver(t, d, m)
 	}
 	msgs := s.messages(t)
 	if len(msgs) != len(types) {
@@ -369,12 +358,12 @@ func TestDedupe(t *testing.T) {
 			s := newStream(t, jetstream.StreamConfig{Duplicates: time.Minute})
 			d := openOpts(t, nil, map[string]any{"url": natsURL(t), "subject": s.prefix + ".e", "dedupe": dedupe})
 			m := destinationtest.NewMessage([]byte("once"), "text/plain")
-			first := deliver(t, d, m)
+			first := destinationtest.Deliver(t, d, m)
 			again := *m
 			again.Attempt = 2
-			second := deliver(t, d, &again)
+			second := destinationtest.Deliver(t, d, &again)
 			other := destinationtest.NewMessage([]byte("other"), "text/plain")
-			deliver(t, d, other)
+			destinationtest.Deliver(t, d, other)
 
 			msgs := s.messages(t)
 			wantN := 3
@@ -432,7 +421,7 @@ func TestTooLargeIsPermanent(t *testing.T) {
 		t.Errorf("stream holds %d messages, want 0", n)
 	}
 	// The connection is still usable.
-	deliver(t, d, destinationtest.NewMessage([]byte("small"), "text/plain"))
+	destinationtest.Deliver(t, d, destinationtest.NewMessage([]byte("small"), "text/plain"))
 }
 
 func TestOptionsErrors(t *testing.T) {
@@ -536,7 +525,7 @@ func TestEgress(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := openOpts(t, &destination.Env{Name: "allowed", Egress: g}, map[string]any{"url": url, "subject": s.prefix + ".e"})
-		deliver(t, d, testMessage())
+		destinationtest.Deliver(t, d, testMessage())
 		if n := len(s.messages(t)); n != 1 {
 			t.Errorf("stream holds %d messages, want 1", n)
 		}

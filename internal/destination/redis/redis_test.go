@@ -140,15 +140,6 @@ func openOpts(t *testing.T, env *destination.Env, opts map[string]any) *Destinat
 	return d.(*Destination)
 }
 
-func deliver(t *testing.T, d destination.Destination, m *destination.Message) destination.Result {
-	t.Helper()
-	res, err := d.Deliver(ctxT(t), m)
-	if err != nil {
-		t.Fatalf("Deliver(%s): %v", m.Event.ID, err)
-	}
-	return res
-}
-
 // checkRetriable fails t unless err is a retriable error.
 func checkRetriable(t *testing.T, err error) {
 	t.Helper()
@@ -268,13 +259,13 @@ func TestEntryFields(t *testing.T) {
 	d := openOpts(t, nil, map[string]any{"url": redisURL, "stream": key})
 
 	m := testMessage()
-	res := deliver(t, d, m)
+	res := destinationtest.Deliver(t, d, m)
 	noKey := testMessage()
 	noKey.Event.Key = ""
 	noKey.Event.Body = nil
 	noKey.Event.ContentType = ""
 	noKey.Attempt = 1
-	res2 := deliver(t, d, noKey)
+	res2 := destinationtest.Deliver(t, d, noKey)
 
 	got := rawEntries(t, c, key)
 	if len(got) != 2 {
@@ -337,7 +328,7 @@ func TestStreamPlaceholders(t *testing.T) {
 	for _, s := range send {
 		m := destinationtest.NewMessage([]byte("x"), "text/plain")
 		m.Event.Source, m.Event.Type = s.source, s.typ
-		deliver(t, d, m)
+		destinationtest.Deliver(t, d, m)
 		want[s.key]++
 	}
 	for key, n := range want {
@@ -359,7 +350,7 @@ func TestMaxLenExact(t *testing.T) {
 	var ids []string
 	for range 50 {
 		m := destinationtest.NewMessage([]byte("x"), "text/plain")
-		deliver(t, d, m)
+		destinationtest.Deliver(t, d, m)
 		ids = append(ids, m.Event.ID)
 	}
 	got := streamSink{c, key}.Received(t)
@@ -389,7 +380,7 @@ func TestMaxLenApprox(t *testing.T) {
 	sent := 2*nodeMax + 50
 	d := openOpts(t, nil, map[string]any{"url": redisURL, "stream": key, "maxlen": maxLen})
 	for range sent {
-		deliver(t, d, destinationtest.NewMessage([]byte(`{"pad":"0123456789"}`), "application/json"))
+		destinationtest.Deliver(t, d, destinationtest.NewMessage([]byte(`{"pad":"0123456789"}`), "application/json"))
 	}
 	n := c.XLen(ctxT(t), key).Val()
 	if n < maxLen || n > maxLen+nodeMax || n >= sent {
@@ -620,7 +611,7 @@ func TestEgressAllowPrivate(t *testing.T) {
 		env, connects := guardEnv(t, []string{"127.0.0.0/8"}, map[string]netip.Addr{"redis.test": netip.MustParseAddr("127.0.0.1")})
 		d := openOpts(t, env, map[string]any{"url": u, "stream": key})
 		m := destinationtest.NewMessage([]byte("through the guard"), "text/plain")
-		deliver(t, d, m)
+		destinationtest.Deliver(t, d, m)
 		got := streamSink{c, key}.Received(t)
 		if len(got) != 1 || got[0].EventID != m.Event.ID {
 			t.Errorf("%s: stream holds %+v, want the event", u, got)
