@@ -516,26 +516,6 @@ func TestReopenKeepsEventsAndSkipsMigrations(t *testing.T) {
 	}
 }
 
-func TestCloseIdempotent(t *testing.T) {
-	t.Parallel()
-	st, err := Open(t.Context(), needPostgres(t), testLogger(t), Options{Schema: newSchema(t), MaxConns: 2})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	for i := range 3 {
-		if err := st.Close(); err != nil {
-			t.Errorf("Close #%d: got %v, want nil", i+1, err)
-		}
-	}
-	// A closed store answers with errors, not panics.
-	if _, err := st.EventGet(t.Context(), "evt_x"); err == nil {
-		t.Errorf("EventGet after Close: got nil error, want one")
-	}
-	if err := st.Ping(t.Context()); err == nil {
-		t.Errorf("Ping after Close: got nil error, want one")
-	}
-}
-
 // A commit is durable when it returns: the store is no store.Syncer (the
 // batcher answers once EventInsertMany has returned), and its connections
 // run with synchronous_commit on even when the server's default is off.

@@ -205,26 +205,6 @@ func TestReopenKeepsEventsAndSkipsMigrations(t *testing.T) {
 	}
 }
 
-func TestCloseIdempotent(t *testing.T) {
-	t.Parallel()
-	st, err := Open(t.Context(), t.TempDir(), testLogger(t), Options{})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	for i := range 3 {
-		if err := st.Close(); err != nil {
-			t.Errorf("Close #%d: got %v, want nil", i+1, err)
-		}
-	}
-	// A closed store answers with errors, not panics.
-	if _, err := st.EventGet(t.Context(), "evt_x"); err == nil {
-		t.Errorf("EventGet after Close: got nil error, want one")
-	}
-	if err := st.Ping(t.Context()); err == nil {
-		t.Errorf("Ping after Close: got nil error, want one")
-	}
-}
-
 // BenchmarkSQLiteInsert measures durable ingest through the group-commit
 // batcher: 64 concurrent callers, 1 KiB bodies, unique external ids with the
 // default dedupe window.

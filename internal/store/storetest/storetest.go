@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventListLimitCapped", testEventListLimitCapped},
 		{"SettingGetOrCreate", testSettingGetOrCreate},
 		{"BatcherConcurrentInserts", testBatcherConcurrent},
+		{"CloseIdempotent", testCloseIdempotent},
 	}
 	cases = append(cases, deliveryCases...)
 	for _, c := range cases {
@@ -827,5 +828,21 @@ func testBatcherConcurrent(t *testing.T, st store.Store) {
 		if byExt[e.ExternalID] != e.ID {
 			t.Errorf("stored %s for %s: want the id Insert returned, %s", e.ID, e.ExternalID, byExt[e.ExternalID])
 		}
+	}
+}
+
+// Close may be called more than once, and a closed store answers with
+// errors, not panics.
+func testCloseIdempotent(t *testing.T, st store.Store) {
+	for i := range 3 {
+		if err := st.Close(); err != nil {
+			t.Errorf("Close #%d: got %v, want nil", i+1, err)
+		}
+	}
+	if _, err := st.EventGet(ctxFor(t), "evt_x"); err == nil {
+		t.Errorf("EventGet after Close: got nil error, want one")
+	}
+	if err := st.Ping(ctxFor(t)); err == nil {
+		t.Errorf("Ping after Close: got nil error, want one")
 	}
 }
