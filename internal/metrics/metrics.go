@@ -207,7 +207,7 @@ func (m *Metrics) Committed(events int, d time.Duration, err error) {
 }
 
 // Synced implements store.BatchObserver.
-func (m *Metrics) Synced(events int, d time.Duration, err error) {
+func (m *Metrics) Synced(d time.Duration, err error) {
 	if err != nil {
 		m.commits.WithLabelValues("sync_error").Inc()
 		return

@@ -96,7 +96,7 @@ type BatchObserver interface {
 	Committed(events int, d time.Duration, err error)
 	// Synced reports one sync, which made the events of one or more
 	// committed transactions durable.
-	Synced(events int, d time.Duration, err error)
+	Synced(d time.Duration, err error)
 }
 
 // QueueLen is the number of inserts waiting for the writer.
@@ -314,11 +314,7 @@ func (b *Batcher) syncLoop(writerDone <-chan struct{}) {
 		start := time.Now()
 		err := b.syncer.Sync()
 		if b.Observer != nil {
-			n := 0
-			for _, c := range pending {
-				n += len(c.live)
-			}
-			b.Observer.Synced(n, time.Since(start), err)
+			b.Observer.Synced(time.Since(start), err)
 		}
 		if err != nil {
 			b.mu.Lock()
