@@ -141,8 +141,8 @@ func (a *App) Open(ctx context.Context) (err error) {
 	a.engine = engine.New(engine.Options{
 		Store: a.st, Log: a.log, Clock: a.clock, Egress: guard, Keyring: keys, NewKeyring: newKeys,
 		DisableAfter: a.cfg.Delivery.DisableAfter.D(), MemCap: a.cfg.Delivery.MemoryQueue,
-		MemBytes: int(a.cfg.Delivery.MemoryQueueBytes),
-		Sources:  sourceNames(a.cfg.Sources), OnAttempt: onAttempt,
+		MemBytes:  int(a.cfg.Delivery.MemoryQueueBytes),
+		OnAttempt: onAttempt,
 		Retention: a.cfg.Retention.Events.D(), RetentionInterval: a.cfg.Retention.Interval.D(),
 	})
 	if err := a.engine.Open(ctx, a.cfg.Destinations, a.cfg.Subscriptions); err != nil {
@@ -527,14 +527,6 @@ func newOutboundClient() *http.Client {
 			ForceAttemptHTTP2:   true,
 		},
 	}
-}
-
-func sourceNames(ss []config.Source) []string {
-	out := make([]string, 0, len(ss))
-	for _, s := range ss {
-		out = append(out, s.Name)
-	}
-	return out
 }
 
 func randomToken() string {
