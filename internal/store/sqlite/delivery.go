@@ -407,6 +407,10 @@ func (s *Store) DeliveryListByEvent(ctx context.Context, eventID string) ([]*sto
 
 // DeliveryList lists deliveries newest event first.
 func (s *Store) DeliveryList(ctx context.Context, p *store.DeliveryListParams) ([]*store.Delivery, string, error) {
+	// Filters by source, type or time read the events table.
+	if err := s.caughtUp(ctx); err != nil {
+		return nil, "", err
+	}
 	limit := p.Limit
 	if limit <= 0 {
 		limit = 50
@@ -657,7 +661,7 @@ func (s *Store) commitDurable(tx *sql.Tx) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", mapErr(err))
 	}
-	if err := s.Sync(); err != nil {
+	if err := s.syncDB(); err != nil {
 		return &hookd.Error{Code: hookd.EUnavailable, Message: "storage unavailable", Err: err}
 	}
 	return nil
@@ -728,6 +732,9 @@ func (s *Store) WatermarkGet(ctx context.Context) (int64, error) {
 
 // EventMaxSeq returns the highest stored event seq, 0 when none.
 func (s *Store) EventMaxSeq(ctx context.Context) (int64, error) {
+	if err := s.caughtUp(ctx); err != nil {
+		return 0, err
+	}
 	var seq int64
 	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM events`).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("max event seq: %w", mapErr(err))
@@ -737,6 +744,9 @@ func (s *Store) EventMaxSeq(ctx context.Context) (int64, error) {
 
 // EventCount counts the events matching p's filters.
 func (s *Store) EventCount(ctx context.Context, p *store.EventListParams) (int64, error) {
+	if err := s.caughtUp(ctx); err != nil {
+		return 0, err
+	}
 	where, args := eventFilters(p, nil, nil)
 	q := "SELECT count(*) FROM events"
 	if len(where) > 0 {

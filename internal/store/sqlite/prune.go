@@ -27,6 +27,9 @@ func (s *Store) Prune(ctx context.Context, p store.PruneParams) (store.PruneResu
 	if err := s.writable(); err != nil {
 		return res, err
 	}
+	if err := s.caughtUp(ctx); err != nil {
+		return res, err
+	}
 	if p.Limit <= 0 {
 		p.Limit = 500
 	}

@@ -1,8 +1,11 @@
-// Package sqlite is hookd's embedded storage driver: one SQLite file in WAL
-// mode with synchronous=FULL, written by a single connection (the group
-// commit batcher in package store feeds it), read by a small pool, and
-// checkpointed from a connection of its own so that checkpoints stay out of
-// the commit path.
+// Package sqlite is hookd's embedded storage driver. Events are
+// acknowledged once they are in a write-ahead log of their own (package
+// wal: one write and one fdatasync per group commit) and copied into one
+// SQLite file in WAL mode afterwards, in large transactions, by an
+// indexer; reads wait for the indexer to catch up, so that they see every
+// event acknowledged before they began. SQLite is written by a single
+// connection, read by a small pool, and checkpointed from a connection of
+// its own so that checkpoints stay out of the commit path.
 package sqlite
 
 import (
@@ -29,6 +32,7 @@ import (
 	"hookd"
 	"hookd/internal/fsutil"
 	"hookd/internal/store"
+	"hookd/internal/store/wal"
 )
 
 //go:embed migrations/*.sql
@@ -36,6 +40,9 @@ var migrations embed.FS
 
 // FileName is the database file inside the data directory.
 const FileName = "hookd.db"
+
+// LogDir is the write-ahead log's directory inside the data directory.
+const LogDir = "log"
 
 var (
 	_ store.Store  = (*Store)(nil)
@@ -46,20 +53,52 @@ var (
 type Store struct {
 	path string
 	log  *slog.Logger
+	opt  Options
 	w    *sql.DB // the single writer connection
 	r    *sql.DB // readers
+	pr   *sql.DB // the log writer's reader (dedupe and stale lookups)
 	ckpt *sql.DB // the checkpointer's connection
 
-	insert     *sql.Stmt
-	insertDup  *sql.Stmt
-	findDup    *sql.Stmt
-	clearDup   *sql.Stmt
-	newestKey  *sql.Stmt
-	insertReq  *sql.Stmt
-	dlv        deliveryStmts
+	findDup   *sql.Stmt // on pr
+	newestKey *sql.Stmt // on pr
+	idx       indexStmts
+	dlv       deliveryStmts
+
+	// The write-ahead log and its writer's state, under appendMu.
+	wal      *wal.Log
+	appendMu sync.Mutex
+	batch    wal.Batch
+	nextSeq  int64
+	closed   bool
+	// Filters of the keys in the events table (see filter.go); building
+	// and the hashes it collects are under appendMu.
+	filt        atomic.Pointer[filters]
+	building    bool
+	buildDedupe []uint64
+	buildKeys   []uint64
+	filterWG    sync.WaitGroup
+	// What the log holds beyond the index (see ingest.go).
+	pendMu     sync.Mutex
+	pendDedupe map[dedupeRef]pendingEvent
+	pendKeys   map[dedupeRef]pendingKey
+
+	// The indexer (see indexer.go).
+	idxMu     sync.Mutex
+	idxQueue  []*logRecord
+	idxBytes  int
+	idxErr    error         // the last transaction's failure, nil once one succeeds
+	idxDone   chan struct{} // closed (and replaced) after every transaction
+	idxWake   chan struct{}
+	idxUrgent atomic.Bool
+	idxStop   chan struct{}
+	idxExited chan struct{}
+	appended  atomic.Uint64 // LSN of the last record handed to the indexer
+	indexed   atomic.Uint64 // LSN of the last record committed to SQLite
+	durable   uint64        // LSN of the last record synced in SQLite (indexer only)
+
 	walCatchUp atomic.Bool
 	syncMu     sync.Mutex
-	wal        *os.File
+	dbWAL      *os.File
 	syncErr    error
 	syncFile   func(*os.File) error // fdatasync; tests inject failures
 	stopCkpt   chan struct{}
@@ -77,6 +116,21 @@ type Options struct {
 	// finishes a checkpoint between two batches so that the WAL starts
 	// over. Default 4096 (16 MiB with 4 KiB pages).
 	WALRestartFrames int
+	// IndexBatch bounds the events of one indexer transaction. Default
+	// 4096.
+	IndexBatch int
+	// IndexLinger is how long the indexer waits for a batch to gather
+	// when no reader waits. Default 10ms.
+	IndexLinger time.Duration
+	// IndexSync is how often the indexer syncs SQLite, letting the log
+	// reuse its segments. Default 200ms.
+	IndexSync time.Duration
+	// Backlog bounds the bytes of logged events not yet indexed (they
+	// wait in memory): beyond it, appends wait for the indexer. Default
+	// 64 MiB.
+	Backlog int
+	// SegmentSize is the size of the log's segment files. Default 16 MiB.
+	SegmentSize int64
 }
 
 // Open opens (creating if needed) the database in dir, applies migrations
@@ -86,28 +140,50 @@ func Open(ctx context.Context, dir string, log *slog.Logger, opt Options) (*Stor
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	s := &Store{path: path, log: log, stopCkpt: make(chan struct{}), ckptDone: make(chan struct{}), syncFile: fdatasync}
+	if opt.CheckpointInterval <= 0 {
+		opt.CheckpointInterval = 100 * time.Millisecond
+	}
+	if opt.WALRestartFrames <= 0 {
+		opt.WALRestartFrames = 4096
+	}
+	if opt.IndexBatch <= 0 {
+		opt.IndexBatch = 4096
+	}
+	if opt.IndexLinger <= 0 {
+		opt.IndexLinger = 10 * time.Millisecond
+	}
+	if opt.IndexSync <= 0 {
+		opt.IndexSync = 200 * time.Millisecond
+	}
+	if opt.Backlog <= 0 {
+		opt.Backlog = 64 << 20
+	}
+	s := &Store{
+		path: path, log: log, opt: opt, stopCkpt: make(chan struct{}), ckptDone: make(chan struct{}), syncFile: fsutil.Fdatasync,
+		pendDedupe: map[dedupeRef]pendingEvent{}, pendKeys: map[dedupeRef]pendingKey{},
+		idxDone: make(chan struct{}), idxWake: make(chan struct{}, 1), idxStop: make(chan struct{}), idxExited: make(chan struct{}),
+	}
 	var err error
 	// Pragmas, applied by the driver on every new connection:
 	//   journal_mode=WAL     readers never block the writer, and a commit is
 	//                        one sequential append to the WAL;
-	//   synchronous=FULL     every commit and checkpoint is fsync'd: no 200
-	//                        for an event a power cut could take back (the
-	//                        driver's WAL default, NORMAL, would allow that);
+	//   synchronous=FULL     every commit and checkpoint is fsync'd (the
+	//                        driver's WAL default, NORMAL, would not);
 	//   busy_timeout=5000    readers and the checkpointer wait for locks
 	//                        instead of failing at once;
 	//   foreign_keys=on      nothing relies on it yet; kept on for sanity.
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
 		"?_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on"
 	full := base + "&_synchronous=FULL"
-	// The writer is the one exception to FULL, and it is not weaker: its
-	// commits are made durable by Sync, an fdatasync of the WAL file that
-	// the group-commit batcher runs before it answers anyone, while the
-	// writer already commits the next batch (NORMAL still syncs the WAL
-	// before every checkpoint and the database after it). The writer takes
-	// the write lock when a transaction begins, and never auto-checkpoints:
-	// checkpoints would run inside commits and push the commit latency's
-	// tail up (see docs/ARCHITECTURE.md).
+	// The writer is the one exception to FULL, and it is not weaker: an
+	// event's durability is the write-ahead log's, which the batcher syncs
+	// before anyone is answered; the writer's commits are synced by the
+	// indexer every Options.IndexSync and by the admin writes that answer
+	// for themselves (NORMAL still syncs the WAL before every checkpoint
+	// and the database after it). The writer takes the write lock when a
+	// transaction begins, and never auto-checkpoints: checkpoints would
+	// run inside commits and push the commit latency's tail up (see
+	// docs/ARCHITECTURE.md).
 	if s.w, err = sql.Open("sqlite3", base+"&_synchronous=NORMAL&_txlock=immediate"); err != nil {
 		return nil, fmt.Errorf("open sqlite writer: %w", err)
 	}
@@ -121,9 +197,19 @@ func Open(ctx context.Context, dir string, log *slog.Logger, opt Options) (*Stor
 	}
 	s.r.SetMaxOpenConns(4)
 	s.r.SetMaxIdleConns(4)
+	if s.pr, err = sql.Open("sqlite3", full+"&_query_only=true"); err != nil {
+		s.w.Close()
+		s.r.Close()
+		return nil, fmt.Errorf("open sqlite readers: %w", err)
+	}
+	s.pr.SetMaxOpenConns(1)
+	s.pr.SetMaxIdleConns(1)
+	s.pr.SetConnMaxLifetime(0)
+	s.pr.SetConnMaxIdleTime(0)
 	if s.ckpt, err = sql.Open("sqlite3", full); err != nil {
 		s.w.Close()
 		s.r.Close()
+		s.pr.Close()
 		return nil, fmt.Errorf("open sqlite checkpointer: %w", err)
 	}
 	s.ckpt.SetMaxOpenConns(1)
@@ -131,14 +217,46 @@ func Open(ctx context.Context, dir string, log *slog.Logger, opt Options) (*Stor
 		s.closeDBs()
 		return nil, err
 	}
-	if opt.CheckpointInterval <= 0 {
-		opt.CheckpointInterval = 100 * time.Millisecond
+	s.wal, err = wal.Open(filepath.Join(dir, LogDir), wal.Options{
+		SegmentSize: opt.SegmentSize,
+		SyncFile: func(f *os.File) error {
+			s.syncMu.Lock()
+			sync := s.syncFile
+			s.syncMu.Unlock()
+			return sync(f)
+		},
+	})
+	if err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("open the write-ahead log: %w", err)
 	}
-	if opt.WALRestartFrames <= 0 {
-		opt.WALRestartFrames = 4096
+	logSeq, err := s.replayLog(ctx)
+	if err == nil {
+		s.nextSeq, err = s.maxSeq(ctx)
 	}
+	if err != nil {
+		s.wal.Close()
+		s.closeDBs()
+		return nil, err
+	}
+	s.nextSeq = max(s.nextSeq, logSeq)
 	go s.checkpointLoop(opt.CheckpointInterval, opt.WALRestartFrames)
+	go s.indexLoop()
+	s.appendMu.Lock()
+	s.startFilterBuild()
+	s.appendMu.Unlock()
 	return s, nil
+}
+
+// maxSeq is the highest seq the events table ever gave, deleted rows
+// included (AUTOINCREMENT's high-water mark): seqs are never reused.
+func (s *Store) maxSeq(ctx context.Context) (int64, error) {
+	var hw, cur sql.NullInt64
+	err := s.w.QueryRowContext(ctx, `SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'events'), (SELECT max(seq) FROM events)`).Scan(&hw, &cur)
+	if err != nil {
+		return 0, fmt.Errorf("read the last event seq: %w", mapErr(err))
+	}
+	return max(hw.Int64, cur.Int64), nil
 }
 
 func (s *Store) init(ctx context.Context) error {
@@ -169,30 +287,25 @@ func (s *Store) init(ctx context.Context) error {
 	if err := s.migrate(ctx); err != nil {
 		return err
 	}
-	prep := func(dst **sql.Stmt, q string) error {
+	for i, q := range indexSQL {
 		st, err := s.w.PrepareContext(ctx, q)
 		if err != nil {
 			return fmt.Errorf("prepare %q: %w", q, err)
 		}
-		*dst = st
-		return nil
+		s.idx[i] = st
 	}
-	const cols = `(id, source, external_id, dedupe_key, type, key, occurred_at, received_at, stale, content_type, headers, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	for _, p := range []struct {
 		dst **sql.Stmt
 		q   string
 	}{
-		{&s.insert, `INSERT INTO events ` + cols},
-		{&s.insertDup, `INSERT INTO events ` + cols + ` ON CONFLICT (source, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING`},
 		{&s.findDup, `SELECT seq, id, received_at FROM events WHERE source = ? AND dedupe_key = ?`},
-		{&s.clearDup, `UPDATE events SET dedupe_key = NULL WHERE seq = ?`},
 		{&s.newestKey, `SELECT max(occurred_at) FROM events WHERE source = ? AND key = ?`},
-		{&s.insertReq, `INSERT INTO duplicate_requests (request_id, event_id, received_at) VALUES (?, ?, ?)`},
 	} {
-		if err := prep(p.dst, p.q); err != nil {
-			return err
+		st, err := s.pr.PrepareContext(ctx, p.q)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", p.q, err)
 		}
+		*p.dst = st
 	}
 	return s.prepareDelivery(ctx)
 }
@@ -288,30 +401,40 @@ func (s *Store) catchUpWAL(ctx context.Context) {
 	}
 }
 
-// Sync makes every commit returned so far durable: one fdatasync of the
-// WAL file, which covers every frame written before it started. It is
-// safe to call while the writer commits the next batch. A failed sync is
-// not retried: the kernel may have dropped the pages it could not write,
-// so from then on every Sync and commit fails and hookd must be restarted
+// Sync makes every event logged so far durable: one fdatasync of the
+// write-ahead log's files written since the last Sync. It is safe to call
+// while EventInsertMany logs the next batch. A failed sync is not
+// retried: the kernel may have dropped the pages it could not write, so
+// from then on every Sync and insert fails and hookd must be restarted
 // (it then recovers from what is on disk).
 func (s *Store) Sync() error {
+	if err := s.wal.Sync(); err != nil {
+		s.log.Error("sync failed: refusing further events until restart", "err", err)
+		return fmt.Errorf("sync the write-ahead log (restart hookd; nothing acknowledged was lost): %w", err)
+	}
+	return nil
+}
+
+// syncDB makes every SQLite commit so far durable: one fdatasync of
+// SQLite's WAL file. Like Sync, a failure is final.
+func (s *Store) syncDB() error {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 	if s.syncErr != nil {
 		return s.syncErr
 	}
 	walPath := s.path + "-wal"
-	if s.wal != nil {
+	if s.dbWAL != nil {
 		// The WAL is never replaced while hookd runs, but if it were, a
 		// sync of the old file would prove nothing.
 		st, err := os.Stat(walPath)
-		fst, ferr := s.wal.Stat()
+		fst, ferr := s.dbWAL.Stat()
 		if err != nil || ferr != nil || !os.SameFile(st, fst) {
-			s.wal.Close()
-			s.wal = nil
+			s.dbWAL.Close()
+			s.dbWAL = nil
 		}
 	}
-	if s.wal == nil {
+	if s.dbWAL == nil {
 		f, err := os.OpenFile(walPath, os.O_RDWR, 0)
 		if err != nil {
 			return fmt.Errorf("open WAL for sync: %w", err)
@@ -321,9 +444,9 @@ func (s *Store) Sync() error {
 			f.Close()
 			return fmt.Errorf("sync data directory: %w", err)
 		}
-		s.wal = f
+		s.dbWAL = f
 	}
-	if err := s.syncFile(s.wal); err != nil {
+	if err := s.syncFile(s.dbWAL); err != nil {
 		s.syncErr = fmt.Errorf("sync WAL (restart hookd; nothing acknowledged was lost): %w", err)
 		s.log.Error("sync failed: refusing further writes until restart", "err", err)
 		return s.syncErr
@@ -339,17 +462,33 @@ func (s *Store) Ping(ctx context.Context) error {
 	return mapErr(s.r.PingContext(ctx))
 }
 
-// Close checkpoints what it can and closes every connection.
+// Close indexes what the log holds, checkpoints what it can and closes
+// every connection and file.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		// Whatever was logged (an insert never synced, in tests) is made
+		// durable, then indexed.
+		s.appendMu.Lock()
+		s.closed = true
+		var werr error
+		if s.wal.Err() == nil {
+			werr = s.wal.Sync()
+		}
+		s.appendMu.Unlock()
+		close(s.idxStop)
+		s.filterWG.Wait()
+		<-s.idxExited
+		if s.indexed.Load() > s.durable {
+			s.syncIndex()
+		}
 		close(s.stopCkpt)
 		<-s.ckptDone
 		// Leave a small WAL behind for the next start.
 		s.ckpt.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
-		s.closeError = s.closeDBs()
+		s.closeError = errors.Join(werr, s.closeDBs(), s.wal.Close())
 		s.syncMu.Lock()
-		if s.wal != nil {
-			s.wal.Close()
+		if s.dbWAL != nil {
+			s.dbWAL.Close()
 		}
 		s.syncMu.Unlock()
 	})
@@ -357,152 +496,16 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) closeDBs() error {
-	return errors.Join(s.ckpt.Close(), s.r.Close(), s.w.Close())
-}
-
-// EventInsertMany stores ins in one immediate transaction on the writer
-// connection: one commit, one fsync of the WAL.
-func (s *Store) EventInsertMany(ctx context.Context, ins []*store.EventInsert) ([]store.EventInsertResult, error) {
-	s.syncMu.Lock()
-	broken := s.syncErr
-	s.syncMu.Unlock()
-	if broken != nil {
-		return nil, &hookd.Error{Code: hookd.EUnavailable, Message: "storage unavailable", Err: broken}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	// The writer's statements run with a context that never ends: the
-	// driver runs every statement whose context can end in a goroutine of
-	// its own and parks the caller, which put the writer behind every
-	// runnable handler at each row (five times the cost of the insert).
-	// SQLite statements here end by themselves (busy_timeout bounds lock
-	// waits), and the batcher's callers have their own deadlines.
-	ctx = context.Background()
-	s.catchUpWAL(ctx)
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("begin: %w", mapErr(err))
-	}
-	b := &batchTx{s: s, tx: tx, ctx: ctx}
-	res := make([]store.EventInsertResult, len(ins))
-	for i, in := range ins {
-		if res[i], err = b.insert(in); err != nil {
-			tx.Rollback()
-			return nil, fmt.Errorf("insert event: %w", mapErr(err))
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		tx.Rollback()
-		return nil, fmt.Errorf("commit: %w", mapErr(err))
-	}
-	return res, nil
-}
-
-// batchTx binds the writer's prepared statements to one transaction, each
-// at most once per batch: binding allocates, and the writer is the one
-// goroutine every event waits for.
-type batchTx struct {
-	s     *Store
-	tx    *sql.Tx
-	ctx   context.Context
-	stmts [6]*sql.Stmt
-}
-
-const (
-	stInsert = iota
-	stInsertDup
-	stFindDup
-	stClearDup
-	stNewestKey
-	stInsertReq
-)
-
-func (b *batchTx) stmt(i int) *sql.Stmt {
-	if b.stmts[i] == nil {
-		src := [...]*sql.Stmt{b.s.insert, b.s.insertDup, b.s.findDup, b.s.clearDup, b.s.newestKey, b.s.insertReq}[i]
-		b.stmts[i] = b.tx.StmtContext(b.ctx, src)
-	}
-	return b.stmts[i]
-}
-
-func (b *batchTx) insert(in *store.EventInsert) (store.EventInsertResult, error) {
-	e, ctx := in.Event, b.ctx
-	received := e.ReceivedAt.UnixMicro()
-	var occurred any
-	if !e.OccurredAt.IsZero() {
-		occurred = e.OccurredAt.UnixMicro()
-	}
-	// The event belongs to the caller, who may read it concurrently: the
-	// writer only reads it, and reports what it decided in the result.
-	// Stale: strictly older than the newest already received for its key.
-	stale := false
-	if e.Key != "" && occurred != nil {
-		var newest sql.NullInt64
-		if err := b.stmt(stNewestKey).QueryRowContext(ctx, e.Source, e.Key).Scan(&newest); err != nil {
-			return store.EventInsertResult{}, err
-		}
-		stale = newest.Valid && newest.Int64 > occurred.(int64)
-	}
-	body := e.Body
-	if body == nil {
-		body = []byte{} // NULL would break the batch: the column is NOT NULL
-	}
-	headers := in.HeadersJSON
-	if headers == "" {
-		var err error
-		if headers, err = store.EncodeHeaders(e.Headers); err != nil {
-			return store.EventInsertResult{}, err
-		}
-	}
-	args := []any{e.ID, e.Source, nullStr(e.ExternalID), nil, nullStr(e.Type), nullStr(e.Key),
-		occurred, received, stale, nullStr(e.ContentType), headers, body}
-	if e.ExternalID == "" || in.DedupeWindow <= 0 {
-		r, err := b.stmt(stInsert).ExecContext(ctx, args...)
-		if err != nil {
-			return store.EventInsertResult{}, err
-		}
-		seq, _ := r.LastInsertId()
-		return store.EventInsertResult{ID: e.ID, Seq: seq, Stale: stale}, nil
-	}
-	dkey := store.DedupeKey(e.ExternalID)
-	args[3] = dkey
-	for attempt := 0; ; attempt++ {
-		r, err := b.stmt(stInsertDup).ExecContext(ctx, args...)
-		if err != nil {
-			return store.EventInsertResult{}, err
-		}
-		if n, _ := r.RowsAffected(); n == 1 {
-			seq, _ := r.LastInsertId()
-			return store.EventInsertResult{ID: e.ID, Seq: seq, Stale: stale}, nil
-		}
-		var (
-			seq   int64
-			id    string
-			first int64
-		)
-		if err := b.stmt(stFindDup).QueryRowContext(ctx, e.Source, dkey).Scan(&seq, &id, &first); err != nil {
-			return store.EventInsertResult{}, err
-		}
-		if attempt == 0 && received-first >= in.DedupeWindow.Microseconds() {
-			// The window counted from the first occurrence has closed: this
-			// is a new event. The old row keeps its external_id.
-			if _, err := b.stmt(stClearDup).ExecContext(ctx, seq); err != nil {
-				return store.EventInsertResult{}, err
-			}
-			continue
-		}
-		if _, err := b.stmt(stInsertReq).ExecContext(ctx, e.RequestID, id, received); err != nil {
-			return store.EventInsertResult{}, err
-		}
-		return store.EventInsertResult{ID: id, Seq: seq, Duplicate: true}, nil
-	}
+	return errors.Join(s.ckpt.Close(), s.pr.Close(), s.r.Close(), s.w.Close())
 }
 
 const eventCols = `seq, id, source, external_id, type, key, occurred_at, received_at, stale, content_type`
 
 // EventGet returns one event with its body and headers.
 func (s *Store) EventGet(ctx context.Context, id string) (*hookd.Event, error) {
+	if err := s.caughtUp(ctx); err != nil {
+		return nil, err
+	}
 	row := s.r.QueryRowContext(ctx, `SELECT `+eventCols+`, headers, body FROM events WHERE id = ?`, id)
 	e, err := scanEvent(row.Scan, true)
 	if err != nil {
@@ -515,6 +518,9 @@ func (s *Store) EventGet(ctx context.Context, id string) (*hookd.Event, error) {
 func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*hookd.Event, string, error) {
 	after, err := store.DecodeCursor(p.After)
 	if err != nil {
+		return nil, "", err
+	}
+	if err := s.caughtUp(ctx); err != nil {
 		return nil, "", err
 	}
 	limit := p.Limit
@@ -636,6 +642,9 @@ func scanEvent(scan func(...any) error, withBody bool) (*hookd.Event, error) {
 
 // RequestGet resolves a request id.
 func (s *Store) RequestGet(ctx context.Context, requestID string) (*hookd.Request, error) {
+	if err := s.caughtUp(ctx); err != nil {
+		return nil, err
+	}
 	var (
 		eventID  string
 		received int64

@@ -257,9 +257,9 @@ func BenchmarkSQLiteInsert(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
-// Sync makes commits durable with an fdatasync of the WAL; after a sync
-// has failed, the store refuses further writes instead of acknowledging
-// events whose pages the kernel may have dropped.
+// Sync makes inserts durable with an fdatasync of the write-ahead log;
+// after a sync has failed, the store refuses further writes instead of
+// acknowledging events whose pages the kernel may have dropped.
 func TestSyncFailureIsSticky(t *testing.T) {
 	t.Parallel()
 	st := openTest(t, t.TempDir(), testLogger(t))
@@ -281,6 +281,9 @@ func TestSyncFailureIsSticky(t *testing.T) {
 	st.syncMu.Lock()
 	st.syncFile = func(*os.File) error { return syscall.EIO }
 	st.syncMu.Unlock()
+	if err := ins("a2"); err != nil {
+		t.Fatalf("insert before the failing sync: %v", err)
+	}
 	if err := st.Sync(); err == nil {
 		t.Fatalf("sync on a broken descriptor: got nil, want an error")
 	}

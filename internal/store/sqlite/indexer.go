@@ -1,0 +1,371 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"time"
+
+	"hookd"
+)
+
+// The indexer copies the write-ahead log into SQLite. It waits briefly for
+// a batch to gather (Options.IndexLinger) unless a reader is waiting, and
+// writes up to Options.IndexBatch records per transaction: one SQLite
+// commit then costs little per event, where a commit per acknowledged
+// group, on the acknowledgement path, cost more than the rest of ingest
+// together. Its commits are not synced one by one (the log holds the
+// records); it syncs the SQLite WAL every Options.IndexSync, and the log
+// gives up the segments that sync made redundant.
+
+// enqueue hands appended records to the indexer.
+func (s *Store) enqueue(recs []*logRecord) {
+	if len(recs) == 0 {
+		return
+	}
+	size := 0
+	for _, r := range recs {
+		size += recordSize(r)
+	}
+	s.idxMu.Lock()
+	s.idxQueue = append(s.idxQueue, recs...)
+	s.idxBytes += size
+	s.idxMu.Unlock()
+	s.appended.Store(recs[len(recs)-1].lsn)
+	s.wakeIndexer(false)
+}
+
+// wakeIndexer signals the indexer; urgent skips its wait for a larger
+// batch (a reader is waiting).
+func (s *Store) wakeIndexer(urgent bool) {
+	if urgent {
+		s.idxUrgent.Store(true)
+	}
+	select {
+	case s.idxWake <- struct{}{}:
+	default:
+	}
+}
+
+// caughtUp waits until everything appended when it was called is in
+// SQLite, so that a read sees every event acknowledged before it began.
+// While the indexer fails (a full disk), it returns at once: reads then
+// see what the index holds.
+func (s *Store) caughtUp(ctx context.Context) error {
+	target := s.appended.Load()
+	for s.indexed.Load() < target {
+		s.idxMu.Lock()
+		done, failing := s.idxDone, s.idxErr
+		s.idxMu.Unlock()
+		if s.indexed.Load() >= target {
+			return nil
+		}
+		if failing != nil {
+			return nil
+		}
+		s.wakeIndexer(true)
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return &hookd.Error{Code: hookd.EUnavailable, Message: "storage busy: indexing is behind", Err: ctx.Err()}
+		}
+	}
+	return nil
+}
+
+func (s *Store) indexLoop() {
+	defer close(s.idxExited)
+	var (
+		lastSync time.Time
+		stopping bool
+		failures int
+	)
+	for {
+		if !stopping {
+			select {
+			case <-s.idxStop:
+				stopping = true
+			default:
+			}
+		}
+		s.idxMu.Lock()
+		n := len(s.idxQueue)
+		s.idxMu.Unlock()
+		if n == 0 {
+			if stopping {
+				return
+			}
+			if s.durable < s.indexed.Load() {
+				s.syncIndex()
+				lastSync = time.Now()
+			}
+			select {
+			case <-s.idxWake:
+			case <-s.idxStop:
+				stopping = true
+			}
+			continue
+		}
+		if !stopping && n < s.opt.IndexBatch && !s.idxUrgent.Load() {
+			s.linger(n)
+		}
+		s.idxUrgent.Store(false)
+		s.idxMu.Lock()
+		take := min(len(s.idxQueue), s.opt.IndexBatch)
+		batch := s.idxQueue[:take:take]
+		s.idxMu.Unlock()
+
+		if err := s.indexBatch(batch); err != nil {
+			failures++
+			s.idxMu.Lock()
+			first := s.idxErr == nil
+			s.idxErr = fmt.Errorf("index events: %w", err)
+			done := s.idxDone
+			s.idxDone = make(chan struct{})
+			s.idxMu.Unlock()
+			close(done) // waiters re-check: they no longer wait for a failing indexer
+			if first {
+				s.log.Error("cannot index logged events into the database; refusing new events until it can", "events", len(batch), "err", err)
+			}
+			if stopping && failures >= 3 {
+				s.log.Warn("stopping with events not yet indexed: they stay in the log and are indexed at the next start", "events", n)
+				return
+			}
+			select {
+			case <-time.After(min(time.Duration(failures)*50*time.Millisecond, time.Second)):
+			case <-s.idxStop:
+				stopping = true
+			}
+			continue
+		}
+		if failures > 0 {
+			s.log.Info("indexing logged events again", "after_failures", failures)
+			failures = 0
+		}
+		size := 0
+		for _, r := range batch {
+			size += recordSize(r)
+		}
+		last := batch[len(batch)-1].lsn
+		s.unpend(batch)
+		s.idxMu.Lock()
+		clear(s.idxQueue[:take])
+		s.idxQueue = s.idxQueue[take:]
+		s.idxBytes -= size
+		s.idxErr = nil
+		s.indexed.Store(last)
+		done := s.idxDone
+		s.idxDone = make(chan struct{})
+		s.idxMu.Unlock()
+		close(done)
+		if time.Since(lastSync) >= s.opt.IndexSync {
+			s.syncIndex()
+			lastSync = time.Now()
+		}
+	}
+}
+
+// linger waits up to Options.IndexLinger for the queue to reach a full
+// batch, a reader to wait, or a stop.
+func (s *Store) linger(n int) {
+	t := time.NewTimer(s.opt.IndexLinger)
+	defer t.Stop()
+	for n < s.opt.IndexBatch && !s.idxUrgent.Load() {
+		select {
+		case <-s.idxWake:
+		case <-t.C:
+			return
+		case <-s.idxStop:
+			return
+		}
+		s.idxMu.Lock()
+		n = len(s.idxQueue)
+		s.idxMu.Unlock()
+	}
+}
+
+// syncIndex makes the index durable up to what is committed, and lets the
+// log give up the segments it no longer needs.
+func (s *Store) syncIndex() {
+	at := s.indexed.Load()
+	if err := s.syncDB(); err != nil {
+		return // sticky: writes stop, and the log keeps everything
+	}
+	s.durable = at
+	s.wal.Retire(at)
+}
+
+// recordSize is what one record takes in the log (and, roughly, in the
+// indexer's queue).
+func recordSize(r *logRecord) int {
+	return 20 + 64 + len(r.id) + len(r.source) + len(r.externalID) + len(r.dedupeKey) + len(r.typ) +
+		len(r.key) + len(r.contentType) + len(r.headers) + len(r.body) + len(r.requestID) + len(r.eventID)
+}
+
+// indexBatch writes recs into SQLite in one transaction, with the LSN of
+// the last one: a crash loses all of it or none, and the next start
+// replays the log from where the index ends.
+func (s *Store) indexBatch(recs []*logRecord) error {
+	if err := s.writable(); err != nil {
+		return err
+	}
+	// As for every statement of the writer: a context that can end costs
+	// a goroutine switch per statement in the driver.
+	ctx := context.Background()
+	s.catchUpWAL(ctx)
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", mapErr(err))
+	}
+	defer tx.Rollback()
+	b := &batchTx{tx: tx, ctx: ctx, src: &s.idx}
+	for _, r := range recs {
+		if err := b.index(r); err != nil {
+			return fmt.Errorf("event %d: %w", r.lsn, mapErr(err))
+		}
+	}
+	last := strconv.FormatUint(recs[len(recs)-1].lsn, 10)
+	if _, err := b.stmt(stSetIndexed).ExecContext(ctx, last); err != nil {
+		return fmt.Errorf("record the index position: %w", mapErr(err))
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", mapErr(err))
+	}
+	return nil
+}
+
+// indexStmts are the indexer's statements, prepared on the writer.
+type indexStmts [stCount]*sql.Stmt
+
+const (
+	stInsert = iota
+	stInsertDup
+	stClearDup
+	stInsertReq
+	stSetIndexed
+	stCount
+)
+
+const indexedSetting = "log_indexed_lsn"
+
+var indexSQL = [stCount]string{
+	stInsert: `INSERT INTO events (seq, id, source, external_id, dedupe_key, type, key, occurred_at, received_at, stale, content_type, headers, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	stInsertDup: `INSERT INTO events (seq, id, source, external_id, dedupe_key, type, key, occurred_at, received_at, stale, content_type, headers, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING`,
+	stClearDup:   `UPDATE events SET dedupe_key = NULL WHERE source = ? AND dedupe_key = ?`,
+	stInsertReq:  `INSERT INTO duplicate_requests (request_id, event_id, received_at) VALUES (?, ?, ?) ON CONFLICT (request_id) DO NOTHING`,
+	stSetIndexed: `UPDATE settings SET value = ? WHERE name = '` + indexedSetting + `'`,
+}
+
+// batchTx binds the indexer's prepared statements to one transaction,
+// each at most once: binding allocates.
+type batchTx struct {
+	tx    *sql.Tx
+	ctx   context.Context
+	src   *indexStmts
+	stmts indexStmts
+}
+
+func (b *batchTx) stmt(i int) *sql.Stmt {
+	if b.stmts[i] == nil {
+		b.stmts[i] = b.tx.StmtContext(b.ctx, b.src[i])
+	}
+	return b.stmts[i]
+}
+
+// index carries out one record's decisions.
+func (b *batchTx) index(r *logRecord) error {
+	if r.kind == recDuplicate {
+		_, err := b.stmt(stInsertReq).ExecContext(b.ctx, r.requestID, r.eventID, r.received)
+		return err
+	}
+	var occurred any
+	if r.hasOccurred {
+		occurred = r.occurred
+	}
+	body := r.body
+	if body == nil {
+		body = []byte{} // NULL would break the batch: the column is NOT NULL
+	}
+	args := []any{r.seq, r.id, r.source, nullStr(r.externalID), nullStr(r.dedupeKey), nullStr(r.typ), nullStr(r.key),
+		occurred, r.received, r.stale, nullStr(r.contentType), r.headers, body}
+	if r.dedupeKey == "" {
+		_, err := b.stmt(stInsert).ExecContext(b.ctx, args...)
+		return err
+	}
+	res, err := b.stmt(stInsertDup).ExecContext(b.ctx, args...)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	// An older event holds the key: its window had closed when this one
+	// was logged. It keeps its external_id and gives up the key.
+	if _, err := b.stmt(stClearDup).ExecContext(b.ctx, r.source, r.dedupeKey); err != nil {
+		return err
+	}
+	_, err = b.stmt(stInsert).ExecContext(b.ctx, args...)
+	return err
+}
+
+// replayLog indexes what the log holds beyond the index, before anything
+// else runs, and returns the highest event seq it saw.
+func (s *Store) replayLog(ctx context.Context) (maxSeq int64, err error) {
+	var v string
+	if err := s.w.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, indexedSetting).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read the index position: %w", mapErr(err))
+	}
+	after, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("read the index position: stored value %q: %w", v, err)
+	}
+	var (
+		batch []*logRecord
+		n     int
+	)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := s.indexBatch(batch); err != nil {
+			return err
+		}
+		n += len(batch)
+		batch = batch[:0]
+		return nil
+	}
+	last, err := s.wal.Replay(after, func(lsn uint64, p []byte) error {
+		r, err := decodeLogRecord(lsn, p)
+		if err != nil {
+			return err
+		}
+		if r.kind == recEvent {
+			maxSeq = max(maxSeq, r.seq)
+		}
+		batch = append(batch, r)
+		if len(batch) >= s.opt.IndexBatch {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("index the write-ahead log: %w", err)
+	}
+	if n > 0 {
+		s.log.Info("indexed events from the write-ahead log", "records", n, "through", last)
+	}
+	s.indexed.Store(last)
+	s.appended.Store(last)
+	if err := s.syncDB(); err != nil {
+		return 0, err
+	}
+	s.durable = last
+	s.wal.Retire(last)
+	return maxSeq, nil
+}
