@@ -5,11 +5,11 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -23,7 +23,8 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3"
+	"hookd/internal/store"
+	"hookd/internal/store/sqlite"
 )
 
 // hookdBin is the hookd binary TestMain builds once for every test.
@@ -355,42 +356,37 @@ type storedRow struct {
 	ID, Source string
 }
 
-// loadStored opens <data>/hookd.db read-only (hookd must be stopped) and
-// indexes every event by the "m" marker field of its JSON body. Bodies
-// without a marker are returned under "".
+// loadStored opens the store in dataDir the way hookd does at start
+// (hookd must be stopped) and indexes every event by the "m" marker field
+// of its JSON body. Bodies without a marker are returned under "".
 func loadStored(t testing.TB, dataDir string) map[string][]storedRow {
 	t.Helper()
-	path := filepath.Join(dataDir, "hookd.db")
-	if _, err := os.Stat(path); err != nil {
+	if _, err := os.Stat(filepath.Join(dataDir, sqlite.FileName)); err != nil {
 		t.Fatalf("database: %v", err)
 	}
-	db, err := sql.Open("sqlite3", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := sqlite.Open(context.Background(), dataDir, log, sqlite.Options{})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("open the store in %s: %v", dataDir, err)
 	}
-	defer db.Close()
-	rows, err := db.Query(`SELECT id, source, body FROM events`)
-	if err != nil {
-		t.Fatalf("read events from %s: %v", path, err)
-	}
-	defer rows.Close()
+	defer st.Close()
 	out := map[string][]storedRow{}
-	for rows.Next() {
-		var (
-			r    storedRow
-			body []byte
-		)
-		if err := rows.Scan(&r.ID, &r.Source, &body); err != nil {
-			t.Fatal(err)
+	p := &store.EventListParams{Order: store.OrderAsc, Limit: store.MaxListLimit, WithBody: true}
+	for {
+		page, next, err := st.EventList(context.Background(), p)
+		if err != nil {
+			t.Fatalf("read events from %s: %v", dataDir, err)
 		}
-		var m struct {
-			M string `json:"m"`
+		for _, e := range page {
+			var m struct {
+				M string `json:"m"`
+			}
+			json.Unmarshal(e.Body, &m)
+			out[m.M] = append(out[m.M], storedRow{ID: e.ID, Source: e.Source})
 		}
-		json.Unmarshal(body, &m)
-		out[m.M] = append(out[m.M], r)
+		if next == "" {
+			return out
+		}
+		p.After = next
 	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

@@ -48,12 +48,18 @@ func (s *Store) wakeIndexer(urgent bool) {
 	}
 }
 
-// caughtUp waits until everything appended when it was called is in
-// SQLite, so that a read sees every event acknowledged before it began.
-// While the indexer fails (a full disk), it returns at once: reads then
-// see what the index holds.
+// caughtUp waits until everything logged when it was called is in
+// SQLite, so that a read sees every event acknowledged before it began
+// (and every one its caller inserted: it syncs the log first when that is
+// what holds them back). While the indexer fails (a full disk), it
+// returns at once: reads then see what the index holds.
 func (s *Store) caughtUp(ctx context.Context) error {
-	target := s.appended.Load()
+	target := s.logged.Load()
+	if s.appended.Load() < target {
+		if err := s.Sync(); err != nil {
+			return &hookd.Error{Code: hookd.EUnavailable, Message: "storage unavailable", Err: err}
+		}
+	}
 	for s.indexed.Load() < target {
 		s.idxMu.Lock()
 		done, failing := s.idxDone, s.idxErr
@@ -185,15 +191,13 @@ func (s *Store) linger(n int) {
 	}
 }
 
-// syncIndex makes the index durable up to what is committed, and lets the
-// log give up the segments it no longer needs.
+// syncIndex makes the index durable up to what is committed.
 func (s *Store) syncIndex() {
 	at := s.indexed.Load()
 	if err := s.syncDB(); err != nil {
 		return // sticky: writes stop, and the log keeps everything
 	}
 	s.durable = at
-	s.wal.Retire(at)
 }
 
 // recordSize is what one record takes in the log (and, roughly, in the
@@ -220,9 +224,29 @@ func (s *Store) indexBatch(recs []*logRecord) error {
 	}
 	defer tx.Rollback()
 	b := &batchTx{tx: tx, ctx: ctx, src: &s.idx}
+	// The seq range of each segment's events, for its release.
+	type span struct {
+		seg      uint64
+		min, max int64
+	}
+	var spans []span
 	for _, r := range recs {
 		if err := b.index(r); err != nil {
 			return fmt.Errorf("event %d: %w", r.lsn, mapErr(err))
+		}
+		if len(spans) == 0 || spans[len(spans)-1].seg != r.segment {
+			spans = append(spans, span{seg: r.segment})
+		}
+		if sp := &spans[len(spans)-1]; r.kind == recEvent {
+			if sp.min == 0 {
+				sp.min = r.seq
+			}
+			sp.max = r.seq
+		}
+	}
+	for _, sp := range spans {
+		if _, err := b.stmt(stSegment).ExecContext(ctx, int64(sp.seg), nullInt(sp.min), nullInt(sp.max)); err != nil {
+			return fmt.Errorf("record log segment %d: %w", sp.seg, mapErr(err))
 		}
 	}
 	last := strconv.FormatUint(recs[len(recs)-1].lsn, 10)
@@ -243,19 +267,26 @@ const (
 	stInsertDup
 	stClearDup
 	stInsertReq
+	stSegment
 	stSetIndexed
 	stCount
 )
 
 const indexedSetting = "log_indexed_lsn"
 
+// An event's row holds an empty body and no headers: both stay in its
+// log record, which log_segment and log_offset locate.
+const insertEvent = `INSERT INTO events (seq, id, source, external_id, dedupe_key, type, key, occurred_at, received_at, stale, content_type, body, log_segment, log_offset)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, x'', ?, ?)`
+
 var indexSQL = [stCount]string{
-	stInsert: `INSERT INTO events (seq, id, source, external_id, dedupe_key, type, key, occurred_at, received_at, stale, content_type, headers, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-	stInsertDup: `INSERT INTO events (seq, id, source, external_id, dedupe_key, type, key, occurred_at, received_at, stale, content_type, headers, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING`,
-	stClearDup:   `UPDATE events SET dedupe_key = NULL WHERE source = ? AND dedupe_key = ?`,
-	stInsertReq:  `INSERT INTO duplicate_requests (request_id, event_id, received_at) VALUES (?, ?, ?) ON CONFLICT (request_id) DO NOTHING`,
+	stInsert:    insertEvent,
+	stInsertDup: insertEvent + ` ON CONFLICT (source, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING`,
+	stClearDup:  `UPDATE events SET dedupe_key = NULL WHERE source = ? AND dedupe_key = ?`,
+	stInsertReq: `INSERT INTO duplicate_requests (request_id, event_id, received_at) VALUES (?, ?, ?) ON CONFLICT (request_id) DO NOTHING`,
+	stSegment: `INSERT INTO log_segments (segment, min_seq, max_seq) VALUES (?, ?, ?)
+		ON CONFLICT (segment) DO UPDATE SET min_seq = coalesce(min(min_seq, excluded.min_seq), min_seq, excluded.min_seq),
+			max_seq = coalesce(max(max_seq, excluded.max_seq), max_seq, excluded.max_seq)`,
 	stSetIndexed: `UPDATE settings SET value = ? WHERE name = '` + indexedSetting + `'`,
 }
 
@@ -285,12 +316,8 @@ func (b *batchTx) index(r *logRecord) error {
 	if r.hasOccurred {
 		occurred = r.occurred
 	}
-	body := r.body
-	if body == nil {
-		body = []byte{} // NULL would break the batch: the column is NOT NULL
-	}
 	args := []any{r.seq, r.id, r.source, nullStr(r.externalID), nullStr(r.dedupeKey), nullStr(r.typ), nullStr(r.key),
-		occurred, r.received, r.stale, nullStr(r.contentType), r.headers, body}
+		occurred, r.received, r.stale, nullStr(r.contentType), int64(r.segment), r.offset}
 	if r.dedupeKey == "" {
 		_, err := b.stmt(stInsert).ExecContext(b.ctx, args...)
 		return err
@@ -337,11 +364,12 @@ func (s *Store) replayLog(ctx context.Context) (maxSeq int64, err error) {
 		batch = batch[:0]
 		return nil
 	}
-	last, err := s.wal.Replay(after, func(lsn uint64, p []byte) error {
+	last, err := s.wal.Replay(after, func(lsn, seg uint64, off int64, p []byte) error {
 		r, err := decodeLogRecord(lsn, p)
 		if err != nil {
 			return err
 		}
+		r.segment, r.offset = seg, off
 		if r.kind == recEvent {
 			maxSeq = max(maxSeq, r.seq)
 		}
@@ -362,10 +390,10 @@ func (s *Store) replayLog(ctx context.Context) (maxSeq int64, err error) {
 	}
 	s.indexed.Store(last)
 	s.appended.Store(last)
+	s.logged.Store(last)
 	if err := s.syncDB(); err != nil {
 		return 0, err
 	}
 	s.durable = last
-	s.wal.Retire(last)
 	return maxSeq, nil
 }

@@ -53,8 +53,9 @@ type pendUndo struct {
 }
 
 // EventInsertMany decides and logs ins. The batch is in the log (not yet
-// durable: see Sync) when it returns, and readers of this store see it;
-// when it returns an error, nothing of the batch was logged.
+// durable: see Sync) when it returns, and readers of this store see it
+// (they sync the log first if need be); when it returns an error, nothing
+// of the batch was logged.
 func (s *Store) EventInsertMany(ctx context.Context, ins []*store.EventInsert) ([]store.EventInsertResult, error) {
 	s.appendMu.Lock()
 	defer s.appendMu.Unlock()
@@ -86,7 +87,7 @@ func (s *Store) EventInsertMany(ctx context.Context, ins []*store.EventInsert) (
 		recs = append(recs, r)
 		s.batch.Done(r.appendTo(s.batch.Next()))
 	}
-	first, err := s.wal.Append(&s.batch)
+	first, seg, off, err := s.wal.Append(&s.batch)
 	if err != nil {
 		s.undoPending(undo)
 		return nil, &hookd.Error{Code: hookd.EUnavailable, Message: "storage unavailable", Err: err}
@@ -96,8 +97,16 @@ func (s *Store) EventInsertMany(ctx context.Context, ins []*store.EventInsert) (
 		// are the ones the log gave.
 		panic(fmt.Sprintf("sqlite: log appended at LSN %d, want %d", first, lsn))
 	}
+	for i, r := range recs {
+		r.segment, r.offset = seg, off+s.batch.Offset(i)
+	}
 	s.nextSeq = seq
-	s.enqueue(recs)
+	// The indexer takes them once they are durable (Sync): a row must
+	// never point at a record a crash could take back.
+	s.unsyncedMu.Lock()
+	s.unsynced = append(s.unsynced, recs...)
+	s.unsyncedMu.Unlock()
+	s.logged.Store(recs[len(recs)-1].lsn)
 	return res, nil
 }
 

@@ -20,6 +20,10 @@ const (
 type logRecord struct {
 	lsn  uint64
 	kind byte
+	// Where the record is in the log: the segment (its first LSN) and
+	// the byte offset. Not part of the payload.
+	segment uint64
+	offset  int64
 
 	// recEvent
 	seq         int64

@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -123,7 +125,70 @@ func (s *Store) Prune(ctx context.Context, p store.PruneParams) (store.PruneResu
 	if err := tx.Commit(); err != nil {
 		return res, fmt.Errorf("prune: commit: %w", mapErr(err))
 	}
+	if res.Events > 0 || res.Done {
+		if err := s.releaseSegments(ctx); err != nil {
+			return res, fmt.Errorf("prune: %w", err)
+		}
+	}
 	return res, nil
+}
+
+// releaseSegments gives the log back the segments that no event row
+// points into any more (their events deleted, or none but duplicates),
+// once everything in them is indexed. The deletes are made durable first:
+// a released segment may be overwritten.
+func (s *Store) releaseSegments(ctx context.Context) error {
+	indexed := s.indexed.Load()
+	var candidates []uint64
+	for _, sg := range s.wal.Sealed() {
+		if sg.Last <= indexed {
+			candidates = append(candidates, sg.First)
+		}
+	}
+	if len(candidates) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("release log segments: %w", mapErr(err))
+	}
+	defer tx.Rollback()
+	var free []uint64
+	for _, seg := range candidates {
+		var lo, hi sql.NullInt64
+		err := tx.QueryRowContext(ctx, `SELECT min_seq, max_seq FROM log_segments WHERE segment = ?`, int64(seg)).Scan(&lo, &hi)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("release log segments: %w", mapErr(err))
+		}
+		if lo.Valid {
+			var live bool
+			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE seq BETWEEN ? AND ?)`, lo.Int64, hi.Int64).Scan(&live); err != nil {
+				return fmt.Errorf("release log segments: %w", mapErr(err))
+			}
+			if live {
+				continue
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM log_segments WHERE segment = ?`, int64(seg)); err != nil {
+			return fmt.Errorf("release log segments: %w", mapErr(err))
+		}
+		free = append(free, seg)
+	}
+	if len(free) == 0 {
+		return nil
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("release log segments: %w", mapErr(err))
+	}
+	if err := s.syncDB(); err != nil {
+		return err
+	}
+	for _, seg := range free {
+		if err := s.wal.Release(seg); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // deliveryRange is the key range [lo, hi) of the deliveries of event id:

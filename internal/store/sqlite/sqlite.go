@@ -1,9 +1,11 @@
 // Package sqlite is hookd's embedded storage driver. Events are
 // acknowledged once they are in a write-ahead log of their own (package
-// wal: one write and one fdatasync per group commit) and copied into one
+// wal: one write and one fdatasync per group commit) and indexed into one
 // SQLite file in WAL mode afterwards, in large transactions, by an
 // indexer; reads wait for the indexer to catch up, so that they see every
-// event acknowledged before they began. SQLite is written by a single
+// event acknowledged before they began. An event's body and headers stay
+// in its log record (the row says where): SQLite holds the small part of
+// an event, the part queries filter on. SQLite is written by a single
 // connection, read by a small pool, and checkpointed from a connection of
 // its own so that checkpoints stay out of the commit path.
 package sqlite
@@ -82,6 +84,13 @@ type Store struct {
 	pendDedupe map[dedupeRef]pendingEvent
 	pendKeys   map[dedupeRef]pendingKey
 
+	// Logged records not yet synced, for the indexer once they are; Sync
+	// holds unsyncedMu across the sync, so that it hands them over in
+	// log order.
+	unsyncedMu sync.Mutex
+	unsynced   []*logRecord
+	logged     atomic.Uint64 // LSN of the last record logged
+
 	// The indexer (see indexer.go).
 	idxMu     sync.Mutex
 	idxQueue  []*logRecord
@@ -92,7 +101,7 @@ type Store struct {
 	idxUrgent atomic.Bool
 	idxStop   chan struct{}
 	idxExited chan struct{}
-	appended  atomic.Uint64 // LSN of the last record handed to the indexer
+	appended  atomic.Uint64 // LSN of the last record handed to the indexer (synced)
 	indexed   atomic.Uint64 // LSN of the last record committed to SQLite
 	durable   uint64        // LSN of the last record synced in SQLite (indexer only)
 
@@ -122,14 +131,14 @@ type Options struct {
 	// IndexLinger is how long the indexer waits for a batch to gather
 	// when no reader waits. Default 10ms.
 	IndexLinger time.Duration
-	// IndexSync is how often the indexer syncs SQLite, letting the log
-	// reuse its segments. Default 200ms.
+	// IndexSync is how often the indexer syncs SQLite (the outcomes of
+	// deliveries ride on it). Default 200ms.
 	IndexSync time.Duration
 	// Backlog bounds the bytes of logged events not yet indexed (they
 	// wait in memory): beyond it, appends wait for the indexer. Default
 	// 64 MiB.
 	Backlog int
-	// SegmentSize is the size of the log's segment files. Default 16 MiB.
+	// SegmentSize is the size of the log's segment files. Default 64 MiB.
 	SegmentSize int64
 }
 
@@ -240,6 +249,13 @@ func Open(ctx context.Context, dir string, log *slog.Logger, opt Options) (*Stor
 		return nil, err
 	}
 	s.nextSeq = max(s.nextSeq, logSeq)
+	// Segments left from before (spares, and ones whose events were
+	// deleted) go back to the log.
+	if err := s.releaseSegments(ctx); err != nil {
+		s.wal.Close()
+		s.closeDBs()
+		return nil, err
+	}
 	go s.checkpointLoop(opt.CheckpointInterval, opt.WALRestartFrames)
 	go s.indexLoop()
 	s.appendMu.Lock()
@@ -408,10 +424,15 @@ func (s *Store) catchUpWAL(ctx context.Context) {
 // from then on every Sync and insert fails and hookd must be restarted
 // (it then recovers from what is on disk).
 func (s *Store) Sync() error {
+	s.unsyncedMu.Lock()
+	defer s.unsyncedMu.Unlock()
+	recs := s.unsynced
+	s.unsynced = nil
 	if err := s.wal.Sync(); err != nil {
 		s.log.Error("sync failed: refusing further events until restart", "err", err)
 		return fmt.Errorf("sync the write-ahead log (restart hookd; nothing acknowledged was lost): %w", err)
 	}
+	s.enqueue(recs)
 	return nil
 }
 
@@ -501,13 +522,17 @@ func (s *Store) closeDBs() error {
 
 const eventCols = `seq, id, source, external_id, type, key, occurred_at, received_at, stale, content_type`
 
+// bodyCols are where an event's body and headers are: in the row, or in
+// the log record the row locates.
+const bodyCols = `headers, body, log_segment, log_offset`
+
 // EventGet returns one event with its body and headers.
 func (s *Store) EventGet(ctx context.Context, id string) (*hookd.Event, error) {
 	if err := s.caughtUp(ctx); err != nil {
 		return nil, err
 	}
-	row := s.r.QueryRowContext(ctx, `SELECT `+eventCols+`, headers, body FROM events WHERE id = ?`, id)
-	e, err := scanEvent(row.Scan, true)
+	row := s.r.QueryRowContext(ctx, `SELECT `+eventCols+`, `+bodyCols+` FROM events WHERE id = ?`, id)
+	e, err := s.scanEvent(row.Scan, true)
 	if err != nil {
 		return nil, fmt.Errorf("get event: %w", mapErr(err))
 	}
@@ -544,7 +569,7 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*hoo
 	where, args = eventFilters(p, where, args)
 	cols := eventCols
 	if p.WithBody {
-		cols += ", headers, body"
+		cols += ", " + bodyCols
 	}
 	q := "SELECT " + cols + " FROM events"
 	if len(where) > 0 {
@@ -564,7 +589,7 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*hoo
 	defer rows.Close()
 	var out []*hookd.Event
 	for rows.Next() {
-		e, err := scanEvent(rows.Scan, p.WithBody)
+		e, err := s.scanEvent(rows.Scan, p.WithBody)
 		if err != nil {
 			return nil, "", fmt.Errorf("list events: %w", mapErr(err))
 		}
@@ -607,17 +632,18 @@ func eventFilters(p *store.EventListParams, where []string, args []any) ([]strin
 	return where, args
 }
 
-func scanEvent(scan func(...any) error, withBody bool) (*hookd.Event, error) {
+// scanEvent reads a row of eventCols (and bodyCols, withBody).
+func (s *Store) scanEvent(scan func(...any) error, withBody bool) (*hookd.Event, error) {
 	var (
 		e                               hookd.Event
 		extID, typ, key, ctype, headers sql.NullString
-		occurred                        sql.NullInt64
+		occurred, segment, offset       sql.NullInt64
 		received                        int64
 		stale                           bool
 	)
 	dst := []any{&e.Seq, &e.ID, &e.Source, &extID, &typ, &key, &occurred, &received, &stale, &ctype}
 	if withBody {
-		dst = append(dst, &headers, &e.Body)
+		dst = append(dst, &headers, &e.Body, &segment, &offset)
 	}
 	if err := scan(dst...); err != nil {
 		return nil, err
@@ -629,6 +655,14 @@ func scanEvent(scan func(...any) error, withBody bool) (*hookd.Event, error) {
 	e.ReceivedAt = time.UnixMicro(received).UTC()
 	e.Stale = stale
 	e.RequestID = hookd.RequestIDForEvent(e.ID)
+	if segment.Valid {
+		r, err := s.readLogged(uint64(segment.Int64), offset.Int64, e.Seq)
+		if err != nil {
+			return nil, err
+		}
+		headers = sql.NullString{String: r.headers, Valid: true}
+		e.Body = r.body
+	}
 	if headers.Valid && headers.String != "" {
 		if err := json.Unmarshal([]byte(headers.String), &e.Headers); err != nil {
 			return nil, fmt.Errorf("decode headers of %s: %w", e.ID, err)
@@ -638,6 +672,23 @@ func scanEvent(scan func(...any) error, withBody bool) (*hookd.Event, error) {
 		e.Body = []byte{}
 	}
 	return &e, nil
+}
+
+// readLogged reads the log record of the event with seq at offset off of
+// segment.
+func (s *Store) readLogged(segment uint64, off int64, seq int64) (*logRecord, error) {
+	lsn, p, err := s.wal.ReadRecord(segment, off)
+	if err != nil {
+		return nil, fmt.Errorf("read the body of event %d from the log: %w", seq, err)
+	}
+	r, err := decodeLogRecord(lsn, p)
+	if err != nil {
+		return nil, fmt.Errorf("read the body of event %d from the log: %w", seq, err)
+	}
+	if r.kind != recEvent || r.seq != seq {
+		return nil, fmt.Errorf("read the body of event %d from the log: %w", seq, wal.ErrGone)
+	}
+	return r, nil
 }
 
 // RequestGet resolves a request id.

@@ -1,23 +1,26 @@
-// Package wal is the write-ahead log in front of the embedded store: an
-// append-only sequence of checksummed records in segment files, made
-// durable by one fdatasync per group of appends. A record is acknowledged
-// once it is in the log; the store indexes it afterwards, and the log only
-// has to keep it until the store's copy is durable.
+// Package wal is the write-ahead log of the embedded store: an append-only
+// sequence of checksummed records in segment files, made durable by one
+// fdatasync per group of appends. A record is acknowledged once it is in
+// the log; the store indexes it afterwards and reads its bulk (an event's
+// body and headers) back from the log, so a segment lives until the store
+// releases it, when the events it holds are deleted.
 //
-// A segment file is a 32-byte header (magic, format version, a random epoch,
-// the log sequence number of its first record) followed by records, each
-// a 20-byte header (CRC-32C, payload length, LSN, the segment's epoch) and
-// its payload. The CRC covers everything after itself. Records carry
-// consecutive LSNs. Reading stops at the first record that is short, fails
-// its checksum, has another epoch or breaks the sequence: that is where
-// the last write before a crash ended, and nothing after it was ever
-// acknowledged.
+// A segment file is a 32-byte header (magic, format version, a random
+// epoch, the log sequence number of its first record) followed by
+// records, each a 20-byte header (CRC-32C, payload length, LSN, the
+// segment's epoch) and its payload. The CRC covers everything after
+// itself. Records carry consecutive LSNs, and a segment's name is the LSN
+// of its first record. Reading stops at the first record that is short,
+// fails its checksum, has another epoch or breaks the sequence: that is
+// where the last write before a crash ended, and nothing after it was
+// ever acknowledged. Appends after a restart go to a new segment: the tail
+// a crash left behind is never continued.
 //
-// Segments whose records the store no longer needs are kept as spares and
-// reused: a spare is renamed and gets a new header (a new epoch, so that
-// its old records no longer read as valid), and appends then overwrite
-// blocks the file system has already allocated, which makes each
-// fdatasync cheaper than one that must also grow the file.
+// Released segments are kept as spares, up to Options.Spares, and reused:
+// a spare is renamed and gets a new header (a new epoch, so that its old
+// records no longer read as valid), and appends then overwrite blocks the
+// file system has already allocated, which makes each fdatasync cheaper
+// than one that must also grow the file.
 package wal
 
 import (
@@ -39,12 +42,15 @@ import (
 
 const (
 	segmentHeaderSize = 32
-	recordHeaderSize  = 20
-	magic             = "HOOKDWAL"
-	version           = 1
-	suffix            = ".wal"
+	// RecordHeaderSize is the bytes a record takes besides its payload.
+	RecordHeaderSize = 20
+	magic            = "HOOKDWAL"
+	version          = 1
+	suffix           = ".wal"
 	// MaxRecord bounds one record's payload.
 	MaxRecord = 256 << 20
+	// openReaders bounds the sealed segments kept open for reads.
+	openReaders = 32
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -52,9 +58,9 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Options tunes a Log; zero values take the defaults.
 type Options struct {
 	// SegmentSize is the size beyond which appends go to a new segment.
-	// Default 16 MiB.
+	// Default 64 MiB.
 	SegmentSize int64
-	// Spares is how many retired segments are kept for reuse. Default 2.
+	// Spares is how many released segments are kept for reuse. Default 2.
 	Spares int
 	// SyncFile makes a file's data durable (fdatasync); tests inject
 	// failures.
@@ -63,49 +69,53 @@ type Options struct {
 	SyncDir func(dir string) error
 }
 
-// Log is an open write-ahead log. Append and Sync may run concurrently
-// with each other (one appender, one syncer); Retire may run from a third
-// goroutine.
+// Log is an open write-ahead log. One goroutine appends; Sync, ReadRecord,
+// Release and the accessors may run from others.
 type Log struct {
 	dir string
 	opt Options
 
 	mu       sync.Mutex
-	segs     []*segment // live segments, oldest first; the last is active
+	segs     []*segment // segments that may hold records, by first LSN
+	active   *segment   // where appends go; nil until the first append
 	spares   []*segment
 	next     uint64 // the LSN of the next record appended
 	dirty    []*segment
-	appended uint64 // the last LSN appended
+	readers  []*segment // sealed segments open for reads, least recent first
+	replayed bool
+	closed   bool
 
-	// syncMu is held across every fdatasync and every file close, so that
-	// a file is never closed under a sync.
+	// syncCall serializes Sync calls: one returns only once every file
+	// dirty when it began is synced, even if another call took them.
+	syncCall sync.Mutex
+	// syncMu is held across every fdatasync and every close, so that no
+	// file is closed under a sync.
 	syncMu  sync.Mutex
+	errMu   sync.Mutex
 	syncErr error // sticky: once a sync has failed, nothing is durable
-	closed  bool
-
-	// replay is what Open read, for Replay; nil afterwards.
-	replay []*segment
 }
 
 type segment struct {
 	path  string
-	f     *os.File
-	first uint64 // LSN of the first record (from the header)
-	last  uint64 // LSN of the last valid record; first-1 when empty
-	epoch uint32
-	size  int64 // end of the valid records: where the next append goes
-	// grown is the file's size on disk beyond size (old records of a
-	// spare): appends below it overwrite allocated blocks.
+	f     *os.File // nil when closed
+	first uint64   // LSN of the first record (the name)
+	// last is the LSN of the last record: known once scanned or written;
+	// for an older segment, the next segment's first LSN minus one.
+	last    uint64
+	scanned bool
+	valid   bool // the header is valid and names first
+	epoch   uint32
+	size    int64 // end of the valid records: where the next append goes
+	// grown is the file's size: appends below it overwrite allocated
+	// blocks.
 	grown int64
-	// sealed segments were read at Open: appends never continue them.
-	sealed bool
 }
 
-// Open opens (creating if needed) the log in dir and reads what it holds.
-// Call Replay once, then Start, before the first Append.
+// Open opens (creating if needed) the log in dir and reads the headers of
+// its segments. Call Replay once before the first Append.
 func Open(dir string, opt Options) (*Log, error) {
 	if opt.SegmentSize <= 0 {
-		opt.SegmentSize = 16 << 20
+		opt.SegmentSize = 64 << 20
 	}
 	if opt.Spares <= 0 {
 		opt.Spares = 2
@@ -124,23 +134,28 @@ func Open(dir string, opt Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read log directory: %w", err)
 	}
-	type named struct {
-		path  string
-		first uint64
-	}
-	var files []named
 	for _, e := range names {
 		n := e.Name()
 		if !strings.HasSuffix(n, suffix) || e.IsDir() {
 			continue
 		}
 		first, err := strconv.ParseUint(strings.TrimSuffix(n, suffix), 10, 64)
-		if err != nil {
+		if err != nil || first == 0 {
 			continue // not a segment of ours
 		}
-		files = append(files, named{filepath.Join(dir, n), first})
+		s := &segment{path: filepath.Join(dir, n), first: first, last: first - 1}
+		if err := s.readHeader(); err != nil {
+			return nil, err
+		}
+		if !s.valid {
+			// Made just before a crash, or a spare renamed just before
+			// one: it holds nothing anybody was told about.
+			l.spares = append(l.spares, s)
+			continue
+		}
+		l.segs = append(l.segs, s)
 	}
-	slices.SortFunc(files, func(a, b named) int {
+	slices.SortFunc(l.segs, func(a, b *segment) int {
 		switch {
 		case a.first < b.first:
 			return -1
@@ -149,40 +164,36 @@ func Open(dir string, opt Options) (*Log, error) {
 		}
 		return 0
 	})
-	for _, fn := range files {
-		s, err := openSegment(fn.path, fn.first)
-		if err != nil {
-			l.closeFiles(l.replay)
-			return nil, err
-		}
-		l.replay = append(l.replay, s)
+	for i, s := range l.segs[:max(0, len(l.segs)-1)] {
+		s.last = l.segs[i+1].first - 1
 	}
 	return l, nil
 }
 
-// openSegment opens a segment file and finds the end of its valid
-// records. A file whose header is unreadable or names another first LSN
-// (a spare renamed just before a crash) holds no records.
-func openSegment(path string, first uint64) (*segment, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+// readHeader reads the segment's header and size.
+func (s *segment) readHeader() error {
+	f, err := os.Open(s.path)
 	if err != nil {
-		return nil, fmt.Errorf("open log segment: %w", err)
+		return fmt.Errorf("open log segment: %w", err)
 	}
+	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("open log segment: %w", err)
+		return fmt.Errorf("open log segment: %w", err)
 	}
-	s := &segment{path: path, f: f, first: first, last: first - 1, grown: st.Size(), sealed: true}
-	v, err := scanSegment(f, st.Size(), first)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("read log segment %s: %w", filepath.Base(path), err)
+	s.grown = st.Size()
+	var hdr [segmentHeaderSize]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // too short for a header
+		}
+		return fmt.Errorf("read log segment %s: %w", filepath.Base(s.path), err)
 	}
-	if v.ok {
-		s.epoch, s.size, s.last = v.epoch, v.end, v.last
+	epoch, first, ok := parseSegmentHeader(hdr[:])
+	if ok && first == s.first {
+		s.valid, s.epoch = true, epoch
 	}
-	return s, nil
+	return nil
 }
 
 // scanned is what scanSegment found in a segment.
@@ -255,7 +266,7 @@ type scanner struct {
 // next1 returns the next valid record's LSN and payload (valid until the
 // next call), or ok false at the end of the valid records.
 func (s *scanner) next1() (lsn uint64, payload []byte, ok bool) {
-	var h [recordHeaderSize]byte
+	var h [RecordHeaderSize]byte
 	if _, err := s.r.ReadAt(h[:], s.off); err != nil {
 		if !errors.Is(err, io.EOF) {
 			s.err = err
@@ -271,130 +282,149 @@ func (s *scanner) next1() (lsn uint64, payload []byte, ok bool) {
 		s.buf = make([]byte, n)
 	}
 	payload = s.buf[:n]
-	if _, err := s.r.ReadAt(payload, s.off+recordHeaderSize); err != nil {
+	if _, err := s.r.ReadAt(payload, s.off+RecordHeaderSize); err != nil {
 		if !errors.Is(err, io.EOF) {
 			s.err = err
 		}
 		return 0, nil, false
 	}
-	crc := crc32.Update(crc32.Checksum(h[4:], castagnoli), castagnoli, payload)
-	if crc != binary.LittleEndian.Uint32(h[0:4]) {
+	if recordCRC(h[:], payload) != binary.LittleEndian.Uint32(h[0:4]) {
 		return 0, nil, false
 	}
-	s.off += recordHeaderSize + int64(n)
+	s.off += RecordHeaderSize + int64(n)
 	s.next++
 	return lsn, payload, true
 }
 
+func recordCRC(h, payload []byte) uint32 {
+	return crc32.Update(crc32.Checksum(h[4:RecordHeaderSize], castagnoli), castagnoli, payload)
+}
+
 // Replay calls fn, in LSN order, with every record after LSN after that
-// the log holds (the payload is valid only during the call), and then
-// prepares the log for appends: they go to a new segment, starting at the
-// LSN after both after and the last record read. It returns that last
-// LSN (after, when the log holds nothing newer). A gap in the sequence
-// after after is an error: the log has lost records it had acknowledged.
-func (l *Log) Replay(after uint64, fn func(lsn uint64, payload []byte) error) (uint64, error) {
+// the log holds, with the segment and offset it is at (the payload is
+// valid only during the call). It reads only the segments that can hold
+// such records. It returns the last LSN the log holds (after, when it
+// holds nothing newer); appends then go on from the LSN after it, in a new
+// segment. A gap in the sequence after after is an error: the log has lost
+// records it had acknowledged.
+func (l *Log) Replay(after uint64, fn func(lsn, segment uint64, off int64, payload []byte) error) (uint64, error) {
+	l.mu.Lock()
+	segs := slices.Clone(l.segs)
+	l.mu.Unlock()
 	last := after
 	var prev *segment
-	for _, s := range l.replay {
-		if s.last < s.first || s.last <= after {
-			continue // empty, or every record already indexed
+	for i, s := range segs {
+		if i+1 < len(segs) && s.last <= after {
+			continue // every record of it is older
 		}
-		start := max(s.first, after+1)
+		f, err := os.Open(s.path)
+		if err != nil {
+			return 0, fmt.Errorf("open log segment: %w", err)
+		}
+		v, err := scanSegment(f, s.grown, s.first)
+		if err != nil {
+			f.Close()
+			return 0, fmt.Errorf("read log segment %s: %w", filepath.Base(s.path), err)
+		}
+		s.scanned, s.size, s.last = true, v.end, v.last
+		if s.last <= after {
+			f.Close()
+			continue
+		}
 		if prev != nil && s.first != prev.last+1 {
+			f.Close()
 			return 0, fmt.Errorf("log: records %d to %d are missing (between %s and %s)", prev.last+1, s.first-1, filepath.Base(prev.path), filepath.Base(s.path))
 		}
 		if prev == nil && s.first > after+1 {
+			f.Close()
 			return 0, fmt.Errorf("log: records %d to %d are missing (before %s)", after+1, s.first-1, filepath.Base(s.path))
 		}
-		r := &scanner{r: s.f, off: segmentHeaderSize, epoch: s.epoch, next: s.first}
+		sc := &scanner{r: f, off: segmentHeaderSize, epoch: s.epoch, next: s.first}
 		for {
-			lsn, payload, ok := r.next1()
+			off := sc.off
+			lsn, payload, ok := sc.next1()
 			if !ok {
 				break
 			}
-			if lsn < start {
+			if lsn <= after {
 				continue
 			}
-			if err := fn(lsn, payload); err != nil {
+			if err := fn(lsn, s.first, off, payload); err != nil {
+				f.Close()
 				return 0, err
 			}
-			last = lsn
 		}
-		if r.err != nil {
-			return 0, fmt.Errorf("read log segment %s: %w", filepath.Base(s.path), r.err)
+		f.Close()
+		if sc.err != nil {
+			return 0, fmt.Errorf("read log segment %s: %w", filepath.Base(s.path), sc.err)
 		}
+		last = max(last, s.last)
 		prev = s
 	}
-	for _, s := range l.replay {
-		if s.last > last {
-			last = s.last
-		}
-	}
-	// Every segment read is now history: the caller indexes what was
-	// replayed before the first append, and Retire recycles them once
-	// that is durable. Appends begin in a fresh segment, so that the tail
-	// a crash left behind is never continued.
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.segs = l.replay
-	l.replay = nil
 	l.next = last + 1
-	l.appended = last
+	l.replayed = true
 	return last, nil
 }
 
 // Append writes the records of b, with consecutive LSNs from NextLSN, in
-// one write. They are durable once a later Sync returns. On error nothing
-// of b counts as written and the LSNs are not used.
-func (l *Log) Append(b *Batch) (first uint64, err error) {
+// one write, and returns the first LSN, the segment they went to and the
+// offset of the first record in it (Batch.Offset gives the others). They
+// are durable once a later Sync returns. On error nothing of b counts as
+// written and the LSNs are not used.
+func (l *Log) Append(b *Batch) (first, segment uint64, off int64, err error) {
 	if len(b.starts) == 0 {
-		return 0, errors.New("log: empty batch")
+		return 0, 0, 0, errors.New("log: empty batch")
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.failed(); err != nil {
-		return 0, err
+		return 0, 0, 0, err
 	}
-	act := l.active()
+	if !l.replayed {
+		return 0, 0, 0, errors.New("log: append before replay")
+	}
+	act := l.active
 	if act == nil || (act.size > segmentHeaderSize && act.size+int64(len(b.buf)) > l.opt.SegmentSize) {
 		if act, err = l.roll(); err != nil {
-			return 0, err
+			return 0, 0, 0, err
 		}
 	}
 	first = l.next
 	for i, st := range b.starts {
-		h := b.buf[st : st+recordHeaderSize]
+		h := b.buf[st : st+RecordHeaderSize]
 		end := len(b.buf)
 		if i+1 < len(b.starts) {
 			end = b.starts[i+1]
 		}
-		n := end - st - recordHeaderSize
+		n := end - st - RecordHeaderSize
 		if n > MaxRecord {
-			return 0, fmt.Errorf("log: record of %d bytes exceeds the limit of %d", n, MaxRecord)
+			return 0, 0, 0, fmt.Errorf("log: record of %d bytes exceeds the limit of %d", n, MaxRecord)
 		}
 		binary.LittleEndian.PutUint32(h[4:8], uint32(n))
 		binary.LittleEndian.PutUint64(h[8:16], first+uint64(i))
 		binary.LittleEndian.PutUint32(h[16:20], act.epoch)
-		binary.LittleEndian.PutUint32(h[0:4], crc32.Update(crc32.Checksum(h[4:], castagnoli), castagnoli, b.buf[st+recordHeaderSize:end]))
+		binary.LittleEndian.PutUint32(h[0:4], recordCRC(h, b.buf[st+RecordHeaderSize:end]))
 	}
-	if _, err := act.f.WriteAt(b.buf, act.size); err != nil {
-		if act.size >= act.grown {
+	off = act.size
+	if _, err := act.f.WriteAt(b.buf, off); err != nil {
+		if off >= act.grown {
 			// Give back what a short write added (a full disk): the
 			// next append starts at the same place.
-			act.f.Truncate(act.size)
+			act.f.Truncate(off)
 		}
-		return 0, fmt.Errorf("log: write: %w", err)
+		return 0, 0, 0, fmt.Errorf("log: write: %w", err)
 	}
 	act.size += int64(len(b.buf))
 	act.grown = max(act.grown, act.size)
 	n := uint64(len(b.starts))
 	act.last = first + n - 1
 	l.next += n
-	l.appended = act.last
 	if len(l.dirty) == 0 || l.dirty[len(l.dirty)-1] != act {
 		l.dirty = append(l.dirty, act)
 	}
-	return first, nil
+	return first, act.first, off, nil
 }
 
 // NextLSN is the LSN the next appended record gets.
@@ -404,45 +434,51 @@ func (l *Log) NextLSN() uint64 {
 	return l.next
 }
 
-func (l *Log) active() *segment {
-	if len(l.segs) == 0 {
-		return nil
-	}
-	s := l.segs[len(l.segs)-1]
-	if s.sealed || s.last+1 != l.next {
-		return nil
-	}
-	return s
-}
-
 func (l *Log) failed() error {
 	if l.closed {
 		return errors.New("log: closed")
 	}
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
-	return l.syncErr
+	return l.Err()
 }
 
 // roll starts the next segment: the active one is made durable first (a
 // Sync only covers the files written since the previous one), then a
 // spare is renamed and gets a new header, or a new file is made.
 func (l *Log) roll() (*segment, error) {
-	if act := l.active(); act != nil {
+	if act := l.active; act != nil {
 		if err := l.syncFiles([]*segment{act}); err != nil {
 			return nil, err
 		}
 		l.dirty = slices.DeleteFunc(l.dirty, func(s *segment) bool { return s == act })
+		l.active = nil
+		l.openForReads(act)
 	}
 	path := filepath.Join(l.dir, fmt.Sprintf("%020d%s", l.next, suffix))
+	// A segment of that name can only be an empty one a crash left: the
+	// new one replaces it.
+	l.segs = slices.DeleteFunc(l.segs, func(s *segment) bool {
+		if s.path != path {
+			return false
+		}
+		l.closeFile(s)
+		return true
+	})
 	var s *segment
 	if len(l.spares) > 0 {
 		s = l.spares[0]
+		l.spares = l.spares[1:]
 		if err := os.Rename(s.path, path); err != nil {
+			l.closeFile(s)
 			return nil, fmt.Errorf("log: reuse segment: %w", err)
 		}
-		l.spares = l.spares[1:]
 		s.path = path
+		if s.f == nil {
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				return nil, fmt.Errorf("log: reuse segment: %w", err)
+			}
+			s.f = f
+		}
 	} else {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
@@ -454,34 +490,62 @@ func (l *Log) roll() (*segment, error) {
 	for epoch == 0 || epoch == s.epoch {
 		epoch = rand.Uint32()
 	}
-	s.epoch, s.first, s.last, s.size, s.sealed = epoch, l.next, l.next-1, segmentHeaderSize, false
+	s.epoch, s.first, s.last, s.size, s.valid, s.scanned = epoch, l.next, l.next-1, segmentHeaderSize, true, true
 	if _, err := s.f.WriteAt(segmentHeader(epoch, l.next), 0); err != nil {
-		l.abandon(s)
+		l.closeFile(s)
+		os.Remove(path)
 		return nil, fmt.Errorf("log: write segment header: %w", err)
 	}
 	s.grown = max(s.grown, segmentHeaderSize)
 	// The new name must survive a crash before anything in the file is
 	// acknowledged; the header itself is synced with the first records.
 	if err := l.opt.SyncDir(l.dir); err != nil {
-		l.abandon(s)
+		l.closeFile(s)
+		os.Remove(path)
 		return nil, fmt.Errorf("log: sync directory: %w", err)
 	}
 	l.segs = append(l.segs, s)
+	l.active = s
 	return s, nil
 }
 
-// abandon drops a segment that could not be started.
-func (l *Log) abandon(s *segment) {
-	l.syncMu.Lock()
-	s.f.Close()
-	l.syncMu.Unlock()
-	os.Remove(s.path)
+// closeFile closes s's file, if open. Call with mu held.
+func (l *Log) closeFile(s *segment) {
+	if s.f != nil {
+		l.syncMu.Lock() // never under a sync
+		s.f.Close()
+		l.syncMu.Unlock()
+		s.f = nil
+	}
+	l.readers = slices.DeleteFunc(l.readers, func(r *segment) bool { return r == s })
+}
+
+// openForReads keeps a sealed segment's file among the open readers,
+// closing the least recently used beyond openReaders. Call with mu held.
+func (l *Log) openForReads(s *segment) {
+	if i := slices.Index(l.readers, s); i >= 0 {
+		l.readers = append(slices.Delete(l.readers, i, i+1), s)
+		return
+	}
+	l.readers = append(l.readers, s)
+	for len(l.readers) > openReaders {
+		old := l.readers[0]
+		l.readers = l.readers[1:]
+		if old != l.active && !slices.Contains(l.dirty, old) && old.f != nil {
+			l.syncMu.Lock()
+			old.f.Close()
+			l.syncMu.Unlock()
+			old.f = nil
+		}
+	}
 }
 
 // Sync makes every record appended so far durable. Once a sync has
 // failed, every later Sync and Append fails: the kernel may have dropped
 // the pages it could not write.
 func (l *Log) Sync() error {
+	l.syncCall.Lock()
+	defer l.syncCall.Unlock()
 	l.mu.Lock()
 	dirty := l.dirty
 	l.dirty = nil
@@ -499,13 +563,15 @@ func (l *Log) Sync() error {
 func (l *Log) syncFiles(ss []*segment) error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
-	if l.syncErr != nil {
-		return l.syncErr
+	if err := l.Err(); err != nil {
+		return err
 	}
 	for _, s := range ss {
 		if err := l.opt.SyncFile(s.f); err != nil {
+			l.errMu.Lock()
 			l.syncErr = fmt.Errorf("log: sync %s: %w", filepath.Base(s.path), err)
-			return l.syncErr
+			l.errMu.Unlock()
+			return l.Err()
 		}
 	}
 	return nil
@@ -513,74 +579,151 @@ func (l *Log) syncFiles(ss []*segment) error {
 
 // Err returns the sticky sync error, nil while the log is healthy.
 func (l *Log) Err() error {
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
+	l.errMu.Lock()
+	defer l.errMu.Unlock()
 	return l.syncErr
 }
 
-// Appended is the LSN of the last record appended (durable or not).
-func (l *Log) Appended() uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.appended
+// ErrGone is returned by ReadRecord when the record is no longer in the
+// log: its segment was released, or the record there is not the one named.
+var ErrGone = errors.New("log: record no longer in the log")
+
+// ReadRecord returns the LSN and payload of the record at offset off of
+// segment (where Append or Replay said it went), after checking that it
+// is whole and was written in that segment's current life. The caller
+// checks that it is the record it wants.
+func (l *Log) ReadRecord(seg uint64, off int64) (uint64, []byte, error) {
+	for attempt := 0; ; attempt++ {
+		f, epoch, err := l.reader(seg)
+		if err != nil {
+			return 0, nil, err
+		}
+		var (
+			h       [RecordHeaderSize]byte
+			payload []byte
+		)
+		_, err = f.ReadAt(h[:], off)
+		if err == nil {
+			n := binary.LittleEndian.Uint32(h[4:8])
+			if n > MaxRecord || binary.LittleEndian.Uint32(h[16:20]) != epoch {
+				return 0, nil, ErrGone
+			}
+			payload = make([]byte, n)
+			_, err = f.ReadAt(payload, off+RecordHeaderSize)
+		}
+		if errors.Is(err, os.ErrClosed) && attempt == 0 {
+			continue // closed under us by the reader cache: open it again
+		}
+		if errors.Is(err, io.EOF) {
+			return 0, nil, ErrGone
+		}
+		if err != nil {
+			return 0, nil, fmt.Errorf("log: read segment %d at %d: %w", seg, off, err)
+		}
+		if recordCRC(h[:], payload) != binary.LittleEndian.Uint32(h[0:4]) {
+			return 0, nil, ErrGone
+		}
+		return binary.LittleEndian.Uint64(h[8:16]), payload, nil
+	}
 }
 
-// Retire gives up every segment (but the active one) whose records all
-// have LSNs up to durable: the store holds them durably. Up to
-// Options.Spares of them are kept for reuse; the rest are deleted.
-func (l *Log) Retire(durable uint64) {
+// reader returns an open file of the segment named segment, and its epoch.
+func (l *Log) reader(first uint64) (*os.File, uint32, error) {
 	l.mu.Lock()
-	var drop []*segment
-	keep := l.segs[:0]
-	act := l.active()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, 0, errors.New("log: closed")
+	}
+	i, ok := slices.BinarySearchFunc(l.segs, first, func(s *segment, first uint64) int {
+		switch {
+		case s.first < first:
+			return -1
+		case s.first > first:
+			return 1
+		}
+		return 0
+	})
+	if !ok {
+		return nil, 0, ErrGone
+	}
+	s := l.segs[i]
+	if s.f == nil {
+		f, err := os.Open(s.path)
+		if err != nil {
+			return nil, 0, fmt.Errorf("log: open segment: %w", err)
+		}
+		s.f = f
+	}
+	if s != l.active {
+		l.openForReads(s)
+	}
+	return s.f, s.epoch, nil
+}
+
+// SegmentInfo describes a segment that appends no longer go to.
+type SegmentInfo struct {
+	// First and Last are the LSNs of its first and last records.
+	First, Last uint64
+}
+
+// Sealed lists the segments appends no longer go to, oldest first: the
+// ones a store may release.
+func (l *Log) Sealed() []SegmentInfo {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []SegmentInfo
 	for _, s := range l.segs {
-		if s != act && s.last <= durable && !slices.Contains(l.dirty, s) {
-			if len(l.spares) < l.opt.Spares {
-				l.spares = append(l.spares, s)
-			} else {
-				drop = append(drop, s)
-			}
+		if s == l.active || slices.Contains(l.dirty, s) {
 			continue
 		}
-		keep = append(keep, s)
+		out = append(out, SegmentInfo{First: s.first, Last: s.last})
 	}
-	clear(l.segs[len(keep):])
-	l.segs = keep
-	l.mu.Unlock()
-	if len(drop) == 0 {
-		return
-	}
-	l.syncMu.Lock()
-	for _, s := range drop {
-		s.f.Close()
-		os.Remove(s.path)
-	}
-	l.syncMu.Unlock()
+	return out
 }
 
-// Segments returns how many segment files the log holds, spares included.
-func (l *Log) Segments() int {
+// Release gives up a sealed segment: none of its records will be read
+// again. It is kept as a spare for reuse, up to Options.Spares, or
+// deleted.
+func (l *Log) Release(first uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.segs) + len(l.spares) + len(l.replay)
+	i := slices.IndexFunc(l.segs, func(s *segment) bool { return s.first == first })
+	if i < 0 {
+		return nil
+	}
+	s := l.segs[i]
+	if s == l.active || slices.Contains(l.dirty, s) {
+		return fmt.Errorf("log: segment %d is still being written", first)
+	}
+	l.segs = slices.Delete(l.segs, i, i+1)
+	l.readers = slices.DeleteFunc(l.readers, func(r *segment) bool { return r == s })
+	if len(l.spares) < l.opt.Spares {
+		l.spares = append(l.spares, s)
+		return nil
+	}
+	l.closeFile(s)
+	if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("log: delete segment: %w", err)
+	}
+	return nil
+}
+
+// Files returns how many segment files the log holds, spares included.
+func (l *Log) Files() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.segs) + len(l.spares)
 }
 
 // Close closes every file. It does not sync: call Sync first.
 func (l *Log) Close() error {
 	l.mu.Lock()
-	all := append(append(append([]*segment(nil), l.segs...), l.spares...), l.replay...)
-	l.segs, l.spares, l.replay, l.closed = nil, nil, nil, true
-	l.mu.Unlock()
-	l.closeFiles(all)
-	return nil
-}
-
-func (l *Log) closeFiles(ss []*segment) {
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
-	for _, s := range ss {
-		s.f.Close()
+	defer l.mu.Unlock()
+	for _, s := range append(slices.Clone(l.segs), l.spares...) {
+		l.closeFile(s)
 	}
+	l.segs, l.spares, l.active, l.readers, l.closed = nil, nil, nil, nil, true
+	return nil
 }
 
 // Batch collects the records of one Append: each is a header the log
@@ -600,7 +743,7 @@ func (b *Batch) Reset() {
 // hand the result to Done.
 func (b *Batch) Next() []byte {
 	b.starts = append(b.starts, len(b.buf))
-	return append(b.buf, make([]byte, recordHeaderSize)...)
+	return append(b.buf, make([]byte, RecordHeaderSize)...)
 }
 
 // Done ends the record that Next started.
@@ -612,11 +755,5 @@ func (b *Batch) Len() int { return len(b.starts) }
 // Size is the number of bytes b will write.
 func (b *Batch) Size() int { return len(b.buf) }
 
-// Truncate keeps the first n records of b.
-func (b *Batch) Truncate(n int) {
-	if n >= len(b.starts) {
-		return
-	}
-	b.buf = b.buf[:b.starts[n]]
-	b.starts = b.starts[:n]
-}
+// Offset is where record i of b starts, relative to the first.
+func (b *Batch) Offset(i int) int64 { return int64(b.starts[i]) }

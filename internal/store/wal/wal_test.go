@@ -16,6 +16,8 @@ func payload(n int) []byte {
 	return bytes.Repeat([]byte{byte(n)}, 100+n%50)
 }
 
+func noReplay(lsn, seg uint64, off int64, p []byte) error { return nil }
+
 func openLog(t *testing.T, dir string, opt Options) *Log {
 	t.Helper()
 	l, err := Open(dir, opt)
@@ -30,7 +32,7 @@ func openLog(t *testing.T, dir string, opt Options) *Log {
 // payloads read.
 func replayAll(t *testing.T, l *Log, after uint64) (lsns []uint64, payloads [][]byte) {
 	t.Helper()
-	if _, err := l.Replay(after, func(lsn uint64, p []byte) error {
+	if _, err := l.Replay(after, func(lsn, seg uint64, off int64, p []byte) error {
 		lsns = append(lsns, lsn)
 		payloads = append(payloads, bytes.Clone(p))
 		return nil
@@ -49,7 +51,7 @@ func appendN(t *testing.T, l *Log, from, to, per int) {
 		for i := 0; i < per && n < to; i, n = i+1, n+1 {
 			b.Done(append(b.Next(), payload(n)...))
 		}
-		if _, err := l.Append(&b); err != nil {
+		if _, _, _, err := l.Append(&b); err != nil {
 			t.Fatalf("Append: %v", err)
 		}
 	}
@@ -78,14 +80,14 @@ func TestAppendReplayAcrossSegments(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	l := openLog(t, dir, Options{SegmentSize: 4096})
-	if last, err := l.Replay(0, func(uint64, []byte) error { return nil }); err != nil || last != 0 {
+	if last, err := l.Replay(0, noReplay); err != nil || last != 0 {
 		t.Fatalf("Replay of an empty log: got %d, %v; want 0, nil", last, err)
 	}
 	if got := l.NextLSN(); got != 1 {
 		t.Fatalf("NextLSN of an empty log: got %d, want 1", got)
 	}
 	appendN(t, l, 1, 301, 7)
-	if n := l.Segments(); n < 5 {
+	if n := l.Files(); n < 5 {
 		t.Fatalf("got %d segments for ~45 KiB at 4 KiB each, want several", n)
 	}
 	l.Close()
@@ -107,18 +109,18 @@ func TestAppendReplayAcrossSegments(t *testing.T) {
 
 func TestReplayStopsAtATornTail(t *testing.T) {
 	t.Parallel()
-	for _, cut := range []int{1, recordHeaderSize - 1, recordHeaderSize, recordHeaderSize + 10} {
+	for _, cut := range []int{1, RecordHeaderSize - 1, RecordHeaderSize, RecordHeaderSize + 10} {
 		t.Run(fmt.Sprintf("Cut%d", cut), func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			l := openLog(t, dir, Options{})
-			l.Replay(0, func(uint64, []byte) error { return nil })
+			l.Replay(0, noReplay)
 			appendN(t, l, 1, 11, 10)
 			path := l.segs[len(l.segs)-1].path
 			l.Close()
 			// The last record is cut short: a write a crash interrupted.
 			st, _ := os.Stat(path)
-			last := int64(recordHeaderSize + len(payload(10)))
+			last := int64(RecordHeaderSize + len(payload(10)))
 			if err := os.Truncate(path, st.Size()-last+int64(cut)); err != nil {
 				t.Fatal(err)
 			}
@@ -142,45 +144,54 @@ func TestReplayStopsAtACorruptRecord(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	l := openLog(t, dir, Options{})
-	l.Replay(0, func(uint64, []byte) error { return nil })
+	l.Replay(0, noReplay)
 	appendN(t, l, 1, 21, 20)
 	path := l.segs[len(l.segs)-1].path
 	l.Close()
 	// Flip one bit in the payload of record 8.
 	off := int64(segmentHeaderSize)
 	for n := 1; n < 8; n++ {
-		off += recordHeaderSize + int64(len(payload(n)))
+		off += RecordHeaderSize + int64(len(payload(n)))
 	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var b [1]byte
-	f.ReadAt(b[:], off+recordHeaderSize+3)
+	f.ReadAt(b[:], off+RecordHeaderSize+3)
 	b[0] ^= 0x10
-	f.WriteAt(b[:], off+recordHeaderSize+3)
+	f.WriteAt(b[:], off+RecordHeaderSize+3)
 	f.Close()
 	l2 := openLog(t, dir, Options{})
 	lsns, ps := replayAll(t, l2, 0)
 	checkRecords(t, lsns, ps, 1, 8)
 }
 
-// Retired segments are reused: renamed, with a new epoch, so that their
+// Released segments are reused: renamed, with a new epoch, so that their
 // old records do not read as new ones, even when a crash comes right
 // after the rename.
 func TestSparesAreReused(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	l := openLog(t, dir, Options{SegmentSize: 2048, Spares: 2})
-	l.Replay(0, func(uint64, []byte) error { return nil })
+	l.Replay(0, noReplay)
 	appendN(t, l, 1, 61, 4)
-	before := l.Segments()
-	l.Retire(40)
+	before := l.Files()
+	release := func(upTo uint64) {
+		for _, s := range l.Sealed() {
+			if s.Last <= upTo {
+				if err := l.Release(s.First); err != nil {
+					t.Fatalf("Release(%d): %v", s.First, err)
+				}
+			}
+		}
+	}
+	release(40)
 	appendN(t, l, 61, 121, 4)
-	l.Retire(100)
+	release(100)
 	names, _ := os.ReadDir(dir)
 	if len(names) > before+2 {
-		t.Errorf("got %d segment files after retiring and appending as much again, want at most %d (spares reused)", len(names), before+2)
+		t.Errorf("got %d segment files after releasing and appending as much again, want at most %d (spares reused)", len(names), before+2)
 	}
 	l.Close()
 	l2 := openLog(t, dir, Options{SegmentSize: 2048, Spares: 2})
@@ -190,17 +201,10 @@ func TestSparesAreReused(t *testing.T) {
 
 	// A spare renamed for LSN 121, whose header was not rewritten before
 	// a crash: it holds no records, and replay still ends at 120.
+	// The oldest file is a spare: its records end before 100.
 	var spare string
-	for _, e := range mustReadDir(t, dir) {
-		p := filepath.Join(dir, e)
-		s, err := openSegment(p, firstOf(t, e))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.f.Close()
-		if s.last < 100 && s.last >= s.first {
-			spare = p
-		}
+	if names := mustReadDir(t, dir); firstOf(t, names[0]) < 50 {
+		spare = filepath.Join(dir, names[0])
 	}
 	if spare == "" {
 		t.Fatal("no segment with only old records left to play the spare")
@@ -219,6 +223,81 @@ func TestSparesAreReused(t *testing.T) {
 	l4 := openLog(t, dir, Options{SegmentSize: 2048, Spares: 2})
 	lsns, ps = replayAll(t, l4, 100)
 	checkRecords(t, lsns, ps, 101, 130)
+}
+
+// ReadRecord finds a record where Append or Replay said it is, across
+// more segments than stay open, and refuses one that is gone.
+func TestReadRecord(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l := openLog(t, dir, Options{SegmentSize: 1024, Spares: 1})
+	l.Replay(0, noReplay)
+	type loc struct {
+		seg uint64
+		off int64
+	}
+	at := map[uint64]loc{}
+	var b Batch
+	for n := 1; n < 400; {
+		b.Reset()
+		for i := 0; i < 3 && n < 400; i, n = i+1, n+1 {
+			b.Done(append(b.Next(), payload(n)...))
+		}
+		first, seg, off, err := l.Append(&b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range b.Len() {
+			at[first+uint64(i)] = loc{seg, off + b.Offset(i)}
+		}
+	}
+	l.Sync()
+	if l.Files() <= openReaders {
+		t.Fatalf("got %d segments, want more than the %d kept open", l.Files(), openReaders)
+	}
+	for round := range 2 {
+		for lsn := uint64(1); lsn < 400; lsn++ {
+			got, p, err := l.ReadRecord(at[lsn].seg, at[lsn].off)
+			if err != nil {
+				t.Fatalf("round %d: ReadRecord(%d): %v", round, lsn, err)
+			}
+			if got != lsn || !bytes.Equal(p, payload(int(lsn))) {
+				t.Fatalf("ReadRecord(%d): payload differs", lsn)
+			}
+		}
+	}
+	// A place where no record starts, and a released segment, are gone.
+	if _, _, err := l.ReadRecord(at[5].seg, at[5].off+3); !errors.Is(err, ErrGone) {
+		t.Errorf("ReadRecord off a record's start: got %v, want ErrGone", err)
+	}
+	first := l.Sealed()[0]
+	if err := l.Release(first.First); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.ReadRecord(at[1].seg, at[1].off); !errors.Is(err, ErrGone) {
+		t.Errorf("ReadRecord in a released segment: got %v, want ErrGone", err)
+	}
+	// The same locations after a restart, as Replay reports them.
+	l.Close()
+	l2 := openLog(t, dir, Options{SegmentSize: 1024})
+	n := 0
+	if _, err := l2.Replay(200, func(lsn, seg uint64, off int64, p []byte) error {
+		if (loc{seg, off}) != at[lsn] {
+			t.Errorf("Replay: record %d at %d/%d, Append said %d/%d", lsn, seg, off, at[lsn].seg, at[lsn].off)
+		}
+		n++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != 199 {
+		t.Errorf("Replay after 200: got %d records, want 199", n)
+	}
+	for lsn := uint64(2); lsn < 400; lsn += 37 {
+		if _, _, err := l2.ReadRecord(at[lsn].seg, at[lsn].off); err != nil {
+			t.Errorf("after reopening: ReadRecord(%d): %v", lsn, err)
+		}
+	}
 }
 
 func mustReadDir(t *testing.T, dir string) []string {
@@ -250,7 +329,7 @@ func TestReplayReportsAGap(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	l := openLog(t, dir, Options{SegmentSize: 1024})
-	l.Replay(0, func(uint64, []byte) error { return nil })
+	l.Replay(0, noReplay)
 	appendN(t, l, 1, 60, 3)
 	l.Close()
 	names := mustReadDir(t, dir)
@@ -259,14 +338,14 @@ func TestReplayReportsAGap(t *testing.T) {
 	}
 	os.Remove(filepath.Join(dir, names[2]))
 	l2 := openLog(t, dir, Options{SegmentSize: 1024})
-	_, err := l2.Replay(0, func(uint64, []byte) error { return nil })
+	_, err := l2.Replay(0, noReplay)
 	if err == nil {
 		t.Fatal("Replay over a missing segment: got nil, want an error naming the missing records")
 	}
 	t.Logf("as expected: %v", err)
 	// Past the gap (records indexed already), the log opens.
 	l3 := openLog(t, dir, Options{SegmentSize: 1024})
-	if _, err := l3.Replay(firstOf(t, names[3])-1, func(uint64, []byte) error { return nil }); err != nil {
+	if _, err := l3.Replay(firstOf(t, names[3])-1, noReplay); err != nil {
 		t.Fatalf("Replay after the gap: %v", err)
 	}
 }
@@ -280,12 +359,12 @@ func TestSyncFailureIsSticky(t *testing.T) {
 		}
 		return f.Sync()
 	}})
-	l.Replay(0, func(uint64, []byte) error { return nil })
+	l.Replay(0, noReplay)
 	appendN(t, l, 1, 5, 2)
 	fail = true
 	var b Batch
 	b.Done(append(b.Next(), "x"...))
-	if _, err := l.Append(&b); err != nil {
+	if _, _, _, err := l.Append(&b); err != nil {
 		t.Fatalf("Append before the failing sync: %v", err)
 	}
 	if err := l.Sync(); !errors.Is(err, syscall.EIO) {
@@ -295,7 +374,7 @@ func TestSyncFailureIsSticky(t *testing.T) {
 	if err := l.Sync(); err == nil {
 		t.Error("Sync after a failed sync: got nil, want the same error")
 	}
-	if _, err := l.Append(&b); err == nil {
+	if _, _, _, err := l.Append(&b); err == nil {
 		t.Error("Append after a failed sync: got nil, want an error")
 	}
 }
@@ -308,14 +387,14 @@ func FuzzSegment(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	l.Replay(0, func(uint64, []byte) error { return nil })
+	l.Replay(0, noReplay)
 	var b Batch
 	for n := range 5 {
 		b.Done(append(b.Next(), payload(n)...))
 	}
 	l.Append(&b)
 	l.Sync()
-	path := l.segs[0].path
+	path := l.segs[len(l.segs)-1].path
 	l.Close()
 	good, err := os.ReadFile(path)
 	if err != nil {
