@@ -6,6 +6,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,9 +31,11 @@ import (
 	"hookd/internal/verify"
 )
 
-// Inserter stores an event durably; store.Batcher is one.
+// Inserter stores an event durably; store.Batcher is one. InsertBy waits
+// until the event is stored or refused, ctx is done, or deadline has
+// passed.
 type Inserter interface {
-	Insert(ctx context.Context, in *store.EventInsert) (store.EventInsertResult, error)
+	InsertBy(ctx context.Context, deadline time.Time, in *store.EventInsert) (store.EventInsertResult, error)
 }
 
 // Handler serves POST /in/{source}.
@@ -219,21 +223,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		ReceivedAt:  start.UTC(),
 		RequestID:   rid,
 		ContentType: r.Header.Get("Content-Type"),
-		Headers:     src.headers(r.Header),
 		Body:        body,
 	}
 	if err := src.selectMetadata(e, r); err != nil {
 		return err
 	}
-	hj, err := store.EncodeHeaders(e.Headers)
-	if err != nil {
-		return err
-	}
+	// The headers are stored as their JSON encoding, with credentials
+	// redacted; the event carries that encoding, not a copy of the map.
+	hj := src.encodeHeaders(r.Header)
 	// The ack deadline bounds the wait for the commit, not the upload: a
 	// slow sender is bounded by server.read_timeout instead.
-	ctx, cancel := context.WithTimeout(r.Context(), h.ack)
-	defer cancel()
-	res, err := h.ins.Insert(ctx, &store.EventInsert{Event: e, DedupeWindow: src.dedupe, HeadersJSON: hj})
+	res, err := h.ins.InsertBy(r.Context(), time.Now().Add(h.ack), &store.EventInsert{Event: e, DedupeWindow: src.dedupe, HeadersJSON: hj})
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		if hookd.ErrorCode(err) == hookd.EInternal {
 			err = &hookd.Error{Code: hookd.EUnavailable, Message: "storage too slow to commit", Err: err}
@@ -244,7 +244,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	}
 	hdr := w.Header()
 	if res.Duplicate {
-		hdr.Set(httpserver.HeaderDuplicate, "true")
+		hdr[httpserver.HeaderDuplicate] = headerTrue
 	}
 	if src.body != nil {
 		hdr.Set("Content-Type", src.contentType)
@@ -252,7 +252,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		w.Write(src.body)
 		return nil
 	}
-	hdr.Set("Content-Type", "application/json")
+	hdr["Content-Type"] = contentTypeJSON
 	w.WriteHeader(src.status)
 	// Ids are ULIDs with a fixed prefix: nothing to escape.
 	io.WriteString(w, `{"id":"`+res.ID+`","request_id":"`+rid+`"}`+"\n")
@@ -326,17 +326,64 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return body, nil
 }
 
-// headers copies the request headers, with credentials redacted.
-func (s *source) headers(in http.Header) map[string][]string {
-	out := make(map[string][]string, len(in))
-	for k, v := range in {
+// Header values every answer shares (net/http only reads them).
+var (
+	contentTypeJSON = []string{"application/json"}
+	headerTrue      = []string{"true"}
+)
+
+// encodeHeaders encodes the request headers as stored (what
+// store.EncodeHeaders makes of them), with credentials redacted.
+func (s *source) encodeHeaders(in http.Header) string {
+	keys := make([]string, 0, len(in))
+	for k := range in {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, 256)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		v := in[k]
 		if s.redact[k] {
-			out[k] = []string{"[redacted]"}
+			v = redacted
+		}
+		if v == nil {
+			b = append(b, "null"...)
 			continue
 		}
-		out[k] = v
+		b = append(b, '[')
+		for j, x := range v {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, x)
+		}
+		b = append(b, ']')
 	}
-	return out
+	b = append(b, '}')
+	return string(b)
+}
+
+var redacted = []string{"[redacted]"}
+
+// appendJSONString appends s as encoding/json writes it: as is when every
+// byte is printable ASCII that needs no escape (header values nearly
+// always are), and through encoding/json otherwise.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // selectMetadata fills the event's id, type, timestamp and key. An absent

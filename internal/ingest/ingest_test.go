@@ -606,8 +606,10 @@ func newBlockingInserter(plain bool) *blockingInserter {
 	return &blockingInserter{entered: make(chan struct{}, 16), release: make(chan struct{}), plain: plain}
 }
 
-func (b *blockingInserter) Insert(ctx context.Context, in *store.EventInsert) (store.EventInsertResult, error) {
+func (b *blockingInserter) InsertBy(ctx context.Context, deadline time.Time, in *store.EventInsert) (store.EventInsertResult, error) {
 	b.entered <- struct{}{}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	select {
 	case <-ctx.Done():
 		if b.plain {

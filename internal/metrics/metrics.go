@@ -111,6 +111,7 @@ func (m *Metrics) Handler() http.Handler {
 // requests to made-up paths cannot create series without bound.
 func (m *Metrics) Ingest(known func(source string) bool, next http.Handler) http.Handler {
 	type sourceMetrics struct {
+		ok  prometheus.Counter // answers 200, the common case
 		dup prometheus.Counter
 		dur prometheus.Observer
 	}
@@ -119,7 +120,8 @@ func (m *Metrics) Ingest(known func(source string) bool, next http.Handler) http
 		if v, ok := cache.Load(s); ok {
 			return v.(*sourceMetrics)
 		}
-		v, _ := cache.LoadOrStore(s, &sourceMetrics{dup: m.ingestDuplicates.WithLabelValues(s), dur: m.ingestDuration.WithLabelValues(s)})
+		v, _ := cache.LoadOrStore(s, &sourceMetrics{ok: m.ingestRequests.WithLabelValues(s, "200"),
+			dup: m.ingestDuplicates.WithLabelValues(s), dur: m.ingestDuration.WithLabelValues(s)})
 		return v.(*sourceMetrics)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -141,9 +143,13 @@ func (m *Metrics) Ingest(known func(source string) bool, next http.Handler) http
 					panic(v)
 				}
 			}
-			m.ingestRequests.WithLabelValues(source, statusText(code)).Inc()
-			if code == http.StatusOK && w.Header().Get(httpserver.HeaderDuplicate) == "true" {
-				sm.dup.Inc()
+			if code == http.StatusOK {
+				sm.ok.Inc()
+				if w.Header().Get(httpserver.HeaderDuplicate) == "true" {
+					sm.dup.Inc()
+				}
+			} else {
+				m.ingestRequests.WithLabelValues(source, statusText(code)).Inc()
 			}
 			sm.dur.Observe(time.Since(start).Seconds())
 		}()

@@ -403,3 +403,38 @@ func TestBatcherGroupCommit(t *testing.T) {
 		t.Errorf("got %d stored events, want %d", len(page), n)
 	}
 }
+
+// InsertBy stops waiting at its deadline (within a tick), with an
+// EUnavailable error that wraps context.DeadlineExceeded, and an insert
+// whose deadline has passed before the writer takes it is not stored.
+func TestBatcherInsertByDeadline(t *testing.T) {
+	t.Parallel()
+	st := &wrapStore{Store: openSQLite(t), holdFirst: make(chan struct{}), entered: make(chan struct{})}
+	b := startBatcher(t, st, store.BatcherOptions{})
+	// The first commit hangs: everything behind it waits.
+	go b.Insert(timeout(t), newInsert(0))
+	<-st.entered
+	const wait = 60 * time.Millisecond
+	late := newInsert(1)
+	start := time.Now()
+	_, err := b.InsertBy(context.Background(), start.Add(wait), late)
+	took := time.Since(start)
+	if hookd.ErrorCode(err) != hookd.EUnavailable || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("InsertBy past its deadline: got %v, want EUnavailable wrapping DeadlineExceeded", err)
+	}
+	if took < wait || took > wait+time.Second {
+		t.Errorf("InsertBy returned after %v, want just after %v", took, wait)
+	}
+	close(st.holdFirst)
+	// A deadline in the past fails at once.
+	if _, err := b.InsertBy(context.Background(), time.Now().Add(-time.Second), newInsert(2)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("InsertBy with a past deadline: got %v, want DeadlineExceeded", err)
+	}
+	// One in time is stored; the late one never is.
+	ok := newInsert(3)
+	if _, err := b.InsertBy(context.Background(), time.Now().Add(10*time.Second), ok); err != nil {
+		t.Fatalf("InsertBy in time: %v", err)
+	}
+	wantStored(t, st, ok.Event.ID, true)
+	wantStored(t, st, late.Event.ID, false)
+}
