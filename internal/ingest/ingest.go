@@ -32,8 +32,8 @@ import (
 )
 
 // Inserter stores an event durably; store.Batcher is one. InsertBy waits
-// until the event is stored or refused, ctx is done, or deadline has
-// passed.
+// until the event is stored or refused, or deadline has passed; an event
+// whose ctx is done before it is taken for a commit is not stored.
 type Inserter interface {
 	InsertBy(ctx context.Context, deadline time.Time, in *store.EventInsert) (store.EventInsertResult, error)
 }
@@ -295,9 +295,9 @@ func innermost(w http.ResponseWriter) http.ResponseWriter {
 }
 
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	tooLarge := hookd.Errorf(hookd.ETooLarge, "body larger than the limit of %d bytes", limit)
+	tooLarge := func() error { return hookd.Errorf(hookd.ETooLarge, "body larger than the limit of %d bytes", limit) }
 	if r.ContentLength > limit {
-		return nil, tooLarge
+		return nil, tooLarge()
 	}
 	rd := http.MaxBytesReader(innermost(w), r.Body, limit)
 	var (
@@ -319,7 +319,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, tooLarge
+			return nil, tooLarge()
 		}
 		return nil, &hookd.Error{Code: hookd.EInvalid, Message: "could not read the request body", Err: err}
 	}

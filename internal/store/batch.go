@@ -179,19 +179,23 @@ func (b *Batcher) Healthy() error {
 // cannot know whether the event was stored, and should ask the sender to
 // retry.
 func (b *Batcher) Insert(ctx context.Context, in *EventInsert) (EventInsertResult, error) {
-	return b.insert(&pendingInsert{ctx: ctx, in: in, done: make(chan struct{})}, nil)
+	return b.insert(&pendingInsert{ctx: ctx, in: in, done: make(chan struct{})}, ctx.Done(), nil)
 }
 
-// InsertBy is Insert that also stops waiting at deadline (then the error
-// wraps context.DeadlineExceeded). It costs no timer of its own: the
-// batcher's shared clock ticks every few milliseconds, and the wait ends
-// within one tick after the deadline. Ingest waits this way on every
+// InsertBy is Insert bounded by deadline instead of ctx: it waits until
+// the event is stored or refused, or deadline has passed (then the error
+// wraps context.DeadlineExceeded); ctx only decides whether an insert the
+// writer has not taken yet is still wanted. It costs no timer of its own:
+// the batcher's shared clock ticks every few milliseconds, and the wait
+// ends within one tick after the deadline. Ingest waits this way on every
 // request.
 func (b *Batcher) InsertBy(ctx context.Context, deadline time.Time, in *EventInsert) (EventInsertResult, error) {
-	return b.insert(&pendingInsert{ctx: ctx, deadline: deadline, in: in, done: make(chan struct{})}, b.timeouts.at(deadline))
+	return b.insert(&pendingInsert{ctx: ctx, deadline: deadline, in: in, done: make(chan struct{})}, nil, b.timeouts.at(deadline))
 }
 
-func (b *Batcher) insert(p *pendingInsert, timeout <-chan struct{}) (EventInsertResult, error) {
+// insert queues p and waits for it, for ctxDone or for timeout (either
+// may be nil: never).
+func (b *Batcher) insert(p *pendingInsert, ctxDone <-chan struct{}, timeout <-chan struct{}) (EventInsertResult, error) {
 	ctx := p.ctx
 	select {
 	case <-b.stop:
@@ -206,7 +210,7 @@ func (b *Batcher) insert(p *pendingInsert, timeout <-chan struct{}) (EventInsert
 	select {
 	case <-p.done:
 		return p.res, p.err
-	case <-ctx.Done():
+	case <-ctxDone:
 		return EventInsertResult{}, &hookd.Error{Code: hookd.EUnavailable, Message: "storage too slow to commit", Err: ctx.Err()}
 	case <-timeout:
 		return EventInsertResult{}, &hookd.Error{Code: hookd.EUnavailable, Message: "storage too slow to commit", Err: context.DeadlineExceeded}

@@ -2,10 +2,12 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/mattn/go-sqlite3"
 
 	"hookd"
 )
@@ -209,7 +211,9 @@ func recordSize(r *logRecord) int {
 
 // indexBatch writes recs into SQLite in one transaction, with the LSN of
 // the last one: a crash loses all of it or none, and the next start
-// replays the log from where the index ends.
+// replays the log from where the index ends. It drives the driver's
+// connection directly, without database/sql's conversions and
+// bookkeeping around every statement.
 func (s *Store) indexBatch(recs []*logRecord) error {
 	if err := s.writable(); err != nil {
 		return err
@@ -218,12 +222,84 @@ func (s *Store) indexBatch(recs []*logRecord) error {
 	// a goroutine switch per statement in the driver.
 	ctx := context.Background()
 	s.catchUpWAL(ctx)
-	tx, err := s.w.BeginTx(ctx, nil)
+	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", mapErr(err))
 	}
-	defer tx.Rollback()
-	b := &batchTx{tx: tx, ctx: ctx, src: &s.idx}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(*sqlite3.SQLiteConn)
+		if !ok {
+			return fmt.Errorf("index: unexpected driver connection %T", dc)
+		}
+		x := &rawTx{c: c, ctx: ctx}
+		defer x.close()
+		if err := x.index(recs); err != nil {
+			if x.tx != nil {
+				x.tx.Rollback()
+			}
+			return err
+		}
+		return nil
+	})
+}
+
+// rawTx is one indexer transaction on the driver's connection, with the
+// statements it prepared.
+type rawTx struct {
+	c     *sqlite3.SQLiteConn
+	ctx   context.Context
+	tx    driver.Tx
+	stmts [stCount]driver.Stmt
+	args  []driver.NamedValue
+}
+
+func (x *rawTx) close() {
+	for _, st := range x.stmts {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+func (x *rawTx) stmt(i int) (driver.Stmt, error) {
+	if x.stmts[i] == nil {
+		st, err := x.c.PrepareContext(x.ctx, indexSQL[i])
+		if err != nil {
+			return nil, err
+		}
+		x.stmts[i] = st
+	}
+	return x.stmts[i], nil
+}
+
+func (x *rawTx) bind(vals []any) []driver.NamedValue {
+	x.args = x.args[:0]
+	for i, v := range vals {
+		x.args = append(x.args, driver.NamedValue{Ordinal: i + 1, Value: v})
+	}
+	return x.args
+}
+
+// exec runs statement i and reports how many rows it changed.
+func (x *rawTx) exec(i int, vals ...any) (int64, error) {
+	st, err := x.stmt(i)
+	if err != nil {
+		return 0, err
+	}
+	res, err := st.(driver.StmtExecContext).ExecContext(x.ctx, x.bind(vals))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (x *rawTx) index(recs []*logRecord) error {
+	tx, err := x.c.BeginTx(x.ctx, driver.TxOptions{})
+	if err != nil {
+		return fmt.Errorf("begin: %w", mapErr(err))
+	}
+	x.tx = tx
 	// The seq range of each segment's events, for its release.
 	type span struct {
 		seg      uint64
@@ -231,7 +307,7 @@ func (s *Store) indexBatch(recs []*logRecord) error {
 	}
 	var spans []span
 	for _, r := range recs {
-		if err := b.index(r); err != nil {
+		if err := x.record(r); err != nil {
 			return fmt.Errorf("event %d: %w", r.lsn, mapErr(err))
 		}
 		if len(spans) == 0 || spans[len(spans)-1].seg != r.segment {
@@ -245,22 +321,48 @@ func (s *Store) indexBatch(recs []*logRecord) error {
 		}
 	}
 	for _, sp := range spans {
-		if _, err := b.stmt(stSegment).ExecContext(ctx, int64(sp.seg), nullInt(sp.min), nullInt(sp.max)); err != nil {
+		if _, err := x.exec(stSegment, int64(sp.seg), nullInt(sp.min), nullInt(sp.max)); err != nil {
 			return fmt.Errorf("record log segment %d: %w", sp.seg, mapErr(err))
 		}
 	}
-	last := strconv.FormatUint(recs[len(recs)-1].lsn, 10)
-	if _, err := b.stmt(stSetIndexed).ExecContext(ctx, last); err != nil {
+	if _, err := x.exec(stSetIndexed, strconv.FormatUint(recs[len(recs)-1].lsn, 10)); err != nil {
 		return fmt.Errorf("record the index position: %w", mapErr(err))
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", mapErr(err))
 	}
+	x.tx = nil
 	return nil
 }
 
-// indexStmts are the indexer's statements, prepared on the writer.
-type indexStmts [stCount]*sql.Stmt
+// record carries out one record's decisions.
+func (x *rawTx) record(r *logRecord) error {
+	if r.kind == recDuplicate {
+		_, err := x.exec(stInsertReq, r.requestID, r.eventID, r.received)
+		return err
+	}
+	var occurred any
+	if r.hasOccurred {
+		occurred = r.occurred
+	}
+	vals := []any{r.seq, r.id, r.source, nullStr(r.externalID), nullStr(r.dedupeKey), nullStr(r.typ), nullStr(r.key),
+		occurred, r.received, r.stale, nullStr(r.contentType), int64(r.segment), r.offset}
+	if r.dedupeKey == "" {
+		_, err := x.exec(stInsert, vals...)
+		return err
+	}
+	n, err := x.exec(stInsertDup, vals...)
+	if err != nil || n == 1 {
+		return err
+	}
+	// An older event holds the key: its window had closed when this one
+	// was logged. It keeps its external_id and gives up the key.
+	if _, err := x.exec(stClearDup, r.source, r.dedupeKey); err != nil {
+		return err
+	}
+	_, err = x.exec(stInsert, vals...)
+	return err
+}
 
 const (
 	stInsert = iota
@@ -288,54 +390,6 @@ var indexSQL = [stCount]string{
 		ON CONFLICT (segment) DO UPDATE SET min_seq = coalesce(min(min_seq, excluded.min_seq), min_seq, excluded.min_seq),
 			max_seq = coalesce(max(max_seq, excluded.max_seq), max_seq, excluded.max_seq)`,
 	stSetIndexed: `UPDATE settings SET value = ? WHERE name = '` + indexedSetting + `'`,
-}
-
-// batchTx binds the indexer's prepared statements to one transaction,
-// each at most once: binding allocates.
-type batchTx struct {
-	tx    *sql.Tx
-	ctx   context.Context
-	src   *indexStmts
-	stmts indexStmts
-}
-
-func (b *batchTx) stmt(i int) *sql.Stmt {
-	if b.stmts[i] == nil {
-		b.stmts[i] = b.tx.StmtContext(b.ctx, b.src[i])
-	}
-	return b.stmts[i]
-}
-
-// index carries out one record's decisions.
-func (b *batchTx) index(r *logRecord) error {
-	if r.kind == recDuplicate {
-		_, err := b.stmt(stInsertReq).ExecContext(b.ctx, r.requestID, r.eventID, r.received)
-		return err
-	}
-	var occurred any
-	if r.hasOccurred {
-		occurred = r.occurred
-	}
-	args := []any{r.seq, r.id, r.source, nullStr(r.externalID), nullStr(r.dedupeKey), nullStr(r.typ), nullStr(r.key),
-		occurred, r.received, r.stale, nullStr(r.contentType), int64(r.segment), r.offset}
-	if r.dedupeKey == "" {
-		_, err := b.stmt(stInsert).ExecContext(b.ctx, args...)
-		return err
-	}
-	res, err := b.stmt(stInsertDup).ExecContext(b.ctx, args...)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 1 {
-		return nil
-	}
-	// An older event holds the key: its window had closed when this one
-	// was logged. It keeps its external_id and gives up the key.
-	if _, err := b.stmt(stClearDup).ExecContext(b.ctx, r.source, r.dedupeKey); err != nil {
-		return err
-	}
-	_, err = b.stmt(stInsert).ExecContext(b.ctx, args...)
-	return err
 }
 
 // replayLog indexes what the log holds beyond the index, before anything

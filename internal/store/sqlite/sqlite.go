@@ -63,7 +63,6 @@ type Store struct {
 
 	findDup   *sql.Stmt // on pr
 	newestKey *sql.Stmt // on pr
-	idx       indexStmts
 	dlv       deliveryStmts
 
 	// The write-ahead log and its writer's state, under appendMu.
@@ -304,13 +303,6 @@ func (s *Store) init(ctx context.Context) error {
 	}
 	if err := s.migrate(ctx); err != nil {
 		return err
-	}
-	for i, q := range indexSQL {
-		st, err := s.w.PrepareContext(ctx, q)
-		if err != nil {
-			return fmt.Errorf("prepare %q: %w", q, err)
-		}
-		s.idx[i] = st
 	}
 	for _, p := range []struct {
 		dst **sql.Stmt
