@@ -110,11 +110,8 @@ func (s *Store) prepareDelivery(ctx context.Context) error {
 // writable fails once a sync has failed: nothing may be committed after
 // it (see Sync).
 func (s *Store) writable() error {
-	s.syncMu.Lock()
-	broken := s.syncErr
-	s.syncMu.Unlock()
-	if broken != nil {
-		return &hookd.Error{Code: hookd.EUnavailable, Message: "storage unavailable", Err: broken}
+	if broken := s.syncErr.Load(); broken != nil {
+		return &hookd.Error{Code: hookd.EUnavailable, Message: "storage unavailable", Err: *broken}
 	}
 	return nil
 }

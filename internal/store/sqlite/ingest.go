@@ -249,7 +249,12 @@ func (s *Store) undoPending(undo []pendUndo) {
 func (s *Store) unpend(recs []*logRecord) {
 	s.pendMu.Lock()
 	defer s.pendMu.Unlock()
-	for _, r := range recs {
+	for i, r := range recs {
+		if i%256 == 255 {
+			// Let the log writer in: it looks up these maps per event.
+			s.pendMu.Unlock()
+			s.pendMu.Lock()
+		}
 		if r.kind != recEvent {
 			continue
 		}

@@ -83,9 +83,11 @@ type Store struct {
 	pendDedupe map[dedupeRef]pendingEvent
 	pendKeys   map[dedupeRef]pendingKey
 
-	// Logged records not yet synced, for the indexer once they are; Sync
-	// holds unsyncedMu across the sync, so that it hands them over in
-	// log order.
+	// Logged records not yet synced, for the indexer once they are. Sync
+	// holds syncOrder across the sync, so that it hands them over in log
+	// order; unsyncedMu is only held to add or take them, so that the log
+	// writer never waits for a sync.
+	syncOrder  sync.Mutex
 	unsyncedMu sync.Mutex
 	unsynced   []*logRecord
 	logged     atomic.Uint64 // LSN of the last record logged
@@ -105,10 +107,12 @@ type Store struct {
 	durable   uint64        // LSN of the last record synced in SQLite (indexer only)
 
 	walCatchUp atomic.Bool
-	syncMu     sync.Mutex
+	// dbSyncMu serializes syncDB (and guards dbWAL); nothing else waits
+	// for it: the sticky error and the sync function are read without it.
+	dbSyncMu   sync.Mutex
 	dbWAL      *os.File
-	syncErr    error
-	syncFile   func(*os.File) error // fdatasync; tests inject failures
+	syncErr    atomic.Pointer[error]
+	syncFile   atomic.Pointer[func(*os.File) error] // fdatasync; tests inject failures
 	stopCkpt   chan struct{}
 	ckptDone   chan struct{}
 	closeOnce  sync.Once
@@ -169,10 +173,12 @@ func Open(ctx context.Context, dir string, log *slog.Logger, opt Options) (*Stor
 		opt.Backlog = 64 << 20
 	}
 	s := &Store{
-		path: path, log: log, opt: opt, stopCkpt: make(chan struct{}), ckptDone: make(chan struct{}), syncFile: fsutil.Fdatasync,
+		path: path, log: log, opt: opt, stopCkpt: make(chan struct{}), ckptDone: make(chan struct{}),
 		pendDedupe: map[dedupeRef]pendingEvent{}, pendKeys: map[dedupeRef]pendingKey{},
 		idxDone: make(chan struct{}), idxWake: make(chan struct{}, 1), idxStop: make(chan struct{}), idxExited: make(chan struct{}),
 	}
+	fdatasync := fsutil.Fdatasync
+	s.syncFile.Store(&fdatasync)
 	var err error
 	// Pragmas, applied by the driver on every new connection:
 	//   journal_mode=WAL     readers never block the writer, and a commit is
@@ -229,12 +235,7 @@ func Open(ctx context.Context, dir string, log *slog.Logger, opt Options) (*Stor
 	}
 	s.wal, err = wal.Open(filepath.Join(dir, LogDir), wal.Options{
 		SegmentSize: opt.SegmentSize,
-		SyncFile: func(f *os.File) error {
-			s.syncMu.Lock()
-			sync := s.syncFile
-			s.syncMu.Unlock()
-			return sync(f)
-		},
+		SyncFile:    func(f *os.File) error { return (*s.syncFile.Load())(f) },
 	})
 	if err != nil {
 		s.closeDBs()
@@ -418,10 +419,12 @@ func (s *Store) catchUpWAL(ctx context.Context) {
 // from then on every Sync and insert fails and hookd must be restarted
 // (it then recovers from what is on disk).
 func (s *Store) Sync() error {
+	s.syncOrder.Lock()
+	defer s.syncOrder.Unlock()
 	s.unsyncedMu.Lock()
-	defer s.unsyncedMu.Unlock()
 	recs := s.unsynced
 	s.unsynced = nil
+	s.unsyncedMu.Unlock()
 	if err := s.wal.Sync(); err != nil {
 		s.log.Error("sync failed: refusing further events until restart", "err", err)
 		return fmt.Errorf("sync the write-ahead log (restart hookd; nothing acknowledged was lost): %w", err)
@@ -433,10 +436,10 @@ func (s *Store) Sync() error {
 // syncDB makes every SQLite commit so far durable: one fdatasync of
 // SQLite's WAL file. Like Sync, a failure is final.
 func (s *Store) syncDB() error {
-	s.syncMu.Lock()
-	defer s.syncMu.Unlock()
-	if s.syncErr != nil {
-		return s.syncErr
+	s.dbSyncMu.Lock()
+	defer s.dbSyncMu.Unlock()
+	if err := s.syncErr.Load(); err != nil {
+		return *err
 	}
 	walPath := s.path + "-wal"
 	if s.dbWAL != nil {
@@ -461,10 +464,11 @@ func (s *Store) syncDB() error {
 		}
 		s.dbWAL = f
 	}
-	if err := s.syncFile(s.dbWAL); err != nil {
-		s.syncErr = fmt.Errorf("sync WAL (restart hookd; nothing acknowledged was lost): %w", err)
+	if err := (*s.syncFile.Load())(s.dbWAL); err != nil {
+		err = fmt.Errorf("sync WAL (restart hookd; nothing acknowledged was lost): %w", err)
+		s.syncErr.Store(&err)
 		s.log.Error("sync failed: refusing further writes until restart", "err", err)
-		return s.syncErr
+		return err
 	}
 	return nil
 }
@@ -501,11 +505,11 @@ func (s *Store) Close() error {
 		// Leave a small WAL behind for the next start.
 		s.ckpt.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 		s.closeError = errors.Join(werr, s.closeDBs(), s.wal.Close())
-		s.syncMu.Lock()
+		s.dbSyncMu.Lock()
 		if s.dbWAL != nil {
 			s.dbWAL.Close()
 		}
-		s.syncMu.Unlock()
+		s.dbSyncMu.Unlock()
 	})
 	return s.closeError
 }

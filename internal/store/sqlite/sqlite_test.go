@@ -278,9 +278,8 @@ func TestSyncFailureIsSticky(t *testing.T) {
 		t.Fatalf("sync: %v", err)
 	}
 	// A failing disk: fdatasync answers EIO.
-	st.syncMu.Lock()
-	st.syncFile = func(*os.File) error { return syscall.EIO }
-	st.syncMu.Unlock()
+	eio := func(*os.File) error { return syscall.EIO }
+	st.syncFile.Store(&eio)
 	if err := ins("a2"); err != nil {
 		t.Fatalf("insert before the failing sync: %v", err)
 	}
