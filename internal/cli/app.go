@@ -411,6 +411,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 }
 
 func (a *App) trackFresh(c net.Conn, st http.ConnState) {
+	if st == http.StateIdle {
+		return // only ever follows StateActive, which removed it
+	}
 	a.freshMu.Lock()
 	defer a.freshMu.Unlock()
 	if st == http.StateNew {

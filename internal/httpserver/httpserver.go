@@ -126,7 +126,7 @@ func Handler(next http.Handler, errs *Errors, limit int, exempt ...string) http.
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rid := hookd.RequestIDPrefix + hookd.NewULID(time.Now())
-		w.Header().Set(HeaderRequestID, rid)
+		w.Header()[HeaderRequestID] = []string{rid} // canonical already
 		r = r.WithContext(WithRequestID(r.Context(), rid))
 		defer func() {
 			if v := recover(); v != nil {

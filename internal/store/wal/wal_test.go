@@ -9,6 +9,7 @@ import (
 	"slices"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // payload is the body of record n in these tests.
@@ -173,7 +174,7 @@ func TestReplayStopsAtACorruptRecord(t *testing.T) {
 func TestSparesAreReused(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	l := openLog(t, dir, Options{SegmentSize: 2048, Spares: 2})
+	l := openLog(t, dir, Options{SegmentSize: 2048, Spares: 2, NoPrealloc: true})
 	l.Replay(0, noReplay)
 	appendN(t, l, 1, 61, 4)
 	before := l.Files()
@@ -194,7 +195,7 @@ func TestSparesAreReused(t *testing.T) {
 		t.Errorf("got %d segment files after releasing and appending as much again, want at most %d (spares reused)", len(names), before+2)
 	}
 	l.Close()
-	l2 := openLog(t, dir, Options{SegmentSize: 2048, Spares: 2})
+	l2 := openLog(t, dir, Options{SegmentSize: 2048, Spares: 2, NoPrealloc: true})
 	lsns, ps := replayAll(t, l2, 100)
 	checkRecords(t, lsns, ps, 101, 121)
 	l2.Close()
@@ -212,7 +213,7 @@ func TestSparesAreReused(t *testing.T) {
 	if err := os.Rename(spare, filepath.Join(dir, fmt.Sprintf("%020d%s", 121, suffix))); err != nil {
 		t.Fatal(err)
 	}
-	l3 := openLog(t, dir, Options{SegmentSize: 2048, Spares: 2})
+	l3 := openLog(t, dir, Options{SegmentSize: 2048, Spares: 2, NoPrealloc: true})
 	lsns, ps = replayAll(t, l3, 100)
 	checkRecords(t, lsns, ps, 101, 121)
 	if got := l3.NextLSN(); got != 121 {
@@ -220,7 +221,7 @@ func TestSparesAreReused(t *testing.T) {
 	}
 	appendN(t, l3, 121, 130, 3)
 	l3.Close()
-	l4 := openLog(t, dir, Options{SegmentSize: 2048, Spares: 2})
+	l4 := openLog(t, dir, Options{SegmentSize: 2048, Spares: 2, NoPrealloc: true})
 	lsns, ps = replayAll(t, l4, 100)
 	checkRecords(t, lsns, ps, 101, 130)
 }
@@ -293,11 +294,60 @@ func TestReadRecord(t *testing.T) {
 	if n != 199 {
 		t.Errorf("Replay after 200: got %d records, want 199", n)
 	}
-	for lsn := uint64(2); lsn < 400; lsn += 37 {
+	for lsn := uint64(101); lsn < 400; lsn += 37 {
 		if _, _, err := l2.ReadRecord(at[lsn].seg, at[lsn].off); err != nil {
 			t.Errorf("after reopening: ReadRecord(%d): %v", lsn, err)
 		}
 	}
+}
+
+// With no spare left, the next segment is prepared in the background once
+// the active one is half full: zeros up to the segment size, so that
+// appends overwrite allocated blocks; a restart adopts a prepared file as
+// a spare.
+func TestNextSegmentIsPrepared(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const size = 64 << 10
+	l := openLog(t, dir, Options{SegmentSize: size})
+	l.Replay(0, noReplay)
+	appendN(t, l, 1, 3, 2)
+	if l.Files() != 1 {
+		t.Fatalf("got %d files after a small append, want 1 (no spare before half a segment)", l.Files())
+	}
+	appendN(t, l, 3, 300, 10) // ~37 KiB: past half
+	waitSpare := func(l *Log) *segment {
+		t.Helper()
+		for range 500 {
+			l.mu.Lock()
+			var s *segment
+			if len(l.spares) > 0 {
+				s = l.spares[0]
+			}
+			l.mu.Unlock()
+			if s != nil {
+				return s
+			}
+			time.Sleep(2 * time.Millisecond) // polling the background preparation
+		}
+		t.Fatal("no spare prepared within a second")
+		return nil
+	}
+	sp := waitSpare(l)
+	if fi, err := os.Stat(sp.path); err != nil || fi.Size() != size {
+		t.Fatalf("prepared spare %s: got %v, %v; want %d bytes", sp.path, fi, err, size)
+	}
+	appendN(t, l, 300, 600, 10) // past the end of the first segment
+	l.mu.Lock()
+	act := l.active
+	l.mu.Unlock()
+	if act.path == l.segs[0].path || act.grown != size {
+		t.Errorf("the second segment: got %d bytes allocated, want %d (the prepared spare)", act.grown, size)
+	}
+	l.Close()
+	l2 := openLog(t, dir, Options{SegmentSize: size})
+	lsns, ps := replayAll(t, l2, 0)
+	checkRecords(t, lsns, ps, 1, 600)
 }
 
 func mustReadDir(t *testing.T, dir string) []string {
@@ -328,7 +378,7 @@ func firstOf(t *testing.T, name string) uint64 {
 func TestReplayReportsAGap(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	l := openLog(t, dir, Options{SegmentSize: 1024})
+	l := openLog(t, dir, Options{SegmentSize: 1024, NoPrealloc: true})
 	l.Replay(0, noReplay)
 	appendN(t, l, 1, 60, 3)
 	l.Close()
@@ -337,14 +387,14 @@ func TestReplayReportsAGap(t *testing.T) {
 		t.Fatalf("got %d segments, want at least 4", len(names))
 	}
 	os.Remove(filepath.Join(dir, names[2]))
-	l2 := openLog(t, dir, Options{SegmentSize: 1024})
+	l2 := openLog(t, dir, Options{SegmentSize: 1024, NoPrealloc: true})
 	_, err := l2.Replay(0, noReplay)
 	if err == nil {
 		t.Fatal("Replay over a missing segment: got nil, want an error naming the missing records")
 	}
 	t.Logf("as expected: %v", err)
 	// Past the gap (records indexed already), the log opens.
-	l3 := openLog(t, dir, Options{SegmentSize: 1024})
+	l3 := openLog(t, dir, Options{SegmentSize: 1024, NoPrealloc: true})
 	if _, err := l3.Replay(firstOf(t, names[3])-1, noReplay); err != nil {
 		t.Fatalf("Replay after the gap: %v", err)
 	}
