@@ -153,6 +153,9 @@ func (a *App) Open(ctx context.Context) (err error) {
 	if a.metrics != nil {
 		a.batcher.Observer = a.metrics
 		a.metrics.QueueDepth(a.batcher.QueueLen)
+		if sq, ok := a.st.(*sqlite.Store); ok {
+			a.metrics.IndexBacklog(sq.IndexBacklog)
+		}
 		a.metrics.Destinations(a.destinationGauges)
 	}
 	errs := &httpserver.Errors{Log: a.log, RetryAfter: a.cfg.Server.RetryAfter.D()}

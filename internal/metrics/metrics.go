@@ -235,6 +235,16 @@ func (m *Metrics) QueueDepth(f func() int) {
 	}, func() float64 { return float64(f()) }))
 }
 
+// IndexBacklog registers hookd_store_index_backlog, read from f at each
+// scrape: records (events and duplicate requests) in the embedded store's
+// write-ahead log that its indexer has not yet written to the database.
+func (m *Metrics) IndexBacklog(f func() int) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hookd_store_index_backlog",
+		Help: "Log records (events, duplicate requests) not yet indexed by the embedded store.",
+	}, func() float64 { return float64(f()) }))
+}
+
 // Destination is one destination's state at a scrape.
 type Destination struct {
 	Name     string

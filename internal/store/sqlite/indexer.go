@@ -21,6 +21,16 @@ import (
 // records); it syncs the SQLite WAL every Options.IndexSync, and the log
 // gives up the segments that sync made redundant.
 
+// IndexBacklog is the number of logged records the indexer has not yet
+// written to SQLite (synced or not).
+func (s *Store) IndexBacklog() int {
+	logged, indexed := s.logged.Load(), s.indexed.Load()
+	if indexed >= logged {
+		return 0
+	}
+	return int(logged - indexed)
+}
+
 // enqueue hands appended records to the indexer.
 func (s *Store) enqueue(recs []*logRecord) {
 	if len(recs) == 0 {
