@@ -114,7 +114,7 @@ subscriptions:
 			t.Errorf("%s{%s} = %v (present %v), want %v", w.name, w.labels, got, ok, w.value)
 		}
 	}
-	for _, name := range []string{"hookd_store_commits_total", "hookd_store_sync_duration_seconds_count", "hookd_store_queue_depth", "go_goroutines", "process_resident_memory_bytes"} {
+	for _, name := range []string{"hookd_store_commits_total", "hookd_store_sync_duration_seconds_count", "hookd_store_queue_depth", "hookd_store_index_backlog", "go_goroutines", "process_resident_memory_bytes"} {
 		if !strings.Contains(text, "\n"+name) {
 			t.Errorf("%s is missing", name)
 		}
