@@ -21,6 +21,7 @@ type Batcher struct {
 	log      *slog.Logger
 	queue    chan *pendingInsert
 	maxBatch int
+	maxBytes int
 	// OnCommit, when set before Start, is called by the writer after every
 	// successful commit with the inserts and their results. It must not block.
 	OnCommit func(ins []*EventInsert, res []EventInsertResult)
@@ -78,6 +79,9 @@ type BatcherOptions struct {
 	QueueSize int
 	// MaxBatch bounds the inserts of one transaction. Default 2048.
 	MaxBatch int
+	// MaxBytes bounds the bodies and headers of one transaction (an insert
+	// larger than that goes alone). Default 32 MiB.
+	MaxBytes int
 }
 
 // NewBatcher returns a Batcher writing to st. Call Start before Insert.
@@ -88,11 +92,15 @@ func NewBatcher(st Store, log *slog.Logger, opt BatcherOptions) *Batcher {
 	if opt.MaxBatch <= 0 {
 		opt.MaxBatch = 2048
 	}
+	if opt.MaxBytes <= 0 {
+		opt.MaxBytes = 32 << 20
+	}
 	b := &Batcher{
 		st:       st,
 		log:      log,
 		queue:    make(chan *pendingInsert, opt.QueueSize),
 		maxBatch: opt.MaxBatch,
+		maxBytes: opt.MaxBytes,
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -241,30 +249,52 @@ func (b *Batcher) run() {
 			}
 		}
 		batch = append(batch[:0], first)
-		batch = b.collect(batch)
+		var next *pendingInsert
+		batch, next = b.collect(batch)
 		b.commit(batch)
 		clear(batch)
+		for next != nil {
+			// The insert that did not fit starts the next batch.
+			batch, next = b.collect(append(batch[:0], next))
+			b.commit(batch)
+			clear(batch)
+		}
 	}
 }
 
-// collect takes what is queued. Before giving up on more, it yields so that
-// handlers that are runnable but not yet scheduled (with few cores, the
-// writer would otherwise see one insert per commit) can enqueue theirs.
-func (b *Batcher) collect(batch []*pendingInsert) []*pendingInsert {
+// size is what an insert adds to a batch.
+func (p *pendingInsert) size() int {
+	return len(p.in.Event.Body) + len(p.in.HeadersJSON)
+}
+
+// collect takes what is queued, up to MaxBatch inserts and MaxBytes of
+// bodies; an insert that would go past MaxBytes is returned as next.
+// Before giving up on more, it yields so that handlers that are runnable
+// but not yet scheduled (with few cores, the writer would otherwise see
+// one insert per commit) can enqueue theirs.
+func (b *Batcher) collect(batch []*pendingInsert) (_ []*pendingInsert, next *pendingInsert) {
+	bytes := 0
+	for _, p := range batch {
+		bytes += p.size()
+	}
 	for yields := 0; len(batch) < b.maxBatch; {
 		select {
 		case p := <-b.queue:
+			if bytes+p.size() > b.maxBytes {
+				return batch, p
+			}
+			bytes += p.size()
 			batch = append(batch, p)
 			continue
 		default:
 		}
 		if yields == 2 {
-			return batch
+			return batch, nil
 		}
 		yields++
 		runtime.Gosched()
 	}
-	return batch
+	return batch, nil
 }
 
 func (b *Batcher) commit(batch []*pendingInsert) {

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -37,8 +38,9 @@ func openSQLite(t *testing.T) *sqlite.Store {
 // first one until released. Everything else goes to the real store.
 type wrapStore struct {
 	store.Store
-	calls atomic.Int64
-	fail  atomic.Pointer[error]
+	calls    atomic.Int64
+	fail     atomic.Pointer[error]
+	maxBytes atomic.Int64 // the most body bytes one call carried
 
 	holdFirst chan struct{} // when set, the first call waits for it to close
 	entered   chan struct{} // closed when the first call has begun
@@ -52,6 +54,16 @@ func (w *wrapStore) EventInsertMany(ctx context.Context, ins []*store.EventInser
 	}
 	if err := w.fail.Load(); err != nil {
 		return nil, *err
+	}
+	n := 0
+	for _, in := range ins {
+		n += len(in.Event.Body)
+	}
+	for {
+		m := w.maxBytes.Load()
+		if int64(n) <= m || w.maxBytes.CompareAndSwap(m, int64(n)) {
+			break
+		}
 	}
 	return w.Store.EventInsertMany(ctx, ins)
 }
@@ -437,4 +449,38 @@ func TestBatcherInsertByDeadline(t *testing.T) {
 	}
 	wantStored(t, st, ok.Event.ID, true)
 	wantStored(t, st, late.Event.ID, false)
+}
+
+// A group commit carries at most MaxBytes of bodies; an insert larger than
+// that goes alone; every insert is stored.
+func TestBatcherBoundsBatchBytes(t *testing.T) {
+	t.Parallel()
+	st := openSQLite(t)
+	w := &wrapStore{Store: st}
+	b := startBatcher(t, w, store.BatcherOptions{MaxBytes: 10 << 10})
+	const n = 100
+	var wg sync.WaitGroup
+	ids := make([]string, n)
+	for i := range n {
+		in := newInsert(i)
+		size := 1 << 10
+		if i == 50 {
+			size = 20 << 10 // larger than a whole batch
+		}
+		in.Event.Body = bytes.Repeat([]byte("x"), size)
+		ids[i] = in.Event.ID
+		wg.Go(func() {
+			if _, err := b.Insert(timeout(t), in); err != nil {
+				t.Errorf("Insert: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := w.maxBytes.Load(); got > 20<<10 {
+		t.Errorf("a commit carried %d bytes of bodies, want at most the one large insert's %d", got, 20<<10)
+	}
+	for _, id := range ids {
+		wantStored(t, st, id, true)
+	}
+	t.Logf("%d inserts of 1 KiB (one of 20 KiB) in %d commits of at most %d bytes", n, w.calls.Load(), w.maxBytes.Load())
 }

@@ -212,10 +212,10 @@ func (s *Store) syncIndex() {
 	s.durable = at
 }
 
-// recordSize is what one record takes in the log (and, roughly, in the
-// indexer's queue).
+// recordSize is, roughly, what one record takes in the indexer's queue
+// (its body and headers are not there: they stay in the log).
 func recordSize(r *logRecord) int {
-	return 20 + 64 + len(r.id) + len(r.source) + len(r.externalID) + len(r.dedupeKey) + len(r.typ) +
+	return 200 + len(r.id) + len(r.source) + len(r.externalID) + len(r.dedupeKey) + len(r.typ) +
 		len(r.key) + len(r.contentType) + len(r.headers) + len(r.body) + len(r.requestID) + len(r.eventID)
 }
 
@@ -434,6 +434,7 @@ func (s *Store) replayLog(ctx context.Context) (maxSeq int64, err error) {
 			return err
 		}
 		r.segment, r.offset = seg, off
+		r.body, r.headers = nil, "" // they stay in the log
 		if r.kind == recEvent {
 			maxSeq = max(maxSeq, r.seq)
 		}

@@ -99,6 +99,10 @@ func (s *Store) EventInsertMany(ctx context.Context, ins []*store.EventInsert) (
 	}
 	for i, r := range recs {
 		r.segment, r.offset = seg, off+s.batch.Offset(i)
+		// The row will point at the record: the indexer needs neither
+		// the body nor the headers, and its queue holds no memory of
+		// theirs.
+		r.body, r.headers = nil, ""
 	}
 	s.nextSeq = seq
 	// The indexer takes them once they are durable (Sync): a row must

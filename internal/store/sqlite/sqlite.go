@@ -139,9 +139,9 @@ type Options struct {
 	// IndexSync is how often the indexer syncs SQLite (the outcomes of
 	// deliveries ride on it). Default 200ms.
 	IndexSync time.Duration
-	// Backlog bounds the bytes of logged events not yet indexed (they
-	// wait in memory): beyond it, appends wait for the indexer. Default
-	// 64 MiB.
+	// Backlog bounds the memory of logged records not yet indexed (their
+	// metadata waits in memory, about 300 bytes a record): beyond it,
+	// appends wait for the indexer. Default 64 MiB.
 	Backlog int
 	// SegmentSize is the size of the log's segment files. Default 64 MiB.
 	SegmentSize int64
