@@ -154,14 +154,14 @@ func (s *Store) filterAdd(dedupeHash, keyHash uint64, hasDedupe, hasKey bool) {
 
 // startFilterBuild builds the filters in the background at start, sized
 // for twice what the database holds. The log writer asks SQLite alone
-// until they are complete. Call it with
-// appendMu held: from then on the writer also keeps the hashes of the
-// keys it logs for the new filters, and the build waits until everything
-// logged before is indexed, so that its scan of the database misses
-// nothing.
+// until they are complete. Call it with appendMu held: from then on the
+// writer also keeps the hashes of the keys it logs for the new filters,
+// and the build waits until everything logged before is indexed, so that
+// its scan of the database misses nothing. (Open calls it once the log is
+// replayed: everything logged before is synced and indexed.)
 func (s *Store) startFilterBuild() {
 	s.building = true
-	target := s.appended.Load()
+	target := s.logged.Load()
 	s.filterWG.Add(1)
 	go func() {
 		defer s.filterWG.Done()
