@@ -6,12 +6,27 @@ import (
 )
 
 // Fdatasync flushes the file's data and the metadata needed to read it
-// back (not its times).
+// back (not its times). It holds the file open for the call: a Close that
+// races it waits for it instead of handing the descriptor's number to
+// another file.
 func Fdatasync(f *os.File) error {
-	for {
-		err := syscall.Fdatasync(int(f.Fd()))
-		if err != syscall.EINTR {
-			return err
-		}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
 	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			serr = syscall.Fdatasync(int(fd))
+			if serr != syscall.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: serr}
+	}
+	return nil
 }

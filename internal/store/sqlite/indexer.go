@@ -63,8 +63,9 @@ func (s *Store) wakeIndexer(urgent bool) {
 // caughtUp waits until everything logged when it was called is in
 // SQLite, so that a read sees every event acknowledged before it began
 // (and every one its caller inserted: it syncs the log first when that is
-// what holds them back). While the indexer fails (a full disk), it
-// returns at once: reads then see what the index holds.
+// what holds them back). While the indexer fails (a full disk) with such
+// events still out of SQLite, it fails at once, naming the cause, rather
+// than answer without them.
 func (s *Store) caughtUp(ctx context.Context) error {
 	target := s.logged.Load()
 	if s.appended.Load() < target {
@@ -80,7 +81,7 @@ func (s *Store) caughtUp(ctx context.Context) error {
 			return nil
 		}
 		if failing != nil {
-			return nil
+			return &hookd.Error{Code: hookd.EUnavailable, Message: "storage unavailable: accepted events are not yet indexed", Err: failing}
 		}
 		s.wakeIndexer(true)
 		select {

@@ -166,8 +166,9 @@ func TestTornLogTailIsDropped(t *testing.T) {
 
 // When the indexer cannot write (here a trigger refuses every insert, as
 // a full disk would), new events are refused with EUnavailable instead of
-// piling up in the log, reads answer from what is indexed, and once it can
-// write again everything acknowledged is indexed and events are accepted.
+// piling up in the log, reads fail at once with the cause rather than
+// answer without the events they cannot see, and once it can write again
+// everything acknowledged is indexed and events are accepted.
 func TestIndexerFailureRefusesEventsUntilItRecovers(t *testing.T) {
 	t.Parallel()
 	st := openTest(t, t.TempDir(), testLogger(t))
@@ -196,11 +197,14 @@ func TestIndexerFailureRefusesEventsUntilItRecovers(t *testing.T) {
 	if hookd.ErrorCode(err) != hookd.EUnavailable || !strings.Contains(err.Error(), "no room") {
 		t.Fatalf("insert while the indexer fails: got %v, want EUnavailable naming the cause", err)
 	}
-	// Reads do not wait for a failing indexer.
+	// Reads do not wait for a failing indexer, nor answer without what
+	// it has not indexed.
 	readCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if _, err := st.EventGet(readCtx, before.ID); err != nil {
-		t.Errorf("read while the indexer fails: %v", err)
+	start := time.Now()
+	_, err = st.EventGet(readCtx, before.ID)
+	if hookd.ErrorCode(err) != hookd.EUnavailable || !strings.Contains(err.Error(), "no room") || time.Since(start) > time.Second {
+		t.Errorf("read while the indexer fails: got %v after %v, want EUnavailable naming the cause at once", err, time.Since(start))
 	}
 	if _, err := st.w.ExecContext(ctx, `DROP TRIGGER refuse`); err != nil {
 		t.Fatal(err)

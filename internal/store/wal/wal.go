@@ -99,8 +99,8 @@ type Log struct {
 	// syncCall serializes Sync calls: one returns only once every file
 	// dirty when it began is synced, even if another call took them.
 	syncCall sync.Mutex
-	// syncMu is held across every fdatasync and every close, so that no
-	// file is closed under a sync.
+	// syncMu is held across every fdatasync, so that the sticky error is
+	// set before another sync or an append looks at it.
 	syncMu  sync.Mutex
 	errMu   sync.Mutex
 	syncErr error // sticky: once a sync has failed, nothing is durable
@@ -337,7 +337,7 @@ func (l *Log) Replay(after uint64, fn func(lsn, segment uint64, off int64, paylo
 		if i+1 < len(segs) && s.last <= after {
 			continue // every record of it is older
 		}
-		f, err := os.Open(s.path)
+		f, err := os.OpenFile(s.path, os.O_RDWR, 0)
 		if err != nil {
 			return 0, fmt.Errorf("open log segment: %w", err)
 		}
@@ -358,6 +358,13 @@ func (l *Log) Replay(after uint64, fn func(lsn, segment uint64, off int64, paylo
 		if prev == nil && s.first > after+1 {
 			f.Close()
 			return 0, fmt.Errorf("log: records %d to %d are missing (before %s)", after+1, s.first-1, filepath.Base(s.path))
+		}
+		// What a crash left may be in the page cache only (written, never
+		// synced, never acknowledged): it is made durable before anybody
+		// relies on it, as a duplicate of it would.
+		if err := l.opt.SyncFile(f); err != nil {
+			f.Close()
+			return 0, fmt.Errorf("sync log segment %s: %w", filepath.Base(s.path), err)
 		}
 		sc := &scanner{r: f, off: segmentHeaderSize, epoch: s.epoch, next: s.first}
 		for {
@@ -488,10 +495,14 @@ func (l *Log) Append(b *Batch) (first, segment uint64, off int64, err error) {
 	}
 	off = act.size
 	if _, err := act.f.WriteAt(b.buf, off); err != nil {
+		// Part of the batch may be in the file: undo it, so that a
+		// restart before the next append does not read records that
+		// were answered 503. Growing, give the bytes back (a full disk);
+		// overwriting, break the first record's header.
 		if off >= act.grown {
-			// Give back what a short write added (a full disk): the
-			// next append starts at the same place.
 			act.f.Truncate(off)
+		} else {
+			act.f.WriteAt(make([]byte, RecordHeaderSize), off)
 		}
 		return 0, 0, 0, fmt.Errorf("log: write: %w", err)
 	}
@@ -528,7 +539,7 @@ func (l *Log) failed() error {
 // spare is renamed and gets a new header, or a new file is made.
 func (l *Log) roll() (*segment, error) {
 	if act := l.active; act != nil {
-		if err := l.syncFiles([]*segment{act}); err != nil {
+		if err := l.syncFiles([]*os.File{act.f}); err != nil {
 			return nil, err
 		}
 		l.dirty = slices.DeleteFunc(l.dirty, func(s *segment) bool { return s == act })
@@ -594,9 +605,8 @@ func (l *Log) roll() (*segment, error) {
 // closeFile closes s's file, if open. Call with mu held.
 func (l *Log) closeFile(s *segment) {
 	if s.f != nil {
-		l.syncMu.Lock() // never under a sync
+		// A sync that holds it finishes first (fsutil.Fdatasync).
 		s.f.Close()
-		l.syncMu.Unlock()
 		s.f = nil
 	}
 	l.readers = slices.DeleteFunc(l.readers, func(r *segment) bool { return r == s })
@@ -614,9 +624,7 @@ func (l *Log) openForReads(s *segment) {
 		old := l.readers[0]
 		l.readers = l.readers[1:]
 		if old != l.active && !slices.Contains(l.dirty, old) && old.f != nil {
-			l.syncMu.Lock()
 			old.f.Close()
-			l.syncMu.Unlock()
 			old.f = nil
 		}
 	}
@@ -629,10 +637,18 @@ func (l *Log) Sync() error {
 	l.syncCall.Lock()
 	defer l.syncCall.Unlock()
 	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return errors.New("log: closed")
+	}
 	dirty := l.dirty
 	l.dirty = nil
+	files := make([]*os.File, len(dirty))
+	for i, s := range dirty {
+		files[i] = s.f
+	}
 	l.mu.Unlock()
-	err := l.syncFiles(dirty)
+	err := l.syncFiles(files)
 	if err != nil {
 		// Keep them dirty: a later Sync must not report success.
 		l.mu.Lock()
@@ -642,16 +658,17 @@ func (l *Log) Sync() error {
 	return err
 }
 
-func (l *Log) syncFiles(ss []*segment) error {
+// syncFiles fdatasyncs files, setting the sticky error on a failure.
+func (l *Log) syncFiles(files []*os.File) error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	if err := l.Err(); err != nil {
 		return err
 	}
-	for _, s := range ss {
-		if err := l.opt.SyncFile(s.f); err != nil {
+	for _, f := range files {
+		if err := l.opt.SyncFile(f); err != nil {
 			l.errMu.Lock()
-			l.syncErr = fmt.Errorf("log: sync %s: %w", filepath.Base(s.path), err)
+			l.syncErr = fmt.Errorf("log: sync %s: %w", filepath.Base(f.Name()), err)
 			l.errMu.Unlock()
 			return l.Err()
 		}
@@ -778,12 +795,18 @@ func (l *Log) Release(first uint64) error {
 		return fmt.Errorf("log: segment %d is still being written", first)
 	}
 	l.segs = slices.Delete(l.segs, i, i+1)
-	l.readers = slices.DeleteFunc(l.readers, func(r *segment) bool { return r == s })
-	if len(l.spares) < l.opt.Spares {
-		l.spares = append(l.spares, s)
-		return nil
-	}
 	l.closeFile(s)
+	if len(l.spares) < l.opt.Spares {
+		// A spare never keeps a segment's name: the next segment may
+		// need that very name (an empty one a crash left at the next
+		// LSN). It is reopened for writing when it is reused.
+		path := filepath.Join(l.dir, fmt.Sprintf("%d%s", rand.Uint64(), prepSuffix))
+		if err := os.Rename(s.path, path); err == nil {
+			s.path, s.valid = path, false
+			l.spares = append(l.spares, s)
+			return nil
+		}
+	}
 	if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("log: delete segment: %w", err)
 	}
@@ -803,6 +826,9 @@ func (l *Log) Close() error {
 	l.closed = true
 	l.mu.Unlock()
 	l.prepWG.Wait()
+	// A sync under way finishes first; later ones find the log closed.
+	l.syncCall.Lock()
+	defer l.syncCall.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, s := range append(slices.Clone(l.segs), l.spares...) {
