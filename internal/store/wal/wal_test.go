@@ -62,6 +62,28 @@ func appendN(t *testing.T, l *Log, from, to, per int) {
 	}
 }
 
+// written makes a log in dir holding records 1..to-1, appended per at a
+// time, synced, and closes it. It returns the path of the last segment.
+func written(t *testing.T, dir string, opt Options, to, per int) string {
+	t.Helper()
+	l := openLog(t, dir, opt)
+	l.Replay(0, noReplay)
+	appendN(t, l, 1, to, per)
+	path := l.segs[len(l.segs)-1].path
+	l.Close()
+	return path
+}
+
+// reopenHas opens the log in dir again (as after a restart) and checks
+// that it replays, after LSN after, exactly the records from..to-1.
+func reopenHas(t *testing.T, dir string, opt Options, after uint64, from, to int) *Log {
+	t.Helper()
+	l := openLog(t, dir, opt)
+	lsns, ps := replayAll(t, l, after)
+	checkRecords(t, lsns, ps, from, to)
+	return l
+}
+
 func checkRecords(t *testing.T, lsns []uint64, payloads [][]byte, from, to int) {
 	t.Helper()
 	if len(lsns) != to-from {
@@ -94,9 +116,7 @@ func TestAppendReplayAcrossSegments(t *testing.T) {
 	}
 	l.Close()
 
-	l2 := openLog(t, dir, Options{SegmentSize: 4096})
-	lsns, ps := replayAll(t, l2, 0)
-	checkRecords(t, lsns, ps, 1, 301)
+	l2 := reopenHas(t, dir, Options{SegmentSize: 4096}, 0, 1, 301)
 	if got := l2.NextLSN(); got != 301 {
 		t.Fatalf("NextLSN after reopening: got %d, want 301", got)
 	}
@@ -104,9 +124,7 @@ func TestAppendReplayAcrossSegments(t *testing.T) {
 	// what follows it.
 	appendN(t, l2, 301, 320, 5)
 	l2.Close()
-	l3 := openLog(t, dir, Options{SegmentSize: 4096})
-	lsns, ps = replayAll(t, l3, 250)
-	checkRecords(t, lsns, ps, 251, 320)
+	reopenHas(t, dir, Options{SegmentSize: 4096}, 250, 251, 320)
 }
 
 func TestReplayStopsAtATornTail(t *testing.T) {
@@ -115,29 +133,21 @@ func TestReplayStopsAtATornTail(t *testing.T) {
 		t.Run(fmt.Sprintf("Cut%d", cut), func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			l := openLog(t, dir, Options{})
-			l.Replay(0, noReplay)
-			appendN(t, l, 1, 11, 10)
-			path := l.segs[len(l.segs)-1].path
-			l.Close()
+			path := written(t, dir, Options{}, 11, 10)
 			// The last record is cut short: a write a crash interrupted.
 			st, _ := os.Stat(path)
 			last := int64(RecordHeaderSize + len(payload(10)))
 			if err := os.Truncate(path, st.Size()-last+int64(cut)); err != nil {
 				t.Fatal(err)
 			}
-			l2 := openLog(t, dir, Options{})
-			lsns, ps := replayAll(t, l2, 0)
-			checkRecords(t, lsns, ps, 1, 10)
+			l2 := reopenHas(t, dir, Options{}, 0, 1, 10)
 			if got := l2.NextLSN(); got != 10 {
 				t.Errorf("NextLSN: got %d, want 10 (the torn record's LSN is reused)", got)
 			}
 			// New records never continue the torn segment.
 			appendN(t, l2, 10, 13, 3)
 			l2.Close()
-			l3 := openLog(t, dir, Options{})
-			lsns, ps = replayAll(t, l3, 0)
-			checkRecords(t, lsns, ps, 1, 13)
+			reopenHas(t, dir, Options{}, 0, 1, 13)
 		})
 	}
 }
@@ -145,11 +155,7 @@ func TestReplayStopsAtATornTail(t *testing.T) {
 func TestReplayStopsAtACorruptRecord(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	l := openLog(t, dir, Options{})
-	l.Replay(0, noReplay)
-	appendN(t, l, 1, 21, 20)
-	path := l.segs[len(l.segs)-1].path
-	l.Close()
+	path := written(t, dir, Options{}, 21, 20)
 	// Flip one bit in the payload of record 8.
 	off := int64(segmentHeaderSize)
 	for n := 1; n < 8; n++ {
@@ -164,9 +170,7 @@ func TestReplayStopsAtACorruptRecord(t *testing.T) {
 	b[0] ^= 0x10
 	f.WriteAt(b[:], off+RecordHeaderSize+3)
 	f.Close()
-	l2 := openLog(t, dir, Options{})
-	lsns, ps := replayAll(t, l2, 0)
-	checkRecords(t, lsns, ps, 1, 8)
+	reopenHas(t, dir, Options{}, 0, 1, 8)
 }
 
 // Released segments are reused: renamed, with a new epoch, so that their
@@ -196,9 +200,7 @@ func TestSparesAreReused(t *testing.T) {
 		t.Errorf("got %d segment files after releasing and appending as much again, want at most %d (spares reused)", len(names), before+2)
 	}
 	l.Close()
-	l2 := openLog(t, dir, Options{SegmentSize: 2048, Spares: 2, NoPrealloc: true})
-	lsns, ps := replayAll(t, l2, 100)
-	checkRecords(t, lsns, ps, 101, 121)
+	l2 := reopenHas(t, dir, Options{SegmentSize: 2048, Spares: 2, NoPrealloc: true}, 100, 101, 121)
 	l2.Close()
 
 	// A spare renamed for LSN 121, whose header was not rewritten before
@@ -217,17 +219,13 @@ func TestSparesAreReused(t *testing.T) {
 	if err := os.Rename(spare, filepath.Join(dir, fmt.Sprintf("%020d%s", 121, suffix))); err != nil {
 		t.Fatal(err)
 	}
-	l3 := openLog(t, dir, Options{SegmentSize: 2048, Spares: 2, NoPrealloc: true})
-	lsns, ps = replayAll(t, l3, 100)
-	checkRecords(t, lsns, ps, 101, 121)
+	l3 := reopenHas(t, dir, Options{SegmentSize: 2048, Spares: 2, NoPrealloc: true}, 100, 101, 121)
 	if got := l3.NextLSN(); got != 121 {
 		t.Errorf("NextLSN: got %d, want 121", got)
 	}
 	appendN(t, l3, 121, 130, 3)
 	l3.Close()
-	l4 := openLog(t, dir, Options{SegmentSize: 2048, Spares: 2, NoPrealloc: true})
-	lsns, ps = replayAll(t, l4, 100)
-	checkRecords(t, lsns, ps, 101, 130)
+	reopenHas(t, dir, Options{SegmentSize: 2048, Spares: 2, NoPrealloc: true}, 100, 101, 130)
 }
 
 // ReadRecord finds a record where Append or Replay said it is, across
@@ -349,9 +347,7 @@ func TestNextSegmentIsPrepared(t *testing.T) {
 		t.Errorf("the second segment: got %d bytes allocated, want %d (the prepared spare)", act.grown, size)
 	}
 	l.Close()
-	l2 := openLog(t, dir, Options{SegmentSize: size})
-	lsns, ps := replayAll(t, l2, 0)
-	checkRecords(t, lsns, ps, 1, 600)
+	reopenHas(t, dir, Options{SegmentSize: size}, 0, 1, 600)
 }
 
 func mustReadDir(t *testing.T, dir string) []string {
@@ -382,10 +378,7 @@ func firstOf(t *testing.T, name string) uint64 {
 func TestReplayReportsAGap(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	l := openLog(t, dir, Options{SegmentSize: 1024, NoPrealloc: true})
-	l.Replay(0, noReplay)
-	appendN(t, l, 1, 60, 3)
-	l.Close()
+	written(t, dir, Options{SegmentSize: 1024, NoPrealloc: true}, 60, 3)
 	names := mustReadDir(t, dir)
 	if len(names) < 4 {
 		t.Fatalf("got %d segments, want at least 4", len(names))
@@ -525,10 +518,7 @@ func TestReleasedEmptySegmentAtTheNextLSN(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	opt := Options{SegmentSize: 2048, Spares: 2, NoPrealloc: true}
-	l := openLog(t, dir, opt)
-	l.Replay(0, noReplay)
-	appendN(t, l, 1, 61, 4)
-	l.Close()
+	written(t, dir, opt, 61, 4)
 	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%020d%s", 61, suffix)), segmentHeader(12345, 61), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -546,9 +536,7 @@ func TestReleasedEmptySegmentAtTheNextLSN(t *testing.T) {
 	}
 	appendN(t, l2, 61, 200, 4) // acknowledged: synced
 	l2.Close()
-	l3 := openLog(t, dir, opt)
-	lsns, ps := replayAll(t, l3, 60)
-	checkRecords(t, lsns, ps, 61, 200)
+	reopenHas(t, dir, opt, 60, 61, 200)
 }
 
 // A segment opened for reads only (after a restart), released and reused
@@ -557,10 +545,7 @@ func TestReadSegmentReusedAsSpare(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	opt := Options{SegmentSize: 2048, Spares: 2, NoPrealloc: true}
-	l := openLog(t, dir, opt)
-	l.Replay(0, noReplay)
-	appendN(t, l, 1, 61, 4)
-	l.Close()
+	written(t, dir, opt, 61, 4)
 	l2 := openLog(t, dir, opt)
 	l2.Replay(60, noReplay)
 	if _, _, err := l2.ReadRecord(1, segmentHeaderSize); err != nil {
@@ -571,7 +556,5 @@ func TestReadSegmentReusedAsSpare(t *testing.T) {
 	}
 	appendN(t, l2, 61, 200, 1)
 	l2.Close()
-	l3 := openLog(t, dir, opt)
-	lsns, ps := replayAll(t, l3, 60)
-	checkRecords(t, lsns, ps, 61, 200)
+	reopenHas(t, dir, opt, 60, 61, 200)
 }
