@@ -57,6 +57,9 @@ type pendUndo struct {
 // (they sync the log first if need be); when it returns an error, nothing
 // of the batch was logged.
 func (s *Store) EventInsertMany(ctx context.Context, ins []*store.EventInsert) ([]store.EventInsertResult, error) {
+	if len(ins) == 0 {
+		return nil, nil
+	}
 	s.appendMu.Lock()
 	defer s.appendMu.Unlock()
 	if s.closed {
@@ -94,8 +97,13 @@ func (s *Store) EventInsertMany(ctx context.Context, ins []*store.EventInsert) (
 	}
 	if first != lsn {
 		// Only this method appends, under appendMu: the LSNs it chose
-		// are the ones the log gave.
-		panic(fmt.Sprintf("sqlite: log appended at LSN %d, want %d", first, lsn))
+		// are the ones the log gave. Were they not, the records carry
+		// other LSNs than the decisions: refuse the batch (it is in the
+		// log, and a restart indexes it as it is there).
+		s.undoPending(undo)
+		err := fmt.Errorf("log appended at LSN %d, want %d", first, lsn)
+		s.log.Error("write-ahead log out of step", "err", err)
+		return nil, &hookd.Error{Code: hookd.EInternal, Message: "internal error", Err: err}
 	}
 	for i, r := range recs {
 		r.segment, r.offset = seg, off+s.batch.Offset(i)
