@@ -413,12 +413,13 @@ func (b *Batcher) syncLoop(writerDone <-chan struct{}) {
 // next tick: every waiter whose deadline falls in the same tick shares one
 // channel, and one ticker closes them. A wait then costs a map lookup
 // instead of a timer of its own (a timer, its context and their
-// bookkeeping were a tenth of ingest's own work per request).
+// bookkeeping were a tenth of ingest's own work per request). The ticker
+// runs only while some channel is open: an idle hookd does not tick.
 type deadlines struct {
 	mu      sync.Mutex
 	chans   map[int64]chan struct{}
-	ticker  *time.Ticker
-	stopped chan struct{}
+	running bool
+	stopped bool
 }
 
 // deadlineTick is the resolution of InsertBy's deadline.
@@ -431,30 +432,29 @@ func (d *deadlines) at(t time.Time) <-chan struct{} {
 	defer d.mu.Unlock()
 	if d.chans == nil {
 		d.chans = map[int64]chan struct{}{}
-		d.ticker = time.NewTicker(deadlineTick)
-		d.stopped = make(chan struct{})
-		go d.run(d.ticker, d.stopped)
 	}
 	ch := d.chans[k]
 	if ch == nil {
 		ch = make(chan struct{})
-		d.chans[k] = ch
 		if k*int64(deadlineTick) <= time.Now().UnixNano() {
-			// Already past: no tick will come for it.
-			close(ch)
-			delete(d.chans, k)
+			close(ch) // already past: no tick will come for it
+			return ch
 		}
+		d.chans[k] = ch
+	}
+	if !d.running && !d.stopped {
+		d.running = true
+		go d.run()
 	}
 	return ch
 }
 
-func (d *deadlines) run(t *time.Ticker, stopped chan struct{}) {
-	for {
-		select {
-		case <-t.C:
-		case <-stopped:
-			return
-		}
+// run closes the channels whose tick has come, until none is left (or
+// stop).
+func (d *deadlines) run() {
+	t := time.NewTicker(deadlineTick)
+	defer t.Stop()
+	for range t.C {
 		now := time.Now().UnixNano() / int64(deadlineTick)
 		d.mu.Lock()
 		for k, ch := range d.chans {
@@ -463,16 +463,19 @@ func (d *deadlines) run(t *time.Ticker, stopped chan struct{}) {
 				delete(d.chans, k)
 			}
 		}
+		if len(d.chans) == 0 || d.stopped {
+			d.running = false
+			d.mu.Unlock()
+			return
+		}
 		d.mu.Unlock()
 	}
 }
 
+// stop ends the ticking; channels still open are never closed (their
+// waiters leave with the batcher).
 func (d *deadlines) stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.ticker != nil {
-		d.ticker.Stop()
-		close(d.stopped)
-		d.ticker = nil
-	}
+	d.stopped = true
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"hash/maphash"
 	"math/bits"
-	"sync/atomic"
 	"time"
 )
 
@@ -20,15 +19,16 @@ import (
 // keyFilter is a blocked Bloom filter of (source, key) pairs: each pair
 // sets 8 bits within one 512-bit block, so a lookup touches one cache
 // line. At 16 bits per expected key, about 0.1% of absent keys answer
-// "maybe". Adds and lookups are safe from several goroutines.
+// "maybe". One goroutine at a time uses a filter: the log writer (under
+// appendMu), or the build that makes it before it is published.
 type keyFilter struct {
 	blocks   []block
 	mask     uint64 // number of blocks - 1
-	n        atomic.Int64
+	n        int64
 	capacity int64
 }
 
-type block [8]atomic.Uint64
+type block [8]uint64
 
 const filterBitsPerKey = 16
 
@@ -71,16 +71,16 @@ func (f *keyFilter) bitsOf(h uint64) (*block, [8]uint16) {
 func (f *keyFilter) add(h uint64) {
 	b, bs := f.bitsOf(h)
 	for _, x := range bs {
-		b[x>>6].Or(1 << (x & 63))
+		b[x>>6] |= 1 << (x & 63)
 	}
-	f.n.Add(1)
+	f.n++
 }
 
 // mayContain is false only when the hash was never added.
 func (f *keyFilter) mayContain(h uint64) bool {
 	b, bs := f.bitsOf(h)
 	for _, x := range bs {
-		if b[x>>6].Load()&(1<<(x&63)) == 0 {
+		if b[x>>6]&(1<<(x&63)) == 0 {
 			return false
 		}
 	}
@@ -88,7 +88,7 @@ func (f *keyFilter) mayContain(h uint64) bool {
 }
 
 // full reports whether the filter holds as many keys as it was sized for.
-func (f *keyFilter) full() bool { return f.n.Load() >= f.capacity }
+func (f *keyFilter) full() bool { return f.n >= f.capacity }
 
 // layered is a filter that grows: when its newest layer holds as many
 // keys as it was sized for, a layer twice as large takes the adds, and a

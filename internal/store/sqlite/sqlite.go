@@ -425,8 +425,11 @@ func (s *Store) Sync() error {
 	recs := s.unsynced
 	s.unsynced = nil
 	s.unsyncedMu.Unlock()
+	healthy := s.wal.Err() == nil
 	if err := s.wal.Sync(); err != nil {
-		s.log.Error("sync failed: refusing further events until restart", "err", err)
+		if healthy {
+			s.log.Error("sync failed: refusing further events until restart", "err", err)
+		}
 		return fmt.Errorf("sync the write-ahead log (restart hookd; nothing acknowledged was lost): %w", err)
 	}
 	s.enqueue(recs)
