@@ -25,6 +25,7 @@ package egress
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -73,6 +74,7 @@ type Guard struct {
 	allowHTTP    map[string]bool // exact hosts, lower case
 	allowHTTPSub []string        // ".example.com" for "*.example.com"
 	proxy        *url.URL        // egress.proxy; nil: none
+	proxyRoots   *x509.CertPool  // roots for an https proxy; nil: the system's (tests set it)
 
 	sharedMu sync.Mutex
 	shared   *http.Transport

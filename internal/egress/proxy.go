@@ -100,7 +100,7 @@ func (g *Guard) tunnel(ctx context.Context, target netip.AddrPort) (conn net.Con
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if g.proxy.Scheme == "https" {
-		tc := tls.Client(conn, &tls.Config{ServerName: g.proxy.Hostname(), MinVersion: tls.VersionTLS12})
+		tc := tls.Client(conn, &tls.Config{ServerName: g.proxy.Hostname(), MinVersion: tls.VersionTLS12, RootCAs: g.proxyRoots})
 		conn = tc
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return fail(fmt.Errorf("tls: %w", err))
