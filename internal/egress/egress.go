@@ -1,5 +1,6 @@
-// Package egress is the SSRF guard for connections hookd opens to
-// addresses it does not control (destination URLs, token endpoints).
+// Package egress is the SSRF guard for every connection hookd opens to
+// addresses it does not control: destination URLs, token endpoints,
+// brokers, and the JWKS and introspection URLs of verification methods.
 //
 // A Guard refuses loopback, private, link-local, CGNAT, multicast,
 // unspecified, broadcast, reserved, documentation and benchmarking
@@ -7,7 +8,8 @@
 // the address is in egress.allow_private (see BlockedRanges). It does so
 // twice:
 //
-//   - CheckURL, when a destination is created: scheme (https, or http for
+//   - CheckURL, when a URL is defined (a destination, a token endpoint, a
+//     source's jwks_url or introspection url): scheme (https, or http for
 //     allow-listed hosts and allowed private addresses), no credentials,
 //     and a host that is not a blocked IP literal in any form a URL or
 //     resolver parser may read (2130706433, 0x7f000001, 0177.0.0.1, 127.1,
@@ -15,7 +17,10 @@
 //     are not resolved.
 //   - DialContext, for every connection: the name is resolved, each answer
 //     checked, and the socket's Control hook checks the address actually
-//     connected to, so DNS rebinding cannot slip through.
+//     connected to, so DNS rebinding cannot slip through. DialHTTP, the
+//     dial of HTTP clients, does the same checks and then, when
+//     egress.proxy is set (SetProxy), asks the proxy to CONNECT to the
+//     checked address. Proxies from the environment are never used.
 //
 // The guard does not follow redirects because it is not a client: an
 // http.Client using Transport must refuse them (Client does; so does the
@@ -126,7 +131,8 @@ func NewGuard(allowPrivate []string, allowHTTPHosts []string) (*Guard, error) {
 	return g, nil
 }
 
-// CheckURL checks a destination URL before anything is dialed: it must be
+// CheckURL checks a URL hookd will call (a destination, a token endpoint,
+// a JWKS or introspection URL) before anything is dialed: it must be
 // absolute https (or http for an allow-listed host or an IP literal in
 // egress.allow_private), without credentials, with a host that is a DNS
 // name or an allowed IP literal in its standard form. localhost and
