@@ -62,9 +62,8 @@ type App struct {
 	metrics    *metrics.Metrics
 	metricsSrv *http.Server
 	metricsLn  net.Listener
-	// outbound is the HTTP client of verifiers that call out (JWKS,
-	// introspection).
-	outbound *http.Client
+	// guard is the SSRF guard of every outbound connection.
+	guard *egress.Guard
 
 	// now is the clock of verification and ingest; nil is time.Now.
 	// Tests set it before Open to expire tokens without sleeping.
@@ -123,10 +122,16 @@ func (a *App) Open(ctx context.Context) (err error) {
 		a.generatedToken = tok
 		tokens = []string{tok}
 	}
+	// The one SSRF guard: every outbound connection (deliveries, token
+	// endpoints, JWKS, introspection) is checked and dialed by it.
 	guard, err := egress.NewGuard(a.cfg.Egress.AllowPrivate, a.cfg.Egress.AllowHTTPHosts)
 	if err != nil {
 		return fmt.Errorf("egress: %w", err)
 	}
+	if err := guard.SetProxy(a.cfg.Egress.Proxy); err != nil {
+		return err
+	}
+	a.guard = guard
 	// The engine recovers what the last process left unfinished before
 	// the first event is committed, then takes every committed batch.
 	keys, newKeys, err := a.keyring()
@@ -165,11 +170,10 @@ func (a *App) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	a.outbound = newOutboundClient()
 	in, err := ingest.New(ingest.Options{
 		Sources: a.cfg.Sources, Inserter: a.batcher, Errors: errs,
 		AckDeadline: a.cfg.Server.AckDeadline.D(), VerifyTimeout: a.cfg.Server.VerifyTimeout.D(), Log: a.log,
-		Now: a.now, HTTPClient: a.outbound, Issuer: issuer,
+		Now: a.now, Egress: guard, Issuer: issuer,
 	})
 	if err != nil {
 		return err
@@ -405,8 +409,8 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if err := a.st.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close storage: %w", err))
 		}
-		if a.outbound != nil {
-			a.outbound.CloseIdleConnections()
+		if a.guard != nil {
+			a.guard.CloseIdleConnections()
 		}
 		a.shutdownErr = errors.Join(errs...)
 	})
@@ -514,24 +518,6 @@ func (a *App) Warnings() {
 	}
 	if a.cfg.Storage.Driver == "sqlite" && a.cfg.Storage.DSN != "" {
 		a.log.Warn("storage.dsn (or HOOKD_STORAGE_DSN) is set but storage.driver is sqlite: the DSN is not used; set storage.driver: postgres to store in PostgreSQL")
-	}
-}
-
-// newOutboundClient is the HTTP client verifiers call out with (JWKS,
-// introspection): 5 s to connect and for TLS. It sets no overall timeout:
-// each method bounds its own calls (and ingest bounds verification), so a
-// method's configured timeout is never silently cut.
-func newOutboundClient() *http.Client {
-	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Client{
-		Transport: &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			DialContext:         dialer.DialContext,
-			TLSHandshakeTimeout: 5 * time.Second,
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     90 * time.Second,
-			ForceAttemptHTTP2:   true,
-		},
 	}
 }
 

@@ -33,7 +33,8 @@ type Config struct {
 	Storage Storage `yaml:"storage"`
 	// Admin configures the admin API.
 	Admin Admin `yaml:"admin"`
-	// Egress configures outbound connections (used by destinations).
+	// Egress configures outbound connections: deliveries, token endpoints,
+	// JWKS and introspection (docs/egress.md).
 	Egress Egress `yaml:"egress"`
 	// Server tunes the HTTP server and the ingest path.
 	Server Server `yaml:"server"`
@@ -84,14 +85,21 @@ type Admin struct {
 
 // Egress configures outbound connections.
 type Egress struct {
-	// AllowPrivate lists CIDRs that destinations may reach although they are
-	// private, loopback or link-local (SSRF guard exceptions). Default none.
+	// AllowPrivate lists CIDRs that hookd may connect to although they are
+	// private, loopback or link-local (SSRF guard exceptions), for
+	// destinations and verification URLs alike. Default none.
 	AllowPrivate []string `yaml:"allow_private"`
-	// AllowHTTPHosts lists hosts that destinations may reach over plain
+	// AllowHTTPHosts lists hosts that hookd may reach over plain
 	// http (names or IP literals, "*.example.com" for every name under
 	// example.com). Default none: https is required, except for addresses
 	// in AllowPrivate.
 	AllowHTTPHosts []string `yaml:"allow_http_hosts"`
+	// Proxy is the HTTP proxy every outbound HTTP request (deliveries,
+	// token endpoints, JWKS, introspection) goes through: http://host:port
+	// or https://host:port, optionally with credentials. Default none; the
+	// environment's proxy variables (HTTP_PROXY…) are ignored either way.
+	// Broker connections never use it.
+	Proxy string `yaml:"proxy"`
 }
 
 // Secrets configures how hookd encrypts the secrets it stores (signing
@@ -569,6 +577,11 @@ func (c *Config) Validate() error {
 	}
 	if _, err := egress.NewGuard(nil, c.Egress.AllowHTTPHosts); err != nil {
 		errs = append(errs, err) // it names egress.allow_http_hosts[i]
+	}
+	if c.Egress.Proxy != "" {
+		if _, err := egress.ParseProxy(c.Egress.Proxy); err != nil {
+			bad("egress.proxy", "%s", err)
+		}
 	}
 	if c.Delivery.MemoryQueue < 0 {
 		bad("delivery.memory_queue", "must not be negative")

@@ -426,6 +426,9 @@ func TestValidate(t *testing.T) {
 		{"ShortAdminToken", func(c *Config) { c.Admin.Tokens = append(c.Admin.Tokens, "short") }, "admin.tokens"},
 		{"BadCIDR", func(c *Config) { c.Egress.AllowPrivate[1] = "10.0.0.0/33" }, "egress.allow_private[1]"},
 		{"CIDRWithoutMask", func(c *Config) { c.Egress.AllowPrivate[0] = "127.0.0.1" }, "egress.allow_private[0]"},
+		{"ProxyScheme", func(c *Config) { c.Egress.Proxy = "socks5://proxy.internal:1080" }, "egress.proxy"},
+		{"ProxyNoScheme", func(c *Config) { c.Egress.Proxy = "proxy.internal:3128" }, "egress.proxy"},
+		{"ProxyPath", func(c *Config) { c.Egress.Proxy = "http://proxy.internal:3128/x" }, "egress.proxy"},
 		{"AckDeadlineZero", func(c *Config) { c.Server.AckDeadline = 0 }, "server.ack_deadline"},
 		{"AckDeadlineTooLong", func(c *Config) { c.Server.AckDeadline = Duration(2 * time.Minute) }, "server.ack_deadline"},
 		{"MaxInFlightZero", func(c *Config) { c.Server.MaxInFlight = 0 }, "server.max_in_flight"},
@@ -737,6 +740,22 @@ func TestDurationMarshal(t *testing.T) {
 	v, err := Duration(90 * time.Second).MarshalYAML()
 	if err != nil || v != "1m30s" {
 		t.Errorf("MarshalYAML: got %v, %v; want 1m30s, nil", v, err)
+	}
+}
+
+// egress.proxy is read from the file and checked; its error does not
+// repeat the URL, which may hold a password.
+func TestValidateEgressProxy(t *testing.T) {
+	c, err := Parse([]byte("egress: {proxy: \"http://hookd:pw@proxy.internal:3128\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil || c.Egress.Proxy != "http://hookd:pw@proxy.internal:3128" {
+		t.Fatalf("got %v, %q; want the proxy accepted", err, c.Egress.Proxy)
+	}
+	c.Egress.Proxy = "ftp://hookd:secret-pw@proxy.internal"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "egress.proxy: ") || strings.Contains(err.Error(), "secret-pw") {
+		t.Fatalf("got %v, want an error naming egress.proxy without the password", err)
 	}
 }
 

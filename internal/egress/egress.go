@@ -1,5 +1,6 @@
-// Package egress is the SSRF guard for connections hookd opens to
-// addresses it does not control (destination URLs, token endpoints).
+// Package egress is the SSRF guard for every connection hookd opens to
+// addresses it does not control: destination URLs, token endpoints,
+// brokers, and the JWKS and introspection URLs of verification methods.
 //
 // A Guard refuses loopback, private, link-local, CGNAT, multicast,
 // unspecified, broadcast, reserved, documentation and benchmarking
@@ -7,7 +8,8 @@
 // the address is in egress.allow_private (see BlockedRanges). It does so
 // twice:
 //
-//   - CheckURL, when a destination is created: scheme (https, or http for
+//   - CheckURL, when a URL is defined (a destination, a token endpoint, a
+//     source's jwks_url or introspection url): scheme (https, or http for
 //     allow-listed hosts and allowed private addresses), no credentials,
 //     and a host that is not a blocked IP literal in any form a URL or
 //     resolver parser may read (2130706433, 0x7f000001, 0177.0.0.1, 127.1,
@@ -15,7 +17,10 @@
 //     are not resolved.
 //   - DialContext, for every connection: the name is resolved, each answer
 //     checked, and the socket's Control hook checks the address actually
-//     connected to, so DNS rebinding cannot slip through.
+//     connected to, so DNS rebinding cannot slip through. DialHTTP, the
+//     dial of HTTP clients, does the same checks and then, when
+//     egress.proxy is set (SetProxy), asks the proxy to CONNECT to the
+//     checked address. Proxies from the environment are never used.
 //
 // The guard does not follow redirects because it is not a client: an
 // http.Client using Transport must refuse them (Client does; so does the
@@ -25,6 +30,7 @@ package egress
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -33,6 +39,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -71,6 +78,11 @@ type Guard struct {
 	allowPrivate []netip.Prefix
 	allowHTTP    map[string]bool // exact hosts, lower case
 	allowHTTPSub []string        // ".example.com" for "*.example.com"
+	proxy        *url.URL        // egress.proxy; nil: none
+	proxyRoots   *x509.CertPool  // roots for an https proxy; nil: the system's (tests set it)
+
+	sharedMu sync.Mutex
+	shared   *http.Transport
 }
 
 // NewGuard returns a guard that lets destinations reach the addresses in
@@ -119,7 +131,8 @@ func NewGuard(allowPrivate []string, allowHTTPHosts []string) (*Guard, error) {
 	return g, nil
 }
 
-// CheckURL checks a destination URL before anything is dialed: it must be
+// CheckURL checks a URL hookd will call (a destination, a token endpoint,
+// a JWKS or introspection URL) before anything is dialed: it must be
 // absolute https (or http for an allow-listed host or an IP literal in
 // egress.allow_private), without credentials, with a host that is a DNS
 // name or an allowed IP literal in its standard form. localhost and
@@ -133,24 +146,24 @@ func (g *Guard) CheckURL(raw string) error {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return refusef("destination URL is invalid: %v", err)
+		return refusef("URL is invalid: %v", err)
 	}
 	switch u.Scheme {
 	case "https", "http":
 	case "":
-		return refusef("destination URL must be absolute (https://host/…)")
+		return refusef("URL must be absolute (https://host/…)")
 	default:
-		return refusef("destination URL scheme %q is not allowed (want https)", u.Scheme)
+		return refusef("URL scheme %q is not allowed (want https)", u.Scheme)
 	}
 	switch {
 	case u.Opaque != "" || u.Host == "":
-		return refusef("destination URL has no host")
+		return refusef("URL has no host")
 	case u.User != nil:
-		return refusef("destination URL must not contain credentials")
+		return refusef("URL must not contain credentials")
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return refusef("destination URL port %q is out of range", p)
+			return refusef("URL port %q is out of range", p)
 		}
 	}
 	h, err := parseHost(u.Hostname())
@@ -178,7 +191,7 @@ func (g *Guard) CheckURL(raw string) error {
 		privateOK = true
 	}
 	if u.Scheme == "http" && !privateOK && !g.httpAllowed(h) {
-		return refusef("destination URL must use https (plain http is allowed only for hosts in egress.allow_http_hosts and addresses in egress.allow_private)")
+		return refusef("URL must use https (plain http is allowed only for hosts in egress.allow_http_hosts and addresses in egress.allow_private)")
 	}
 	return nil
 }
@@ -217,24 +230,65 @@ func (g *Guard) httpAllowed(h host) bool {
 // call — nothing is cached — and each answer checked. Refused answers are
 // skipped; when none is left the refusal is returned. The socket's Control
 // hook checks the address being connected to once more, so no connection
-// to a refused address is ever made.
+// to a refused address is ever made. DialContext never uses egress.proxy
+// (see DialHTTP).
 func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	addrs, port, err := g.resolve(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	d := g.dialer()
+	d.Timeout = 0 // dialSerial's context carries it
+	return g.dialSerial(ctx, addrs, func(ctx context.Context, a netip.Addr) (net.Conn, error) {
+		n := network
+		if n == "tcp" {
+			n = "tcp4"
+			if a.Is6() {
+				n = "tcp6"
+			}
+		}
+		return d.DialContext(ctx, n, netip.AddrPortFrom(a, port).String())
+	})
+}
+
+// DialHTTP is the dial of HTTP clients (Transport uses it). Without
+// egress.proxy it is DialContext. With one, the target is resolved and
+// checked exactly as DialContext does, and the proxy is asked to tunnel
+// (CONNECT) to the checked address — never to the name, which the proxy
+// could resolve to something else. The proxy's own address is not
+// checked: the operator chose it.
+func (g *Guard) DialHTTP(ctx context.Context, network, addr string) (net.Conn, error) {
+	if g.proxy == nil {
+		return g.DialContext(ctx, network, addr)
+	}
+	addrs, port, err := g.resolve(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return g.dialSerial(ctx, addrs, func(ctx context.Context, a netip.Addr) (net.Conn, error) {
+		return g.tunnel(ctx, netip.AddrPortFrom(a, port))
+	})
+}
+
+// resolve returns the addresses DialContext may connect to for addr, in
+// order, and the port; or the refusal.
+func (g *Guard) resolve(ctx context.Context, network, addr string) ([]netip.Addr, uint16, error) {
 	switch network {
 	case "tcp", "tcp4", "tcp6":
 	default:
-		return nil, refusef("dial %s: network %q is not allowed", addr, network)
+		return nil, 0, refusef("dial %s: network %q is not allowed", addr, network)
 	}
 	hs, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
+		return nil, 0, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	pn, err := strconv.ParseUint(port, 10, 16)
 	if err != nil || pn == 0 {
-		return nil, refusef("dial %s: port %q is not allowed", addr, port)
+		return nil, 0, refusef("dial %s: port %q is not allowed", addr, port)
 	}
 	h, err := parseHost(hs)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
+		return nil, 0, fmt.Errorf("dial %s: %w", addr, err)
 	}
 
 	var addrs []netip.Addr
@@ -247,9 +301,9 @@ func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn
 			if errors.As(err, &be) {
 				be.Host = hs
 			}
-			return nil, fmt.Errorf("dial %s: %w", addr, err)
+			return nil, 0, fmt.Errorf("dial %s: %w", addr, err)
 		}
-		return nil, refusef("dial %s: host %q is a non-standard form of %s", addr, hs, h.addr)
+		return nil, 0, refusef("dial %s: host %q is a non-standard form of %s", addr, hs, h.addr)
 	case h.addr.IsValid():
 		addrs = []netip.Addr{h.addr}
 	case isLocalhost(h.name):
@@ -262,7 +316,7 @@ func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn
 		lookup := map[string]string{"tcp": "ip", "tcp4": "ip4", "tcp6": "ip6"}[network]
 		addrs, err = r.LookupNetIP(ctx, lookup, h.name)
 		if err != nil {
-			return nil, fmt.Errorf("dial %s: %w", addr, err)
+			return nil, 0, fmt.Errorf("dial %s: %w", addr, err)
 		}
 	}
 
@@ -290,22 +344,22 @@ func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn
 		if firstErr == nil {
 			firstErr = &net.AddrError{Err: "no suitable address found", Addr: hs}
 		}
-		return nil, fmt.Errorf("dial %s: %w", addr, firstErr)
+		return nil, 0, fmt.Errorf("dial %s: %w", addr, firstErr)
 	}
-	return g.dialSerial(ctx, network, allowed, uint16(pn))
+	return allowed, uint16(pn), nil
 }
 
-// dialSerial tries addrs in order, giving each a share of the time left
-// (at least minAddrTimeout), and returns the first connection or the first
-// error.
-func (g *Guard) dialSerial(ctx context.Context, network string, addrs []netip.Addr, port uint16) (net.Conn, error) {
-	d := g.dialer()
-	if _, ok := ctx.Deadline(); !ok && d.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
-		defer cancel()
+// dialSerial tries addrs in order with connect, giving each a share of the
+// time left (at least minAddrTimeout), and returns the first connection or
+// the first error.
+func (g *Guard) dialSerial(ctx context.Context, addrs []netip.Addr, connect func(context.Context, netip.Addr) (net.Conn, error)) (net.Conn, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		if t := g.dialTimeout(); t > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, t)
+			defer cancel()
+		}
 	}
-	d.Timeout = 0 // the context carries it
 	var firstErr error
 	for i, a := range addrs {
 		if err := ctx.Err(); err != nil {
@@ -321,14 +375,7 @@ func (g *Guard) dialSerial(ctx context.Context, network string, addrs []netip.Ad
 			actx, cancel = context.WithTimeout(ctx, max(share, minAddrTimeout))
 			defer cancel()
 		}
-		n := network
-		if n == "tcp" {
-			n = "tcp4"
-			if a.Is6() {
-				n = "tcp6"
-			}
-		}
-		c, err := d.DialContext(actx, n, netip.AddrPortFrom(a, port).String())
+		c, err := connect(actx, a)
 		if err == nil {
 			return c, nil
 		}
@@ -337,6 +384,15 @@ func (g *Guard) dialSerial(ctx context.Context, network string, addrs []netip.Ad
 		}
 	}
 	return nil, firstErr
+}
+
+// dialTimeout is the template dialer's Timeout, used when the context has
+// no deadline.
+func (g *Guard) dialTimeout() time.Duration {
+	if g.Dialer != nil {
+		return g.Dialer.Timeout
+	}
+	return DefaultDialTimeout
 }
 
 // dialer returns a copy of the template dialer whose ControlContext checks
@@ -375,15 +431,16 @@ func (g *Guard) control(
 	}
 }
 
-// Transport returns a new http.Transport that dials through the guard and
-// ignores proxy settings from the environment (a proxy would connect to
-// the destination on hookd's behalf, out of the guard's sight). The client
+// Transport returns a new http.Transport that dials through the guard
+// (DialHTTP: through egress.proxy when one is set) and ignores proxy
+// settings from the environment (such a proxy would connect to the
+// destination on hookd's behalf, out of the guard's sight). The client
 // using it must not follow redirects: a redirect is a new URL that
 // CheckURL never saw (see Client and NoRedirect).
 func (g *Guard) Transport() *http.Transport {
 	return &http.Transport{
 		Proxy:                  nil,
-		DialContext:            g.DialContext,
+		DialContext:            g.DialHTTP,
 		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:    10 * time.Second,
 		ResponseHeaderTimeout:  60 * time.Second,
@@ -393,6 +450,27 @@ func (g *Guard) Transport() *http.Transport {
 		MaxIdleConnsPerHost:    16,
 		MaxResponseHeaderBytes: 64 << 10,
 		ForceAttemptHTTP2:      true,
+	}
+}
+
+// SharedTransport returns one Transport per guard, made on first use, for
+// clients that call many hosts now and then (JWKS, introspection): they
+// share its idle connections. CloseIdleConnections closes them.
+func (g *Guard) SharedTransport() *http.Transport {
+	g.sharedMu.Lock()
+	defer g.sharedMu.Unlock()
+	if g.shared == nil {
+		g.shared = g.Transport()
+	}
+	return g.shared
+}
+
+// CloseIdleConnections closes the idle connections of SharedTransport.
+func (g *Guard) CloseIdleConnections() {
+	g.sharedMu.Lock()
+	defer g.sharedMu.Unlock()
+	if g.shared != nil {
+		g.shared.CloseIdleConnections()
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 
 	"hookd"
 	"hookd/internal/config"
+	"hookd/internal/egress"
 	"hookd/internal/httpserver"
 	"hookd/internal/store"
 	"hookd/internal/verify"
@@ -44,7 +45,7 @@ type Handler struct {
 	// removed at run time; requests read it without a lock.
 	sources atomic.Pointer[map[string]*source]
 	srcMu   sync.Mutex // serializes the writers of sources
-	client  *http.Client
+	egress  *egress.Guard
 	issuer  *verify.Issuer
 	ins     Inserter
 	errs    *httpserver.Errors
@@ -79,8 +80,10 @@ type Options struct {
 	Log           *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// HTTPClient is what verifiers call out with (JWKS, introspection).
-	HTTPClient *http.Client
+	// Egress is the SSRF guard verifiers call out through (JWKS,
+	// introspection): it checks their URLs and dials every connection.
+	// Nil is a guard with no exceptions.
+	Egress *egress.Guard
 	// Issuer is hookd's own token issuer, for oauth_issuer sources.
 	Issuer *verify.Issuer
 }
@@ -90,7 +93,7 @@ var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie
 
 // New builds the handler and every source's verifiers and selectors.
 func New(o Options) (*Handler, error) {
-	h := &Handler{ins: o.Inserter, errs: o.Errors, ack: o.AckDeadline, log: o.Log, now: o.Now, client: o.HTTPClient, issuer: o.Issuer}
+	h := &Handler{ins: o.Inserter, errs: o.Errors, ack: o.AckDeadline, log: o.Log, now: o.Now, egress: o.Egress, issuer: o.Issuer}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -149,7 +152,7 @@ func (h *Handler) build(c config.Source) (*source, error) {
 		s.status = http.StatusOK
 	}
 	var err error
-	env := &verify.Env{Source: c.Name, Now: h.now, HTTPClient: h.client, Issuer: h.issuer, Log: h.log}
+	env := &verify.Env{Source: c.Name, Now: h.now, Egress: h.egress, Issuer: h.issuer, Log: h.log}
 	if s.verify, err = verify.Build(env, c.Verify); err != nil {
 		return nil, fmt.Errorf("source %s: %w", c.Name, err)
 	}

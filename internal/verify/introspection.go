@@ -121,7 +121,7 @@ func newOAuthIntrospection(env *Env, m config.Verify) (Verifier, error) {
 	if o.URL == "" {
 		return nil, errors.New("url: required")
 	}
-	if err := oauthCheckURL(o.URL, o.AllowHTTP); err != nil {
+	if err := oauthCheckURL(env, o.URL, o.AllowHTTP); err != nil {
 		return nil, fmt.Errorf("url: %w", err)
 	}
 	if o.ClientID == "" || o.ClientSecret == "" {

@@ -15,6 +15,7 @@ import (
 
 	"hookd"
 	"hookd/internal/config"
+	"hookd/internal/egress"
 )
 
 const (
@@ -88,6 +89,9 @@ func oauthIntroJSON(doc map[string]any) func(http.ResponseWriter, *http.Request,
 
 func newOAuthIntrospectorForTest(t testing.TB, env *Env, srv *oauthIntroServer, extra map[string]any) *oauthIntrospector {
 	t.Helper()
+	if env.Egress == nil {
+		env.Egress = oauthTestEgress(t) // the test server is on 127.0.0.1
+	}
 	opts := map[string]any{"url": srv.URL + "/introspect", "client_id": oauthIntroClientID, "client_secret": oauthIntroClientSecret}
 	for k, v := range extra {
 		opts[k] = v
@@ -418,8 +422,17 @@ func TestOAuthIntrospectionConfig(t *testing.T) {
 			}
 		})
 	}
+	// allow_http lets the source use plain http beyond loopback; the
+	// egress guard must allow that host too.
 	m, _ := config.NewVerify("oauth_introspection", base(map[string]any{"url": "http://as.internal/introspect", "allow_http": true}))
-	if _, err := newOAuthIntrospection(&Env{}, m); err != nil {
+	if _, err := newOAuthIntrospection(&Env{}, m); err == nil || !strings.Contains(err.Error(), "egress.allow_http_hosts") {
+		t.Fatalf("allow_http without egress.allow_http_hosts: got %v, want the guard's refusal", err)
+	}
+	g, err := egress.NewGuard(nil, []string{"as.internal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newOAuthIntrospection(&Env{Egress: g}, m); err != nil {
 		t.Fatalf("allow_http: got %v, want nil", err)
 	}
 }

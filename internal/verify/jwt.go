@@ -21,9 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -230,7 +228,7 @@ func newOAuthJWT(env *Env, m config.Verify) (Verifier, error) {
 		}
 	}
 	if o.JWKSURL != "" {
-		if err := oauthCheckURL(o.JWKSURL, o.AllowHTTP); err != nil {
+		if err := oauthCheckURL(env, o.JWKSURL, o.AllowHTTP); err != nil {
 			return nil, fmt.Errorf("jwks_url: %w", err)
 		}
 		ttl, wait := oauthJWKSDefaultTTL, oauthJWKSDefaultWait
@@ -742,57 +740,6 @@ func oauthJWTKeyOf(pub any, kid, alg string) (oauthJWTKey, error) {
 		return oauthJWTKey{}, errors.New("unsupported key type (want RSA, ECDSA or Ed25519)")
 	}
 	return oauthJWTKey{kid: kid, alg: alg, key: pub}, nil
-}
-
-// oauthCheckURL accepts an absolute https URL, or http to a loopback host
-// (or anywhere when allowHTTP): keys or introspection answers fetched in
-// clear text could be forged by anyone on the path.
-func oauthCheckURL(raw string, allowHTTP bool) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("invalid URL %q (want https://host/path)", raw)
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if allowHTTP || oauthIsLoopback(u.Hostname()) {
-			return nil
-		}
-		return errors.New("plain http beyond loopback lets anyone on the path forge what is fetched; use https (or set allow_http: true)")
-	}
-	return fmt.Errorf("unsupported scheme %q (want https)", u.Scheme)
-}
-
-func oauthIsLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// oauthHTTPClient returns the client for outbound calls: the Env's, or
-// one with connection and header timeouts. Redirects are not followed.
-func oauthHTTPClient(env *Env, timeout time.Duration) *http.Client {
-	var c http.Client
-	if env.HTTPClient != nil {
-		c = *env.HTTPClient
-	} else {
-		d := &net.Dialer{Timeout: min(timeout, 5*time.Second), KeepAlive: 30 * time.Second}
-		c.Transport = &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           d.DialContext,
-			TLSHandshakeTimeout:   min(timeout, 5*time.Second),
-			ResponseHeaderTimeout: timeout,
-			MaxIdleConnsPerHost:   16,
-			IdleConnTimeout:       90 * time.Second,
-			ForceAttemptHTTP2:     true,
-		}
-		c.Timeout = timeout
-	}
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &c
 }
 
 func oauthClock(env *Env) func() time.Time {

@@ -140,6 +140,9 @@ func oauthRequest(tok string) *Request {
 
 func newOAuthJWTForTest(t testing.TB, env *Env, opts map[string]any) *oauthJWTVerifier {
 	t.Helper()
+	if env.Egress == nil {
+		env.Egress = oauthTestEgress(t) // the test servers are on 127.0.0.1
+	}
 	m, err := config.NewVerify("oauth_jwt", opts)
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 
 	"hookd"
 	"hookd/internal/config"
+	"hookd/internal/egress"
 )
 
 // Request is what a verifier sees of an inbound request.
@@ -76,8 +77,11 @@ type Env struct {
 	Source string
 	// Now is the clock; tests inject one.
 	Now func() time.Time
-	// HTTPClient makes outbound calls (JWKS, introspection).
-	HTTPClient *http.Client
+	// Egress is the SSRF guard of outbound calls (JWKS, introspection):
+	// it checks their URLs when a method is built and dials every
+	// connection. Nil is a guard with no exceptions (nothing private,
+	// https only).
+	Egress *egress.Guard
 	// Issuer is hookd's own token issuer (oauth_issuer), shared by every
 	// source; nil when none is configured.
 	Issuer *Issuer

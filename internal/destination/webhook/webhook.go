@@ -134,7 +134,8 @@ func New(env *destination.Env, o Options) (*Destination, error) {
 
 // guardedDial checks the destination's URL with env's SSRF guard and
 // returns a dial function that connects only to addresses the guard
-// allows, within the connect timeout.
+// allows (through egress.proxy when one is set), within the connect
+// timeout.
 func guardedDial(env *destination.Env, s *settings) (func(ctx context.Context, network, addr string) (net.Conn, error), error) {
 	g := env.Egress
 	if err := g.CheckURL(s.url); err != nil {
@@ -143,7 +144,7 @@ func guardedDial(env *destination.Env, s *settings) (func(ctx context.Context, n
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		ctx, cancel := context.WithTimeout(ctx, s.connectTimeout)
 		defer cancel() // only bounds the dial: the connection outlives it
-		return g.DialContext(ctx, network, addr)
+		return g.DialHTTP(ctx, network, addr)
 	}, nil
 }
 
