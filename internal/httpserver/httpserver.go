@@ -240,38 +240,19 @@ func BodyReadError(err error) error {
 // bodyDeadline bounds the reading of each request body to d from the
 // moment the handler starts, when that is sooner than the read timeout
 // (which counts from the first byte of the request). Once the body is
-// read, the deadline is lifted: it must not cut a request waiting for its
-// commit (net/http cancels a request's context when a read on its
-// connection fails).
+// read, net/http lifts the deadline itself (its watch for a closed
+// connection reads without one), so a request waiting for its commit is
+// not cut.
 func bodyDeadline(next http.Handler, d, readTimeout time.Duration) http.Handler {
 	if d <= 0 || (readTimeout > 0 && d >= readTimeout) {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-			rc := http.NewResponseController(w)
-			if rc.SetReadDeadline(time.Now().Add(d)) == nil {
-				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
-			}
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// deadlineBody lifts the read deadline when the body has been read whole.
-type deadlineBody struct {
-	io.ReadCloser
-	rc   *http.ResponseController
-	done bool
-}
-
-func (b *deadlineBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF && !b.done {
-		b.done = true
-		b.rc.SetReadDeadline(time.Time{})
-	}
-	return n, err
 }
 
 // New returns an http.Server with the configured timeouts and limits.
