@@ -13,6 +13,7 @@ const (
 	ENotFound     = "not_found"          // 404
 	EConflict     = "conflict"           // 409
 	ETooLarge     = "too_large"          // 413: body over the limit
+	ETimeout      = "timeout"            // 408: the request body did not arrive in time
 	ERateLimited  = "rate_limited"       // 429
 	EInternal     = "internal"           // 500: details are logged, never shown
 	EUnavailable  = "unavailable"        // 503: storage down, full or too slow; retry later

@@ -170,10 +170,15 @@ func (a *App) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// Ingest and the token endpoint share one in-flight cap, the admin API
+	// and console have their own: no flood of one starves the other. A
+	// request to either takes its slot only once its body is in.
+	public := httpserver.NewGate(a.cfg.Server.MaxInFlight)
+	adminGate := httpserver.NewGate(a.cfg.Server.AdminMaxInFlight)
 	in, err := ingest.New(ingest.Options{
 		Sources: a.cfg.Sources, Inserter: a.batcher, Errors: errs,
 		AckDeadline: a.cfg.Server.AckDeadline.D(), VerifyTimeout: a.cfg.Server.VerifyTimeout.D(), Log: a.log,
-		Now: a.now, Egress: guard, Issuer: issuer,
+		Now: a.now, Egress: guard, Issuer: issuer, InFlight: public,
 	})
 	if err != nil {
 		return err
@@ -195,11 +200,14 @@ func (a *App) Open(ctx context.Context) (err error) {
 		mux.Handle("GET /metrics", a.metrics.Handler())
 	}
 	if issuer != nil {
-		mux.Handle(verify.IssuerTokenPath, issuer)
+		mux.Handle(verify.IssuerTokenPath, httpserver.Limit(issuer, errs, public, verify.IssuerMaxForm))
 	}
-	mux.Handle("/api/v1/", api)
-	mux.Handle("/console/", console.Handler())
-	mux.Handle("/console", console.Handler())
+	// The admin API authorizes before it reads a body: a stranger's slow
+	// upload is refused at once, and an admin's is the admin's.
+	mux.Handle("/api/v1/", httpserver.Limit(api, errs, adminGate, 0))
+	con := httpserver.Limit(console.Handler(), errs, adminGate, 0)
+	mux.Handle("/console/", con)
+	mux.Handle("/console", con)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpserver.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -219,7 +227,9 @@ func (a *App) Open(ctx context.Context) (err error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		errs.Write(w, r, hookd.Errorf(hookd.ENotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
-	a.srv = httpserver.New(httpserver.Handler(mux, errs, a.cfg.Server.MaxInFlight, "/healthz", "/readyz", "/metrics"), a.cfg.Server, a.log)
+	// No overall cap: each group of paths has its gate above; health,
+	// metrics and 404 answers are cheap and never queued.
+	a.srv = httpserver.New(httpserver.Handler(mux, errs, 0), a.cfg.Server, a.log)
 	a.fresh = map[net.Conn]bool{}
 	a.srv.ConnState = a.trackFresh
 	if err := a.batcher.Start(ctx); err != nil {
@@ -228,6 +238,9 @@ func (a *App) Open(ctx context.Context) (err error) {
 	if a.ln, err = net.Listen("tcp", a.cfg.Listen); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// The listener lets the handler see a request that declares its
+	// length twice, which net/http would otherwise accept.
+	a.ln = httpserver.NewListener(a.ln)
 	if a.metrics != nil && a.cfg.Metrics.Listen != "" {
 		if a.metricsLn, err = net.Listen("tcp", a.cfg.Metrics.Listen); err != nil {
 			return fmt.Errorf("metrics.listen: %w", err)

@@ -83,7 +83,7 @@ bench reports.`,
 	fl.BoolVar(&f.json, "json", false, "also print the results as JSON")
 	fl.StringVar(&f.postgres, "postgres", "", "measure hookd on PostgreSQL: the DSN of a database where bench creates (and drops) a schema of its own")
 	cmd.MarkFlagDirname("dir")
-	cmd.AddCommand(newBareServerCmd(), newBenchE2ECmd())
+	cmd.AddCommand(newBareServerCmd(), newBenchE2ECmd(), newBenchSlowCmd())
 	return cmd
 }
 

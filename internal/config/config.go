@@ -155,9 +155,19 @@ type Server struct {
 	// AckDeadline is the longest an ingest request waits for its durable
 	// commit before it is answered 503 with Retry-After. Default 2s.
 	AckDeadline Duration `yaml:"ack_deadline"`
-	// MaxInFlight caps concurrent requests; beyond it hookd answers 503 at
-	// once. Default 4096.
+	// MaxInFlight caps the requests to sources (and to the token
+	// endpoint) that are being verified and committed at once; beyond it
+	// hookd answers 503 at once. A request takes its slot only once its
+	// body is in: a slow upload holds none. Default 4096.
 	MaxInFlight int `yaml:"max_in_flight"`
+	// AdminMaxInFlight caps the admin API and console requests served at
+	// once, apart from MaxInFlight, so that a flood of ingest requests
+	// never starves them. Default 256.
+	AdminMaxInFlight int `yaml:"admin_max_in_flight"`
+	// BodyTimeout bounds the reading of a request body, from the end of
+	// its headers; past it the answer is 408 and the connection is
+	// closed. It applies when shorter than ReadTimeout. Default 10s.
+	BodyTimeout Duration `yaml:"body_timeout"`
 	// ReadHeaderTimeout bounds reading request headers. Default 5s.
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
 	// ReadTimeout bounds reading a whole request. Default 30s.
@@ -372,6 +382,7 @@ func (c *Config) applyDefaults() {
 	setD(&s.AckDeadline, 2*time.Second)
 	setD(&s.ReadHeaderTimeout, 5*time.Second)
 	setD(&s.ReadTimeout, 30*time.Second)
+	setD(&s.BodyTimeout, 10*time.Second)
 	setD(&s.WriteTimeout, 30*time.Second)
 	setD(&s.IdleTimeout, 120*time.Second)
 	setD(&s.ShutdownGrace, 30*time.Second)
@@ -379,6 +390,9 @@ func (c *Config) applyDefaults() {
 	setD(&s.VerifyTimeout, 3*time.Second)
 	if s.MaxInFlight == 0 {
 		s.MaxInFlight = 4096
+	}
+	if s.AdminMaxInFlight == 0 {
+		s.AdminMaxInFlight = 256
 	}
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = 64 << 10
@@ -610,6 +624,12 @@ func (c *Config) Validate() error {
 	}
 	if s.MaxInFlight < 1 {
 		bad("server.max_in_flight", "must be at least 1")
+	}
+	if s.AdminMaxInFlight < 1 {
+		bad("server.admin_max_in_flight", "must be at least 1")
+	}
+	if s.BodyTimeout.D() < 0 {
+		bad("server.body_timeout", "must not be negative, got %s", s.BodyTimeout.D())
 	}
 	if s.MaxHeaderBytes < 1024 {
 		bad("server.max_header_bytes", "must be at least 1KiB")

@@ -4,10 +4,14 @@
 package httpserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -24,6 +28,7 @@ var statusOf = map[string]int{
 	hookd.EMethod:       http.StatusMethodNotAllowed,
 	hookd.EConflict:     http.StatusConflict,
 	hookd.ETooLarge:     http.StatusRequestEntityTooLarge,
+	hookd.ETimeout:      http.StatusRequestTimeout,
 	hookd.ERateLimited:  http.StatusTooManyRequests,
 	hookd.EInternal:     http.StatusInternalServerError,
 	hookd.EUnavailable:  http.StatusServiceUnavailable,
@@ -94,6 +99,11 @@ func (e *Errors) Write(w http.ResponseWriter, r *http.Request, err error) {
 		e.Log.Debug("request refused", "request_id", rid, "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
 	h := w.Header()
+	if status == http.StatusRequestTimeout {
+		// What is left of the request may still come: the connection
+		// cannot carry another one.
+		h.Set("Connection", "close")
+	}
 	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && h.Get("Retry-After") == "" {
 		h.Set("Retry-After", strconv.Itoa(max(1, int(e.RetryAfter.Seconds()))))
 	}
@@ -113,13 +123,11 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // Handler wraps next with a request id (header Hookd-Request-Id on every
-// answer), panic recovery and, when limit > 0, a cap on requests in flight
-// beyond which it answers 503 at once. Paths in exempt skip the cap.
+// answer), panic recovery, the refusal of a request that declares its
+// length twice (see NewListener) and, when limit > 0, a cap on requests in
+// flight beyond which it answers 503 at once. Paths in exempt skip the cap.
 func Handler(next http.Handler, errs *Errors, limit int, exempt ...string) http.Handler {
-	var sem chan struct{}
-	if limit > 0 {
-		sem = make(chan struct{}, limit)
-	}
+	gate := NewGate(limit)
 	skip := map[string]bool{}
 	for _, p := range exempt {
 		skip[p] = true
@@ -137,14 +145,111 @@ func Handler(next http.Handler, errs *Errors, limit int, exempt ...string) http.
 				errs.Write(w, r, &hookd.Error{Code: hookd.EInternal, Message: "internal error"})
 			}
 		}()
-		if sem != nil && !skip[r.URL.Path] {
-			select {
-			case sem <- struct{}{}:
-				defer func() { <-sem }()
-			default:
-				errs.Write(w, r, &hookd.Error{Code: hookd.EUnavailable, Message: "too many requests in flight"})
+		if ambiguousFraming(r) {
+			// net/http closes the connection after this answer: nothing
+			// more is read from it.
+			w.Header().Set("Connection", "close")
+			errs.Write(w, r, hookd.Errorf(hookd.EInvalid, "a request must not have both Content-Length and Transfer-Encoding"))
+			return
+		}
+		if !skip[r.URL.Path] {
+			if !gate.Enter() {
+				errs.Write(w, r, errInFlight)
 				return
 			}
+			defer gate.Leave()
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+var errInFlight = &hookd.Error{Code: hookd.EUnavailable, Message: "too many requests in flight"}
+
+// Gate caps how many requests do their work at once. A nil *Gate admits
+// every request.
+type Gate struct{ sem chan struct{} }
+
+// NewGate returns a gate of n slots; nil (no cap) when n <= 0.
+func NewGate(n int) *Gate {
+	if n <= 0 {
+		return nil
+	}
+	return &Gate{sem: make(chan struct{}, n)}
+}
+
+// Enter takes a slot and reports whether there was one; it never waits.
+// Each successful Enter is paired with one Leave.
+func (g *Gate) Enter() bool {
+	if g == nil {
+		return true
+	}
+	select {
+	case g.sem <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// Leave gives back a slot taken by Enter.
+func (g *Gate) Leave() {
+	if g != nil {
+		<-g.sem
+	}
+}
+
+// Limit serves next within a slot of gate, and answers 503 at once when
+// there is none. With preread > 0, the request body, up to preread+1
+// bytes, is read before the slot is taken: a sender that trickles its body
+// holds no slot while it does (next reads the same bytes, and what
+// follows them, from r.Body).
+func Limit(next http.Handler, errs *Errors, gate *Gate, preread int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if preread > 0 && r.Body != nil && r.Body != http.NoBody {
+			b, err := io.ReadAll(io.LimitReader(r.Body, preread+1))
+			if err != nil {
+				errs.Write(w, r, BodyReadError(err))
+				return
+			}
+			r.Body = prereadBody{Reader: io.MultiReader(bytes.NewReader(b), r.Body), Closer: r.Body}
+		}
+		if !gate.Enter() {
+			errs.Write(w, r, errInFlight)
+			return
+		}
+		defer gate.Leave()
+		next.ServeHTTP(w, r)
+	})
+}
+
+type prereadBody struct {
+	io.Reader
+	io.Closer
+}
+
+// BodyReadError is the error to answer when reading a request body failed
+// with err: 408 when it did not arrive within server.body_timeout (or
+// read_timeout), 400 otherwise.
+func BodyReadError(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return &hookd.Error{Code: hookd.ETimeout, Message: "the request body did not arrive in time", Err: err}
+	}
+	return &hookd.Error{Code: hookd.EInvalid, Message: "could not read the request body", Err: err}
+}
+
+// bodyDeadline bounds the reading of each request body to d from the
+// moment the handler starts, when that is sooner than the read timeout
+// (which counts from the first byte of the request). Once the body is
+// read, net/http lifts the deadline itself (its watch for a closed
+// connection reads without one), so a request waiting for its commit is
+// not cut.
+func bodyDeadline(next http.Handler, d, readTimeout time.Duration) http.Handler {
+	if d <= 0 || (readTimeout > 0 && d >= readTimeout) {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -153,7 +258,8 @@ func Handler(next http.Handler, errs *Errors, limit int, exempt ...string) http.
 // New returns an http.Server with the configured timeouts and limits.
 func New(h http.Handler, c config.Server, log *slog.Logger) *http.Server {
 	return &http.Server{
-		Handler:           h,
+		Handler:           bodyDeadline(h, c.BodyTimeout.D(), c.ReadTimeout.D()),
+		ConnContext:       connContext,
 		ReadHeaderTimeout: c.ReadHeaderTimeout.D(),
 		ReadTimeout:       c.ReadTimeout.D(),
 		WriteTimeout:      c.WriteTimeout.D(),

@@ -52,8 +52,11 @@ type Handler struct {
 	ack     time.Duration
 	// verifyTimeout bounds a source's verification chain.
 	verifyTimeout time.Duration
-	log           *slog.Logger
-	now           func() time.Time
+	// inFlight caps the requests being verified and committed; a request
+	// takes its slot once its body is read. Nil: no cap.
+	inFlight *httpserver.Gate
+	log      *slog.Logger
+	now      func() time.Time
 }
 
 type source struct {
@@ -86,6 +89,11 @@ type Options struct {
 	Egress *egress.Guard
 	// Issuer is hookd's own token issuer, for oauth_issuer sources.
 	Issuer *verify.Issuer
+	// InFlight caps the requests being verified and committed at once
+	// (server.max_in_flight); beyond it the answer is 503. A request
+	// enters it once its body is read, so a slow upload holds no slot.
+	// Nil: no cap.
+	InFlight *httpserver.Gate
 }
 
 // headers whose values are credentials: they are stored as "[redacted]".
@@ -93,7 +101,7 @@ var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie
 
 // New builds the handler and every source's verifiers and selectors.
 func New(o Options) (*Handler, error) {
-	h := &Handler{ins: o.Inserter, errs: o.Errors, ack: o.AckDeadline, log: o.Log, now: o.Now, egress: o.Egress, issuer: o.Issuer}
+	h := &Handler{ins: o.Inserter, errs: o.Errors, ack: o.AckDeadline, log: o.Log, now: o.Now, egress: o.Egress, issuer: o.Issuer, inFlight: o.InFlight}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -216,6 +224,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	if err != nil {
 		return err
 	}
+	// The slot is taken once the body is in: what it bounds is the work
+	// of verification and commit, not a sender's upload speed.
+	if !h.inFlight.Enter() {
+		return hookd.Errorf(hookd.EUnavailable, "too many requests in flight")
+	}
+	defer h.inFlight.Leave()
 	if err := h.verify(w, r, src, body); err != nil {
 		return err
 	}
@@ -308,8 +322,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		err  error
 	)
 	if r.ContentLength >= 0 {
-		body = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(rd, body)
+		body, err = readN(rd, r.ContentLength)
 		if err == nil {
 			var one [1]byte
 			if n, _ := rd.Read(one[:]); n > 0 {
@@ -324,9 +337,36 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		if errors.As(err, &mbe) {
 			return nil, tooLarge()
 		}
-		return nil, &hookd.Error{Code: hookd.EInvalid, Message: "could not read the request body", Err: err}
+		return nil, httpserver.BodyReadError(err)
 	}
 	return body, nil
+}
+
+// bodyChunk is the most readN allocates ahead of what has arrived: a
+// sender that declares a large body and sends it slowly costs memory as it
+// sends, not as it declares.
+const bodyChunk = 8 << 10
+
+// readN reads exactly n bytes from rd, growing its buffer as they arrive.
+func readN(rd io.Reader, n int64) ([]byte, error) {
+	b := make([]byte, 0, min(n, bodyChunk))
+	for int64(len(b)) < n {
+		if len(b) == cap(b) {
+			// Doubling, up to what is still to come.
+			b = slices.Grow(b, int(min(n-int64(len(b)), int64(len(b)))))
+		}
+		m, err := rd.Read(b[len(b):min(int64(cap(b)), n)])
+		b = b[:len(b)+m]
+		if err != nil {
+			if err == io.EOF && int64(len(b)) < n {
+				err = io.ErrUnexpectedEOF
+			}
+			if int64(len(b)) < n {
+				return nil, err
+			}
+		}
+	}
+	return b, nil
 }
 
 // Header values every answer shares (net/http only reads them).

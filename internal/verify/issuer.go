@@ -60,6 +60,10 @@ type IssuerOptions struct {
 	Random io.Reader
 }
 
+// IssuerMaxForm bounds the body of a token request: the server reads that
+// much before the request takes an in-flight slot.
+const IssuerMaxForm = issuerMaxForm
+
 // Defaults and bounds of oauth_issuer.
 const (
 	// IssuerTokenPath is where the token endpoint is mounted.
