@@ -144,6 +144,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		MemBytes:  int(a.cfg.Delivery.MemoryQueueBytes),
 		OnAttempt: onAttempt,
 		Retention: a.cfg.Retention.Events.D(), RetentionInterval: a.cfg.Retention.Interval.D(),
+		MaxSources: a.cfg.Limits.MaxSources, MaxDestinations: a.cfg.Limits.MaxDestinations, MaxSubscriptions: a.cfg.Limits.MaxSubscriptions,
 	})
 	if err := a.engine.Open(ctx, a.cfg.Destinations, a.cfg.Subscriptions); err != nil {
 		return fmt.Errorf("delivery: %w", err)
