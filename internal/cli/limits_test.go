@@ -1,0 +1,201 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"hookd/internal/config"
+)
+
+// limitsApp runs hookd with source app, the limits line given and an
+// admin token, and returns its base URL.
+func limitsApp(t *testing.T, limits string, set func(*App)) string {
+	t.Helper()
+	yaml := fmt.Sprintf(`admin: {tokens: [%s]}
+egress: {allow_private: ["127.0.0.0/8"]}
+sources: [{name: app, event: {id: "json:id", type: "json:type"}}]
+%s
+`, verbsToken, limits)
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	cfg.Storage.Path = t.TempDir()
+	_, base := startAppWith(t, cfg, set)
+	return base
+}
+
+// apiCall sends one admin API request with a JSON body (nil: none) and
+// returns the status and the answer.
+func apiCall(t *testing.T, c *http.Client, method, url string, body any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+verbsToken)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// Creating a source, destination or subscription beyond its limit is
+// refused with 409 naming the limit; deleting one makes room again.
+func TestDefinitionCapsThroughTheAPI(t *testing.T) {
+	base := limitsApp(t, "limits: {max_sources: 2, max_destinations: 2, max_subscriptions: 2}", func(*App) {})
+	c := &http.Client{Timeout: 30 * time.Second}
+	dest := func(name string) map[string]any {
+		return map[string]any{"name": name, "type": "http", "url": "http://127.0.0.1:9/hooks"}
+	}
+	wantRefused := func(what string, status int, body []byte, key string) {
+		t.Helper()
+		var e struct {
+			Error struct{ Code, Message string }
+		}
+		json.Unmarshal(body, &e)
+		if status != http.StatusConflict || e.Error.Code != "conflict" || !strings.Contains(e.Error.Message, key) {
+			t.Fatalf("%s beyond the limit: got %d %s, want 409 conflict naming %s", what, status, body, key)
+		}
+	}
+	for _, n := range []string{"d1", "d2"} {
+		if st, b := apiCall(t, c, "POST", base+"/api/v1/destinations", dest(n)); st != 201 {
+			t.Fatalf("create %s: got %d %s, want 201", n, st, b)
+		}
+	}
+	st, b := apiCall(t, c, "POST", base+"/api/v1/destinations", dest("d3"))
+	wantRefused("a destination", st, b, "limits.max_destinations")
+	// The providers' shape creates a destination too: refused as well.
+	st, b = apiCall(t, c, "POST", base+"/api/v1/subscriptions", map[string]any{"events": []string{"*"}, "url": "http://127.0.0.1:9/x"})
+	wantRefused("a subscription with its destination", st, b, "limits.max_destinations")
+	if st, b := apiCall(t, c, "DELETE", base+"/api/v1/destinations/d2", nil); st != 204 {
+		t.Fatalf("delete d2: got %d %s", st, b)
+	}
+	if st, b := apiCall(t, c, "POST", base+"/api/v1/destinations", dest("d3")); st != 201 {
+		t.Fatalf("create d3 after a delete: got %d %s, want 201", st, b)
+	}
+	// Replacing one at the limit is not creating one.
+	if st, b := apiCall(t, c, "PUT", base+"/api/v1/destinations/d3", dest("d3")); st != 200 {
+		t.Fatalf("replace d3 at the limit: got %d %s, want 200", st, b)
+	}
+
+	for range 2 {
+		if st, b := apiCall(t, c, "POST", base+"/api/v1/subscriptions", map[string]any{"source": "app", "destination": "d1"}); st != 201 {
+			t.Fatalf("create a subscription: got %d %s, want 201", st, b)
+		}
+	}
+	st, b = apiCall(t, c, "POST", base+"/api/v1/subscriptions", map[string]any{"source": "app", "destination": "d1"})
+	wantRefused("a subscription", st, b, "limits.max_subscriptions")
+
+	// The file's source app counts: one more fits.
+	src := func(name string) map[string]any { return map[string]any{"name": name} }
+	if st, b := apiCall(t, c, "POST", base+"/api/v1/sources", src("s1")); st != 201 {
+		t.Fatalf("create source s1: got %d %s, want 201", st, b)
+	}
+	st, b = apiCall(t, c, "POST", base+"/api/v1/sources", src("s2"))
+	wantRefused("a source", st, b, "limits.max_sources")
+}
+
+// An idle destination costs no goroutine: 2,000 destinations created
+// through the API leave the goroutine count far below 2,000 once they
+// have settled, and one of them still delivers an event sent to it.
+func TestIdleDestinationsCostNoGoroutine(t *testing.T) {
+	var got atomic.Int64
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		got.Add(1)
+	}))
+	t.Cleanup(sink.Close)
+	base := limitsApp(t, "limits: {max_destinations: 2500}", func(a *App) { a.idleAfter = 50 * time.Millisecond })
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	defer c.CloseIdleConnections()
+	before := runtime.NumGoroutine()
+
+	const n = 2000
+	names := make(chan int)
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range names {
+				def := map[string]any{"name": fmt.Sprintf("d%04d", i), "type": "http", "url": sink.URL}
+				b, _ := json.Marshal(def)
+				req, _ := http.NewRequest("POST", base+"/api/v1/destinations", bytes.NewReader(b))
+				req.Header.Set("Authorization", "Bearer "+verbsToken)
+				resp, err := c.Do(req)
+				if err != nil {
+					failed.Store(err.Error())
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 201 {
+					failed.Store(fmt.Sprintf("%d %s", resp.StatusCode, body))
+				}
+			}
+		}()
+	}
+	for i := range n {
+		names <- i
+	}
+	close(names)
+	wg.Wait()
+	if f := failed.Load(); f != nil {
+		t.Fatalf("create a destination: %v", f)
+	}
+
+	// The count settles once the dispatchers have found nothing to do.
+	const most = 200
+	deadline := time.Now().Add(60 * time.Second)
+	grew := runtime.NumGoroutine() - before
+	for grew >= most && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		grew = runtime.NumGoroutine() - before
+	}
+	if grew >= most {
+		t.Fatalf("goroutines after %d idle destinations: got %d more than before, want fewer than %d", n, grew, most)
+	}
+	t.Logf("goroutines: %d before, %d more after %d idle destinations", before, grew, n)
+
+	if st, b := apiCall(t, c, "POST", base+"/api/v1/subscriptions", map[string]any{"source": "app", "destination": "d1234"}); st != 201 {
+		t.Fatalf("create a subscription: got %d %s", st, b)
+	}
+	resp, err := http.Post(base+"/in/app", "application/json", strings.NewReader(`{"id": "e1", "type": "t"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST /in/app: got %d, want 200", resp.StatusCode)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for got.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got.Load() != 1 {
+		t.Fatalf("deliveries to the idle destination: got %d, want 1", got.Load())
+	}
+}
