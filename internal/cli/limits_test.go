@@ -199,3 +199,130 @@ func TestIdleDestinationsCostNoGoroutine(t *testing.T) {
 		t.Fatalf("deliveries to the idle destination: got %d, want 1", got.Load())
 	}
 }
+
+// The listings of sources, destinations and subscriptions page: limit is
+// honoured, next_cursor walks every item once, in order, and ends with
+// null; the CLI's list verbs follow the cursors and show every item.
+func TestDefinitionListsPage(t *testing.T) {
+	t.Setenv(envServer, "")
+	t.Setenv(envToken, "")
+	base := limitsApp(t, "", func(*App) {})
+	c := &http.Client{Timeout: 30 * time.Second}
+	var dests, srcs []string
+	for i := range 25 {
+		n := fmt.Sprintf("d%02d", i)
+		dests = append(dests, n)
+		if st, b := apiCall(t, c, "POST", base+"/api/v1/destinations", map[string]any{"name": n, "type": "http", "url": "http://127.0.0.1:9/"}); st != 201 {
+			t.Fatalf("create %s: %d %s", n, st, b)
+		}
+	}
+	srcs = append(srcs, "app")
+	for i := range 12 {
+		n := fmt.Sprintf("s%02d", i)
+		srcs = append(srcs, n)
+		if st, b := apiCall(t, c, "POST", base+"/api/v1/sources", map[string]any{"name": n}); st != 201 {
+			t.Fatalf("create %s: %d %s", n, st, b)
+		}
+	}
+	var subs []string
+	for i := range 20 {
+		st, b := apiCall(t, c, "POST", base+"/api/v1/subscriptions", map[string]any{"source": "app", "destination": dests[i]})
+		if st != 201 {
+			t.Fatalf("create a subscription: %d %s", st, b)
+		}
+		var v struct{ ID string }
+		json.Unmarshal(b, &v)
+		subs = append(subs, v.ID)
+	}
+
+	walk := func(path, field string, limit int) []string {
+		t.Helper()
+		var got []string
+		cursor := ""
+		for pages := 0; ; pages++ {
+			if pages > 100 {
+				t.Fatalf("%s: no end after 100 pages", path)
+			}
+			u := fmt.Sprintf("%s%s?limit=%d", base, path, limit)
+			if cursor != "" {
+				u += "&cursor=" + cursor
+			}
+			st, b := apiCall(t, c, "GET", u, nil)
+			if st != 200 {
+				t.Fatalf("GET %s: got %d %s", u, st, b)
+			}
+			var p struct {
+				Data       []map[string]any `json:"data"`
+				NextCursor *string          `json:"next_cursor"`
+			}
+			if err := json.Unmarshal(b, &p); err != nil || p.Data == nil {
+				t.Fatalf("GET %s: got %s, want {data, next_cursor}", u, b)
+			}
+			if len(p.Data) > limit {
+				t.Fatalf("GET %s: got %d items, want at most %d", u, len(p.Data), limit)
+			}
+			for _, it := range p.Data {
+				got = append(got, fmt.Sprint(it[field]))
+			}
+			if p.NextCursor == nil {
+				return got
+			}
+			if len(p.Data) != limit {
+				t.Fatalf("GET %s: got %d items and a next_cursor, want a full page of %d", u, len(p.Data), limit)
+			}
+			cursor = *p.NextCursor
+		}
+	}
+	for _, tc := range []struct {
+		path, field string
+		want        []string
+	}{
+		{"/api/v1/destinations", "name", dests},
+		{"/api/v1/sources", "name", srcs},
+		{"/api/v1/subscriptions", "id", subs},
+	} {
+		for _, limit := range []int{1, 7, 1000} {
+			if got := walk(tc.path, tc.field, limit); strings.Join(got, " ") != strings.Join(tc.want, " ") {
+				t.Errorf("%s walked with limit %d: got %q, want %q", tc.path, limit, got, tc.want)
+			}
+		}
+		// Without a limit: the default page of 100 holds them all here.
+		if got := walk(tc.path, tc.field, 100); len(got) != len(tc.want) {
+			t.Errorf("%s: got %d items, want %d", tc.path, len(got), len(tc.want))
+		}
+		for _, q := range []string{"limit=0", "limit=1001", "limit=x", "cursor=%25%25"} {
+			if st, b := apiCall(t, c, "GET", base+tc.path+"?"+q, nil); st != 400 {
+				t.Errorf("GET %s?%s: got %d %s, want 400", tc.path, q, st, b)
+			}
+		}
+	}
+
+	old := listPageSize
+	listPageSize = 4
+	t.Cleanup(func() { listPageSize = old })
+	for _, tc := range []struct {
+		noun string
+		want []string
+	}{{"destinations", dests}, {"sources", srcs}, {"subscriptions", subs}} {
+		out, errOut, code := manageRun(t, "", tc.noun, "list", "--server", base, "--token", verbsToken)
+		if code != 0 {
+			t.Fatalf("hookd %s list: exit %d: %s", tc.noun, code, errOut)
+		}
+		if lines := strings.Count(out, "\n"); lines != len(tc.want)+1 {
+			t.Errorf("hookd %s list: got %d lines, want a header and %d rows:\n%s", tc.noun, lines, len(tc.want), out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("hookd %s list: %s missing:\n%s", tc.noun, w, out)
+			}
+		}
+		out, errOut, code = manageRun(t, "", tc.noun, "list", "-o", "json", "--server", base, "--token", verbsToken)
+		var p struct {
+			Data       []json.RawMessage `json:"data"`
+			NextCursor *string           `json:"next_cursor"`
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &p) != nil || len(p.Data) != len(tc.want) || p.NextCursor != nil {
+			t.Errorf("hookd %s list -o json: exit %d, got %d items (next %v), want %d and null: %s", tc.noun, code, len(p.Data), p.NextCursor, len(tc.want), errOut)
+		}
+	}
+}
