@@ -13,6 +13,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -320,10 +321,16 @@ type sourceJSON struct {
 }
 
 func (a *API) listSources(w http.ResponseWriter, r *http.Request) error {
-	out := struct {
-		Data       []sourceJSON `json:"data"`
-		NextCursor *string      `json:"next_cursor"`
-	}{Data: []sourceJSON{}}
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), defaultDefinitionPage)
+	if err != nil {
+		return err
+	}
+	after, err := decodeKeyCursor(q.Get("cursor"))
+	if err != nil {
+		return err
+	}
+	all := make([]sourceJSON, 0, len(a.sources))
 	for _, s := range a.sources {
 		j := sourceJSON{Name: s.Name, Path: "/in/" + s.Name, Verify: []string{}, MaxBody: int64(s.MaxBody)}
 		for _, v := range s.Verify {
@@ -332,9 +339,10 @@ func (a *API) listSources(w http.ResponseWriter, r *http.Request) error {
 		if s.DedupeWindow != nil {
 			j.DedupeWindow = s.DedupeWindow.D().String()
 		}
-		out.Data = append(out.Data, j)
+		all = append(all, j)
 	}
-	httpserver.WriteJSON(w, http.StatusOK, out)
+	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
+	httpserver.WriteJSON(w, http.StatusOK, page(all, func(s *sourceJSON) string { return s.Name }, after, limit))
 	return nil
 }
 

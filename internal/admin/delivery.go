@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"time"
 	"unicode/utf8"
 
@@ -26,12 +28,12 @@ func (a *API) routeDelivery() {
 	if a.eng == nil {
 		return
 	}
-	a.handle("GET /api/v1/sources", listAll(a.eng.Sources))
+	a.handle("GET /api/v1/sources", listPaged(a.eng.Sources, sourceKey))
 	a.handle("POST /api/v1/sources", putOne("", true, a.eng.SourcePut))
 	a.handle("GET /api/v1/sources/{name}", getOne("name", a.eng.Source))
 	a.handle("PUT /api/v1/sources/{name}", putOne("name", false, a.eng.SourcePut))
 	a.handle("DELETE /api/v1/sources/{name}", deleteOne("name", a.eng.SourceDelete))
-	a.handle("GET /api/v1/destinations", listAll(a.eng.Destinations))
+	a.handle("GET /api/v1/destinations", listPaged(a.eng.Destinations, destinationKey))
 	a.handle("POST /api/v1/destinations", putOne("", true, a.eng.DestinationPut))
 	a.handle("GET /api/v1/destinations/{name}", getOne("name", a.eng.Destination))
 	a.handle("PUT /api/v1/destinations/{name}", putOne("name", false, a.eng.DestinationPut))
@@ -40,7 +42,7 @@ func (a *API) routeDelivery() {
 	subPut := func(ctx context.Context, id string, spec []byte, _ bool) (engine.SubscriptionView, error) {
 		return a.eng.SubscriptionPut(ctx, id, spec)
 	}
-	a.handle("GET /api/v1/subscriptions", listAll(a.eng.Subscriptions))
+	a.handle("GET /api/v1/subscriptions", listPaged(a.eng.Subscriptions, subscriptionKey))
 	a.handle("POST /api/v1/subscriptions", putOne("", true, subPut))
 	a.handle("GET /api/v1/subscriptions/{id}", getOne("id", a.eng.Subscription))
 	a.handle("PUT /api/v1/subscriptions/{id}", putOne("id", false, subPut))
@@ -76,16 +78,67 @@ type dataJSON[T any] struct {
 // The handlers of the resources the API manages (sources, destinations,
 // subscriptions), built from the engine's methods.
 
-// listAll answers every item, {"data": […], "next_cursor": null}.
-func listAll[V any](list func() []V) func(http.ResponseWriter, *http.Request) error {
+// defaultDefinitionPage is the page size of the listings of sources,
+// destinations and subscriptions when the request names none.
+const defaultDefinitionPage = 100
+
+// listPaged answers one page of the items list returns, in the order of
+// their keys (list returns them so): {"data": […], "next_cursor": …},
+// with limit (default 100, at most 1000) and cursor (the next_cursor of
+// the previous page; it names the last item it held, so a page is right
+// whatever was created or deleted meanwhile).
+func listPaged[V any](list func() []V, key func(*V) string) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		out := dataJSON[V]{Data: list()}
-		if out.Data == nil {
-			out.Data = []V{}
+		q := r.URL.Query()
+		limit, err := intParam(q.Get("limit"), defaultDefinitionPage)
+		if err != nil {
+			return err
 		}
-		httpserver.WriteJSON(w, http.StatusOK, out)
+		after, err := decodeKeyCursor(q.Get("cursor"))
+		if err != nil {
+			return err
+		}
+		httpserver.WriteJSON(w, http.StatusOK, page(list(), key, after, limit))
 		return nil
 	}
+}
+
+// page returns the items after the key after, at most limit of them;
+// items are in the order of their keys.
+func page[V any](items []V, key func(*V) string, after string, limit int) dataJSON[V] {
+	i := 0
+	if after != "" {
+		i = sort.Search(len(items), func(i int) bool { return key(&items[i]) > after })
+	}
+	out := dataJSON[V]{Data: items[i:min(len(items), i+limit)]}
+	if i+limit < len(items) {
+		c := base64.RawURLEncoding.EncodeToString([]byte(key(&out.Data[len(out.Data)-1])))
+		out.NextCursor = &c
+	}
+	if out.Data == nil {
+		out.Data = []V{}
+	}
+	return out
+}
+
+func decodeKeyCursor(c string) (string, error) {
+	if c == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || len(b) == 0 || !utf8.Valid(b) {
+		return "", hookd.Errorf(hookd.EInvalid, "invalid cursor %q (use the next_cursor of the previous page)", c)
+	}
+	return string(b), nil
+}
+
+func sourceKey(s *engine.SourceView) string           { return s.Name }
+func destinationKey(d *engine.DestinationView) string { return d.Name }
+
+// subscriptionKey orders subscriptions as they are listed: oldest first,
+// then by id.
+func subscriptionKey(s *engine.SubscriptionView) string {
+	return fmt.Sprintf("%020d/%s", s.CreatedAt.UnixNano(), s.ID)
 }
 
 // getOne answers the item named by the path value key.

@@ -55,8 +55,11 @@ type App struct {
 	// clock is the delivery engine's clock; nil is the wall clock. Tests
 	// set it before Open.
 	clock engine.Clock
-	srv   *http.Server
-	ln    net.Listener
+	// idleAfter is how long an idle destination keeps its goroutine; 0
+	// is the engine's default. Tests set it before Open.
+	idleAfter time.Duration
+	srv       *http.Server
+	ln        net.Listener
 	// metrics is nil when metrics.enabled is false; metricsSrv and
 	// metricsLn serve it when metrics.listen is set.
 	metrics    *metrics.Metrics
@@ -149,6 +152,8 @@ func (a *App) Open(ctx context.Context) (err error) {
 		MemBytes:  int(a.cfg.Delivery.MemoryQueueBytes),
 		OnAttempt: onAttempt,
 		Retention: a.cfg.Retention.Events.D(), RetentionInterval: a.cfg.Retention.Interval.D(),
+		IdleAfter:  a.idleAfter,
+		MaxSources: a.cfg.Limits.MaxSources, MaxDestinations: a.cfg.Limits.MaxDestinations, MaxSubscriptions: a.cfg.Limits.MaxSubscriptions,
 	})
 	if err := a.engine.Open(ctx, a.cfg.Destinations, a.cfg.Subscriptions); err != nil {
 		return fmt.Errorf("delivery: %w", err)

@@ -17,9 +17,15 @@ import (
 // verification and ingest.
 func startApp(t *testing.T, cfg *config.Config, now func() time.Time) (*App, string) {
 	t.Helper()
+	return startAppWith(t, cfg, func(a *App) { a.now = now })
+}
+
+// startAppWith is startApp with set changing the app before Open.
+func startAppWith(t *testing.T, cfg *config.Config, set func(*App)) (*App, string) {
+	t.Helper()
 	cfg.Listen = "127.0.0.1:0"
 	app := NewApp(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	app.now = now
+	set(app)
 	if err := app.Open(context.Background()); err != nil {
 		t.Fatalf("open: %v", err)
 	}

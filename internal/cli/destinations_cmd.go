@@ -42,6 +42,7 @@ func newDestinationsCmd() *cobra.Command {
 func newDestinationsListCmd(conn *connFlags) *cobra.Command {
 	return newListCmd(conn, listVerb[destinationView]{
 		use:    "list",
+		all:    true,
 		short:  "List destinations with their counters",
 		path:   "/api/v1/destinations",
 		header: "NAME\tTYPE\tORIGIN\tORDERING\tCONCURRENCY\tDISABLED\tATTEMPTS\tSUCCEEDED\tFAILED",

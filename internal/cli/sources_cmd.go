@@ -31,6 +31,7 @@ func newSourcesCmd() *cobra.Command {
 func newSourcesListCmd(conn *connFlags) *cobra.Command {
 	return newListCmd(conn, listVerb[sourceView]{
 		use:    "list",
+		all:    true,
 		short:  "List sources: where they receive and how they verify",
 		path:   "/api/v1/sources",
 		header: "NAME\tORIGIN\tPATH\tVERIFY\tDEDUPE_WINDOW\tMAX_BODY",

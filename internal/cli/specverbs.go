@@ -67,7 +67,17 @@ type listVerb[V any] struct {
 	query      func() url.Values
 	header     string
 	row        func(*V) string
+	// all follows next_cursor until the last page and shows every item
+	// (the listings of sources, destinations and subscriptions).
+	all bool
 }
+
+// maxListPages bounds the pages a list verb with all follows.
+const maxListPages = 10000
+
+// listPageSize is the page size a list verb with all asks for (the API's
+// most; tests make it small).
+var listPageSize = 1000
 
 func newListCmd[V any](conn *connFlags, lv listVerb[V]) *cobra.Command {
 	return &cobra.Command{
@@ -84,7 +94,12 @@ func newListCmd[V any](conn *connFlags, lv listVerb[V]) *cobra.Command {
 				q = lv.query()
 			}
 			var page listView[V]
-			raw, err := c.get(cmd.Context(), lv.path, q, &page)
+			var raw json.RawMessage
+			if lv.all {
+				raw, err = getAll(cmd.Context(), c, lv.path, q, &page)
+			} else {
+				raw, err = c.get(cmd.Context(), lv.path, q, &page)
+			}
 			if err != nil {
 				return fail(cmd, err)
 			}
@@ -106,6 +121,35 @@ func newListCmd[V any](conn *connFlags, lv listVerb[V]) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// getAll reads every page of a listing into page, following next_cursor,
+// and returns the whole listing as one page's JSON.
+func getAll[V any](ctx context.Context, c *apiClient, path string, q url.Values, page *listView[V]) (json.RawMessage, error) {
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Set("limit", strconv.Itoa(listPageSize))
+	all := listView[json.RawMessage]{Data: []json.RawMessage{}}
+	for range maxListPages {
+		var p listView[json.RawMessage]
+		if _, err := c.get(ctx, path, q, &p); err != nil {
+			return nil, err
+		}
+		all.Data = append(all.Data, p.Data...)
+		if p.NextCursor == nil || *p.NextCursor == q.Get("cursor") {
+			break
+		}
+		q.Set("cursor", *p.NextCursor)
+	}
+	raw, err := json.Marshal(all)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(raw, page); err != nil {
+		return nil, fmt.Errorf("unexpected answer to GET %s: %v", path, err)
+	}
+	return raw, nil
 }
 
 // pageQuery adds the paging parameters to q.

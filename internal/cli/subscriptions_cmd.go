@@ -42,6 +42,7 @@ func subscriptionPath(id string) string {
 func newSubscriptionsListCmd(conn *connFlags) *cobra.Command {
 	return newListCmd(conn, listVerb[subscriptionView]{
 		use:    "list",
+		all:    true,
 		short:  "List subscriptions, oldest first",
 		path:   "/api/v1/subscriptions",
 		header: "ID\tSOURCE\tDESTINATION\tEVENTS\tACTIVE\tORIGIN",

@@ -54,6 +54,9 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics"`
 	// Retention bounds how long events are kept.
 	Retention Retention `yaml:"retention"`
+	// Limits caps how many sources, destinations and subscriptions hookd
+	// holds (the file's and the API's together).
+	Limits Limits `yaml:"limits"`
 
 	// Demo is true when no configuration file was given and hookd runs on
 	// its embedded default with a demo source. Not a YAML key.
@@ -122,6 +125,34 @@ type Retention struct {
 	// Interval is the time between two passes. Default 1h.
 	Interval Duration `yaml:"interval"`
 }
+
+// Limits caps the definitions hookd holds, those of the file and those
+// created through the admin API together: each costs memory, and the
+// admin API's listings page through them. A file over a cap is refused at
+// load; a create through the API over it answers 409.
+type Limits struct {
+	// MaxSources caps the sources. Default 1000.
+	MaxSources int `yaml:"max_sources"`
+	// MaxDestinations caps the destinations. Default 1000.
+	MaxDestinations int `yaml:"max_destinations"`
+	// MaxSubscriptions caps the subscriptions. Default 10000.
+	MaxSubscriptions int `yaml:"max_subscriptions"`
+}
+
+// Default caps of Limits.
+const (
+	DefaultMaxSources       = 1000
+	DefaultMaxDestinations  = 1000
+	DefaultMaxSubscriptions = 10000
+)
+
+// Bounds within one definition (file or API).
+const (
+	// MaxEventPatterns caps a subscription's events list.
+	MaxEventPatterns = 256
+	// MaxVerifyMethods caps a source's verify list.
+	MaxVerifyMethods = 16
+)
 
 // Metrics configures the Prometheus endpoint, GET /metrics.
 type Metrics struct {
@@ -363,6 +394,15 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Retention.Interval == 0 {
 		c.Retention.Interval = Duration(time.Hour)
+	}
+	if c.Limits.MaxSources == 0 {
+		c.Limits.MaxSources = DefaultMaxSources
+	}
+	if c.Limits.MaxDestinations == 0 {
+		c.Limits.MaxDestinations = DefaultMaxDestinations
+	}
+	if c.Limits.MaxSubscriptions == 0 {
+		c.Limits.MaxSubscriptions = DefaultMaxSubscriptions
 	}
 	if c.Listen == "" {
 		c.Listen = DefaultListen
@@ -645,6 +685,7 @@ func (c *Config) Validate() error {
 		bad("log.format", "unknown format %q (want text or json)", c.Log.Format)
 	}
 	c.validateDelivery(bad)
+	c.validateLimits(bad)
 	seen := map[string]bool{}
 	for i, src := range c.Sources {
 		f := fmt.Sprintf("sources[%d]", i)
@@ -658,6 +699,9 @@ func (c *Config) Validate() error {
 			bad(f+".name", "duplicate source name %q", src.Name)
 		}
 		seen[src.Name] = true
+		if len(src.Verify) > MaxVerifyMethods {
+			bad(f+".verify", "%d methods, more than %d", len(src.Verify), MaxVerifyMethods)
+		}
 		for j, v := range src.Verify {
 			if v.Type == "" {
 				bad(fmt.Sprintf("%s.verify[%d].type", f, j), "required")
@@ -697,6 +741,27 @@ func (c *Config) Validate() error {
 		bad("retention.interval", "must be at least 1s, got %s", c.Retention.Interval.D())
 	}
 	return errors.Join(errs...)
+}
+
+// validateLimits checks the caps, and the file's definitions against them.
+func (c *Config) validateLimits(bad func(field, format string, args ...any)) {
+	l := c.Limits
+	for _, x := range []struct {
+		key       string
+		cap, have int
+		what      string
+	}{
+		{"limits.max_sources", l.MaxSources, len(c.Sources), "sources"},
+		{"limits.max_destinations", l.MaxDestinations, len(c.Destinations), "destinations"},
+		{"limits.max_subscriptions", l.MaxSubscriptions, len(c.Subscriptions), "subscriptions"},
+	} {
+		switch {
+		case x.cap < 1:
+			bad(x.key, "must be at least 1")
+		case x.have > x.cap:
+			bad(x.what, "%d defined, more than %s (%d); raise the limit or define fewer", x.have, x.key, x.cap)
+		}
+	}
 }
 
 // ValidSelector checks a metadata selector's syntax.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -453,6 +454,15 @@ func TestValidate(t *testing.T) {
 		{"ResponseStatus302", func(c *Config) { c.Sources[0].Response.Status = 302 }, "sources[0] (a).response.status"},
 		{"ResponseStatus199", func(c *Config) { c.Sources[0].Response.Status = 199 }, "sources[0] (a).response.status"},
 		{"BurstNegative", func(c *Config) { c.Sources[0].Burst = -1 }, "sources[0] (a).burst"},
+		{"SourcesOverCap", func(c *Config) { c.Limits.MaxSources = 1 }, "sources"},
+		{"MaxSourcesNegative", func(c *Config) { c.Limits.MaxSources = -1 }, "limits.max_sources"},
+		{"MaxDestinationsNegative", func(c *Config) { c.Limits.MaxDestinations = -1 }, "limits.max_destinations"},
+		{"MaxSubscriptionsNegative", func(c *Config) { c.Limits.MaxSubscriptions = -1 }, "limits.max_subscriptions"},
+		{"TooManyVerifyMethods", func(c *Config) {
+			for len(c.Sources[0].Verify) <= MaxVerifyMethods {
+				c.Sources[0].Verify = append(c.Sources[0].Verify, c.Sources[0].Verify[0])
+			}
+		}, "sources[0] (a).verify"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -766,5 +776,52 @@ func TestValidateEgressAllowHTTPHosts(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "egress.allow_http_hosts[1]") {
 		t.Fatalf("got %v, want an error naming egress.allow_http_hosts[1]", err)
+	}
+}
+
+// TestLimitsRefuseFile: a file defining more destinations or subscriptions
+// than its limits allow is refused at load, naming the limit; the
+// defaults are documented caps.
+func TestLimitsRefuseFile(t *testing.T) {
+	t.Parallel()
+	c, err := Parse([]byte("sources: [{name: a}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Limits, (Limits{MaxSources: 1000, MaxDestinations: 1000, MaxSubscriptions: 10000}); got != want {
+		t.Fatalf("default limits: got %+v, want %+v", got, want)
+	}
+	var b strings.Builder
+	b.WriteString("limits: {max_destinations: 2, max_subscriptions: 3}\nsources: [{name: a}]\ndestinations:\n")
+	for i := range 3 {
+		fmt.Fprintf(&b, "  - {name: d%d, type: http, url: \"https://example.com/\"}\n", i)
+	}
+	b.WriteString("subscriptions:\n")
+	for range 4 {
+		b.WriteString("  - {source: a, destination: d0}\n")
+	}
+	c, err = Parse([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Validate()
+	for _, want := range []string{
+		"destinations: 3 defined, more than limits.max_destinations (2)",
+		"subscriptions: 4 defined, more than limits.max_subscriptions (3)",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: got %v, want an error with %q", err, want)
+		}
+	}
+}
+
+func TestSubscriptionEventsBounded(t *testing.T) {
+	t.Parallel()
+	s := Subscription{Destination: "d"}
+	for range MaxEventPatterns + 1 {
+		s.Events = append(s.Events, "a.b")
+	}
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "events: 257 patterns, more than 256") {
+		t.Fatalf("Validate: got %v, want events: 257 patterns, more than 256", err)
 	}
 }

@@ -140,6 +140,9 @@ func (d Destination) check(bad func(field, format string, args ...any)) {
 // destination exist).
 func (s Subscription) Validate() error {
 	var errs []error
+	if len(s.Events) > MaxEventPatterns {
+		errs = append(errs, fmt.Errorf("events: %d patterns, more than %d", len(s.Events), MaxEventPatterns))
+	}
 	for j, p := range s.Events {
 		if _, err := route.CompilePattern(p); err != nil {
 			errs = append(errs, fmt.Errorf("events[%d]: %v", j, err))
@@ -179,6 +182,9 @@ func (c *Config) validateDelivery(bad func(field, format string, args ...any)) {
 		}
 		if !names[s.Destination] {
 			bad(f+".destination", "no destination named %q", s.Destination)
+		}
+		if len(s.Events) > MaxEventPatterns {
+			bad(f+".events", "%d patterns, more than %d", len(s.Events), MaxEventPatterns)
 		}
 		for j, p := range s.Events {
 			if _, err := route.CompilePattern(p); err != nil {

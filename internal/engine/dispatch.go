@@ -54,6 +54,13 @@ type lane struct {
 // in memory, claims due work from the store, runs attempts with bounded
 // concurrency, a rate limit and the destination's ordering, and hands
 // outcomes to the writer.
+//
+// Its loop runs only while there is something to do: poke starts it when
+// work arrives, and it exits after idleAfter with nothing in flight,
+// nothing runnable and nothing due soon, leaving the time of its next due
+// work (a retry) with the engine's one scheduler, which pokes it then. An
+// idle destination costs no goroutine. All its state lives in the struct,
+// so a loop that starts again picks up where the last one stopped.
 type dispatcher struct {
 	e           *Engine
 	name        string
@@ -68,12 +75,20 @@ type dispatcher struct {
 
 	ctx    context.Context // cancelled to cut attempts short
 	cancel context.CancelFunc
-	wake   chan struct{}
-	stop   chan struct{}
-	done   chan struct{}
+	wake   chan struct{}  // pokes of the running loop
+	stop   chan struct{}  // closed by shutdown
 	wg     sync.WaitGroup // attempts in flight
 
+	// schedAt and schedIdx are the dispatcher's entry in the engine's
+	// scheduler (schedIdx -1: none); the scheduler's mutex guards them.
+	schedAt  time.Time
+	schedIdx int
+
 	mu sync.Mutex
+	// live: the engine started the dispatcher (pokes may start its loop);
+	// running: its loop runs, and done is closed when that loop returns.
+	live, running bool
+	done          chan struct{}
 	// none: ready is the FIFO of items to attempt.
 	ready []*item
 	// ordered: lanes by key, runq the lanes whose head can go, waiting the
@@ -127,6 +142,9 @@ const (
 	defaultLease    = 5 * time.Minute
 	claimBatchSize  = 256
 	eventIDLanePref = "\x00evt:"
+	// defaultIdleAfter is how long a dispatcher's loop waits with nothing
+	// to do before it exits.
+	defaultIdleAfter = 5 * time.Second
 )
 
 func newDispatcher(e *Engine, name string, dest destination.Destination, policy Policy, ordering string, concurrency int, lim *rate.Limiter) *dispatcher {
@@ -147,7 +165,7 @@ func newDispatcher(e *Engine, name string, dest destination.Destination, policy 
 		e: e, name: name, dest: dest, policy: policy, ordering: ordering, concurrency: concurrency,
 		limiter: lim, memCap: e.memCap, memBytesCap: e.memBytes, log: e.log.With("destination", name),
 		ctx: ctx, cancel: cancel,
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), schedIdx: -1,
 		lanes: map[string]*lane{}, held: map[string]bool{}, stale: map[string]bool{}, deferred: map[string]*store.Delivery{},
 		backlog: true,
 	}
@@ -155,11 +173,39 @@ func newDispatcher(e *Engine, name string, dest destination.Destination, policy 
 
 func (d *dispatcher) ordered() bool { return d.ordering != OrderingNone }
 
+// poke tells the dispatcher that it may have something to do: the running
+// loop looks again, or a loop starts. d.mu must not be held.
 func (d *dispatcher) poke() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
+	d.mu.Lock()
+	d.pokeLocked()
+	d.mu.Unlock()
+}
+
+// pokeLocked is poke with d.mu held. The loop decides to exit under d.mu
+// after checking that no poke is pending, so a poke is never lost: it
+// lands either before that check (the loop stays) or after the loop has
+// given up running (a new loop starts).
+func (d *dispatcher) pokeLocked() {
+	switch {
+	case d.running:
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+	case d.live && !d.stopping:
+		d.running = true
+		d.done = make(chan struct{})
+		go d.run(d.done)
 	}
+}
+
+// start lets pokes start the loop, and starts it once: work a previous
+// process left in the store is looked for.
+func (d *dispatcher) start() {
+	d.mu.Lock()
+	d.live = true
+	d.pokeLocked()
+	d.mu.Unlock()
 }
 
 // add takes a fresh delivery: into memory when there is room and nothing
@@ -247,9 +293,14 @@ func (d *dispatcher) schedule(l *lane) {
 	heap.Push(&d.waiting, l)
 }
 
-// run is the dispatcher's loop.
-func (d *dispatcher) run() {
-	defer close(d.done)
+// run is the dispatcher's loop; it returns when the dispatcher stops or
+// has been idle for idleAfter (see park), and closes done then.
+func (d *dispatcher) run(done chan struct{}) {
+	defer close(done)
+	// Idleness is measured on the wall clock: it is about goroutines, not
+	// about when deliveries are due.
+	idle := time.NewTimer(d.e.idleAfter)
+	defer idle.Stop()
 	for {
 		d.refill()
 		next := d.startRunnable()
@@ -259,19 +310,64 @@ func (d *dispatcher) run() {
 			timer = d.e.clock.NewTimer(next.Sub(d.e.clock.Now()))
 			tc = timer.C()
 		}
+		idle.Reset(d.e.idleAfter)
+		exit := false
 		select {
 		case <-d.stop:
-			if timer != nil {
-				timer.Stop()
-			}
-			return
+			d.mu.Lock()
+			d.running = false
+			d.mu.Unlock()
+			exit = true
 		case <-d.wake:
 		case <-tc:
+		case <-idle.C:
+			exit = d.park()
 		}
 		if timer != nil {
 			timer.Stop()
 		}
+		if exit {
+			return
+		}
 	}
+}
+
+// park ends the loop when there is nothing to do: no poke pending, no
+// attempt in flight, no spill being written, nothing runnable, and the
+// store's state known. The time of the next due work, if any, is left
+// with the scheduler. It reports whether the loop must exit.
+func (d *dispatcher) park() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.wake) > 0 || d.flying > 0 || d.spilling > 0 {
+		return false
+	}
+	var next time.Time
+	if !d.disabled && !d.stopping {
+		if d.ordered() {
+			if len(d.runq) > 0 || (d.backlog && d.memCap-len(d.held) >= d.memCap/2) {
+				return false
+			}
+			if d.waiting.Len() > 0 {
+				next = d.waiting[0].q[0].d.NextAttemptAt
+			}
+		} else {
+			if len(d.ready) > 0 || d.storeDue.IsZero() {
+				return false
+			}
+			if d.storeDue != farFuture {
+				next = d.storeDue
+			}
+		}
+		if !next.IsZero() && !next.After(d.e.clock.Now()) {
+			return false // due already: the loop looks again
+		}
+	}
+	d.running = false
+	if !next.IsZero() {
+		d.e.sched.at(d, next)
+	}
+	return true
 }
 
 // refill takes work from the store when memory has room for it.
@@ -379,15 +475,7 @@ func (d *dispatcher) storeError(what string, err error) {
 	d.mu.Lock()
 	d.storeDue = d.e.clock.Now().Add(time.Second)
 	d.mu.Unlock()
-	go func() {
-		t := d.e.clock.NewTimer(time.Second)
-		defer t.Stop()
-		select {
-		case <-t.C():
-			d.poke()
-		case <-d.stop:
-		}
-	}()
+	d.e.sched.at(d, d.e.clock.Now().Add(time.Second))
 }
 
 // startRunnable starts attempts while slots are free and returns when the
@@ -819,9 +907,13 @@ func (d *dispatcher) replayed() {
 func (d *dispatcher) shutdown(ctx context.Context, spill bool) {
 	d.mu.Lock()
 	d.stopping = true
+	running, done := d.running, d.done
 	d.mu.Unlock()
 	close(d.stop)
-	<-d.done
+	if running {
+		<-done
+	}
+	d.e.sched.remove(d)
 	waited := make(chan struct{})
 	go func() { d.wg.Wait(); close(waited) }()
 	select {

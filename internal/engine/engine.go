@@ -84,6 +84,14 @@ type Options struct {
 	// RetentionInterval is the time between two retention passes.
 	// Default 1h.
 	RetentionInterval time.Duration
+	// MaxSources, MaxDestinations and MaxSubscriptions cap the
+	// definitions (configured and API-created together): a create through
+	// the API beyond one answers a conflict naming the limit. 0 is no cap.
+	MaxSources, MaxDestinations, MaxSubscriptions int
+	// IdleAfter is how long a destination's dispatcher waits with
+	// nothing to do before its goroutine exits (it starts again when
+	// work arrives). Default 5s.
+	IdleAfter time.Duration
 }
 
 // Engine is the delivery engine: it routes each committed event to the
@@ -115,8 +123,16 @@ type Engine struct {
 	newKeys        func() (*secret.Keyring, error)
 	keysMu         sync.Mutex
 	sources        map[string]bool
+	maxSources     int
+	maxDests       int
+	maxSubs        int
+	// destsReserved counts destinations being created (checked against
+	// maxDests with dests; e.mu guards it).
+	destsReserved int
+	idleAfter     time.Duration
 
 	marks *marks
+	sched *scheduler
 	w     *writer
 	wstop chan struct{}
 	table *route.Table
@@ -146,7 +162,7 @@ func New(o Options) *Engine {
 	e := &Engine{
 		st: o.Store, log: o.Log, clock: o.Clock, egress: o.Egress, disableAfter: o.DisableAfter,
 		onAttempt: o.OnAttempt, retention: o.Retention, retentionEvery: o.RetentionInterval, inCap: o.InboxBytes,
-		memCap: o.MemCap, memBytes: o.MemBytes, lease: o.Lease, keys: o.Keyring, newKeys: o.NewKeyring,
+		memCap: o.MemCap, memBytes: o.MemBytes, maxSources: o.MaxSources, maxDests: o.MaxDestinations, maxSubs: o.MaxSubscriptions, idleAfter: o.IdleAfter, lease: o.Lease, keys: o.Keyring, newKeys: o.NewKeyring,
 		dests: map[string]*destEntry{}, subs: map[string]*subEntry{}, jobs: map[string]*ReplayJob{},
 		inWake: make(chan struct{}, 1), inStop: make(chan struct{}), inDone: make(chan struct{}),
 		wstop: make(chan struct{}),
@@ -178,7 +194,11 @@ func New(o Options) *Engine {
 	if e.lease <= 0 {
 		e.lease = defaultLease
 	}
+	if e.idleAfter <= 0 {
+		e.idleAfter = defaultIdleAfter
+	}
 	e.table, _ = route.NewTable(nil)
+	e.sched = newScheduler(e.clock)
 	return e
 }
 
@@ -198,9 +218,10 @@ func (e *Engine) Open(ctx context.Context, dests []config.Destination, subs []co
 	e.marks = newMarks(wm)
 	e.w = newWriter(e.st, e.log, e.marks, wm)
 	go e.w.run(e.wstop)
+	e.sched.start()
 	e.mu.Lock()
 	for _, de := range e.dests {
-		go de.d.run()
+		de.d.start()
 	}
 	e.started = true
 	e.mu.Unlock()
@@ -437,6 +458,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	e.sched.stop()
 	close(e.wstop)
 	<-e.w.done
 	return nil
@@ -488,6 +510,11 @@ type Stats struct {
 func (e *Engine) Stats() Stats {
 	r, a, b, wm := e.w.counts()
 	return Stats{Rows: r, AttemptRows: a, Batches: b, Watermark: wm}
+}
+
+// limitErr is the answer to a create beyond a cap.
+func limitErr(what, key string, n int) error {
+	return hookd.Errorf(hookd.EConflict, "limit reached: hookd holds %d %s, the most %s allows; delete one or raise the limit", n, what, key)
 }
 
 // destEntry is one destination as the engine runs it.

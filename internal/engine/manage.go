@@ -193,6 +193,22 @@ func (e *Engine) DestinationPut(ctx context.Context, name string, spec []byte, c
 	if old == nil && !create {
 		return DestinationView{}, hookd.Errorf(hookd.ENotFound, "no destination named %q", def.Name)
 	}
+	if old == nil {
+		// A slot is reserved before the destination is opened, so that
+		// concurrent creates cannot pass the cap together.
+		e.mu.Lock()
+		if n := len(e.dests) + e.destsReserved; e.maxDests > 0 && n >= e.maxDests {
+			e.mu.Unlock()
+			return DestinationView{}, limitErr("destinations", "limits.max_destinations", n)
+		}
+		e.destsReserved++
+		e.mu.Unlock()
+		defer func() {
+			e.mu.Lock()
+			e.destsReserved--
+			e.mu.Unlock()
+		}()
+	}
 	d, err := e.openDestination(ctx, def)
 	if err != nil {
 		return DestinationView{}, hookd.Errorf(hookd.EInvalid, "invalid destination %s: %v", def.Name, err)
@@ -229,7 +245,7 @@ func (e *Engine) DestinationPut(ctx context.Context, name string, spec []byte, c
 		old.d.shutdown(replaceGrace(ctx), true)
 	}
 	if started {
-		go d.run()
+		d.start()
 	}
 	return e.viewOf(de), nil
 }
@@ -373,6 +389,12 @@ func (e *Engine) SubscriptionPut(ctx context.Context, id string, body []byte) (S
 	}
 	delete(m, "...") // the providers' documented example carries this placeholder
 	if id == "" {
+		e.mu.Lock()
+		n := len(e.subs)
+		e.mu.Unlock()
+		if e.maxSubs > 0 && n >= e.maxSubs {
+			return SubscriptionView{}, limitErr("subscriptions", "limits.max_subscriptions", n)
+		}
 		id = "sub_" + hookd.NewULID(e.clock.Now())
 	} else {
 		e.mu.Lock()

@@ -224,6 +224,14 @@ func (e *Engine) SourcePut(ctx context.Context, name string, spec []byte, create
 	case old == nil && !create:
 		return SourceView{}, hookd.Errorf(hookd.ENotFound, "no source named %q", def.Name)
 	}
+	if old == nil && e.maxSources > 0 {
+		e.mu.Lock()
+		n := len(e.srcs)
+		e.mu.Unlock()
+		if n >= e.maxSources {
+			return SourceView{}, limitErr("sources", "limits.max_sources", n)
+		}
+	}
 	install, err := e.srcReg.Prepare(def)
 	if err != nil {
 		return SourceView{}, hookd.Errorf(hookd.EInvalid, "invalid source: %s", strings.TrimPrefix(err.Error(), "source "+def.Name+": "))

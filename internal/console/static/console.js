@@ -169,6 +169,20 @@
     return s ? '?' + s : '';
   }
 
+  // apiAll reads every page of a listing (sources, destinations,
+  // subscriptions), following next_cursor, as one page.
+  async function apiAll(path) {
+    const all = [];
+    let cursor = null;
+    for (let pages = 0; pages < 100; pages++) {
+      const res = await api(path + '?limit=1000' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''));
+      all.push(...rows(res));
+      if (!res || !res.next_cursor || res.next_cursor === cursor) break;
+      cursor = res.next_cursor;
+    }
+    return { data: all, next_cursor: null };
+  }
+
   function rows(res) {
     if (Array.isArray(res)) return res;
     if (res && Array.isArray(res.data)) return res.data;
@@ -357,11 +371,11 @@
   // ---- shared lookups ---------------------------------------------------
 
   async function sourceNames() {
-    try { return rows(await api('/api/v1/sources')).map((s) => String(s.name)); } catch (e) { return []; }
+    try { return rows(await apiAll('/api/v1/sources')).map((s) => String(s.name)); } catch (e) { return []; }
   }
 
   async function destinationNames() {
-    try { return rows(await api('/api/v1/destinations')).map((d) => String(d.name)); } catch (e) { return []; }
+    try { return rows(await apiAll('/api/v1/destinations')).map((d) => String(d.name)); } catch (e) { return []; }
   }
 
   function fillSelect(sel, names, current) {
@@ -915,7 +929,7 @@
         h('td', null, orDash(s.origin)));
     }
 
-    Promise.allSettled([api('/api/v1/destinations'), api('/api/v1/subscriptions')]).then(([dr, sr]) => {
+    Promise.allSettled([apiAll('/api/v1/destinations'), apiAll('/api/v1/subscriptions')]).then(([dr, sr]) => {
       if (!ctx.alive()) return;
       if (dr.status === 'fulfilled') {
         const list = rows(dr.value);
@@ -942,7 +956,7 @@
     const tbody = h('tbody', null, emptyRow(7, 'Loading…'));
     ctx.view.append(h('h1', null, 'Sources'),
       table([th('Name'), th('Origin'), th('Ingest path'), th('Verification'), th('Dedupe window'), th('Max body', 'num'), th('')], tbody));
-    api('/api/v1/sources').then((res) => {
+    apiAll('/api/v1/sources').then((res) => {
       if (!ctx.alive()) return;
       const list = rows(res);
       tbody.replaceChildren(...list.map((s) => h('tr', null,

@@ -90,6 +90,9 @@ var reserved = map[string]string{
 	"trailer":           "hop-by-hop header",
 }
 
+// MaxHeaders bounds a destination's static headers.
+const MaxHeaders = 64
+
 // validate checks o and applies defaults. Errors name the option.
 func (o *Options) validate() (*settings, error) {
 	s := &settings{
@@ -127,6 +130,9 @@ func (o *Options) validate() (*settings, error) {
 		}
 	}
 
+	if len(o.Headers) > MaxHeaders {
+		return nil, fmt.Errorf("headers: %d headers, more than %d", len(o.Headers), MaxHeaders)
+	}
 	s.headers = make(http.Header, len(o.Headers))
 	names := make([]string, 0, len(o.Headers))
 	for name := range o.Headers {

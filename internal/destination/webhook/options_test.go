@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +50,8 @@ func TestOptions(t *testing.T) {
 		{"HeaderBadName", map[string]any{"url": u, "headers": map[string]string{"X Api": "k"}}, `headers: "X Api" is not a valid header name`},
 		{"HeaderBadValue", map[string]any{"url": u, "headers": map[string]string{"X-Api-Key": "s3cr3t\r\nX-Evil: 1"}}, "headers: X-Api-Key: value contains a control character"},
 		{"HeaderTwice", map[string]any{"url": u, "headers": map[string]string{"X-A": "1", "x-a": "2"}}, "headers: x-a is given twice"},
+		{"TooManyHeaders", map[string]any{"url": u, "headers": manyHeaders(MaxHeaders + 1)}, "headers: 65 headers, more than 64"},
+		{"MostHeaders", map[string]any{"url": u, "headers": manyHeaders(MaxHeaders)}, ""},
 		{"UnknownOption", map[string]any{"url": u, "retry_on": "any_non_2xx"}, "field retry_on not found"},
 		{"TLSOff", map[string]any{"url": u, "insecure_skip_verify": true}, "field insecure_skip_verify not found"},
 	}
@@ -108,4 +111,12 @@ func TestOptionsDefaults(t *testing.T) {
 			}
 		})
 	}
+}
+
+func manyHeaders(n int) map[string]string {
+	m := make(map[string]string, n)
+	for i := range n {
+		m[fmt.Sprintf("X-H%d", i)] = "v"
+	}
+	return m
 }
