@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"hookd/internal/config"
+	"hookd/internal/secret"
 )
 
 // Issuer is hookd's own OAuth 2.0 authorization server for sources of
@@ -31,7 +32,8 @@ import (
 //
 // where the payload is JSON with the client id, the source, issue and
 // expiry times in Unix milliseconds and a random token id. The key is
-// generated once and kept in the store (setting "oauth_issuer_key").
+// generated once and kept in the store (setting "oauth_issuer_key"),
+// sealed under the master key (package secret), never in plain text.
 type Issuer struct {
 	key     []byte
 	clients map[string]*issuerClient
@@ -44,12 +46,17 @@ type Issuer struct {
 // IssuerStore keeps the issuer's signing key; store.Store is one.
 type IssuerStore interface {
 	SettingGetOrCreate(ctx context.Context, name, value string) (string, error)
+	SettingPut(ctx context.Context, name, value string) error
 }
 
 // IssuerOptions configures NewIssuer.
 type IssuerOptions struct {
 	// Store keeps the signing key. Required when a source uses oauth_issuer.
 	Store IssuerStore
+	// Keys returns the master keys that seal the signing key in the store
+	// (it may make them on first use). Required when a source uses
+	// oauth_issuer.
+	Keys func() (*secret.Keyring, error)
 	// Sources are scanned for oauth_issuer methods.
 	Sources []config.Source
 	// Now is the clock; time.Now when nil. Tests inject one.
@@ -66,6 +73,8 @@ const (
 	IssuerTokenPath = "/oauth/token"
 	// IssuerKeySetting is the store setting that keeps the signing key.
 	IssuerKeySetting = "oauth_issuer_key"
+	// IssuerKeyAD is the associated data the signing key is sealed with.
+	IssuerKeyAD = "setting:" + IssuerKeySetting
 	// IssuerDefaultValidity is a token's validity when none is set.
 	IssuerDefaultValidity = time.Hour
 	// issuerMinRecommended is the validity below which hookd warns: seed
@@ -78,7 +87,9 @@ const (
 	// issuerMaxForm bounds a token request's body.
 	issuerMaxForm     = 16 << 10
 	issuerTokenPrefix = "hk_at_"
-	issuerKeyBytes    = 32
+	// issuerTokenVersion is the payload's "v".
+	issuerTokenVersion = 1
+	issuerKeyBytes     = 32
 )
 
 // issuerB64 refuses non-canonical encodings, so that a token has exactly one
@@ -188,23 +199,76 @@ func NewIssuer(ctx context.Context, o IssuerOptions) (*Issuer, error) {
 	if len(i.clients) == 0 {
 		return nil, nil
 	}
-	if o.Store == nil {
-		return nil, errors.New("oauth_issuer: no store to keep the signing key in")
+	if o.Store == nil || o.Keys == nil {
+		return nil, errors.New("oauth_issuer: no store and master key to keep the signing key with")
 	}
-	fresh := make([]byte, issuerKeyBytes)
-	if _, err := io.ReadFull(i.rand, fresh); err != nil {
-		return nil, fmt.Errorf("oauth_issuer: generate signing key: %w", err)
-	}
-	stored, err := o.Store.SettingGetOrCreate(ctx, IssuerKeySetting, issuerB64.EncodeToString(fresh))
+	key, err := i.loadKey(ctx, o.Store, o.Keys)
 	if err != nil {
-		return nil, fmt.Errorf("oauth_issuer: load signing key: %w", err)
-	}
-	key, err := issuerB64.DecodeString(stored)
-	if err != nil || len(key) < issuerKeyBytes {
-		return nil, fmt.Errorf("oauth_issuer: the stored signing key (setting %s) is malformed", IssuerKeySetting)
+		return nil, fmt.Errorf("oauth_issuer: %w", err)
 	}
 	i.key = key
 	return i, nil
+}
+
+// loadKey returns the signing key kept in the store, generating it on first
+// start. It is stored sealed under the master key: a copy of the database
+// alone does not let anyone forge a token. A key an earlier version stored
+// in plain text is sealed in place; one sealed under an older master key
+// is rewrapped under the active one.
+func (i *Issuer) loadKey(ctx context.Context, st IssuerStore, keysFn func() (*secret.Keyring, error)) ([]byte, error) {
+	keys, err := keysFn()
+	if err != nil {
+		return nil, fmt.Errorf("keep the signing key: %w", err)
+	}
+	if keys == nil {
+		return nil, errors.New("keep the signing key: no master key")
+	}
+	ad := []byte(IssuerKeyAD)
+	fresh := make([]byte, issuerKeyBytes)
+	if _, err := io.ReadFull(i.rand, fresh); err != nil {
+		return nil, fmt.Errorf("generate signing key: %w", err)
+	}
+	sealed, err := keys.Seal([]byte(issuerB64.EncodeToString(fresh)), ad)
+	if err != nil {
+		return nil, fmt.Errorf("seal signing key: %w", err)
+	}
+	stored, err := st.SettingGetOrCreate(ctx, IssuerKeySetting, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("load signing key: %w", err)
+	}
+	var encoded string
+	if strings.HasPrefix(stored, secret.Version+".") {
+		plain, err := keys.Open(stored, ad)
+		if err != nil {
+			return nil, fmt.Errorf("the stored signing key (setting %s) does not open with the master key (is it the key it was sealed under?): %w", IssuerKeySetting, err)
+		}
+		encoded = string(plain)
+		if keys.NeedsRewrap(stored) {
+			if tok, err := keys.Rewrap(stored); err == nil {
+				if err := st.SettingPut(ctx, IssuerKeySetting, tok); err != nil {
+					i.log.Warn("rewrap the oauth_issuer signing key under the active master key", "err", err)
+				}
+			}
+		}
+	} else {
+		// Stored in plain text by an earlier version: seal it in place.
+		encoded = stored
+		if _, err := issuerB64.DecodeString(stored); err == nil {
+			tok, err := keys.Seal([]byte(stored), ad)
+			if err != nil {
+				return nil, fmt.Errorf("seal signing key: %w", err)
+			}
+			if err := st.SettingPut(ctx, IssuerKeySetting, tok); err != nil {
+				return nil, fmt.Errorf("seal the stored signing key: %w", err)
+			}
+			i.log.Warn("the oauth_issuer signing key was stored in plain text by an earlier version; it is now sealed under the master key, but copies of the database made before hold it (see docs/VERIFICATION.md, oauth_issuer)")
+		}
+	}
+	key, err := issuerB64.DecodeString(encoded)
+	if err != nil || len(key) < issuerKeyBytes {
+		return nil, fmt.Errorf("the stored signing key (setting %s) is malformed", IssuerKeySetting)
+	}
+	return key, nil
 }
 
 // HasSource reports whether source lists an oauth_issuer method.
@@ -235,7 +299,7 @@ func (i *Issuer) issue(c *issuerClient) (IssuedToken, error) {
 		return IssuedToken{}, fmt.Errorf("generate token id: %w", err)
 	}
 	payload, err := json.Marshal(issuerClaims{
-		V: 1, Client: c.id, Source: c.source,
+		V: issuerTokenVersion, Client: c.id, Source: c.source,
 		IssuedAt: now.UnixMilli(), Expiry: now.Add(c.validity).UnixMilli(),
 		ID: issuerB64.EncodeToString(jti),
 	})
@@ -283,7 +347,7 @@ func (i *Issuer) parseToken(tok string) (*issuerClaims, error) {
 		return nil, errIssuerInvalid
 	}
 	var c issuerClaims
-	if err := json.Unmarshal(payload, &c); err != nil || c.V != 1 {
+	if err := json.Unmarshal(payload, &c); err != nil || c.V != issuerTokenVersion {
 		return nil, errIssuerInvalid
 	}
 	return &c, nil

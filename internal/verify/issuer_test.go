@@ -79,7 +79,7 @@ func issuerTestOpen(t *testing.T, dir string, clock *issuerTestClock, sources []
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	iss, err := NewIssuer(ctx, IssuerOptions{Store: st, Sources: sources, Now: clock.Now, Log: log})
+	iss, err := NewIssuer(ctx, IssuerOptions{Store: st, Keys: issuerTestKeys, Sources: sources, Now: clock.Now, Log: log})
 	if err != nil {
 		t.Fatalf("NewIssuer: %v", err)
 	}
@@ -479,7 +479,7 @@ func TestIssuerConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer st.Close()
-			_, err = NewIssuer(context.Background(), IssuerOptions{Store: st, Sources: tt.sources})
+			_, err = NewIssuer(context.Background(), IssuerOptions{Store: st, Keys: issuerTestKeys, Sources: tt.sources})
 			credWantErr(t, err, tt.wantErr)
 			if err != nil && (strings.Contains(err.Error(), `"s"`) || strings.Contains(err.Error(), `"t"`)) {
 				t.Errorf("error %q shows a secret", err)
@@ -540,7 +540,7 @@ func FuzzIssuerToken(f *testing.F) {
 	f.Cleanup(func() { st.Close() })
 	m, _ := config.NewVerify("oauth_issuer", map[string]any{"clients": []any{map[string]any{"id": "c", "secret": "s"}}})
 	m2, _ := config.NewVerify("oauth_issuer", map[string]any{"clients": []any{map[string]any{"id": "d", "secret": "s"}}})
-	iss, err := NewIssuer(context.Background(), IssuerOptions{Store: st, Now: clock.Now, Sources: []config.Source{
+	iss, err := NewIssuer(context.Background(), IssuerOptions{Store: st, Keys: issuerTestKeys, Now: clock.Now, Sources: []config.Source{
 		{Name: "claims", Verify: []config.Verify{m}}, {Name: "other", Verify: []config.Verify{m2}},
 	}})
 	if err != nil {
@@ -576,7 +576,7 @@ func FuzzTokenRequest(f *testing.F) {
 	}
 	f.Cleanup(func() { st.Close() })
 	m, _ := config.NewVerify("oauth_issuer", map[string]any{"clients": []any{map[string]any{"id": "client", "secret": "the-secret"}}})
-	iss, err := NewIssuer(context.Background(), IssuerOptions{Store: st, Now: clock.Now, Sources: []config.Source{{Name: "claims", Verify: []config.Verify{m}}}})
+	iss, err := NewIssuer(context.Background(), IssuerOptions{Store: st, Keys: issuerTestKeys, Now: clock.Now, Sources: []config.Source{{Name: "claims", Verify: []config.Verify{m}}}})
 	if err != nil {
 		f.Fatal(err)
 	}
