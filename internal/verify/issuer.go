@@ -31,7 +31,10 @@ import (
 //	hk_at_ base64url(payload) "." base64url(HMAC-SHA256(key, "hk_at_" base64url(payload)))
 //
 // where the payload is JSON with the client id, the source, issue and
-// expiry times in Unix milliseconds and a random token id. The key is
+// expiry times in Unix milliseconds, a random token id and the fingerprint
+// of the client secret that got the token (a keyed hash, see
+// secretFingerprint): a token is valid only while its client still has
+// that secret, so rotating a secret out revokes its tokens. The key is
 // generated once and kept in the store (setting "oauth_issuer_key"),
 // sealed under the master key (package secret), never in plain text.
 type Issuer struct {
@@ -87,9 +90,12 @@ const (
 	// issuerMaxForm bounds a token request's body.
 	issuerMaxForm     = 16 << 10
 	issuerTokenPrefix = "hk_at_"
-	// issuerTokenVersion is the payload's "v".
-	issuerTokenVersion = 1
-	issuerKeyBytes     = 32
+	// issuerTokenVersion is the payload's "v". Version 1 tokens carried
+	// no secret fingerprint and are no longer accepted.
+	issuerTokenVersion = 2
+	// issuerFingerprintBytes is the length of a secret's fingerprint.
+	issuerFingerprintBytes = 12
+	issuerKeyBytes         = 32
 )
 
 // issuerB64 refuses non-canonical encodings, so that a token has exactly one
@@ -97,10 +103,12 @@ const (
 var issuerB64 = base64.RawURLEncoding.Strict()
 
 type issuerClient struct {
-	id       string
-	secrets  [][]byte
-	source   string
-	validity time.Duration
+	id      string
+	secrets [][]byte
+	// fingerprints[i] is secretFingerprint of secrets[i].
+	fingerprints [][]byte
+	source       string
+	validity     time.Duration
 }
 
 // issuerOptions are the options of the oauth_issuer method.
@@ -207,7 +215,22 @@ func NewIssuer(ctx context.Context, o IssuerOptions) (*Issuer, error) {
 		return nil, fmt.Errorf("oauth_issuer: %w", err)
 	}
 	i.key = key
+	for _, c := range i.clients {
+		for _, sec := range c.secrets {
+			c.fingerprints = append(c.fingerprints, i.secretFingerprint(c.id, sec))
+		}
+	}
 	return i, nil
+}
+
+// secretFingerprint identifies one client secret in the tokens it got: an
+// HMAC under the signing key, so that a token, which anyone holding it can
+// read, gives no way to test guesses of the secret offline.
+func (i *Issuer) secretFingerprint(client string, secret []byte) []byte {
+	m := hmac.New(sha256.New, i.key)
+	m.Write([]byte("hookd/oauth_issuer/secret\x00" + client + "\x00"))
+	m.Write(secret)
+	return m.Sum(nil)[:issuerFingerprintBytes]
 }
 
 // loadKey returns the signing key kept in the store, generating it on first
@@ -282,6 +305,9 @@ type issuerClaims struct {
 	IssuedAt int64  `json:"iat"`
 	Expiry   int64  `json:"exp"`
 	ID       string `json:"jti"`
+	// SecretFP is the fingerprint of the secret the client authenticated
+	// with (base64url).
+	SecretFP string `json:"sfp"`
 }
 
 // IssuedToken is what the token endpoint answers.
@@ -291,8 +317,9 @@ type IssuedToken struct {
 	ExpiresIn   int64  `json:"expires_in"`
 }
 
-// issue makes a token for c, valid for c.validity from now.
-func (i *Issuer) issue(c *issuerClient) (IssuedToken, error) {
+// issue makes a token for c, which authenticated with its secret number
+// secretIdx, valid for c.validity from now.
+func (i *Issuer) issue(c *issuerClient, secretIdx int) (IssuedToken, error) {
 	now := i.now()
 	jti := make([]byte, 12)
 	if _, err := io.ReadFull(i.rand, jti); err != nil {
@@ -301,7 +328,7 @@ func (i *Issuer) issue(c *issuerClient) (IssuedToken, error) {
 	payload, err := json.Marshal(issuerClaims{
 		V: issuerTokenVersion, Client: c.id, Source: c.source,
 		IssuedAt: now.UnixMilli(), Expiry: now.Add(c.validity).UnixMilli(),
-		ID: issuerB64.EncodeToString(jti),
+		ID: issuerB64.EncodeToString(jti), SecretFP: issuerB64.EncodeToString(c.fingerprints[secretIdx]),
 	})
 	if err != nil {
 		return IssuedToken{}, err
@@ -371,7 +398,24 @@ func (i *Issuer) check(tok, source string, now time.Time) error {
 	if c.Source != source || cl.source != source {
 		return errIssuerSource
 	}
+	fp, err := issuerB64.DecodeString(c.SecretFP)
+	if err != nil || !cl.hasFingerprint(fp) {
+		// The secret that got the token was rotated out.
+		return errIssuerInvalid
+	}
 	return nil
+}
+
+// hasFingerprint reports whether fp is the fingerprint of one of the
+// client's secrets.
+func (c *issuerClient) hasFingerprint(fp []byte) bool {
+	found := false
+	for _, f := range c.fingerprints {
+		if hmac.Equal(fp, f) {
+			found = true
+		}
+	}
+	return found
 }
 
 // ServeHTTP is the token endpoint, POST /oauth/token: the client
@@ -411,7 +455,7 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		issuerWriteError(w, http.StatusBadRequest, "unsupported_grant_type", "only the client_credentials grant is supported")
 		return
 	}
-	c, viaBasic, status, code, desc := i.authenticate(r, form)
+	c, secretIdx, viaBasic, status, code, desc := i.authenticate(r, form)
 	if c == nil {
 		if status == http.StatusUnauthorized && viaBasic {
 			h.Set("WWW-Authenticate", ChallengeBasic)
@@ -420,7 +464,7 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		issuerWriteError(w, status, code, desc)
 		return
 	}
-	tok, err := i.issue(c)
+	tok, err := i.issue(c, secretIdx)
 	if err != nil {
 		i.log.Error("oauth token not issued", "client_id", c.id, "err", err)
 		issuerWriteError(w, http.StatusInternalServerError, "server_error", "internal error")
@@ -433,24 +477,25 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(append(b, '\n'))
 }
 
-// authenticate finds the client of a token request. On failure it returns
-// a nil client and the status, OAuth error code and description to answer.
-func (i *Issuer) authenticate(r *http.Request, form url.Values) (c *issuerClient, viaBasic bool, status int, code, desc string) {
-	invalidClient := func() (*issuerClient, bool, int, string, string) {
-		return nil, viaBasic, http.StatusUnauthorized, "invalid_client", "client authentication failed"
+// authenticate finds the client of a token request and the number of the
+// secret it authenticated with. On failure it returns a nil client and the
+// status, OAuth error code and description to answer.
+func (i *Issuer) authenticate(r *http.Request, form url.Values) (c *issuerClient, secretIdx int, viaBasic bool, status int, code, desc string) {
+	invalidClient := func() (*issuerClient, int, bool, int, string, string) {
+		return nil, 0, viaBasic, http.StatusUnauthorized, "invalid_client", "client authentication failed"
 	}
 	var ids, secrets []string
 	if auth := r.Header.Values("Authorization"); len(auth) > 0 {
 		viaBasic = true
 		if len(auth) > 1 {
-			return nil, true, http.StatusBadRequest, "invalid_request", "the Authorization header is repeated"
+			return nil, 0, true, http.StatusBadRequest, "invalid_request", "the Authorization header is repeated"
 		}
 		user, pass, ok := credParseBasic(auth[0])
 		if !ok {
 			return invalidClient()
 		}
 		if form.Has("client_secret") {
-			return nil, true, http.StatusBadRequest, "invalid_request", "use one client authentication method: HTTP Basic or the client_secret field, not both"
+			return nil, 0, true, http.StatusBadRequest, "invalid_request", "use one client authentication method: HTTP Basic or the client_secret field, not both"
 		}
 		// RFC 6749 §2.3.1 form-encodes the id and secret before Basic;
 		// many clients do not. Both readings are tried.
@@ -461,7 +506,7 @@ func (i *Issuer) authenticate(r *http.Request, form url.Values) (c *issuerClient
 				match = match || id == fid
 			}
 			if !match {
-				return nil, true, http.StatusBadRequest, "invalid_request", "client_id differs from the HTTP Basic user"
+				return nil, 0, true, http.StatusBadRequest, "invalid_request", "client_id differs from the HTTP Basic user"
 			}
 		}
 	} else {
@@ -482,16 +527,16 @@ func (i *Issuer) authenticate(r *http.Request, form url.Values) (c *issuerClient
 	if found != nil {
 		want = found.secrets
 	}
-	ok := false
+	matched := -1
 	for _, s := range secrets {
-		if MatchAny([]byte(s), want) {
-			ok = true
+		if k := matchIndex([]byte(s), want); k >= 0 {
+			matched = k
 		}
 	}
-	if found == nil || !ok {
+	if found == nil || matched < 0 {
 		return invalidClient()
 	}
-	return found, viaBasic, 0, "", ""
+	return found, matched, viaBasic, 0, "", ""
 }
 
 var issuerDummySecrets = [][]byte{nil}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"hookd/internal/config"
 	"hookd/internal/secret"
 	"hookd/internal/store/sqlite"
 )
@@ -122,5 +123,60 @@ func TestIssuerSealsAPlainKeyInPlace(t *testing.T) {
 	tok := issuerTestGet(t, e.iss, "provider-a", "secret-a-new")
 	if err := issuerTestVerify(e, "claims", "Authorization", "Bearer "+tok); err != nil {
 		t.Errorf("token: %v", err)
+	}
+}
+
+// A token is valid only while its client still has the secret that got it:
+// rotating a secret out revokes the tokens issued against it.
+func TestIssuerRotatedSecretRevokesItsTokens(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	clock := &issuerTestClock{t: issuerT0}
+	const secretA, secretB = "rotation-secret-aaaaaaaa", "rotation-secret-bbbbbbbb"
+	sources := func(secrets ...string) []config.Source {
+		m, err := config.NewVerify("oauth_issuer", map[string]any{
+			"clients": []any{map[string]any{"id": "provider-a", "secret": secrets}}, "validity": "8760h",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []config.Source{{Name: "claims", Verify: []config.Verify{m}}}
+	}
+	open := func(secrets ...string) *issuerTestEnv {
+		e := issuerTestOpen(t, dir, clock, sources(secrets...), nil)
+		return e
+	}
+	bearer := func(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
+
+	e := open(secretA)
+	tokA := issuerTestGet(t, e.iss, "provider-a", secretA)
+	if err := issuerTestVerify(e, "claims", bearer(tokA)...); err != nil {
+		t.Fatalf("token of A with [A]: %v", err)
+	}
+	e.st.Close()
+
+	e = open(secretB)
+	credCheck(t, issuerTestVerify(e, "claims", bearer(tokA)...), 401, ChallengeInvalidBearer)
+	tokB := issuerTestGet(t, e.iss, "provider-a", secretB)
+	if err := issuerTestVerify(e, "claims", bearer(tokB)...); err != nil {
+		t.Errorf("token of B with [B]: %v", err)
+	}
+	e.st.Close()
+
+	e = open(secretA, secretB)
+	for name, tok := range map[string]string{"A": tokA, "B": tokB} {
+		if err := issuerTestVerify(e, "claims", bearer(tok)...); err != nil {
+			t.Errorf("token of %s with [A, B]: %v", name, err)
+		}
+	}
+	// The token says which secret got it only as a keyed hash.
+	for _, tok := range []string{tokA, tokB} {
+		body, _, _ := strings.Cut(strings.TrimPrefix(tok, issuerTokenPrefix), ".")
+		payload, _ := issuerB64.DecodeString(body)
+		for _, s := range []string{secretA, secretB} {
+			if bytes.Contains(payload, []byte(s)) || strings.Contains(tok, s) {
+				t.Errorf("a token shows its client's secret")
+			}
+		}
 	}
 }

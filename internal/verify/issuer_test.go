@@ -546,11 +546,11 @@ func FuzzIssuerToken(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	valid, err := iss.issue(iss.clients["c"])
+	valid, err := iss.issue(iss.clients["c"], 0)
 	if err != nil {
 		f.Fatal(err)
 	}
-	other, _ := iss.issue(iss.clients["d"])
+	other, _ := iss.issue(iss.clients["d"], 0)
 	for _, s := range []string{
 		valid.AccessToken, other.AccessToken, "", "hk_at_", "hk_at_.", "hk_at_e30.", "hk_at_e30.AAAA",
 		valid.AccessToken + "A", strings.ToUpper(valid.AccessToken), strings.Repeat(".", 100),

@@ -26,3 +26,15 @@ func MatchAny(presented []byte, secrets [][]byte) bool {
 	}
 	return match == 1
 }
+
+// matchIndex returns the index of the secret presented equals, -1 when
+// none. Like MatchAny, it compares against every secret.
+func matchIndex(presented []byte, secrets [][]byte) int {
+	found := -1
+	for k, s := range secrets {
+		if Equal(presented, s) {
+			found = k
+		}
+	}
+	return found
+}
