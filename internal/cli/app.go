@@ -163,7 +163,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 	errs := &httpserver.Errors{Log: a.log, RetryAfter: a.cfg.Server.RetryAfter.D()}
 	// The issuer serves every oauth_issuer source: it is built from all of
 	// them before any source's verifiers are. Nil when none uses it.
-	issuer, err := verify.NewIssuer(ctx, verify.IssuerOptions{Store: a.st, Keys: a.engine.Keyring, Sources: a.cfg.Sources, Now: a.now, Log: a.log})
+	issuer, err := verify.NewIssuer(ctx, verify.IssuerOptions{Store: a.st, Keys: a.engine.Keyring, Limits: a.cfg.OAuthIssuer, Sources: a.cfg.Sources, Now: a.now, Log: a.log})
 	if err != nil {
 		return err
 	}

@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,6 +46,7 @@ type Issuer struct {
 	now     func() time.Time
 	log     *slog.Logger
 	rand    io.Reader
+	limit   *issuerLimiter
 }
 
 // IssuerStore keeps the issuer's signing key; store.Store is one.
@@ -68,6 +71,9 @@ type IssuerOptions struct {
 	Log *slog.Logger
 	// Random is the source of the key and token ids; crypto/rand when nil.
 	Random io.Reader
+	// Limits bound failed client authentications at the token endpoint;
+	// zero fields take their defaults.
+	Limits config.OAuthIssuer
 }
 
 // Defaults and bounds of oauth_issuer.
@@ -170,7 +176,7 @@ func issuerDecode(m config.Verify) (issuerOptions, time.Duration, error) {
 // listed by two sources is an error: its tokens would not say which one
 // they are for.
 func NewIssuer(ctx context.Context, o IssuerOptions) (*Issuer, error) {
-	i := &Issuer{clients: map[string]*issuerClient{}, sources: map[string]bool{}, now: o.Now, log: o.Log, rand: o.Random}
+	i := &Issuer{clients: map[string]*issuerClient{}, sources: map[string]bool{}, now: o.Now, log: o.Log, rand: o.Random, limit: newIssuerLimiter(o.Limits)}
 	if i.now == nil {
 		i.now = time.Now
 	}
@@ -455,10 +461,13 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		issuerWriteError(w, http.StatusBadRequest, "unsupported_grant_type", "only the client_credentials grant is supported")
 		return
 	}
-	c, secretIdx, viaBasic, status, code, desc := i.authenticate(r, form)
+	c, secretIdx, viaBasic, status, code, desc, wait := i.authenticate(r, form)
 	if c == nil {
 		if status == http.StatusUnauthorized && viaBasic {
 			h.Set("WWW-Authenticate", ChallengeBasic)
+		}
+		if status == http.StatusTooManyRequests {
+			h.Set("Retry-After", strconv.FormatInt(int64(max(1, math.Ceil(wait.Seconds()))), 10))
 		}
 		i.log.Debug("oauth token request refused", "error", code, "remote", r.RemoteAddr)
 		issuerWriteError(w, status, code, desc)
@@ -479,23 +488,25 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // authenticate finds the client of a token request and the number of the
 // secret it authenticated with. On failure it returns a nil client and the
-// status, OAuth error code and description to answer.
-func (i *Issuer) authenticate(r *http.Request, form url.Values) (c *issuerClient, secretIdx int, viaBasic bool, status int, code, desc string) {
-	invalidClient := func() (*issuerClient, int, bool, int, string, string) {
-		return nil, 0, viaBasic, http.StatusUnauthorized, "invalid_client", "client authentication failed"
+// status, OAuth error code and description to answer, and, when the
+// failure limits refused the attempt, how long to wait. Only an attempt
+// the limits admit has its secret checked.
+func (i *Issuer) authenticate(r *http.Request, form url.Values) (c *issuerClient, secretIdx int, viaBasic bool, status int, code, desc string, wait time.Duration) {
+	invalidClient := func() (*issuerClient, int, bool, int, string, string, time.Duration) {
+		return nil, 0, viaBasic, http.StatusUnauthorized, "invalid_client", "client authentication failed", 0
 	}
 	var ids, secrets []string
 	if auth := r.Header.Values("Authorization"); len(auth) > 0 {
 		viaBasic = true
 		if len(auth) > 1 {
-			return nil, 0, true, http.StatusBadRequest, "invalid_request", "the Authorization header is repeated"
+			return nil, 0, true, http.StatusBadRequest, "invalid_request", "the Authorization header is repeated", 0
 		}
 		user, pass, ok := credParseBasic(auth[0])
 		if !ok {
 			return invalidClient()
 		}
 		if form.Has("client_secret") {
-			return nil, 0, true, http.StatusBadRequest, "invalid_request", "use one client authentication method: HTTP Basic or the client_secret field, not both"
+			return nil, 0, true, http.StatusBadRequest, "invalid_request", "use one client authentication method: HTTP Basic or the client_secret field, not both", 0
 		}
 		// RFC 6749 §2.3.1 form-encodes the id and secret before Basic;
 		// many clients do not. Both readings are tried.
@@ -506,7 +517,7 @@ func (i *Issuer) authenticate(r *http.Request, form url.Values) (c *issuerClient
 				match = match || id == fid
 			}
 			if !match {
-				return nil, 0, true, http.StatusBadRequest, "invalid_request", "client_id differs from the HTTP Basic user"
+				return nil, 0, true, http.StatusBadRequest, "invalid_request", "client_id differs from the HTTP Basic user", 0
 			}
 		}
 	} else {
@@ -522,6 +533,11 @@ func (i *Issuer) authenticate(r *http.Request, form url.Values) (c *issuerClient
 			found = cl
 		}
 	}
+	now := i.now()
+	att, wait, ok := i.limit.admit(now, found, r.RemoteAddr)
+	if !ok {
+		return nil, 0, viaBasic, http.StatusTooManyRequests, "temporarily_unavailable", "too many failed client authentications; retry later", wait
+	}
 	// An unknown client costs the same comparison as a known one.
 	want := issuerDummySecrets
 	if found != nil {
@@ -534,9 +550,11 @@ func (i *Issuer) authenticate(r *http.Request, form url.Values) (c *issuerClient
 		}
 	}
 	if found == nil || matched < 0 {
+		i.limit.done(att, found, r.RemoteAddr, now, true, false)
 		return invalidClient()
 	}
-	return found, matched, viaBasic, 0, "", ""
+	i.limit.done(att, found, r.RemoteAddr, now, false, true)
+	return found, matched, viaBasic, 0, "", "", 0
 }
 
 var issuerDummySecrets = [][]byte{nil}

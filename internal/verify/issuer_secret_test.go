@@ -7,8 +7,13 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -178,5 +183,73 @@ func TestIssuerRotatedSecretRevokesItsTokens(t *testing.T) {
 				t.Errorf("a token shows its client's secret")
 			}
 		}
+	}
+}
+
+// issuerTestFrom is a token request from a remote address.
+func issuerTestFrom(remote, id, secret string) *http.Request {
+	r := issuerTestRequest(url.Values{"grant_type": {"client_credentials"}}, id, secret)
+	r.RemoteAddr = remote
+	return r
+}
+
+// Failed client authentications are limited per client id and per remote
+// address: guessing gets 429 with Retry-After, while the real client, at
+// the address it used before, keeps getting tokens.
+func TestIssuerLimitsFailedAuthentications(t *testing.T) {
+	t.Parallel()
+	clock := &issuerTestClock{t: issuerT0}
+	e := issuerTestOpen(t, t.TempDir(), clock, issuerTestSources(t), nil)
+	const real, attacker = "192.0.2.10:40000", "198.51.100.66:50000"
+	if a := issuerTestDo(t, e.iss, issuerTestFrom(real, "provider-a", "secret-a-new")); a.status != http.StatusOK {
+		t.Fatalf("the real client's first token: got %d, want 200", a.status)
+	}
+
+	counts := map[int]int{}
+	for n := range 500 {
+		w := httptest.NewRecorder()
+		e.iss.ServeHTTP(w, issuerTestFrom(attacker, "provider-a", fmt.Sprintf("guess-%04d", n)))
+		counts[w.Code]++
+		if w.Code == http.StatusTooManyRequests {
+			ra, err := strconv.Atoi(w.Header().Get("Retry-After"))
+			if err != nil || ra < 1 {
+				t.Fatalf("429 with Retry-After %q, want a number of seconds ≥ 1", w.Header().Get("Retry-After"))
+			}
+		}
+	}
+	if counts[http.StatusTooManyRequests] == 0 || counts[http.StatusUnauthorized] > 10 || counts[http.StatusOK] > 0 {
+		t.Fatalf("500 wrong secrets: got %v, want at most 10 answered 401 and the rest 429", counts)
+	}
+	t.Logf("500 wrong secrets from one address: %v", counts)
+
+	// The real client, from its address, still gets tokens.
+	if a := issuerTestDo(t, e.iss, issuerTestFrom(real, "provider-a", "secret-a-new")); a.status != http.StatusOK {
+		t.Errorf("the real client during the attack: got %d, want 200", a.status)
+	}
+	// Another client is not affected by an attack on provider-a.
+	if a := issuerTestDo(t, e.iss, issuerTestFrom("203.0.113.5:1234", "provider-b", "secret-b")); a.status != http.StatusOK {
+		t.Errorf("another client during the attack: got %d, want 200", a.status)
+	}
+	// The right secret does not get through the limit from the attacker's
+	// address.
+	if a := issuerTestDo(t, e.iss, issuerTestFrom(attacker, "provider-a", "secret-a-new")); a.status != http.StatusTooManyRequests {
+		t.Errorf("the right secret from the limited address: got %d, want 429", a.status)
+	}
+
+	// Many addresses against one id: the id's limit holds.
+	counts = map[int]int{}
+	for n := range 200 {
+		w := httptest.NewRecorder()
+		e.iss.ServeHTTP(w, issuerTestFrom(fmt.Sprintf("10.%d.%d.1:9", n/256, n%256), "provider-b", "wrong-secret"))
+		counts[w.Code]++
+	}
+	if counts[http.StatusUnauthorized] > 10 || counts[http.StatusTooManyRequests] == 0 {
+		t.Errorf("200 wrong secrets from 200 addresses: got %v, want at most 10 answered 401", counts)
+	}
+
+	// The limits refill with time.
+	clock.Set(issuerT0.Add(10 * time.Minute))
+	if a := issuerTestDo(t, e.iss, issuerTestFrom(attacker, "provider-a", "guess-again")); a.status != http.StatusUnauthorized {
+		t.Errorf("a wrong secret 10 minutes later: got %d, want 401", a.status)
 	}
 }
