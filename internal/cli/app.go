@@ -119,12 +119,10 @@ func (a *App) Open(ctx context.Context) (err error) {
 	default:
 		return fmt.Errorf("storage.driver %q is not available in this build (use sqlite or postgres)", a.cfg.Storage.Driver)
 	}
-	if len(a.cfg.Admin.Tokens) == 0 {
-		if a.generatedToken, err = ensureAdminToken(ctx, a.st, a.log); err != nil {
-			return err
-		}
-		a.storedToken = true
-	}
+	// With no configured token, the admin API takes the generated one,
+	// made at the end of Open: a start that fails before must not make a
+	// token nobody was shown.
+	a.storedToken = len(a.cfg.Admin.Tokens) == 0
 	guard, err := egress.NewGuard(a.cfg.Egress.AllowPrivate, a.cfg.Egress.AllowHTTPHosts)
 	if err != nil {
 		return fmt.Errorf("egress: %w", err)
@@ -237,6 +235,11 @@ func (a *App) Open(ctx context.Context) (err error) {
 		m := http.NewServeMux()
 		m.Handle("GET /metrics", a.metrics.Handler())
 		a.metricsSrv = &http.Server{Handler: m, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	}
+	if a.storedToken {
+		if a.generatedToken, err = ensureAdminToken(ctx, a.st, a.log); err != nil {
+			return err
+		}
 	}
 	a.mu.Lock()
 	a.ready = true

@@ -284,3 +284,97 @@ func TestAdminTokenStoredInPlainTextIsHashed(t *testing.T) {
 		t.Errorf("GET /api/v1/events with the earlier token: %d, want 200", c)
 	}
 }
+
+// With PostgreSQL, the issuer's signing key needs a master key: without
+// one hookd refuses to start, naming HOOKD_MASTER_KEY; with one the key is
+// sealed, and admin-token reset writes to PostgreSQL too.
+func TestIssuerKeyOnPostgres(t *testing.T) {
+	t.Parallel()
+	dsn := testPostgresDSN(t)
+	cfg := secretsConfig(t, t.TempDir())
+	cfg.Storage.Driver, cfg.Storage.DSN = "postgres", dsn
+	cfg.Listen = "127.0.0.1:0"
+	app := NewApp(cfg, slog.New(slog.DiscardHandler))
+	err := app.Open(context.Background())
+	if err == nil {
+		app.Shutdown(context.Background())
+		t.Fatal("Open with oauth_issuer on postgres and no master key: got nil, want an error")
+	}
+	if !strings.Contains(err.Error(), "HOOKD_MASTER_KEY") {
+		t.Errorf("Open: got %v, want it to name HOOKD_MASTER_KEY", err)
+	}
+
+	cfg = secretsConfig(t, t.TempDir())
+	cfg.Storage.Driver, cfg.Storage.DSN = "postgres", dsn
+	cfg.Secrets.MasterKeys = []string{secret.GenerateMasterKey("kpg")}
+	app, base, banner, stop := secretsRun(t, cfg, &secretsTestLog{})
+	stored, err := app.st.SettingGet(context.Background(), verify.IssuerKeySetting)
+	if err != nil || !strings.HasPrefix(stored, secret.Version+".") {
+		t.Errorf("setting %s on postgres: %v, want a sealed value", verify.IssuerKeySetting, err)
+	}
+	if a, _, _ := s000Token(t, base, "provider-a", secretsClientSecret); a.status != http.StatusOK {
+		t.Errorf("token: got %d, want 200", a.status)
+	}
+	m := secretsTokenRE.FindStringSubmatch(banner)
+	if m == nil {
+		t.Fatalf("no generated admin token in the banner:\n%s", banner)
+	}
+	stop()
+	if err := putSetting(context.Background(), cfg, "admin_token", "sha256:00"); err != nil {
+		t.Fatalf("putSetting on postgres: %v", err)
+	}
+}
+
+// Secrets an operator chooses (API keys, header secrets, client secrets)
+// shorter than 16 characters are refused, from the file and from the admin
+// API, with a message naming the field.
+func TestShortSecretsAreRefused(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ verify, field string }{
+		{`{type: api_key, keys: ["1234"]}`, "verify[0] (api_key): keys: shorter than 16 characters"},
+		{`{type: header, header: X-Token, secrets: ["long-enough-secret-0123", "short"]}`, "verify[0] (header): secrets[1]: shorter than 16 characters"},
+		{`{type: oauth_issuer, clients: [{id: c, secret: "4321"}]}`, "clients[0].secret: shorter than 16 characters"},
+	} {
+		cfg, err := config.Parse([]byte("admin: {tokens: [secrets-test-admin-token]}\nsources: [{name: s, verify: [" + tt.verify + "]}]\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Storage.Path = t.TempDir()
+		cfg.Listen = "127.0.0.1:0"
+		app := NewApp(cfg, slog.New(slog.DiscardHandler))
+		err = app.Open(context.Background())
+		if err == nil {
+			app.Shutdown(context.Background())
+			t.Errorf("%s in the file: started, want refused", tt.verify)
+			continue
+		}
+		if !strings.Contains(err.Error(), tt.field) || strings.Contains(err.Error(), "1234") {
+			t.Errorf("%s in the file: got %q, want it to name %q (and not the value)", tt.verify, err, tt.field)
+		}
+	}
+
+	cfg, err := config.Parse([]byte("admin: {tokens: [secrets-test-admin-token]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Storage.Path = t.TempDir()
+	_, base := startApp(t, cfg, nil)
+	for _, tt := range []struct{ verify, field string }{
+		{`{"type": "api_key", "keys": ["1234"]}`, "keys: shorter than 16 characters"},
+		{`{"type": "header", "header": "X-Token", "secrets": "short"}`, "secrets: shorter than 16 characters"},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/sources", strings.NewReader(`{"name": "short", "verify": [`+tt.verify+`]}`))
+		req.Header.Set("Authorization", "Bearer secrets-test-admin-token")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body bytes.Buffer
+		body.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body.String(), tt.field) {
+			t.Errorf("POST /api/v1/sources with %s: got %d %s, want 400 naming %q", tt.verify, resp.StatusCode, body.String(), tt.field)
+		}
+	}
+}

@@ -156,7 +156,7 @@ func issuerDecode(m config.Verify) (issuerOptions, time.Duration, error) {
 			return o, 0, fmt.Errorf("%s.id: client %q is listed twice; list its secrets under one entry", f, c.ID)
 		}
 		seen[c.ID] = true
-		if _, err := secretBytes(f+".secret", c.Secret, false); err != nil {
+		if _, err := secretBytes(f+".secret", c.Secret, false, MinSecretLen); err != nil {
 			return o, 0, err
 		}
 	}
@@ -200,7 +200,7 @@ func NewIssuer(ctx context.Context, o IssuerOptions) (*Issuer, error) {
 				if prev := i.clients[c.ID]; prev != nil {
 					return nil, fmt.Errorf("%s: clients[%d].id: client %q is already listed by source %s; a client id must be unique across sources", where, k, c.ID, prev.source)
 				}
-				secrets, _ := secretBytes("secret", c.Secret, false)
+				secrets, _ := secretBytes("secret", c.Secret, false, MinSecretLen)
 				i.clients[c.ID] = &issuerClient{id: c.ID, secrets: secrets, source: src.Name, validity: validity}
 			}
 			i.sources[src.Name] = true

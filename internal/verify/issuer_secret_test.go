@@ -125,7 +125,7 @@ func TestIssuerSealsAPlainKeyInPlace(t *testing.T) {
 	if plain, err := issuerTestKeyring.Open(stored, []byte(IssuerKeyAD)); err != nil || string(plain) != issuerB64.EncodeToString(key) {
 		t.Errorf("sealed value: opens to the key: %v", err)
 	}
-	tok := issuerTestGet(t, e.iss, "provider-a", "secret-a-new")
+	tok := issuerTestGet(t, e.iss, "provider-a", "secret-a-new-0123456789")
 	if err := issuerTestVerify(e, "claims", "Authorization", "Bearer "+tok); err != nil {
 		t.Errorf("token: %v", err)
 	}
@@ -201,7 +201,7 @@ func TestIssuerLimitsFailedAuthentications(t *testing.T) {
 	clock := &issuerTestClock{t: issuerT0}
 	e := issuerTestOpen(t, t.TempDir(), clock, issuerTestSources(t), nil)
 	const real, attacker = "192.0.2.10:40000", "198.51.100.66:50000"
-	if a := issuerTestDo(t, e.iss, issuerTestFrom(real, "provider-a", "secret-a-new")); a.status != http.StatusOK {
+	if a := issuerTestDo(t, e.iss, issuerTestFrom(real, "provider-a", "secret-a-new-0123456789")); a.status != http.StatusOK {
 		t.Fatalf("the real client's first token: got %d, want 200", a.status)
 	}
 
@@ -223,16 +223,16 @@ func TestIssuerLimitsFailedAuthentications(t *testing.T) {
 	t.Logf("500 wrong secrets from one address: %v", counts)
 
 	// The real client, from its address, still gets tokens.
-	if a := issuerTestDo(t, e.iss, issuerTestFrom(real, "provider-a", "secret-a-new")); a.status != http.StatusOK {
+	if a := issuerTestDo(t, e.iss, issuerTestFrom(real, "provider-a", "secret-a-new-0123456789")); a.status != http.StatusOK {
 		t.Errorf("the real client during the attack: got %d, want 200", a.status)
 	}
 	// Another client is not affected by an attack on provider-a.
-	if a := issuerTestDo(t, e.iss, issuerTestFrom("203.0.113.5:1234", "provider-b", "secret-b")); a.status != http.StatusOK {
+	if a := issuerTestDo(t, e.iss, issuerTestFrom("203.0.113.5:1234", "provider-b", "secret-b-0123456789")); a.status != http.StatusOK {
 		t.Errorf("another client during the attack: got %d, want 200", a.status)
 	}
 	// The right secret does not get through the limit from the attacker's
 	// address.
-	if a := issuerTestDo(t, e.iss, issuerTestFrom(attacker, "provider-a", "secret-a-new")); a.status != http.StatusTooManyRequests {
+	if a := issuerTestDo(t, e.iss, issuerTestFrom(attacker, "provider-a", "secret-a-new-0123456789")); a.status != http.StatusTooManyRequests {
 		t.Errorf("the right secret from the limited address: got %d, want 429", a.status)
 	}
 
