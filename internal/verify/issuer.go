@@ -550,7 +550,10 @@ func (i *Issuer) authenticate(r *http.Request, form url.Values) (c *issuerClient
 		}
 	}
 	if found == nil || matched < 0 {
-		i.limit.done(att, found, r.RemoteAddr, now, true, false)
+		if i.limit.done(att, found, r.RemoteAddr, now, true, false) {
+			i.log.Warn("oauth_issuer: too many failed authentications for a client id; it is refused (429) until its limit refills, except from addresses where it authenticated before",
+				"client_id", found.id, "remote", r.RemoteAddr)
+		}
 		return invalidClient()
 	}
 	i.limit.done(att, found, r.RemoteAddr, now, false, true)

@@ -167,15 +167,15 @@ func (l *issuerLimiter) admit(now time.Time, client *issuerClient, remote string
 	return a, 0, true
 }
 
-// done ends an admitted attempt. A failure keeps its tokens; any other
-// outcome gives them back, and a success remembers the address as one of
-// the client's.
-func (l *issuerLimiter) done(a attempt, client *issuerClient, remote string, now time.Time, failed, succeeded bool) {
-	if failed {
-		return
-	}
+// done ends an admitted attempt. A failure keeps its tokens, and reports
+// whether it emptied the client id's bucket; any other outcome gives them
+// back, and a success remembers the address as one of the client's.
+func (l *issuerLimiter) done(a attempt, client *issuerClient, remote string, now time.Time, failed, succeeded bool) (clientEmptied bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if failed {
+		return a.client != nil && a.client.b.tokens < 1
+	}
 	if a.addr != nil {
 		a.addr.b.give(l.burst)
 	}
@@ -187,6 +187,7 @@ func (l *issuerLimiter) done(a attempt, client *issuerClient, remote string, now
 			cs.remember(issuerAddrKey(remote), now)
 		}
 	}
+	return false
 }
 
 // addrEntry returns the entry of key, made and marked most recent; the
