@@ -35,6 +35,7 @@ type API struct {
 	errs    *httpserver.Errors
 	log     *slog.Logger
 	tokens  [][32]byte
+	stored  *storedToken
 	sources []config.Source
 	eng     *engine.Engine
 	mux     *http.ServeMux
@@ -42,11 +43,16 @@ type API struct {
 
 // Options configures the API.
 type Options struct {
-	Store   store.Store
-	Errors  *httpserver.Errors
-	Log     *slog.Logger
-	Tokens  []string
-	Sources []config.Source
+	Store  store.Store
+	Errors *httpserver.Errors
+	Log    *slog.Logger
+	Tokens []string
+	// StoredToken, when set, reads the hash of the generated admin token
+	// from the store (setting TokenSetting, see HashToken); the API reads
+	// it again at most once a second, so that a reset takes effect
+	// without a restart. Used when Tokens is empty.
+	StoredToken func(ctx context.Context) (string, error)
+	Sources     []config.Source
 	// Engine serves destinations, subscriptions, retries and replays.
 	Engine *engine.Engine
 }
@@ -56,6 +62,9 @@ func New(o Options) *API {
 	a := &API{st: o.Store, errs: o.Errors, log: o.Log, sources: o.Sources, eng: o.Engine, mux: http.NewServeMux()}
 	for _, t := range o.Tokens {
 		a.tokens = append(a.tokens, sha256.Sum256([]byte(t)))
+	}
+	if o.StoredToken != nil {
+		a.stored = &storedToken{read: o.StoredToken, now: time.Now}
 	}
 	a.handle("GET /api/v1/events", a.listEvents)
 	a.handle("GET /api/v1/events/{id}", a.getEvent)
@@ -107,6 +116,15 @@ func (a *API) authorize(r *http.Request) error {
 	match := 0
 	for _, t := range a.tokens {
 		match |= subtle.ConstantTimeCompare(sum[:], t[:])
+	}
+	if a.stored != nil {
+		h, ok, err := a.stored.get(r.Context())
+		if err != nil && a.log != nil {
+			a.log.Warn("read the admin token's hash from the store; the last one read stays in force", "err", err)
+		}
+		if ok {
+			match |= subtle.ConstantTimeCompare(sum[:], h[:])
+		}
 	}
 	if match != 1 {
 		return hookd.Errorf(hookd.EUnauthorized, "invalid admin token")

@@ -26,7 +26,10 @@ func newServeCmd() *cobra.Command {
 
 With no --config, hookd runs on its embedded default: SQLite in ./hookd-data,
 listening on :8080, with a demo source at /in/demo. It prints where the data
-is, the admin token, and a curl line to try.
+is, a curl line to try and, when it generates the admin token (no
+admin.tokens nor HOOKD_ADMIN_TOKEN, and none generated before), that token:
+once, since the database keeps only its hash. 'hookd admin-token reset'
+makes a new one.
 
 The first SIGINT or SIGTERM stops accepting requests and lets in-flight ones
 finish (server.shutdown_grace); a second one stops at once.`,

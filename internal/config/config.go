@@ -57,6 +57,8 @@ type Config struct {
 	// Limits caps how many sources, destinations and subscriptions hookd
 	// holds (the file's and the API's together).
 	Limits Limits `yaml:"limits"`
+	// OAuthIssuer tunes hookd's token endpoint, POST /oauth/token.
+	OAuthIssuer OAuthIssuer `yaml:"oauth_issuer"`
 
 	// Demo is true when no configuration file was given and hookd runs on
 	// its embedded default with a demo source. Not a YAML key.
@@ -114,6 +116,36 @@ type Secrets struct {
 	// into <storage.path>/master.key when it first stores a secret.
 	MasterKeys []string `yaml:"master_keys"`
 }
+
+// OAuthIssuer tunes hookd's token endpoint, POST /oauth/token, served when
+// a source uses the oauth_issuer method. Failed client authentications are
+// limited so that a client secret cannot be guessed by trying: beyond a
+// limit the endpoint answers 429 with Retry-After without checking the
+// secret (docs/VERIFICATION.md).
+type OAuthIssuer struct {
+	// ClientFailures limits failed authentications per client id, from
+	// every address together ("10/m"). Beyond it the client id is refused
+	// for a while, also with its right secret, except from addresses where
+	// it authenticated before. Default 10/m.
+	ClientFailures Rate `yaml:"client_failures"`
+	// AddressFailures limits failed authentications per remote address
+	// (an IPv6 address counts with its /64), whatever the client id.
+	// Default 10/m.
+	AddressFailures Rate `yaml:"address_failures"`
+	// FailureBurst is how many failures each limit lets through at once
+	// before the rate applies. Default 5.
+	FailureBurst int `yaml:"failure_burst"`
+	// MaxAddresses bounds the remote addresses tracked; beyond it the one
+	// seen least recently is forgotten. Default 10000.
+	MaxAddresses int `yaml:"max_addresses"`
+}
+
+// Defaults of oauth_issuer.
+var (
+	DefaultIssuerFailures     = Rate{N: 10, Per: time.Minute}
+	DefaultIssuerFailureBurst = 5
+	DefaultIssuerMaxAddresses = 10000
+)
 
 // Retention bounds how long events are kept (docs/CONFIGURATION.md).
 type Retention struct {
@@ -440,6 +472,19 @@ func (c *Config) applyDefaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
+	oi := &c.OAuthIssuer
+	if oi.ClientFailures.N == 0 {
+		oi.ClientFailures = DefaultIssuerFailures
+	}
+	if oi.AddressFailures.N == 0 {
+		oi.AddressFailures = DefaultIssuerFailures
+	}
+	if oi.FailureBurst == 0 {
+		oi.FailureBurst = DefaultIssuerFailureBurst
+	}
+	if oi.MaxAddresses == 0 {
+		oi.MaxAddresses = DefaultIssuerMaxAddresses
+	}
 	if c.Log.Format == "" {
 		c.Log.Format = "text"
 	}
@@ -636,6 +681,12 @@ func (c *Config) Validate() error {
 		if _, err := egress.ParseProxy(c.Egress.Proxy); err != nil {
 			bad("egress.proxy", "%s", err)
 		}
+	}
+	if c.OAuthIssuer.FailureBurst < 1 || c.OAuthIssuer.FailureBurst > 1000 {
+		bad("oauth_issuer.failure_burst", "must be between 1 and 1000")
+	}
+	if c.OAuthIssuer.MaxAddresses < 1 || c.OAuthIssuer.MaxAddresses > 10_000_000 {
+		bad("oauth_issuer.max_addresses", "must be between 1 and 10000000")
 	}
 	if c.Delivery.MemoryQueue < 0 {
 		bad("delivery.memory_queue", "must not be negative")

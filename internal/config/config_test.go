@@ -463,6 +463,8 @@ func TestValidate(t *testing.T) {
 				c.Sources[0].Verify = append(c.Sources[0].Verify, c.Sources[0].Verify[0])
 			}
 		}, "sources[0] (a).verify"},
+		{"IssuerFailureBurstNegative", func(c *Config) { c.OAuthIssuer.FailureBurst = -1 }, "oauth_issuer.failure_burst"},
+		{"IssuerMaxAddressesNegative", func(c *Config) { c.OAuthIssuer.MaxAddresses = -1 }, "oauth_issuer.max_addresses"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -823,5 +825,29 @@ func TestSubscriptionEventsBounded(t *testing.T) {
 	}
 	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "events: 257 patterns, more than 256") {
 		t.Fatalf("Validate: got %v, want events: 257 patterns, more than 256", err)
+	}
+}
+
+// oauth_issuer's limits have defaults and are read from the file.
+func TestOAuthIssuerLimits(t *testing.T) {
+	t.Parallel()
+	c, err := Parse([]byte("listen: \":8080\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := OAuthIssuer{ClientFailures: Rate{N: 10, Per: time.Minute}, AddressFailures: Rate{N: 10, Per: time.Minute}, FailureBurst: 5, MaxAddresses: 10000}
+	if c.OAuthIssuer != want {
+		t.Errorf("defaults: got %+v, want %+v", c.OAuthIssuer, want)
+	}
+	c, err = Parse([]byte("oauth_issuer: {client_failures: 30/h, address_failures: 5/m, failure_burst: 3, max_addresses: 500}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = OAuthIssuer{ClientFailures: Rate{N: 30, Per: time.Hour}, AddressFailures: Rate{N: 5, Per: time.Minute}, FailureBurst: 3, MaxAddresses: 500}
+	if c.OAuthIssuer != want || c.Validate() != nil {
+		t.Errorf("from the file: got %+v (%v), want %+v", c.OAuthIssuer, c.Validate(), want)
+	}
+	if _, err := Parse([]byte("oauth_issuer: {client_failures: 0/m}\n")); err == nil {
+		t.Errorf("client_failures 0/m: got nil, want an error")
 	}
 }

@@ -735,6 +735,12 @@ func (e *Engine) keyring() (*secret.Keyring, error) {
 	return e.keys, nil
 }
 
+// Keyring returns the master keys that seal secrets in the store, making
+// them on first use (with SQLite and none configured, a key file in the
+// data directory); it fails when none can be had (PostgreSQL without
+// HOOKD_MASTER_KEY). Hookd's token issuer seals its signing key with it.
+func (e *Engine) Keyring() (*secret.Keyring, error) { return e.keyring() }
+
 // sealSpec encrypts a definition for the store.
 func (e *Engine) sealSpec(kind, name string, spec []byte) ([]byte, error) {
 	keys, err := e.keyring()

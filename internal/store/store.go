@@ -35,6 +35,10 @@ type Store interface {
 	// SettingGetOrCreate returns the value stored under name, storing value
 	// first when there is none (hookd's generated admin token, for one).
 	SettingGetOrCreate(ctx context.Context, name, value string) (string, error)
+	// SettingGet returns the value stored under name, or ErrNotFound.
+	SettingGet(ctx context.Context, name string) (string, error)
+	// SettingPut stores value under name, replacing any value, durably.
+	SettingPut(ctx context.Context, name, value string) error
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the database. It is safe to call more than once.

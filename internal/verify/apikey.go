@@ -29,7 +29,7 @@ func newAPIKey(env *Env, m config.Verify) (Verifier, error) {
 	if err := m.Decode(&o); err != nil {
 		return nil, err
 	}
-	keys, err := secretBytes("keys", o.Keys, true)
+	keys, err := secretBytes("keys", o.Keys, true, MinSecretLen)
 	if err != nil {
 		return nil, err
 	}

@@ -51,11 +51,13 @@ func TestAPIKeyOptions(t *testing.T) {
 		opts    map[string]any
 		wantErr string
 	}{
-		{"Valid", map[string]any{"keys": []string{"k"}}, ""},
+		{"Valid", map[string]any{"keys": []string{"k-0123456789abcdef"}}, ""},
 		{"NoKeys", map[string]any{}, "keys: required"},
 		{"EmptyKey", map[string]any{"keys": []string{""}}, "keys: empty"},
-		{"Whitespace", map[string]any{"keys": []string{"a", "b "}}, "keys[1]: starts or ends with whitespace"},
-		{"UnknownOption", map[string]any{"keys": []string{"k"}, "header": "X-Key"}, "field header not found"},
+		{"ShortKey", map[string]any{"keys": []string{"tour-app-key-123"[:15]}}, "keys: shorter than 16 characters"},
+		{"ShortRotatedKey", map[string]any{"keys": []string{"k-0123456789abcdef", "short"}}, "keys[1]: shorter than 16 characters"},
+		{"Whitespace", map[string]any{"keys": []string{"a-0123456789abcdef", "b "}}, "keys[1]: starts or ends with whitespace"},
+		{"UnknownOption", map[string]any{"keys": []string{"k-0123456789abcdef"}, "header": "X-Key"}, "field header not found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -65,7 +66,7 @@ func newBasic(env *Env, m config.Verify) (Verifier, error) {
 			return nil, fmt.Errorf("%s.username: %q is listed twice; list its passwords under one entry", f, u.Username)
 		}
 		seen[u.Username] = true
-		pw, err := secretBytes(f+".password", u.Password, false)
+		pw, err := secretBytes(f+".password", u.Password, false, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -180,8 +181,10 @@ func (s *stringList) UnmarshalYAML(n *yaml.Node) error {
 // secretBytes validates a secret list named field and returns it as bytes.
 // inHeader says the secret travels as an HTTP header value as is, which
 // cannot start or end with whitespace nor hold control characters. Errors
-// name the field and its index, never the value.
-func secretBytes(field string, vals []string, inHeader bool) ([][]byte, error) {
+// name the field and its index, never the value. A secret shorter than
+// minLen characters is refused: such a secret is chosen by the operator,
+// and a short one can be guessed.
+func secretBytes(field string, vals []string, inHeader bool, minLen int) ([][]byte, error) {
 	if len(vals) == 0 {
 		return nil, fmt.Errorf("%s: required", field)
 	}
@@ -203,6 +206,9 @@ func secretBytes(field string, vals []string, inHeader bool) ([][]byte, error) {
 					return nil, fmt.Errorf("%s: contains a control character, which an HTTP header value cannot carry", f)
 				}
 			}
+		}
+		if n := utf8.RuneCountInString(s); n < minLen {
+			return nil, fmt.Errorf("%s: shorter than %d characters (got %d); use a long random value, such as 32 random hex characters", f, minLen, n)
 		}
 		out = append(out, []byte(s))
 	}

@@ -38,7 +38,7 @@ func newHeader(env *Env, m config.Verify) (Verifier, error) {
 	if !headerValidName(o.Header) {
 		return nil, fmt.Errorf("header: %q is not a valid header name", o.Header)
 	}
-	secrets, err := secretBytes("secrets", o.Secrets, true)
+	secrets, err := secretBytes("secrets", o.Secrets, true, MinSecretLen)
 	if err != nil {
 		return nil, err
 	}

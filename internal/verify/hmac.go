@@ -403,6 +403,7 @@ func sigBuildMAC(env *Env, method string, o *sigOptions) (*sigVerifier, error) {
 	if err != nil {
 		return nil, err
 	}
+	warnShortSecrets(env, method, secrets)
 	v, tag, err := sigBuild(env, method, o)
 	if err != nil {
 		return nil, err

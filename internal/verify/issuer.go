@@ -11,13 +11,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"hookd/internal/config"
+	"hookd/internal/secret"
 )
 
 // Issuer is hookd's own OAuth 2.0 authorization server for sources of
@@ -30,8 +33,12 @@ import (
 //	hk_at_ base64url(payload) "." base64url(HMAC-SHA256(key, "hk_at_" base64url(payload)))
 //
 // where the payload is JSON with the client id, the source, issue and
-// expiry times in Unix milliseconds and a random token id. The key is
-// generated once and kept in the store (setting "oauth_issuer_key").
+// expiry times in Unix milliseconds, a random token id and the fingerprint
+// of the client secret that got the token (a keyed hash, see
+// secretFingerprint): a token is valid only while its client still has
+// that secret, so rotating a secret out revokes its tokens. The key is
+// generated once and kept in the store (setting "oauth_issuer_key"),
+// sealed under the master key (package secret), never in plain text.
 type Issuer struct {
 	key     []byte
 	clients map[string]*issuerClient
@@ -39,17 +46,23 @@ type Issuer struct {
 	now     func() time.Time
 	log     *slog.Logger
 	rand    io.Reader
+	limit   *issuerLimiter
 }
 
 // IssuerStore keeps the issuer's signing key; store.Store is one.
 type IssuerStore interface {
 	SettingGetOrCreate(ctx context.Context, name, value string) (string, error)
+	SettingPut(ctx context.Context, name, value string) error
 }
 
 // IssuerOptions configures NewIssuer.
 type IssuerOptions struct {
 	// Store keeps the signing key. Required when a source uses oauth_issuer.
 	Store IssuerStore
+	// Keys returns the master keys that seal the signing key in the store
+	// (it may make them on first use). Required when a source uses
+	// oauth_issuer.
+	Keys func() (*secret.Keyring, error)
 	// Sources are scanned for oauth_issuer methods.
 	Sources []config.Source
 	// Now is the clock; time.Now when nil. Tests inject one.
@@ -58,6 +71,9 @@ type IssuerOptions struct {
 	Log *slog.Logger
 	// Random is the source of the key and token ids; crypto/rand when nil.
 	Random io.Reader
+	// Limits bound failed client authentications at the token endpoint;
+	// zero fields take their defaults.
+	Limits config.OAuthIssuer
 }
 
 // IssuerMaxForm bounds the body of a token request: the server reads that
@@ -70,6 +86,8 @@ const (
 	IssuerTokenPath = "/oauth/token"
 	// IssuerKeySetting is the store setting that keeps the signing key.
 	IssuerKeySetting = "oauth_issuer_key"
+	// IssuerKeyAD is the associated data the signing key is sealed with.
+	IssuerKeyAD = "setting:" + IssuerKeySetting
 	// IssuerDefaultValidity is a token's validity when none is set.
 	IssuerDefaultValidity = time.Hour
 	// issuerMinRecommended is the validity below which hookd warns: seed
@@ -82,7 +100,12 @@ const (
 	// issuerMaxForm bounds a token request's body.
 	issuerMaxForm     = 16 << 10
 	issuerTokenPrefix = "hk_at_"
-	issuerKeyBytes    = 32
+	// issuerTokenVersion is the payload's "v". Version 1 tokens carried
+	// no secret fingerprint and are no longer accepted.
+	issuerTokenVersion = 2
+	// issuerFingerprintBytes is the length of a secret's fingerprint.
+	issuerFingerprintBytes = 12
+	issuerKeyBytes         = 32
 )
 
 // issuerB64 refuses non-canonical encodings, so that a token has exactly one
@@ -90,10 +113,12 @@ const (
 var issuerB64 = base64.RawURLEncoding.Strict()
 
 type issuerClient struct {
-	id       string
-	secrets  [][]byte
-	source   string
-	validity time.Duration
+	id      string
+	secrets [][]byte
+	// fingerprints[i] is secretFingerprint of secrets[i].
+	fingerprints [][]byte
+	source       string
+	validity     time.Duration
 }
 
 // issuerOptions are the options of the oauth_issuer method.
@@ -135,7 +160,7 @@ func issuerDecode(m config.Verify) (issuerOptions, time.Duration, error) {
 			return o, 0, fmt.Errorf("%s.id: client %q is listed twice; list its secrets under one entry", f, c.ID)
 		}
 		seen[c.ID] = true
-		if _, err := secretBytes(f+".secret", c.Secret, false); err != nil {
+		if _, err := secretBytes(f+".secret", c.Secret, false, MinSecretLen); err != nil {
 			return o, 0, err
 		}
 	}
@@ -155,7 +180,7 @@ func issuerDecode(m config.Verify) (issuerOptions, time.Duration, error) {
 // listed by two sources is an error: its tokens would not say which one
 // they are for.
 func NewIssuer(ctx context.Context, o IssuerOptions) (*Issuer, error) {
-	i := &Issuer{clients: map[string]*issuerClient{}, sources: map[string]bool{}, now: o.Now, log: o.Log, rand: o.Random}
+	i := &Issuer{clients: map[string]*issuerClient{}, sources: map[string]bool{}, now: o.Now, log: o.Log, rand: o.Random, limit: newIssuerLimiter(o.Limits)}
 	if i.now == nil {
 		i.now = time.Now
 	}
@@ -179,7 +204,7 @@ func NewIssuer(ctx context.Context, o IssuerOptions) (*Issuer, error) {
 				if prev := i.clients[c.ID]; prev != nil {
 					return nil, fmt.Errorf("%s: clients[%d].id: client %q is already listed by source %s; a client id must be unique across sources", where, k, c.ID, prev.source)
 				}
-				secrets, _ := secretBytes("secret", c.Secret, false)
+				secrets, _ := secretBytes("secret", c.Secret, false, MinSecretLen)
 				i.clients[c.ID] = &issuerClient{id: c.ID, secrets: secrets, source: src.Name, validity: validity}
 			}
 			i.sources[src.Name] = true
@@ -192,23 +217,91 @@ func NewIssuer(ctx context.Context, o IssuerOptions) (*Issuer, error) {
 	if len(i.clients) == 0 {
 		return nil, nil
 	}
-	if o.Store == nil {
-		return nil, errors.New("oauth_issuer: no store to keep the signing key in")
+	if o.Store == nil || o.Keys == nil {
+		return nil, errors.New("oauth_issuer: no store and master key to keep the signing key with")
 	}
-	fresh := make([]byte, issuerKeyBytes)
-	if _, err := io.ReadFull(i.rand, fresh); err != nil {
-		return nil, fmt.Errorf("oauth_issuer: generate signing key: %w", err)
-	}
-	stored, err := o.Store.SettingGetOrCreate(ctx, IssuerKeySetting, issuerB64.EncodeToString(fresh))
+	key, err := i.loadKey(ctx, o.Store, o.Keys)
 	if err != nil {
-		return nil, fmt.Errorf("oauth_issuer: load signing key: %w", err)
-	}
-	key, err := issuerB64.DecodeString(stored)
-	if err != nil || len(key) < issuerKeyBytes {
-		return nil, fmt.Errorf("oauth_issuer: the stored signing key (setting %s) is malformed", IssuerKeySetting)
+		return nil, fmt.Errorf("oauth_issuer: %w", err)
 	}
 	i.key = key
+	for _, c := range i.clients {
+		for _, sec := range c.secrets {
+			c.fingerprints = append(c.fingerprints, i.secretFingerprint(c.id, sec))
+		}
+	}
 	return i, nil
+}
+
+// secretFingerprint identifies one client secret in the tokens it got: an
+// HMAC under the signing key, so that a token, which anyone holding it can
+// read, gives no way to test guesses of the secret offline.
+func (i *Issuer) secretFingerprint(client string, secret []byte) []byte {
+	m := hmac.New(sha256.New, i.key)
+	m.Write([]byte("hookd/oauth_issuer/secret\x00" + client + "\x00"))
+	m.Write(secret)
+	return m.Sum(nil)[:issuerFingerprintBytes]
+}
+
+// loadKey returns the signing key kept in the store, generating it on first
+// start. It is stored sealed under the master key: a copy of the database
+// alone does not let anyone forge a token. A key an earlier version stored
+// in plain text is sealed in place; one sealed under an older master key
+// is rewrapped under the active one.
+func (i *Issuer) loadKey(ctx context.Context, st IssuerStore, keysFn func() (*secret.Keyring, error)) ([]byte, error) {
+	keys, err := keysFn()
+	if err != nil {
+		return nil, fmt.Errorf("keep the signing key: %w", err)
+	}
+	if keys == nil {
+		return nil, errors.New("keep the signing key: no master key")
+	}
+	ad := []byte(IssuerKeyAD)
+	fresh := make([]byte, issuerKeyBytes)
+	if _, err := io.ReadFull(i.rand, fresh); err != nil {
+		return nil, fmt.Errorf("generate signing key: %w", err)
+	}
+	sealed, err := keys.Seal([]byte(issuerB64.EncodeToString(fresh)), ad)
+	if err != nil {
+		return nil, fmt.Errorf("seal signing key: %w", err)
+	}
+	stored, err := st.SettingGetOrCreate(ctx, IssuerKeySetting, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("load signing key: %w", err)
+	}
+	var encoded string
+	if strings.HasPrefix(stored, secret.Version+".") {
+		plain, err := keys.Open(stored, ad)
+		if err != nil {
+			return nil, fmt.Errorf("the stored signing key (setting %s) does not open with the master key (is it the key it was sealed under?): %w", IssuerKeySetting, err)
+		}
+		encoded = string(plain)
+		if keys.NeedsRewrap(stored) {
+			if tok, err := keys.Rewrap(stored); err == nil {
+				if err := st.SettingPut(ctx, IssuerKeySetting, tok); err != nil {
+					i.log.Warn("rewrap the oauth_issuer signing key under the active master key", "err", err)
+				}
+			}
+		}
+	} else {
+		// Stored in plain text by an earlier version: seal it in place.
+		encoded = stored
+		if _, err := issuerB64.DecodeString(stored); err == nil {
+			tok, err := keys.Seal([]byte(stored), ad)
+			if err != nil {
+				return nil, fmt.Errorf("seal signing key: %w", err)
+			}
+			if err := st.SettingPut(ctx, IssuerKeySetting, tok); err != nil {
+				return nil, fmt.Errorf("seal the stored signing key: %w", err)
+			}
+			i.log.Warn("the oauth_issuer signing key was stored in plain text by an earlier version; it is now sealed under the master key, but copies of the database made before hold it (see docs/VERIFICATION.md, oauth_issuer)")
+		}
+	}
+	key, err := issuerB64.DecodeString(encoded)
+	if err != nil || len(key) < issuerKeyBytes {
+		return nil, fmt.Errorf("the stored signing key (setting %s) is malformed", IssuerKeySetting)
+	}
+	return key, nil
 }
 
 // HasSource reports whether source lists an oauth_issuer method.
@@ -222,6 +315,9 @@ type issuerClaims struct {
 	IssuedAt int64  `json:"iat"`
 	Expiry   int64  `json:"exp"`
 	ID       string `json:"jti"`
+	// SecretFP is the fingerprint of the secret the client authenticated
+	// with (base64url).
+	SecretFP string `json:"sfp"`
 }
 
 // IssuedToken is what the token endpoint answers.
@@ -231,17 +327,18 @@ type IssuedToken struct {
 	ExpiresIn   int64  `json:"expires_in"`
 }
 
-// issue makes a token for c, valid for c.validity from now.
-func (i *Issuer) issue(c *issuerClient) (IssuedToken, error) {
+// issue makes a token for c, which authenticated with its secret number
+// secretIdx, valid for c.validity from now.
+func (i *Issuer) issue(c *issuerClient, secretIdx int) (IssuedToken, error) {
 	now := i.now()
 	jti := make([]byte, 12)
 	if _, err := io.ReadFull(i.rand, jti); err != nil {
 		return IssuedToken{}, fmt.Errorf("generate token id: %w", err)
 	}
 	payload, err := json.Marshal(issuerClaims{
-		V: 1, Client: c.id, Source: c.source,
+		V: issuerTokenVersion, Client: c.id, Source: c.source,
 		IssuedAt: now.UnixMilli(), Expiry: now.Add(c.validity).UnixMilli(),
-		ID: issuerB64.EncodeToString(jti),
+		ID: issuerB64.EncodeToString(jti), SecretFP: issuerB64.EncodeToString(c.fingerprints[secretIdx]),
 	})
 	if err != nil {
 		return IssuedToken{}, err
@@ -287,7 +384,7 @@ func (i *Issuer) parseToken(tok string) (*issuerClaims, error) {
 		return nil, errIssuerInvalid
 	}
 	var c issuerClaims
-	if err := json.Unmarshal(payload, &c); err != nil || c.V != 1 {
+	if err := json.Unmarshal(payload, &c); err != nil || c.V != issuerTokenVersion {
 		return nil, errIssuerInvalid
 	}
 	return &c, nil
@@ -311,7 +408,24 @@ func (i *Issuer) check(tok, source string, now time.Time) error {
 	if c.Source != source || cl.source != source {
 		return errIssuerSource
 	}
+	fp, err := issuerB64.DecodeString(c.SecretFP)
+	if err != nil || !cl.hasFingerprint(fp) {
+		// The secret that got the token was rotated out.
+		return errIssuerInvalid
+	}
 	return nil
+}
+
+// hasFingerprint reports whether fp is the fingerprint of one of the
+// client's secrets.
+func (c *issuerClient) hasFingerprint(fp []byte) bool {
+	found := false
+	for _, f := range c.fingerprints {
+		if hmac.Equal(fp, f) {
+			found = true
+		}
+	}
+	return found
 }
 
 // ServeHTTP is the token endpoint, POST /oauth/token: the client
@@ -351,16 +465,19 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		issuerWriteError(w, http.StatusBadRequest, "unsupported_grant_type", "only the client_credentials grant is supported")
 		return
 	}
-	c, viaBasic, status, code, desc := i.authenticate(r, form)
+	c, secretIdx, viaBasic, status, code, desc, wait := i.authenticate(r, form)
 	if c == nil {
 		if status == http.StatusUnauthorized && viaBasic {
 			h.Set("WWW-Authenticate", ChallengeBasic)
+		}
+		if status == http.StatusTooManyRequests {
+			h.Set("Retry-After", strconv.FormatInt(int64(max(1, math.Ceil(wait.Seconds()))), 10))
 		}
 		i.log.Debug("oauth token request refused", "error", code, "remote", r.RemoteAddr)
 		issuerWriteError(w, status, code, desc)
 		return
 	}
-	tok, err := i.issue(c)
+	tok, err := i.issue(c, secretIdx)
 	if err != nil {
 		i.log.Error("oauth token not issued", "client_id", c.id, "err", err)
 		issuerWriteError(w, http.StatusInternalServerError, "server_error", "internal error")
@@ -373,24 +490,27 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(append(b, '\n'))
 }
 
-// authenticate finds the client of a token request. On failure it returns
-// a nil client and the status, OAuth error code and description to answer.
-func (i *Issuer) authenticate(r *http.Request, form url.Values) (c *issuerClient, viaBasic bool, status int, code, desc string) {
-	invalidClient := func() (*issuerClient, bool, int, string, string) {
-		return nil, viaBasic, http.StatusUnauthorized, "invalid_client", "client authentication failed"
+// authenticate finds the client of a token request and the number of the
+// secret it authenticated with. On failure it returns a nil client and the
+// status, OAuth error code and description to answer, and, when the
+// failure limits refused the attempt, how long to wait. Only an attempt
+// the limits admit has its secret checked.
+func (i *Issuer) authenticate(r *http.Request, form url.Values) (c *issuerClient, secretIdx int, viaBasic bool, status int, code, desc string, wait time.Duration) {
+	invalidClient := func() (*issuerClient, int, bool, int, string, string, time.Duration) {
+		return nil, 0, viaBasic, http.StatusUnauthorized, "invalid_client", "client authentication failed", 0
 	}
 	var ids, secrets []string
 	if auth := r.Header.Values("Authorization"); len(auth) > 0 {
 		viaBasic = true
 		if len(auth) > 1 {
-			return nil, true, http.StatusBadRequest, "invalid_request", "the Authorization header is repeated"
+			return nil, 0, true, http.StatusBadRequest, "invalid_request", "the Authorization header is repeated", 0
 		}
 		user, pass, ok := credParseBasic(auth[0])
 		if !ok {
 			return invalidClient()
 		}
 		if form.Has("client_secret") {
-			return nil, true, http.StatusBadRequest, "invalid_request", "use one client authentication method: HTTP Basic or the client_secret field, not both"
+			return nil, 0, true, http.StatusBadRequest, "invalid_request", "use one client authentication method: HTTP Basic or the client_secret field, not both", 0
 		}
 		// RFC 6749 §2.3.1 form-encodes the id and secret before Basic;
 		// many clients do not. Both readings are tried.
@@ -401,7 +521,7 @@ func (i *Issuer) authenticate(r *http.Request, form url.Values) (c *issuerClient
 				match = match || id == fid
 			}
 			if !match {
-				return nil, true, http.StatusBadRequest, "invalid_request", "client_id differs from the HTTP Basic user"
+				return nil, 0, true, http.StatusBadRequest, "invalid_request", "client_id differs from the HTTP Basic user", 0
 			}
 		}
 	} else {
@@ -417,21 +537,31 @@ func (i *Issuer) authenticate(r *http.Request, form url.Values) (c *issuerClient
 			found = cl
 		}
 	}
+	now := i.now()
+	att, wait, ok := i.limit.admit(now, found, r.RemoteAddr)
+	if !ok {
+		return nil, 0, viaBasic, http.StatusTooManyRequests, "temporarily_unavailable", "too many failed client authentications; retry later", wait
+	}
 	// An unknown client costs the same comparison as a known one.
 	want := issuerDummySecrets
 	if found != nil {
 		want = found.secrets
 	}
-	ok := false
+	matched := -1
 	for _, s := range secrets {
-		if MatchAny([]byte(s), want) {
-			ok = true
+		if k := matchIndex([]byte(s), want); k >= 0 {
+			matched = k
 		}
 	}
-	if found == nil || !ok {
+	if found == nil || matched < 0 {
+		if i.limit.done(att, found, r.RemoteAddr, now, true, false) {
+			i.log.Warn("oauth_issuer: too many failed authentications for a client id; it is refused (429) until its limit refills, except from addresses where it authenticated before",
+				"client_id", found.id, "remote", r.RemoteAddr)
+		}
 		return invalidClient()
 	}
-	return found, viaBasic, 0, "", ""
+	i.limit.done(att, found, r.RemoteAddr, now, false, true)
+	return found, matched, viaBasic, 0, "", "", 0
 }
 
 var issuerDummySecrets = [][]byte{nil}

@@ -48,14 +48,14 @@ func issuerTestSources(t *testing.T) []config.Source {
 	}
 	return []config.Source{
 		{Name: "claims", Verify: []config.Verify{mk("oauth_issuer", map[string]any{
-			"clients":  []any{map[string]any{"id": "provider-a", "secret": []string{"secret-a-new", "secret-a-old"}}},
+			"clients":  []any{map[string]any{"id": "provider-a", "secret": []string{"secret-a-new-0123456789", "secret-a-old-0123456789"}}},
 			"validity": "1h",
 		})}},
 		{Name: "loyalty", Verify: []config.Verify{mk("oauth_issuer", map[string]any{
-			"clients":  []any{map[string]any{"id": "provider-b", "secret": "secret-b"}, map[string]any{"id": "weird id+%", "secret": "p&ss=w+rd%"}},
+			"clients":  []any{map[string]any{"id": "provider-b", "secret": "secret-b-0123456789"}, map[string]any{"id": "weird id+%", "secret": "p&ss=w+rd%-0123456789"}},
 			"validity": 2, // a bare number: hours (seed 000)
 		})}},
-		{Name: "open", Verify: []config.Verify{mk("api_key", map[string]any{"keys": []string{"k"}})}},
+		{Name: "open", Verify: []config.Verify{mk("api_key", map[string]any{"keys": []string{"k-0123456789abcdef"}})}},
 	}
 }
 
@@ -79,7 +79,7 @@ func issuerTestOpen(t *testing.T, dir string, clock *issuerTestClock, sources []
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	iss, err := NewIssuer(ctx, IssuerOptions{Store: st, Sources: sources, Now: clock.Now, Log: log})
+	iss, err := NewIssuer(ctx, IssuerOptions{Store: st, Keys: issuerTestKeys, Sources: sources, Now: clock.Now, Log: log})
 	if err != nil {
 		t.Fatalf("NewIssuer: %v", err)
 	}
@@ -181,17 +181,17 @@ func TestIssuerTokenEndpoint(t *testing.T) {
 		wantChallenge string
 		wantExpiresIn int64
 	}{
-		{"Basic", issuerTestRequest(grant, "provider-a", "secret-a-new"), 200, "", "", 3600},
-		{"BasicRotatedSecret", issuerTestRequest(grant, "provider-a", "secret-a-old"), 200, "", "", 3600},
-		{"BasicWithClientIDField", issuerTestRequest(with("grant_type", "client_credentials", "client_id", "provider-a"), "provider-a", "secret-a-new"), 200, "", "", 3600},
-		{"Form", form(with("grant_type", "client_credentials", "client_id", "provider-b", "client_secret", "secret-b")), 200, "", "", 7200},
-		{"FormWithScope", form(with("grant_type", "client_credentials", "client_id", "provider-b", "client_secret", "secret-b", "scope", "events")), 200, "", "", 7200},
-		{"FormSpecialCharacters", form(with("grant_type", "client_credentials", "client_id", "weird id+%", "client_secret", "p&ss=w+rd%")), 200, "", "", 7200},
-		{"BasicFormEncoded", issuerTestRequest(grant, url.QueryEscape("weird id+%"), url.QueryEscape("p&ss=w+rd%")), 200, "", "", 7200},
-		{"BasicRaw", issuerTestRequest(grant, "weird id+%", "p&ss=w+rd%"), 200, "", "", 7200},
+		{"Basic", issuerTestRequest(grant, "provider-a", "secret-a-new-0123456789"), 200, "", "", 3600},
+		{"BasicRotatedSecret", issuerTestRequest(grant, "provider-a", "secret-a-old-0123456789"), 200, "", "", 3600},
+		{"BasicWithClientIDField", issuerTestRequest(with("grant_type", "client_credentials", "client_id", "provider-a"), "provider-a", "secret-a-new-0123456789"), 200, "", "", 3600},
+		{"Form", form(with("grant_type", "client_credentials", "client_id", "provider-b", "client_secret", "secret-b-0123456789")), 200, "", "", 7200},
+		{"FormWithScope", form(with("grant_type", "client_credentials", "client_id", "provider-b", "client_secret", "secret-b-0123456789", "scope", "events")), 200, "", "", 7200},
+		{"FormSpecialCharacters", form(with("grant_type", "client_credentials", "client_id", "weird id+%", "client_secret", "p&ss=w+rd%-0123456789")), 200, "", "", 7200},
+		{"BasicFormEncoded", issuerTestRequest(grant, url.QueryEscape("weird id+%"), url.QueryEscape("p&ss=w+rd%-0123456789")), 200, "", "", 7200},
+		{"BasicRaw", issuerTestRequest(grant, "weird id+%", "p&ss=w+rd%-0123456789"), 200, "", "", 7200},
 		{"BasicBadSecret", issuerTestRequest(grant, "provider-a", "secret-a-wrong"), 401, "invalid_client", ChallengeBasic, 0},
-		{"BasicOtherClientsSecret", issuerTestRequest(grant, "provider-a", "secret-b"), 401, "invalid_client", ChallengeBasic, 0},
-		{"BasicUnknownClient", issuerTestRequest(grant, "nobody", "secret-a-new"), 401, "invalid_client", ChallengeBasic, 0},
+		{"BasicOtherClientsSecret", issuerTestRequest(grant, "provider-a", "secret-b-0123456789"), 401, "invalid_client", ChallengeBasic, 0},
+		{"BasicUnknownClient", issuerTestRequest(grant, "nobody", "secret-a-new-0123456789"), 401, "invalid_client", ChallengeBasic, 0},
 		{"BasicMalformed", func() *http.Request {
 			r := issuerTestRequest(grant, "", "")
 			r.Header.Set("Authorization", "Basic !!")
@@ -205,19 +205,19 @@ func TestIssuerTokenEndpoint(t *testing.T) {
 			r.URL.RawQuery = "client_id=provider-b&client_secret=secret-b"
 			return r
 		}(), 401, "invalid_client", "", 0},
-		{"BothMethods", issuerTestRequest(with("grant_type", "client_credentials", "client_secret", "secret-a-new"), "provider-a", "secret-a-new"), 400, "invalid_request", "", 0},
-		{"ClientIDMismatch", issuerTestRequest(with("grant_type", "client_credentials", "client_id", "provider-b"), "provider-a", "secret-a-new"), 400, "invalid_request", "", 0},
-		{"WrongGrant", issuerTestRequest(with("grant_type", "password", "username", "u", "password", "p"), "provider-a", "secret-a-new"), 400, "unsupported_grant_type", "", 0},
+		{"BothMethods", issuerTestRequest(with("grant_type", "client_credentials", "client_secret", "secret-a-new-0123456789"), "provider-a", "secret-a-new-0123456789"), 400, "invalid_request", "", 0},
+		{"ClientIDMismatch", issuerTestRequest(with("grant_type", "client_credentials", "client_id", "provider-b"), "provider-a", "secret-a-new-0123456789"), 400, "invalid_request", "", 0},
+		{"WrongGrant", issuerTestRequest(with("grant_type", "password", "username", "u", "password", "p"), "provider-a", "secret-a-new-0123456789"), 400, "unsupported_grant_type", "", 0},
 		{"WrongGrantBadClient", form(with("grant_type", "authorization_code", "client_id", "x", "client_secret", "y")), 400, "unsupported_grant_type", "", 0},
-		{"MissingGrant", issuerTestRequest(url.Values{}, "provider-a", "secret-a-new"), 400, "invalid_request", "", 0},
-		{"RepeatedGrant", issuerTestRequest(with("grant_type", "client_credentials", "grant_type", "client_credentials"), "provider-a", "secret-a-new"), 400, "invalid_request", "", 0},
+		{"MissingGrant", issuerTestRequest(url.Values{}, "provider-a", "secret-a-new-0123456789"), 400, "invalid_request", "", 0},
+		{"RepeatedGrant", issuerTestRequest(with("grant_type", "client_credentials", "grant_type", "client_credentials"), "provider-a", "secret-a-new-0123456789"), 400, "invalid_request", "", 0},
 		{"JSONBody", func() *http.Request {
 			r := httptest.NewRequest(http.MethodPost, IssuerTokenPath, strings.NewReader(`{"grant_type":"client_credentials"}`))
 			r.Header.Set("Content-Type", "application/json")
-			r.SetBasicAuth("provider-a", "secret-a-new")
+			r.SetBasicAuth("provider-a", "secret-a-new-0123456789")
 			return r
 		}(), 400, "invalid_request", "", 0},
-		{"HugeForm", form(with("grant_type", "client_credentials", "client_id", "provider-b", "client_secret", "secret-b", "pad", strings.Repeat("x", 64<<10))), 400, "invalid_request", "", 0},
+		{"HugeForm", form(with("grant_type", "client_credentials", "client_id", "provider-b", "client_secret", "secret-b-0123456789", "pad", strings.Repeat("x", 64<<10))), 400, "invalid_request", "", 0},
 		{"Get", httptest.NewRequest(http.MethodGet, IssuerTokenPath+"?grant_type=client_credentials", nil), 405, "invalid_request", "", 0},
 	}
 	for _, tt := range tests {
@@ -243,14 +243,14 @@ func TestIssuerTokenOnSources(t *testing.T) {
 	t.Parallel()
 	clock := &issuerTestClock{t: issuerT0}
 	e := issuerTestOpen(t, t.TempDir(), clock, issuerTestSources(t), nil)
-	tokA := issuerTestGet(t, e.iss, "provider-a", "secret-a-new")
-	tokB := issuerTestGet(t, e.iss, "provider-b", "secret-b")
-	if tokA == issuerTestGet(t, e.iss, "provider-a", "secret-a-new") {
+	tokA := issuerTestGet(t, e.iss, "provider-a", "secret-a-new-0123456789")
+	tokB := issuerTestGet(t, e.iss, "provider-b", "secret-b-0123456789")
+	if tokA == issuerTestGet(t, e.iss, "provider-a", "secret-a-new-0123456789") {
 		t.Errorf("two tokens issued at the same instant are equal; want a random token id in each")
 	}
 	// A token signed with another key: another issuer over another store.
 	foreign := issuerTestOpen(t, t.TempDir(), clock, issuerTestSources(t), nil)
-	tokForeign := issuerTestGet(t, foreign.iss, "provider-a", "secret-a-new")
+	tokForeign := issuerTestGet(t, foreign.iss, "provider-a", "secret-a-new-0123456789")
 
 	body, sig, _ := strings.Cut(tokA, ".")
 	payload, _ := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(body, "hk_at_"))
@@ -271,7 +271,7 @@ func TestIssuerTokenOnSources(t *testing.T) {
 		{"TokenOfAnotherSource", "loyalty", []string{"Authorization", "Bearer " + tokA}, 401, ChallengeInvalidBearer},
 		{"TokenOfAnotherSourceReverse", "claims", []string{"Authorization", "Bearer " + tokB}, 401, ChallengeInvalidBearer},
 		{"Missing", "claims", nil, 401, ChallengeBearer},
-		{"BasicInstead", "claims", []string{"Authorization", basicHeader("provider-a", "secret-a-new")}, 401, ChallengeBearer},
+		{"BasicInstead", "claims", []string{"Authorization", basicHeader("provider-a", "secret-a-new-0123456789")}, 401, ChallengeBearer},
 		{"EmptyBearer", "claims", []string{"Authorization", "Bearer"}, 401, ChallengeInvalidBearer},
 		{"Garbage", "claims", []string{"Authorization", "Bearer abc.def"}, 401, ChallengeInvalidBearer},
 		{"FlippedBit", "claims", []string{"Authorization", "Bearer " + string(flip)}, 401, ChallengeInvalidBearer},
@@ -285,7 +285,7 @@ func TestIssuerTokenOnSources(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := issuerTestVerify(e, tt.source, tt.headers...)
-			credCheck(t, err, tt.wantStatus, tt.wantChallenge, "secret-a-new", "secret-a-old", "secret-b", sig)
+			credCheck(t, err, tt.wantStatus, tt.wantChallenge, "secret-a-new-0123456789", "secret-a-old-0123456789", "secret-b-0123456789", sig)
 		})
 	}
 }
@@ -294,7 +294,7 @@ func TestIssuerExpiryNoLeeway(t *testing.T) {
 	t.Parallel()
 	clock := &issuerTestClock{t: issuerT0.Add(123 * time.Millisecond)}
 	e := issuerTestOpen(t, t.TempDir(), clock, issuerTestSources(t), nil)
-	tok := issuerTestGet(t, e.iss, "provider-a", "secret-a-new")
+	tok := issuerTestGet(t, e.iss, "provider-a", "secret-a-new-0123456789")
 	issued := clock.Now()
 	for _, tt := range []struct {
 		name          string
@@ -314,7 +314,7 @@ func TestIssuerExpiryNoLeeway(t *testing.T) {
 		})
 	}
 	// The sender's answer to the 401: a new token, which works (seed 000).
-	tok2 := issuerTestGet(t, e.iss, "provider-a", "secret-a-new")
+	tok2 := issuerTestGet(t, e.iss, "provider-a", "secret-a-new-0123456789")
 	if err := issuerTestVerify(e, "claims", "Authorization", "Bearer "+tok2); err != nil {
 		t.Errorf("new token after expiry: got %v, want accepted", err)
 	}
@@ -325,7 +325,7 @@ func TestIssuerSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	clock := &issuerTestClock{t: issuerT0}
 	first := issuerTestOpen(t, dir, clock, issuerTestSources(t), nil)
-	tok := issuerTestGet(t, first.iss, "provider-a", "secret-a-new")
+	tok := issuerTestGet(t, first.iss, "provider-a", "secret-a-new-0123456789")
 	if err := first.st.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +340,7 @@ func TestIssuerSurvivesRestart(t *testing.T) {
 
 	// A client removed from the configuration loses its tokens.
 	sources := issuerTestSources(t)
-	sources[0].Verify[0], _ = config.NewVerify("oauth_issuer", map[string]any{"clients": []any{map[string]any{"id": "provider-c", "secret": "s"}}})
+	sources[0].Verify[0], _ = config.NewVerify("oauth_issuer", map[string]any{"clients": []any{map[string]any{"id": "provider-c", "secret": "s-0123456789abcdef"}}})
 	third := issuerTestOpen(t, t.TempDir(), clock, sources, nil)
 	third.iss.key = first.iss.key
 	credCheck(t, issuerTestVerify(third, "claims", "Authorization", "Bearer "+tok), 401, ChallengeInvalidBearer)
@@ -350,7 +350,7 @@ func TestIssuerHugeTokenRejectedFast(t *testing.T) {
 	t.Parallel()
 	clock := &issuerTestClock{t: issuerT0}
 	e := issuerTestOpen(t, t.TempDir(), clock, issuerTestSources(t), nil)
-	tok := issuerTestGet(t, e.iss, "provider-a", "secret-a-new")
+	tok := issuerTestGet(t, e.iss, "provider-a", "secret-a-new-0123456789")
 	for _, tt := range []struct {
 		name string
 		tok  string
@@ -401,7 +401,7 @@ func TestIssuerValidity(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			opts := map[string]any{"clients": []any{map[string]any{"id": "c", "secret": "s"}}}
+			opts := map[string]any{"clients": []any{map[string]any{"id": "c", "secret": "s-0123456789abcdef"}}}
 			if tt.value != nil {
 				opts["validity"] = tt.value
 			}
@@ -425,11 +425,11 @@ sources:
   - name: a
     verify:
       - type: oauth_issuer
-        clients: [{id: c1, secret: s}]
+        clients: [{id: c1, secret: s-0123456789abcdef}]
         validity: 1
   - name: b
     verify:
-      - {type: oauth_issuer, clients: [{id: c2, secret: [s1, s2]}], validity: 90m}
+      - {type: oauth_issuer, clients: [{id: c2, secret: [s1-0123456789abcdef, s2-0123456789abcdef]}], validity: 90m}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -457,19 +457,21 @@ func TestIssuerConfig(t *testing.T) {
 		sources []config.Source
 		wantErr string
 	}{
-		{"Valid", []config.Source{src("a", map[string]any{"clients": []any{client("c", "s")}})}, ""},
+		{"Valid", []config.Source{src("a", map[string]any{"clients": []any{client("c", "s-0123456789abcdef")}})}, ""},
 		{"NoClients", []config.Source{src("a", map[string]any{})}, "source a: verify[0] (oauth_issuer): clients: required"},
-		{"EmptyID", []config.Source{src("a", map[string]any{"clients": []any{client("", "s")}})}, "clients[0].id: required"},
-		{"ColonInID", []config.Source{src("a", map[string]any{"clients": []any{client("a:b", "s")}})}, "clients[0].id: must not contain ':'"},
+		{"EmptyID", []config.Source{src("a", map[string]any{"clients": []any{client("", "s-0123456789abcdef")}})}, "clients[0].id: required"},
+		{"ColonInID", []config.Source{src("a", map[string]any{"clients": []any{client("a:b", "s-0123456789abcdef")}})}, "clients[0].id: must not contain ':'"},
 		{"EmptySecret", []config.Source{src("a", map[string]any{"clients": []any{client("c", "")}})}, "clients[0].secret: empty"},
+		{"ShortSecret", []config.Source{src("a", map[string]any{"clients": []any{client("c", "1234")}})}, "clients[0].secret: shorter than 16 characters"},
+		{"ShortRotatedSecret", []config.Source{src("a", map[string]any{"clients": []any{client("c", []string{"s-0123456789abcdef", "fifteen-chars!!"})}})}, "clients[0].secret[1]: shorter than 16 characters"},
 		{"NoSecret", []config.Source{src("a", map[string]any{"clients": []any{map[string]any{"id": "c"}}})}, "clients[0].secret: required"},
-		{"DuplicateInSource", []config.Source{src("a", map[string]any{"clients": []any{client("c", "s"), client("c", "t")}})}, "clients[1].id: client \"c\" is listed twice"},
+		{"DuplicateInSource", []config.Source{src("a", map[string]any{"clients": []any{client("c", "s-0123456789abcdef"), client("c", "t-0123456789abcdef")}})}, "clients[1].id: client \"c\" is listed twice"},
 		{"DuplicateAcrossSources", []config.Source{
-			src("a", map[string]any{"clients": []any{client("c", "s")}}),
-			src("b", map[string]any{"clients": []any{client("d", "s"), client("c", "s")}}),
+			src("a", map[string]any{"clients": []any{client("c", "s-0123456789abcdef")}}),
+			src("b", map[string]any{"clients": []any{client("d", "s-0123456789abcdef"), client("c", "s-0123456789abcdef")}}),
 		}, "source b: verify[0] (oauth_issuer): clients[1].id: client \"c\" is already listed by source a"},
-		{"UnknownOption", []config.Source{src("a", map[string]any{"clients": []any{client("c", "s")}, "audience": "x"})}, "field audience not found"},
-		{"UnknownClientOption", []config.Source{src("a", map[string]any{"clients": []any{map[string]any{"id": "c", "secret": "s", "scope": "x"}}})}, "field scope not found"},
+		{"UnknownOption", []config.Source{src("a", map[string]any{"clients": []any{client("c", "s-0123456789abcdef")}, "audience": "x"})}, "field audience not found"},
+		{"UnknownClientOption", []config.Source{src("a", map[string]any{"clients": []any{map[string]any{"id": "c", "secret": "s-0123456789abcdef", "scope": "x"}}})}, "field scope not found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -479,7 +481,7 @@ func TestIssuerConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer st.Close()
-			_, err = NewIssuer(context.Background(), IssuerOptions{Store: st, Sources: tt.sources})
+			_, err = NewIssuer(context.Background(), IssuerOptions{Store: st, Keys: issuerTestKeys, Sources: tt.sources})
 			credWantErr(t, err, tt.wantErr)
 			if err != nil && (strings.Contains(err.Error(), `"s"`) || strings.Contains(err.Error(), `"t"`)) {
 				t.Errorf("error %q shows a secret", err)
@@ -495,7 +497,7 @@ func TestIssuerNoneConfigured(t *testing.T) {
 		t.Errorf("got (%v, %v), want (nil, nil) when no source uses oauth_issuer", iss, err)
 	}
 	// A source listing oauth_issuer without the issuer is a start-up error.
-	_, err = credBuild(t, &Env{Source: "a"}, "oauth_issuer", map[string]any{"clients": []any{map[string]any{"id": "c", "secret": "s"}}})
+	_, err = credBuild(t, &Env{Source: "a"}, "oauth_issuer", map[string]any{"clients": []any{map[string]any{"id": "c", "secret": "s-0123456789abcdef"}}})
 	credWantErr(t, err, "token issuer was not set up")
 }
 
@@ -506,7 +508,7 @@ func TestIssuerWarnsBelowAnHour(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&credLockedWriter{mu: &mu, w: &buf}, nil))
 	sources := []config.Source{{Name: "fast"}}
 	sources[0].Verify = make([]config.Verify, 1)
-	sources[0].Verify[0], _ = config.NewVerify("oauth_issuer", map[string]any{"clients": []any{map[string]any{"id": "c", "secret": "s"}}, "validity": "3s"})
+	sources[0].Verify[0], _ = config.NewVerify("oauth_issuer", map[string]any{"clients": []any{map[string]any{"id": "c", "secret": "s-0123456789abcdef"}}, "validity": "3s"})
 	issuerTestOpen(t, t.TempDir(), &issuerTestClock{t: issuerT0}, sources, log)
 	mu.Lock()
 	out := buf.String()
@@ -538,19 +540,19 @@ func FuzzIssuerToken(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { st.Close() })
-	m, _ := config.NewVerify("oauth_issuer", map[string]any{"clients": []any{map[string]any{"id": "c", "secret": "s"}}})
-	m2, _ := config.NewVerify("oauth_issuer", map[string]any{"clients": []any{map[string]any{"id": "d", "secret": "s"}}})
-	iss, err := NewIssuer(context.Background(), IssuerOptions{Store: st, Now: clock.Now, Sources: []config.Source{
+	m, _ := config.NewVerify("oauth_issuer", map[string]any{"clients": []any{map[string]any{"id": "c", "secret": "s-0123456789abcdef"}}})
+	m2, _ := config.NewVerify("oauth_issuer", map[string]any{"clients": []any{map[string]any{"id": "d", "secret": "s-0123456789abcdef"}}})
+	iss, err := NewIssuer(context.Background(), IssuerOptions{Store: st, Keys: issuerTestKeys, Now: clock.Now, Sources: []config.Source{
 		{Name: "claims", Verify: []config.Verify{m}}, {Name: "other", Verify: []config.Verify{m2}},
 	}})
 	if err != nil {
 		f.Fatal(err)
 	}
-	valid, err := iss.issue(iss.clients["c"])
+	valid, err := iss.issue(iss.clients["c"], 0)
 	if err != nil {
 		f.Fatal(err)
 	}
-	other, _ := iss.issue(iss.clients["d"])
+	other, _ := iss.issue(iss.clients["d"], 0)
 	for _, s := range []string{
 		valid.AccessToken, other.AccessToken, "", "hk_at_", "hk_at_.", "hk_at_e30.", "hk_at_e30.AAAA",
 		valid.AccessToken + "A", strings.ToUpper(valid.AccessToken), strings.Repeat(".", 100),
@@ -575,16 +577,16 @@ func FuzzTokenRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { st.Close() })
-	m, _ := config.NewVerify("oauth_issuer", map[string]any{"clients": []any{map[string]any{"id": "client", "secret": "the-secret"}}})
-	iss, err := NewIssuer(context.Background(), IssuerOptions{Store: st, Now: clock.Now, Sources: []config.Source{{Name: "claims", Verify: []config.Verify{m}}}})
+	m, _ := config.NewVerify("oauth_issuer", map[string]any{"clients": []any{map[string]any{"id": "client", "secret": "the-secret-0123456789"}}})
+	iss, err := NewIssuer(context.Background(), IssuerOptions{Store: st, Keys: issuerTestKeys, Now: clock.Now, Sources: []config.Source{{Name: "claims", Verify: []config.Verify{m}}}})
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add("grant_type=client_credentials", basicHeader("client", "the-secret"), "application/x-www-form-urlencoded")
+	f.Add("grant_type=client_credentials", basicHeader("client", "the-secret-0123456789"), "application/x-www-form-urlencoded")
 	f.Add("grant_type=client_credentials&client_id=client&client_secret=the-secret", "", "application/x-www-form-urlencoded")
 	f.Add("grant_type=client_credentials&client_id=client&client_secret=the-%73ecret", "", "application/x-www-form-urlencoded; charset=utf-8")
-	f.Add("grant_type=password", basicHeader("client", "the-secret"), "application/x-www-form-urlencoded")
-	f.Add("grant_type=client_credentials&client_secret=x", basicHeader("client", "the-secret"), "application/x-www-form-urlencoded")
+	f.Add("grant_type=password", basicHeader("client", "the-secret-0123456789"), "application/x-www-form-urlencoded")
+	f.Add("grant_type=client_credentials&client_secret=x", basicHeader("client", "the-secret-0123456789"), "application/x-www-form-urlencoded")
 	f.Add("%zz", "", "application/x-www-form-urlencoded")
 	f.Add(`{"grant_type":"client_credentials"}`, "", "application/json")
 	f.Fuzz(func(t *testing.T, body, auth, contentType string) {

@@ -68,6 +68,7 @@ func newStandardWebhooks(env *Env, m config.Verify) (Verifier, error) {
 		if err != nil {
 			return nil, err
 		}
+		warnShortSecrets(env, "standard_webhooks", secrets)
 		v.checks = append(v.checks, &sigMACCheck{tagName: "v1", hash: sha256.New, keyed: true, secrets: secrets})
 	}
 	if len(p.PublicKeys) > 0 {
@@ -106,7 +107,14 @@ func newGitHub(env *Env, m config.Verify) (Verifier, error) {
 	}
 	f := sigFirstPresent{v}
 	if p.LegacySHA1 {
-		legacy, err := sigBuildMAC(env, "github", &sigOptions{
+		// The same secrets: warned about once, above.
+		quiet := &Env{}
+		if env != nil {
+			q := *env
+			q.Log = nil
+			quiet = &q
+		}
+		legacy, err := sigBuildMAC(quiet, "github", &sigOptions{
 			Algorithm: "sha1", Secrets: p.Secrets,
 			Signature: "header:X-Hub-Signature", Prefix: "sha1=", Encoding: sigEncHex,
 		})

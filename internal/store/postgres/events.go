@@ -520,6 +520,30 @@ func (s *Store) SettingGetOrCreate(ctx context.Context, name, value string) (str
 	return v, nil
 }
 
+// SettingGet returns the value stored under name, or store.ErrNotFound.
+func (s *Store) SettingGet(ctx context.Context, name string) (string, error) {
+	var v string
+	err := s.with(ctx, func(c *pgx.Conn) error {
+		return c.QueryRow(ctx, `SELECT value FROM settings WHERE name = $1`, name).Scan(&v)
+	})
+	if err != nil {
+		return "", fmt.Errorf("read setting %s: %w", name, mapErr(err))
+	}
+	return v, nil
+}
+
+// SettingPut stores value under name, replacing any value.
+func (s *Store) SettingPut(ctx context.Context, name, value string) error {
+	err := s.with(ctx, func(c *pgx.Conn) error {
+		_, err := c.Exec(ctx, `INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store setting %s: %w", name, mapErr(err))
+	}
+	return nil
+}
+
 // EventMaxSeq returns the highest stored event seq, 0 when none.
 func (s *Store) EventMaxSeq(ctx context.Context) (int64, error) {
 	var seq int64

@@ -729,6 +729,36 @@ func (s *Store) SettingGetOrCreate(ctx context.Context, name, value string) (str
 	return v, nil
 }
 
+// SettingGet returns the value stored under name, or store.ErrNotFound.
+// Each read sees what another process (hookd admin-token reset) committed
+// before it began.
+func (s *Store) SettingGet(ctx context.Context, name string) (string, error) {
+	var v string
+	if err := s.r.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v); err != nil {
+		return "", fmt.Errorf("read setting %s: %w", name, mapErr(err))
+	}
+	return v, nil
+}
+
+// SettingPut stores value under name, replacing any value, and syncs.
+func (s *Store) SettingPut(ctx context.Context, name, value string) error {
+	if err := s.writable(); err != nil {
+		return err
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store setting %s: %w", name, mapErr(err))
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value); err != nil {
+		return fmt.Errorf("store setting %s: %w", name, mapErr(err))
+	}
+	if err := s.commitDurable(tx); err != nil {
+		return fmt.Errorf("store setting %s: %w", name, err)
+	}
+	return nil
+}
+
 func nullStr(s string) any {
 	if s == "" {
 		return nil

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventListInvalidCursor", testEventListInvalidCursor},
 		{"EventListLimitCapped", testEventListLimitCapped},
 		{"SettingGetOrCreate", testSettingGetOrCreate},
+		{"SettingPut", testSettingPut},
 		{"BatcherConcurrentInserts", testBatcherConcurrent},
 		{"CloseIdempotent", testCloseIdempotent},
 	}
@@ -731,6 +732,24 @@ func testEventListLimitCapped(t *testing.T, st store.Store) {
 	}
 	if len(rest) != 1 || rest[0].ID != es[len(es)-1].ID || next != "" {
 		t.Errorf("second page: got %v and cursor %q, want [%s] and \"\"", ids(rest), next, es[len(es)-1].ID)
+	}
+}
+
+func testSettingPut(t *testing.T, st store.Store) {
+	ctx := ctxFor(t)
+	if _, err := st.SettingGet(ctx, "put_test"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("SettingGet of an unset name: got %v, want ErrNotFound", err)
+	}
+	for _, want := range []string{"one", "two"} {
+		if err := st.SettingPut(ctx, "put_test", want); err != nil {
+			t.Fatalf("SettingPut: %v", err)
+		}
+		if v, err := st.SettingGet(ctx, "put_test"); err != nil || v != want {
+			t.Errorf("SettingGet after SettingPut(%q): got %q, %v, want %q", want, v, err, want)
+		}
+	}
+	if v, err := st.SettingGetOrCreate(ctx, "put_test", "three"); err != nil || v != "two" {
+		t.Errorf("SettingGetOrCreate after SettingPut: got %q, %v, want %q", v, err, "two")
 	}
 }
 
