@@ -82,4 +82,3 @@ func scan(b []byte, stop int) int {
 	}
 	return deepest
 }
-
