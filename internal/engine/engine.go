@@ -68,6 +68,9 @@ type Options struct {
 	// read; a deeper body matches no filter (server.max_json_depth).
 	// Default jsonlimit.DefaultDepth.
 	MaxJSONDepth int
+
+	// wrapMatch, set by tests only, wraps the routing table's Match.
+	wrapMatch func(func(*hookd.Event) []string) func(*hookd.Event) []string
 	// Sources are the configured source names; a subscription created
 	// through the API must name one of them (or "*"). Nil accepts any.
 	Sources []string
@@ -214,6 +217,9 @@ func New(o Options) *Engine {
 	e.sched = newScheduler(e.clock)
 	e.table.MaxJSONDepth = o.MaxJSONDepth
 	e.match = e.table.Match
+	if o.wrapMatch != nil {
+		e.match = o.wrapMatch(e.match)
+	}
 	return e
 }
 
