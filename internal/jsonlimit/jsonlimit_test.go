@@ -5,20 +5,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
-)
 
-// deepSeeds are documents that nest far beyond any limit, or look as if
-// they did; every fuzz target of a parser of outside JSON carries them.
-func deepSeeds() []string {
-	return []string{
-		strings.Repeat("[", 100000),
-		strings.Repeat("[", 5000) + strings.Repeat("]", 5000),
-		strings.Repeat(`{"a":`, 5000) + "1" + strings.Repeat("}", 5000),
-		`["` + strings.Repeat("[", 5000) + `"]`,
-		`{"a":"` + strings.Repeat(`\"[{`, 2000) + `"}`,
-		strings.Repeat("]", 200) + strings.Repeat("[", 200),
-	}
-}
+	"hookd/internal/jsonlimit/jsonlimittest"
+)
 
 func TestCheck(t *testing.T) {
 	t.Parallel()
@@ -109,7 +98,7 @@ func nesting(v any) int {
 // encoding/json accepts, Depth is the nesting of the decoded value and
 // Check's verdict follows from it; on anything, Check agrees with Depth.
 func FuzzCheck(f *testing.F) {
-	for _, s := range append(deepSeeds(), `[]`, `{"a":[{"b":"]"}]}`, `"\\"`, `["\u005b"]`, `[1,[2,[3]]]`, ` [ ] `) {
+	for _, s := range append(jsonlimittest.DeepSeeds(), `[]`, `{"a":[{"b":"]"}]}`, `"\\"`, `["\u005b"]`, `[1,[2,[3]]]`, ` [ ] `) {
 		f.Add([]byte(s), 3)
 	}
 	f.Fuzz(func(t *testing.T, b []byte, limit int) {
