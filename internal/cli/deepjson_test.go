@@ -181,3 +181,29 @@ subscriptions:
 	waitDelivered(base, id3, "filtered")
 
 }
+
+// An admin API body nested beyond 128 levels is refused with 400 and a
+// message naming the limit, before it is decoded.
+func TestDeepJSONAdminBodyIsRefused(t *testing.T) {
+	cfg, err := config.Parse([]byte("admin: {tokens: [tok]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Storage.Path = t.TempDir()
+	base, _ := runApp(t, cfg)
+	deep := strings.Repeat("[", 129) + strings.Repeat("]", 129)
+	for path, body := range map[string]string{
+		"/api/v1/destinations":  `{"name":"d","type":"http","url":"https://hooks.example/h","x":` + deep + `}`,
+		"/api/v1/subscriptions": `{"destination":"d","filter":` + deep + `}`,
+		"/api/v1/replays":       `{"source":` + deep + `}`,
+	} {
+		code, m := apiDo(t, "POST", base+path, "tok", body)
+		e, _ := m["error"].(map[string]any)
+		if msg, _ := e["message"].(string); code != http.StatusBadRequest || !strings.Contains(msg, "JSON nested deeper than 128 levels") {
+			t.Errorf("POST %s: got %d %v, want 400 naming the depth limit", path, code, m)
+		}
+	}
+	if code, m := apiDo(t, "POST", base+"/api/v1/replays", "tok", strings.Repeat("[", 100000)); code != http.StatusBadRequest {
+		t.Errorf("POST a body of 100000 '[': got %d %v, want 400", code, m)
+	}
+}
