@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -205,5 +207,75 @@ func TestDeepJSONAdminBodyIsRefused(t *testing.T) {
 	}
 	if code, m := apiDo(t, "POST", base+"/api/v1/replays", "tok", strings.Repeat("[", 100000)); code != http.StatusBadRequest {
 		t.Errorf("POST a body of 100000 '[': got %d %v, want 400", code, m)
+	}
+}
+
+// Eight deep bodies at once, at the default 1 MiB limit, cost little
+// memory: no parser recurses through them (each used to grow a goroutine
+// stack by about 170 MiB). Sys, the memory the runtime took from the
+// system, never shrinks, so it records the peak.
+func TestDeepJSONBodiesKeepMemoryBounded(t *testing.T) {
+	sink := newHookSink(t)
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+admin: {tokens: [tok]}
+egress: {allow_private: ["127.0.0.0/8"]}
+sources:
+  - {name: sel, event: {type: "json:type"}}
+  - {name: plain}
+destinations:
+  - {name: filtered, type: http, url: %q}
+subscriptions:
+  - {source: plain, destination: filtered, filter: {path: a, op: exists, value: true}}
+`, sink.srv.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Storage.Path = t.TempDir()
+	base, _ := runApp(t, cfg)
+	body := bytes.Repeat([]byte("["), 1<<20-1)
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var wg sync.WaitGroup
+	codes := make([]int, 8)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			src := "sel"
+			if i%2 == 1 {
+				src = "plain"
+			}
+			resp, err := http.Post(base+"/in/"+src, "application/json", bytes.NewReader(body))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	// The plain ones are routed too: wait until they are stored, then
+	// until an ordinary event after them is delivered.
+	postEvent(t, base, "plain", `{"a":1}`)
+	deadline := time.Now().Add(30 * time.Second)
+	for len(sink.types()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the ordinary event was not delivered")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	for i, c := range codes {
+		if want := []int{400, 200}[i%2]; c != want {
+			t.Errorf("request %d: got %d, want %d", i, c, want)
+		}
+	}
+	grew := int64(after.Sys) - int64(before.Sys)
+	t.Logf("memory from the system: %d MiB before, %d MiB after (stacks %d MiB)", before.Sys>>20, after.Sys>>20, after.StackSys>>20)
+	if grew > 256<<20 {
+		t.Errorf("memory from the system grew by %d MiB, want under 256 MiB", grew>>20)
 	}
 }
