@@ -16,6 +16,7 @@ import (
 	"hookd"
 	"hookd/internal/engine"
 	"hookd/internal/httpserver"
+	"hookd/internal/jsonlimit"
 	"hookd/internal/store"
 )
 
@@ -55,6 +56,9 @@ func (a *API) routeDelivery() {
 	a.handle("GET /api/v1/replays/{id}", a.getReplay)
 }
 
+// readDefinition reads a JSON request body: at most maxDefinition bytes,
+// nested at most jsonlimit.DefaultDepth levels (checked before any parser
+// reads it), valid JSON.
 func readDefinition(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDefinition))
 	if err != nil {
@@ -63,6 +67,9 @@ func readDefinition(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 			return nil, hookd.Errorf(hookd.ETooLarge, "body over %d bytes", maxDefinition)
 		}
 		return nil, hookd.Errorf(hookd.EInvalid, "read body: %v", err)
+	}
+	if err := jsonlimit.Check(b, jsonlimit.DefaultDepth); err != nil {
+		return nil, hookd.Errorf(hookd.EInvalid, "body: %v", err)
 	}
 	if !json.Valid(b) {
 		return nil, hookd.Errorf(hookd.EInvalid, "body is not valid JSON")

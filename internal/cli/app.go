@@ -154,6 +154,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		Retention: a.cfg.Retention.Events.D(), RetentionInterval: a.cfg.Retention.Interval.D(),
 		IdleAfter:  a.idleAfter,
 		MaxSources: a.cfg.Limits.MaxSources, MaxDestinations: a.cfg.Limits.MaxDestinations, MaxSubscriptions: a.cfg.Limits.MaxSubscriptions,
+		MaxJSONDepth: a.cfg.Server.MaxJSONDepth,
 	})
 	if err := a.engine.Open(ctx, a.cfg.Destinations, a.cfg.Subscriptions); err != nil {
 		return fmt.Errorf("delivery: %w", err)
@@ -184,6 +185,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		Sources: a.cfg.Sources, Inserter: a.batcher, Errors: errs,
 		AckDeadline: a.cfg.Server.AckDeadline.D(), VerifyTimeout: a.cfg.Server.VerifyTimeout.D(), Log: a.log,
 		Now: a.now, Egress: guard, Issuer: issuer, InFlight: public,
+		MaxJSONDepth: a.cfg.Server.MaxJSONDepth,
 	})
 	if err != nil {
 		return err

@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"hookd/internal/egress"
+	"hookd/internal/jsonlimit"
 	"hookd/internal/secret"
 )
 
@@ -251,6 +252,12 @@ type Server struct {
 	// VerifyTimeout bounds a source's verification (a JWKS fetch, a token
 	// introspection); past it the answer is 503. Default 3s.
 	VerifyTimeout Duration `yaml:"verify_timeout"`
+	// MaxJSONDepth bounds the nesting of a request body that hookd reads
+	// as JSON (json: selectors, JSON-field signatures, subscription
+	// filters). A source that must read such a body answers 400; one that
+	// only stores it stores it, and it matches no payload filter. Default
+	// 128; at most 10000.
+	MaxJSONDepth int `yaml:"max_json_depth"`
 }
 
 // Log configures logging.
@@ -465,6 +472,9 @@ func (c *Config) applyDefaults() {
 	}
 	if s.AdminMaxInFlight == 0 {
 		s.AdminMaxInFlight = 256
+	}
+	if s.MaxJSONDepth == 0 {
+		s.MaxJSONDepth = jsonlimit.DefaultDepth
 	}
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = 64 << 10
@@ -724,6 +734,9 @@ func (c *Config) Validate() error {
 	}
 	if s.MaxHeaderBytes < 1024 {
 		bad("server.max_header_bytes", "must be at least 1KiB")
+	}
+	if s.MaxJSONDepth < 1 || s.MaxJSONDepth > jsonlimit.MaxDepth {
+		bad("server.max_json_depth", "must be between 1 and %d, got %d", jsonlimit.MaxDepth, s.MaxJSONDepth)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

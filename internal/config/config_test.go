@@ -434,6 +434,8 @@ func TestValidate(t *testing.T) {
 		{"AckDeadlineTooLong", func(c *Config) { c.Server.AckDeadline = Duration(2 * time.Minute) }, "server.ack_deadline"},
 		{"MaxInFlightZero", func(c *Config) { c.Server.MaxInFlight = 0 }, "server.max_in_flight"},
 		{"MaxHeaderBytesSmall", func(c *Config) { c.Server.MaxHeaderBytes = 100 }, "server.max_header_bytes"},
+		{"MaxJSONDepthNegative", func(c *Config) { c.Server.MaxJSONDepth = -1 }, "server.max_json_depth"},
+		{"MaxJSONDepthTooDeep", func(c *Config) { c.Server.MaxJSONDepth = 10001 }, "server.max_json_depth"},
 		{"LogLevel", func(c *Config) { c.Log.Level = "verbose" }, "log.level"},
 		{"LogFormat", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
 		{"SourceNameSpace", func(c *Config) { c.Sources[0].Name = "a b" }, "sources[0] (a b).name"},
@@ -663,7 +665,7 @@ func TestParseRate(t *testing.T) {
 func TestParseTypedValues(t *testing.T) {
 	t.Parallel()
 	c, err := Parse([]byte(`
-server: {ack_deadline: 500ms, retry_after: 3s, max_header_bytes: 32KiB}
+server: {ack_deadline: 500ms, retry_after: 3s, max_header_bytes: 32KiB, max_json_depth: 40}
 sources:
   - name: a
     dedupe_window: 72h
@@ -684,6 +686,12 @@ sources:
 	}
 	if got, want := c.Server.MaxHeaderBytes, Size(32<<10); got != want {
 		t.Errorf("server.max_header_bytes: got %d, want %d", got, want)
+	}
+	if got, want := c.Server.MaxJSONDepth, 40; got != want {
+		t.Errorf("server.max_json_depth: got %d, want %d", got, want)
+	}
+	if got, want := Default().Server.MaxJSONDepth, 128; got != want {
+		t.Errorf("default server.max_json_depth: got %d, want %d", got, want)
 	}
 	a, b := c.Sources[0], c.Sources[1]
 	if got, want := a.DedupeWindow.D(), 72*time.Hour; got != want {

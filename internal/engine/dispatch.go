@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -569,7 +570,7 @@ func (d *dispatcher) attempt(it *item, wait time.Duration) {
 		it.ev = ev
 	}
 	start := d.e.clock.Now()
-	res, err := d.dest.Deliver(d.ctx, &destination.Message{Event: ev, DeliveryID: it.d.ID, Attempt: it.d.Attempts + 1})
+	res, err := d.deliver(&destination.Message{Event: ev, DeliveryID: it.d.ID, Attempt: it.d.Attempts + 1})
 	end := d.e.clock.Now()
 	if d.ctx.Err() != nil && err != nil {
 		// Cut by shutdown: no retry is spent, and the delivery is
@@ -582,7 +583,28 @@ func (d *dispatcher) attempt(it *item, wait time.Duration) {
 		first = start
 	}
 	dec := Decide(d.policy, it.d.RoundAttempts+1, first, end, err)
+	if _, panicked := err.(*panicError); panicked {
+		dec = Decision{Outcome: OutcomeFailed, Reason: ReasonInternalError, Err: err}
+	}
 	d.finish(it, dec, start, end.Sub(start), res, err)
+}
+
+// panicError is the error of an attempt that panicked.
+type panicError struct{ v any }
+
+func (e *panicError) Error() string { return fmt.Sprintf("internal error: panic: %v", e.v) }
+
+// deliver is the destination's Deliver, with a panic turned into the
+// attempt's error, a *panicError ("internal error: panic: …"), and logged
+// with its stack: one event never takes the process down.
+func (d *dispatcher) deliver(m *destination.Message) (res destination.Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			d.e.log.Error("delivery attempt panicked; the delivery fails", "destination", d.name, "delivery", m.DeliveryID, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			res, err = destination.Result{}, &panicError{v: r}
+		}
+	}()
+	return d.dest.Deliver(d.ctx, m)
 }
 
 // dequeue forgets an item whose delivery is settled (it has its row):

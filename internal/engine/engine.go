@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -25,6 +26,12 @@ import (
 // ReasonEventGone: the event of a delivery was deleted (retention) before
 // it could be delivered.
 const ReasonEventGone = "event no longer stored"
+
+// ReasonInternalError: an attempt panicked (a bug in hookd or in a
+// destination's code). The delivery fails at once rather than being
+// retried: the same event would most likely panic again, and a failed
+// delivery is visible and can be retried by hand once the cause is fixed.
+const ReasonInternalError = "internal error"
 
 // ReasonUnsubscribed: every subscription to the destination was deleted
 // before the delivery was attempted; it is cancelled.
@@ -57,6 +64,13 @@ type Options struct {
 	// Lease is how long a claimed delivery stays with its claimer.
 	// Default 5m.
 	Lease time.Duration
+	// MaxJSONDepth bounds the nesting of a body that payload filters
+	// read; a deeper body matches no filter (server.max_json_depth).
+	// Default jsonlimit.DefaultDepth.
+	MaxJSONDepth int
+
+	// wrapMatch, set by tests only, wraps the routing table's Match.
+	wrapMatch func(func(*hookd.Event) []string) func(*hookd.Event) []string
 	// Sources are the configured source names; a subscription created
 	// through the API must name one of them (or "*"). Nil accepts any.
 	Sources []string
@@ -136,6 +150,8 @@ type Engine struct {
 	w     *writer
 	wstop chan struct{}
 	table *route.Table
+	// match is table.Match; tests replace it.
+	match func(*hookd.Event) []string
 	// subscribedTo counts the subscriptions of each destination (rebuilt
 	// with the routing table), read on every attempt.
 	subscribedTo atomic.Pointer[map[string]int]
@@ -199,6 +215,11 @@ func New(o Options) *Engine {
 	}
 	e.table, _ = route.NewTable(nil)
 	e.sched = newScheduler(e.clock)
+	e.table.MaxJSONDepth = o.MaxJSONDepth
+	e.match = e.table.Match
+	if o.wrapMatch != nil {
+		e.match = o.wrapMatch(e.match)
+	}
 	return e
 }
 
@@ -306,14 +327,24 @@ func (e *Engine) recover(ctx context.Context) (int64, error) {
 
 // fanOut returns the deliveries ev gets: one per destination of the
 // subscriptions it matches (a destination matched twice gets it once).
-func (e *Engine) fanOut(ev *hookd.Event) []*store.Delivery {
-	ids := e.table.Match(ev)
+// Every routing (on commit, at start, in a replay) goes through it: a
+// panic while routing one event is logged with its stack and that event
+// gets no delivery, so no event, even a stored one routed again at start,
+// can take the process down.
+func (e *Engine) fanOut(ev *hookd.Event) (out []*store.Delivery) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.log.Error("routing an event panicked; it gets no delivery", "event", ev.ID, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			out = nil
+		}
+	}()
+	ids := e.match(ev)
 	if len(ids) == 0 {
 		return nil
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := make([]*store.Delivery, 0, len(ids))
+	out = make([]*store.Delivery, 0, len(ids))
 	for _, id := range ids {
 		s := e.subs[id]
 		if s == nil || e.dests[s.def.Destination] == nil {

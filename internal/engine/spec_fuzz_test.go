@@ -2,6 +2,8 @@ package engine
 
 import (
 	"testing"
+
+	"hookd/internal/jsonlimit/jsonlimittest"
 )
 
 // FuzzSpecs feeds arbitrary bytes to the parsers of API-supplied
@@ -17,6 +19,10 @@ func FuzzSpecs(f *testing.F) {
 		`{"events":["a.**"]}`, `{"name":""}`, `[]`, `"x"`, `{"rate":"0/s"}`, `{"concurrency":-1}`, `&a *a`,
 	} {
 		f.Add([]byte(s))
+	}
+	for _, s := range jsonlimittest.DeepSeeds() {
+		f.Add([]byte(s))
+		f.Add([]byte(`{"destination":"d","filter":` + s + `}`))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if d, err := parseDestinationSpec(b); err == nil {

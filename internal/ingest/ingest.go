@@ -28,6 +28,7 @@ import (
 	"hookd/internal/config"
 	"hookd/internal/egress"
 	"hookd/internal/httpserver"
+	"hookd/internal/jsonlimit"
 	"hookd/internal/store"
 	"hookd/internal/verify"
 )
@@ -55,21 +56,25 @@ type Handler struct {
 	// inFlight caps the requests being verified and committed; a request
 	// takes its slot once its body is read. Nil: no cap.
 	inFlight *httpserver.Gate
-	log      *slog.Logger
-	now      func() time.Time
+	// maxJSONDepth bounds the nesting of a body read as JSON.
+	maxJSONDepth int
+	log          *slog.Logger
+	now          func() time.Time
 }
 
 type source struct {
 	cfg              config.Source
 	verify           verify.Chain
 	id, typ, ts, key Selector
-	needJSON         bool
-	limiter          *rate.Limiter
-	dedupe           time.Duration
-	redact           map[string]bool
-	status           int
-	body             []byte
-	contentType      string
+	// needJSON: a selector or a verifier reads fields of the JSON body,
+	// so a body nested beyond the limit is refused.
+	needJSON    bool
+	limiter     *rate.Limiter
+	dedupe      time.Duration
+	redact      map[string]bool
+	status      int
+	body        []byte
+	contentType string
 }
 
 // Options configures a Handler.
@@ -94,6 +99,10 @@ type Options struct {
 	// enters it once its body is read, so a slow upload holds no slot.
 	// Nil: no cap.
 	InFlight *httpserver.Gate
+	// MaxJSONDepth bounds the nesting of a body that a selector or a
+	// verifier reads as JSON (server.max_json_depth); beyond it such a
+	// source answers 400. Default jsonlimit.DefaultDepth.
+	MaxJSONDepth int
 }
 
 // headers whose values are credentials: they are stored as "[redacted]".
@@ -107,6 +116,9 @@ func New(o Options) (*Handler, error) {
 	}
 	if h.verifyTimeout = o.VerifyTimeout; h.verifyTimeout <= 0 {
 		h.verifyTimeout = 3 * time.Second
+	}
+	if h.maxJSONDepth = o.MaxJSONDepth; h.maxJSONDepth <= 0 {
+		h.maxJSONDepth = jsonlimit.DefaultDepth
 	}
 	m := make(map[string]*source, len(o.Sources))
 	for _, c := range o.Sources {
@@ -173,6 +185,7 @@ func (h *Handler) build(c config.Source) (*source, error) {
 		}
 		s.needJSON = s.needJSON || p.dst.NeedsJSON()
 	}
+	s.needJSON = s.needJSON || s.verify.ReadsJSONBody()
 	if c.RateLimit != nil {
 		burst := c.Burst
 		if burst == 0 {
@@ -224,6 +237,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	if err != nil {
 		return err
 	}
+	if src.needJSON {
+		// Checked before any parser sees the body: some recurse once per
+		// level of nesting.
+		if err := jsonlimit.Check(body, h.maxJSONDepth); err != nil {
+			return hookd.Errorf(hookd.EInvalid, "body: %v; source %s reads fields of the JSON body", err, src.cfg.Name)
+		}
+	}
 	// The slot is taken once the body is in: what it bounds is the work
 	// of verification and commit, not a sender's upload speed.
 	if !h.inFlight.Enter() {
@@ -242,7 +262,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		ContentType: r.Header.Get("Content-Type"),
 		Body:        body,
 	}
-	if err := src.selectMetadata(e, r); err != nil {
+	if err := src.selectMetadata(e, r, h.maxJSONDepth); err != nil {
 		return err
 	}
 	// The headers are stored as their JSON encoding, with credentials
@@ -282,7 +302,7 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, src *source, bo
 	if len(src.verify) == 0 {
 		return nil
 	}
-	vr := &verify.Request{Method: r.Method, URL: r.URL, Header: r.Header, RemoteAddr: r.RemoteAddr, Body: body}
+	vr := &verify.Request{Method: r.Method, URL: r.URL, Header: r.Header, RemoteAddr: r.RemoteAddr, Body: body, MaxJSONDepth: h.maxJSONDepth}
 	ctx, cancel := context.WithTimeout(r.Context(), h.verifyTimeout)
 	defer cancel()
 	err := src.verify.Verify(ctx, vr)
@@ -432,12 +452,12 @@ func appendJSONString(b []byte, s string) []byte {
 // selectMetadata fills the event's id, type, timestamp and key. An absent
 // value leaves its field empty; only require_id turns an absent id, or a
 // body it cannot be read from, into 400.
-func (s *source) selectMetadata(e *hookd.Event, r *http.Request) error {
+func (s *source) selectMetadata(e *hookd.Event, r *http.Request, maxJSONDepth int) error {
 	if s.id.IsZero() && s.typ.IsZero() && s.ts.IsZero() && s.key.IsZero() {
 		return nil
 	}
 	var q url.Values
-	m := &message{header: r.Header, body: e.Body, query: func() url.Values {
+	m := &message{header: r.Header, body: e.Body, maxDepth: maxJSONDepth, query: func() url.Values {
 		if q == nil {
 			q = r.URL.Query()
 		}

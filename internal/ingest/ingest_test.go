@@ -74,6 +74,7 @@ func newHarnessConfig(t *testing.T, cfg *config.Config) *harness {
 	in, err := ingest.New(ingest.Options{
 		Sources: cfg.Sources, Inserter: b, Errors: errs,
 		AckDeadline: cfg.Server.AckDeadline.D(), VerifyTimeout: cfg.Server.VerifyTimeout.D(), Log: log,
+		MaxJSONDepth: cfg.Server.MaxJSONDepth,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -778,4 +779,41 @@ func TestIngestVerifyTimeout(t *testing.T) {
 		t.Errorf("answered after %v, want about the 200ms verify timeout", took)
 	}
 	h.wantCount(t, 0)
+}
+
+// A body nested beyond server.max_json_depth is refused with 400 by a
+// source that reads its JSON fields (a selector, a signature in the body)
+// and nothing is stored; a source that only stores the body stores it.
+func TestIngestDeepBody(t *testing.T) {
+	t.Parallel()
+	h := newHarnessConfig(t, parseConfig(t, `
+server: {max_json_depth: 4}
+sources:
+  - {name: sel, event: {type: json:type}}
+  - name: sig
+    verify: [{type: hmac, secrets: [0123456789abcdef], signature: "json:sig", signed: "json:payload"}]
+  - {name: plain}
+  - {name: hdr, event: {id: header:X-Id}}
+`))
+	deep, atLimit := `{"a":[[[[1]]]]}`, `{"type":"t","a":[[["]]]]]]"]]]}`
+	for _, src := range []string{"sel", "sig"} {
+		t.Run(src, func(t *testing.T) {
+			e := wantError(t, post(t, h.srv, "/in/"+src, deep, nil), http.StatusBadRequest, hookd.EInvalid)
+			if !strings.Contains(e.Error.Message, "JSON nested deeper than 4 levels") {
+				t.Errorf("message: got %q, want it to name the depth limit", e.Error.Message)
+			}
+		})
+	}
+	h.wantCount(t, 0)
+	ok := wantOK(t, post(t, h.srv, "/in/sel", atLimit, nil), http.StatusOK)
+	if e := h.event(t, ok.ID); e.Type != "t" {
+		t.Errorf("type at the limit: got %q, want t", e.Type)
+	}
+	for _, src := range []string{"plain", "hdr"} {
+		ok := wantOK(t, post(t, h.srv, "/in/"+src, deep, http.Header{"X-Id": {"x-" + src}}), http.StatusOK)
+		if e := h.event(t, ok.ID); string(e.Body) != deep {
+			t.Errorf("%s: body got %q, want %q", src, e.Body, deep)
+		}
+	}
+	h.wantCount(t, 3)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"hookd/internal/config"
+	"hookd/internal/jsonlimit"
 )
 
 // Selector reads one metadata field from a request: a header, a query
@@ -73,6 +74,8 @@ type message struct {
 	header http.Header
 	query  func() url.Values
 	body   []byte
+	// maxDepth bounds the nesting of body; 0 means jsonlimit.DefaultDepth.
+	maxDepth int
 
 	checked bool
 	jsonErr error
@@ -81,7 +84,11 @@ type message struct {
 func (m *message) validJSON() error {
 	if !m.checked {
 		m.checked = true
-		if !gjson.ValidBytes(m.body) {
+		// The depth is checked first: gjson's validator recurses once
+		// per level of nesting.
+		if err := jsonlimit.Check(m.body, m.maxDepth); err != nil {
+			m.jsonErr = err
+		} else if !gjson.ValidBytes(m.body) {
 			m.jsonErr = errNotJSON
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"hookd/internal/config"
+	"hookd/internal/jsonlimit"
+	"hookd/internal/jsonlimit/jsonlimittest"
 )
 
 func newMessage(header http.Header, rawQuery string, body string) *message {
@@ -422,12 +424,22 @@ func FuzzSelectJSON(f *testing.F) {
 	f.Add([]byte(`{"a":"\ud800"}`), "a")
 	f.Add([]byte(``), "a")
 	f.Add([]byte(`{"":{"":""}}`), "a")
+	for _, s := range jsonlimittest.DeepSeeds() {
+		f.Add([]byte(s), "a")
+	}
 	f.Fuzz(func(t *testing.T, data []byte, path string) {
 		sel, err := ParseSelector("json:" + path)
 		if err != nil {
 			return
 		}
 		got, err := sel.Select(&message{body: data})
+		var de *jsonlimit.DepthError
+		if jsonlimit.Depth(data) > jsonlimit.DefaultDepth {
+			if !errors.As(err, &de) || got != "" {
+				t.Fatalf("Select(json:%s) on a body nested %d deep: got %q, %v; want a *jsonlimit.DepthError", path, jsonlimit.Depth(data), got, err)
+			}
+			return
+		}
 		if !json.Valid(data) {
 			if !errors.Is(err, errNotJSON) {
 				t.Fatalf("Select(json:%s) on invalid JSON %q: got %q, %v; want errNotJSON", path, data, got, err)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/tidwall/gjson"
 	"gopkg.in/yaml.v3"
+
+	"hookd/internal/jsonlimit"
 )
 
 // Filter bounds, checked by Compile.
@@ -405,10 +407,14 @@ func typeName(v any) string {
 // Match reports whether the raw body matches the filter. A nil Filter
 // matches every body. A Filter that was not compiled is compiled for this
 // call only (slowly; call Compile once instead) and matches nothing when
-// it is invalid.
+// it is invalid. A body nested deeper than jsonlimit.DefaultDepth matches
+// no filter (see Table.MaxJSONDepth).
 func (f *Filter) Match(body []byte) bool {
 	if f == nil {
 		return true
+	}
+	if jsonlimit.Check(body, 0) != nil {
+		return false
 	}
 	return f.match(body, gjson.ValidBytes(body))
 }
@@ -592,7 +598,7 @@ func yamlValue(n *yaml.Node) (any, error) {
 func (f *Filter) UnmarshalJSON(b []byte) error {
 	// Each level of nesting decodes its own bytes again: refuse deep
 	// documents before that costs more than a few passes.
-	if jsonDepth(b) > maxJSONDepth {
+	if jsonlimit.Check(b, maxJSONDepth) != nil {
 		return fmt.Errorf("filter nested deeper than %d levels", MaxFilterDepth)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -611,34 +617,3 @@ func (f *Filter) UnmarshalJSON(b []byte) error {
 // filter level is an object and a list ({"and": [...]}), and an "in"
 // value adds a list.
 const maxJSONDepth = 2*MaxFilterDepth + 1
-
-// jsonDepth returns the deepest nesting of objects and lists in b,
-// skipping strings. It does not validate b.
-func jsonDepth(b []byte) int {
-	depth, deepest := 0, 0
-	inString := false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '{', '[':
-			depth++
-			if depth > deepest {
-				deepest = depth
-			}
-		case '}', ']':
-			depth--
-		}
-	}
-	return deepest
-}

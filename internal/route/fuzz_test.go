@@ -7,6 +7,9 @@ import (
 
 	"github.com/tidwall/gjson"
 	"gopkg.in/yaml.v3"
+
+	"hookd/internal/jsonlimit"
+	"hookd/internal/jsonlimit/jsonlimittest"
 )
 
 // refPatternMatch is the pattern rules of SPEC §3 written the plain way,
@@ -152,6 +155,9 @@ func FuzzFilterEval(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	for _, s := range jsonlimittest.DeepSeeds() {
+		f.Add([]byte(s))
+	}
 	compiled := make([]Filter, len(fuzzFilters))
 	negated := make([]Filter, len(fuzzFilters))
 	for i, fl := range fuzzFilters {
@@ -165,6 +171,16 @@ func FuzzFilterEval(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
+		if jsonlimit.Check(body, 0) != nil {
+			// Nested too deep to read: no filter matches, not even a
+			// negated one.
+			for i := range compiled {
+				if compiled[i].Match(body) || negated[i].Match(body) {
+					t.Fatalf("fuzzFilters[%d] matched a body nested beyond the limit", i)
+				}
+			}
+			return
+		}
 		valid := gjson.ValidBytes(body)
 		for i := range compiled {
 			fl := &compiled[i]
@@ -203,6 +219,9 @@ func FuzzFilterDecode(f *testing.F) {
 		`{"and":[]}`,
 		`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]`,
 	} {
+		f.Add([]byte(s))
+	}
+	for _, s := range jsonlimittest.DeepSeeds() {
 		f.Add([]byte(s))
 	}
 	body := []byte(`{"a":"x","b":{"c":[1,2,3]},"payload":{"details":{"amount":750}}}`)

@@ -19,6 +19,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"hookd"
+	"hookd/internal/jsonlimit"
 )
 
 // AnySource in Rule.Sources matches every source.
@@ -92,6 +93,12 @@ func (r *Rule) anySource() bool {
 // with the size of the table; wildcard patterns are indexed by their first
 // segment when it is literal.
 type Table struct {
+	// MaxJSONDepth bounds the nesting of a body that filters read: a
+	// deeper body matches no rule with a filter (rules without one still
+	// match it). 0 means jsonlimit.DefaultDepth. Set it before the first
+	// Match.
+	MaxJSONDepth int
+
 	cur atomic.Pointer[table]
 }
 
@@ -144,7 +151,7 @@ func (t *Table) Match(e *hookd.Event) []string {
 	slices.Sort(cand)
 	cand = slices.Compact(cand)
 	var out []string
-	valid := 0 // 0 unknown, 1 JSON, -1 not JSON
+	valid := 0 // 0 unknown, 1 JSON, -1 not JSON, -2 nested too deep
 	for _, i := range cand {
 		r := &cur.rules[i]
 		if r.SkipStale && e.Stale {
@@ -152,12 +159,18 @@ func (t *Table) Match(e *hookd.Event) []string {
 		}
 		if r.Filter != nil {
 			if valid == 0 {
-				valid = -1
-				if gjson.ValidBytes(e.Body) {
+				// The depth is checked first: gjson's validator recurses
+				// once per level of nesting.
+				switch {
+				case jsonlimit.Check(e.Body, t.MaxJSONDepth) != nil:
+					valid = -2
+				case gjson.ValidBytes(e.Body):
 					valid = 1
+				default:
+					valid = -1
 				}
 			}
-			if !r.Filter.match(e.Body, valid == 1) {
+			if valid == -2 || !r.Filter.match(e.Body, valid == 1) {
 				continue
 			}
 		}

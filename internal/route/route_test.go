@@ -464,3 +464,38 @@ func TestTableAcceptance(t *testing.T) {
 		t.Errorf("event.invoice.paid: got %v, want %v", got, want)
 	}
 }
+
+// A body nested beyond the table's depth matches no rule with a filter,
+// even one a body that is not JSON would match; rules without a filter
+// still match it.
+func TestTableMatchDeepBody(t *testing.T) {
+	t.Parallel()
+	absent := not(f("a", "exists", true))
+	tab, err := NewTable(map[string]Rule{
+		"sub_all":    {Active: true},
+		"sub_absent": {Filter: &absent, Active: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab.MaxJSONDepth = 3
+	tests := []struct {
+		name string
+		body string
+		want []string
+	}{
+		{"AtTheLimit", `[[[1]]]`, []string{"sub_absent", "sub_all"}},
+		{"NotJSON", `not json`, []string{"sub_absent", "sub_all"}},
+		{"BeyondTheLimit", `[[[[1]]]]`, []string{"sub_all"}},
+		{"Huge", strings.Repeat("[", 6<<20), []string{"sub_all"}},
+		{"DeepInsideAString", `{"b":"[[[[[[[["}`, []string{"sub_absent", "sub_all"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tab.Match(&hookd.Event{Type: "x", Body: []byte(tt.body)})
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("Match: got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

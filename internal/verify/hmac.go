@@ -22,6 +22,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"hookd/internal/config"
+	"hookd/internal/jsonlimit"
 )
 
 // This file holds the hmac method and the machinery every signature
@@ -139,6 +140,17 @@ type sigMessage struct {
 }
 
 // Verify checks the request's signature.
+// ReadsJSONBody reports whether the signature, its timestamp or id, or the
+// signed content is a field of the JSON body.
+func (v *sigVerifier) ReadsJSONBody() bool {
+	for _, l := range []sigLocator{v.sig, v.ts, v.id, v.field, v.covers} {
+		if l.kind == "json" {
+			return true
+		}
+	}
+	return false
+}
+
 func (v *sigVerifier) Verify(_ context.Context, r *Request) error {
 	_, err := v.verify(r)
 	return err
@@ -654,7 +666,10 @@ func (rv *sigRequest) lookup(l sigLocator, numbers bool) (string, bool) {
 		return vals[0], true
 	case "json":
 		if !rv.checked {
-			rv.checked, rv.valid = true, gjson.ValidBytes(rv.r.Body)
+			// The depth is checked first: gjson's validator recurses once
+			// per level of nesting.
+			rv.checked = true
+			rv.valid = jsonlimit.Check(rv.r.Body, rv.r.MaxJSONDepth) == nil && gjson.ValidBytes(rv.r.Body)
 		}
 		if !rv.valid {
 			return "", false

@@ -374,6 +374,9 @@ func oauthParseIntrospection(body []byte) (oauthIntroResult, error) {
 		Scope  *string         `json:"scope"`
 	}
 	var res oauthIntroResult
+	if err := answerDepth(body); err != nil {
+		return res, fmt.Errorf("introspection: %w", err)
+	}
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return res, errors.New("introspection: invalid JSON answer")
 	}

@@ -16,6 +16,7 @@ import (
 	"hookd"
 	"hookd/internal/config"
 	"hookd/internal/egress"
+	"hookd/internal/jsonlimit/jsonlimittest"
 )
 
 const (
@@ -148,6 +149,9 @@ func TestOAuthIntrospectionAnswers(t *testing.T) {
 		{"BadJSON", func(w http.ResponseWriter, _ *http.Request, _ string) { w.Write([]byte(`{"active":tru`)) }, nil, "503"},
 		{"ActiveAsString", oauthIntroJSON(map[string]any{"active": "true"}), nil, "503"},
 		{"ActiveMissing", oauthIntroJSON(map[string]any{"exp": now.Add(time.Hour).Unix()}), nil, "503"},
+		{"TooDeep", func(w http.ResponseWriter, _ *http.Request, _ string) {
+			fmt.Fprintf(w, `{"active":true,"ext":%s%s}`, strings.Repeat("[", 200), strings.Repeat("]", 200))
+		}, nil, "503"},
 		{"TooLarge", func(w http.ResponseWriter, _ *http.Request, _ string) {
 			fmt.Fprintf(w, `{"active":true,"pad":"%s"}`, strings.Repeat("x", oauthIntroMaxBytes))
 		}, nil, "503"},
@@ -485,6 +489,10 @@ func FuzzIntrospectionResponse(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	for _, s := range jsonlimittest.DeepSeeds() {
+		f.Add([]byte(s))
+		f.Add([]byte(`{"active":true,"ext":` + s + `}`))
+	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		res, err := oauthParseIntrospection(doc)
 		if err != nil {
@@ -500,4 +508,21 @@ func FuzzIntrospectionResponse(f *testing.F) {
 			t.Fatalf("exp out of range: %v", res.exp)
 		}
 	})
+}
+
+// The answers of JWKS and introspection endpoints nested beyond
+// jsonlimit.DefaultDepth are refused with a clear error before decoding.
+func TestOAuthAnswersTooDeep(t *testing.T) {
+	t.Parallel()
+	deep := strings.Repeat("[", 129) + strings.Repeat("]", 129)
+	if _, err := oauthParseIntrospection([]byte(`{"active":true,"x":` + deep + `}`)); err == nil || err.Error() != "introspection: JSON nested deeper than 128 levels" {
+		t.Errorf("introspection: got %v, want introspection: JSON nested deeper than 128 levels", err)
+	}
+	if _, _, err := oauthParseJWKS([]byte(`{"keys":[],"x":` + deep + `}`)); err == nil || err.Error() != "jwks: JSON nested deeper than 128 levels" {
+		t.Errorf("jwks: got %v, want jwks: JSON nested deeper than 128 levels", err)
+	}
+	atLimit := strings.Repeat("[", 127) + strings.Repeat("]", 127)
+	if res, err := oauthParseIntrospection([]byte(`{"active":true,"x":` + atLimit + `}`)); err != nil || !res.active {
+		t.Errorf("introspection at the limit: got %+v, %v, want active", res, err)
+	}
 }

@@ -179,6 +179,9 @@ func oauthParseJWKS(body []byte) (keys []oauthJWTKey, skipped int, err error) {
 	var doc struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
+	if err := answerDepth(body); err != nil {
+		return nil, 0, fmt.Errorf("jwks: %w", err)
+	}
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, 0, errors.New("jwks: invalid JSON")
 	}

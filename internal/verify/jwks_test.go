@@ -20,6 +20,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"hookd"
+	"hookd/internal/jsonlimit/jsonlimittest"
 )
 
 // oauthJWKSServer serves a JWK Set on 127.0.0.1 and counts its hits.
@@ -267,6 +268,13 @@ func TestOAuthJWKSUnavailable(t *testing.T) {
 		{"Status404", func(s *oauthJWKSServer) { s.status.Store(http.StatusNotFound) }},
 		{"Redirect", func(s *oauthJWKSServer) { s.status.Store(http.StatusFound) }},
 		{"BadJSON", func(s *oauthJWKSServer) { s.setBody([]byte(`{"keys":`)) }},
+		{"TooDeep", func(s *oauthJWKSServer) {
+			key, err := json.Marshal(oauthPublicJWK(k.rsa, "rsa1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.setBody([]byte(`{"keys":[` + string(key) + `],"x":` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}`))
+		}},
 		{"TooLarge", func(s *oauthJWKSServer) {
 			s.setBody([]byte(`{"keys":[],"pad":"` + strings.Repeat("x", oauthJWKSMaxBytes) + `"}`))
 		}},
@@ -379,6 +387,10 @@ func FuzzParseJWKS(f *testing.F) {
 	}
 	for _, s := range []string{`{"keys":[{"kty":"oct","k":"AA"}]}`, `{"keys":null}`, `{"keys":[{}]}`, `[]`, `{"keys":[{"kty":"EC","crv":"P-256","x":"","y":""}]}`} {
 		f.Add([]byte(s))
+	}
+	for _, s := range jsonlimittest.DeepSeeds() {
+		f.Add([]byte(s))
+		f.Add([]byte(`{"keys":[` + s + `]}`))
 	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		keys, _, err := oauthParseJWKS(doc)

@@ -481,7 +481,7 @@ func oauthJWTPreParse(tok string, allowed map[string]bool) (oauthJWTHeader, erro
 	if err != nil {
 		return h, errOAuthBadForm
 	}
-	if len(raw) == 0 || raw[0] != '{' {
+	if len(raw) == 0 || raw[0] != '{' || answerDepth(raw) != nil {
 		return h, errOAuthBadForm
 	}
 	if err := json.Unmarshal(raw, &h); err != nil {

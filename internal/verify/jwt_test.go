@@ -575,6 +575,8 @@ func FuzzJWTWrapper(f *testing.F) {
 		oauthRawToken(f, map[string]any{"alg": "RS256", "kid": "x"}, map[string]any{"exp": exp}, nil, "eA"),
 		"a.b.c", "..", "a..c", ".b.c", "a.b.", "e30.e30.e30", "eyJhbGciOiJIUzI1NiJ9.e30.AAAA",
 		`eyJhbGciOiJIUzI1NiIsImFsZyI6Im5vbmUifQ.e30.AAAA`, strings.Repeat(".", 100),
+		base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","x":`+strings.Repeat("[", 200)+strings.Repeat("]", 200)+`}`)) + ".e30.AAAA",
+		base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","x":"`+strings.Repeat("[", 200)+`"}`)) + ".e30.AAAA",
 	} {
 		f.Add(s)
 	}
@@ -618,4 +620,19 @@ func FuzzJWTWrapper(f *testing.F) {
 			t.Fatalf("got challenge %q", c)
 		}
 	})
+}
+
+// A JWT whose header nests beyond 128 levels is refused as malformed
+// before its header is decoded; brackets inside a string do not count.
+func TestOAuthJWTHeaderTooDeep(t *testing.T) {
+	t.Parallel()
+	allowed := map[string]bool{"HS256": true}
+	enc := func(h string) string { return base64.RawURLEncoding.EncodeToString([]byte(h)) + ".e30.AAAA" }
+	deep := strings.Repeat("[", 129) + strings.Repeat("]", 129)
+	if _, err := oauthJWTPreParse(enc(`{"alg":"HS256","x":`+deep+`}`), allowed); !errors.Is(err, errOAuthBadForm) {
+		t.Errorf("deep header: got %v, want %v", err, errOAuthBadForm)
+	}
+	if h, err := oauthJWTPreParse(enc(`{"alg":"HS256","x":"`+deep+`"}`), allowed); err != nil || h.Alg != "HS256" {
+		t.Errorf("brackets in a string: got %+v, %v, want alg HS256", h, err)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"hookd"
+	"hookd/internal/jsonlimit/jsonlimittest"
 )
 
 func TestParseSignatureHeader(t *testing.T) {
@@ -301,6 +302,11 @@ func FuzzSeed004Body(f *testing.F) {
 	f.Add([]byte(`{"signature":["x"],"payloadAsString":null}`))
 	f.Add([]byte(`not json`))
 	f.Add([]byte(`{"signature":"\u0030\u0030","payloadAsString":"\ud800"}`))
+	for _, s := range jsonlimittest.DeepSeeds() {
+		f.Add([]byte(s))
+	}
+	deepPayload := strings.Repeat("[", 150) + strings.Repeat("]", 150)
+	f.Add([]byte(sigSeed004Body([]byte(deepPayload), []byte(deepPayload), sigHex(sigMAC(sha256.New, secret, []byte(deepPayload))))))
 	v := sigFuzzVerifier(f, "hmac", map[string]any{
 		"secrets": []any{string(secret)}, "signature": "json:signature", "signed": "json:payloadAsString", "covers": "json:payload",
 	})
@@ -437,6 +443,9 @@ func FuzzJSONEquivalent(f *testing.F) {
 	f.Add([]byte(`"\ud800"`), []byte(`"\ufffd"`))
 	f.Add([]byte(`1e400`), []byte(`1e400`))
 	f.Add([]byte(`[[[[`), []byte(``))
+	for _, s := range jsonlimittest.DeepSeeds() {
+		f.Add([]byte(s), []byte(s))
+	}
 	f.Fuzz(func(t *testing.T, a, b []byte) {
 		ab := sigJSONEquivalent(a, b)
 		if ab != sigJSONEquivalent(b, a) {

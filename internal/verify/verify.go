@@ -33,6 +33,9 @@ type Request struct {
 	RemoteAddr string
 	// Body is the raw body, exactly as received. Verifiers must not modify it.
 	Body []byte
+	// MaxJSONDepth bounds the nesting of a body a verifier reads as JSON:
+	// a deeper body has no JSON fields. 0 means jsonlimit.DefaultDepth.
+	MaxJSONDepth int
 }
 
 // Verifier checks one request.
@@ -69,6 +72,23 @@ func (c Chain) CredentialHeaders() []string {
 		}
 	}
 	return out
+}
+
+// JSONBodyReader is implemented by verifiers that read fields of the JSON
+// body (a signature or a signed field in the body).
+type JSONBodyReader interface {
+	ReadsJSONBody() bool
+}
+
+// ReadsJSONBody reports whether any verifier of the chain reads fields of
+// the JSON body.
+func (c Chain) ReadsJSONBody() bool {
+	for _, v := range c {
+		if jr, ok := v.(JSONBodyReader); ok && jr.ReadsJSONBody() {
+			return true
+		}
+	}
+	return false
 }
 
 // Env is what a factory may use besides the method's own options.

@@ -265,7 +265,7 @@ func oauthErrorCode(body []byte) string {
 	var e struct {
 		Error string `json:"error"`
 	}
-	if json.Unmarshal(body, &e) != nil || e.Error == "" || len(e.Error) > 64 {
+	if answerDepth(body) != nil || json.Unmarshal(body, &e) != nil || e.Error == "" || len(e.Error) > 64 {
 		return ""
 	}
 	for i := 0; i < len(e.Error); i++ {
@@ -297,6 +297,9 @@ func parseTokenResponse(body []byte) (tokenResponse, error) {
 		AccessToken *string         `json:"access_token"`
 		TokenType   string          `json:"token_type"`
 		ExpiresIn   json.RawMessage `json:"expires_in"`
+	}
+	if err := answerDepth(body); err != nil {
+		return tokenResponse{}, fmt.Errorf("answer: %w", err)
 	}
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return tokenResponse{}, errors.New("answer is not a JSON token response")

@@ -17,6 +17,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"hookd/internal/config"
+	"hookd/internal/jsonlimit"
+	"hookd/internal/jsonlimit/jsonlimittest"
 )
 
 const (
@@ -292,6 +294,7 @@ func TestTokenEndpointAnswers(t *testing.T) {
 		{"NoToken", 200, `{"token_type":"bearer"}`, "no access_token"},
 		{"MacToken", 200, `{"access_token":"abc","token_type":"mac"}`, "token_type is not bearer"},
 		{"TooLarge", 200, `{"access_token":"abc","pad":"` + strings.Repeat("x", MaxResponse) + `"}`, "larger than 65536 bytes"},
+		{"TooDeep", 200, `{"access_token":"abc","x":` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}`, "answer: JSON nested deeper than 128 levels"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -416,8 +419,15 @@ func FuzzTokenResponse(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	for _, s := range jsonlimittest.DeepSeeds() {
+		f.Add([]byte(s))
+		f.Add([]byte(`{"access_token":"abc","x":` + s + `}`))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		tr, err := parseTokenResponse(body)
+		if oauthErrorCode(body) != "" && jsonlimit.Check(body, 0) != nil {
+			t.Fatalf("read an error code from an answer nested beyond the limit")
+		}
 		if err != nil {
 			var raw struct {
 				AccessToken string `json:"access_token"`
