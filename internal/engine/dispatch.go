@@ -259,6 +259,14 @@ func (d *dispatcher) hold(it *item) {
 	if it.d.EventSeq > d.loadedSeq {
 		d.loadedSeq = it.d.EventSeq
 	}
+	if r := it.d; d.headTimeout > 0 && r.Status == store.StatusRetrying && !r.FirstAttemptAt.IsZero() {
+		// A retry stored before head_timeout was set (a restart, a
+		// replaced destination) may be due later than it allows: the
+		// last attempt comes at the deadline (limitHead).
+		if dl := r.FirstAttemptAt.Add(d.headTimeout); r.NextAttemptAt.After(dl) {
+			r.NextAttemptAt = dl
+		}
+	}
 	key := ""
 	if d.ordering == OrderingKey {
 		key = it.d.EventKey

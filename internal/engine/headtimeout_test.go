@@ -281,3 +281,37 @@ func TestHeadTimeoutThroughTheAPI(t *testing.T) {
 		t.Fatalf("head_timeout shown as %q, want 10m0s", v.HeadTimeout)
 	}
 }
+
+// head_timeout set on a lane that is already blocked (here: at a restart,
+// with the head's next retry stored six hours ahead) takes effect at
+// first attempt + head_timeout, not at the stored retry.
+func TestHeadTimeoutSetOnABlockedLane(t *testing.T) {
+	clk := engine.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	var healed atomic.Bool
+	s := headSink(t, `{"head":true}`, &healed)
+	dir := t.TempDir()
+	y := destYAML("ledger", s.srv.URL, "    ordering: fifo\n    retry: {policy: schedule, schedule: [\"6h\", \"6h\"]}")
+	r := newRig(t, dir, clk, y, engine.Options{})
+	head := r.publish(&hookd.Event{Type: "a", Body: []byte(`{"head":true}`)})[0]
+	eventually(t, 10*time.Second, "the head failing", func() bool {
+		r.eng.Flush(context.Background())
+		return statusOf(t, r, head, "ledger") == store.StatusRetrying
+	})
+	rest := r.publish(events(3, "a")...)
+	r.close()
+
+	r2 := newRig(t, dir, clk, strings.Replace(y, "    ordering: fifo\n", "    ordering: fifo\n    head_timeout: 10m\n", 1), engine.Options{})
+	clk.Advance(10*time.Minute + time.Microsecond)
+	eventually(t, 10*time.Second, "the rest delivered", func() bool {
+		for _, ev := range rest {
+			if statusOf(t, r2, ev, "ledger") != store.StatusSucceeded {
+				return false
+			}
+		}
+		return true
+	})
+	d := deliveryOf(t, r2, head, "ledger")
+	if d.Status != store.StatusFailed || d.Reason != engine.ReasonHeadTimeout || d.Attempts != 2 {
+		t.Fatalf("head: status %q reason %q after %d attempts; want failed, %q, 2", d.Status, d.Reason, d.Attempts, engine.ReasonHeadTimeout)
+	}
+}
