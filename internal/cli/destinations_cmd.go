@@ -67,6 +67,9 @@ func printDestination(w io.Writer, d *destinationView) {
 	fmt.Fprintf(tw, "type:\t%s\n", d.Type)
 	fmt.Fprintf(tw, "origin:\t%s\n", d.Origin)
 	fmt.Fprintf(tw, "ordering:\t%s\n", d.Ordering)
+	if d.HeadTimeout != "" {
+		fmt.Fprintf(tw, "head_timeout:\t%s\n", d.HeadTimeout)
+	}
 	fmt.Fprintf(tw, "concurrency:\t%d\n", d.Concurrency)
 	fmt.Fprintf(tw, "retry_policy:\t%s\n", d.Retry)
 	fmt.Fprintf(tw, "disabled:\t%t\n", d.Disabled)

@@ -23,6 +23,13 @@ type Destination struct {
 	// Ordering is none (default, concurrent), fifo (one in flight, in
 	// received order) or key (FIFO per event key).
 	Ordering string
+	// HeadTimeout bounds how long a delivery may fail retriably at the head
+	// of an ordered lane (ordering fifo or key), counted from its first
+	// attempt: past it, the delivery goes to the failed queue (reason
+	// "head timeout exceeded") and the deliveries behind it go on. 0 (the
+	// default) keeps strict order: the head holds its lane for as long
+	// as its retry policy lasts.
+	HeadTimeout Duration
 	// Concurrency bounds attempts in flight. Default 16 (1 for fifo).
 	Concurrency int
 	// Rate bounds attempts per interval ("100/s"). Default unlimited.
@@ -36,7 +43,7 @@ type Destination struct {
 
 // destinationKeys are the keys of Destination itself; the rest belong to
 // the kind.
-var destinationKeys = map[string]bool{"name": true, "type": true, "retry": true, "ordering": true, "concurrency": true, "rate": true}
+var destinationKeys = map[string]bool{"name": true, "type": true, "retry": true, "ordering": true, "head_timeout": true, "concurrency": true, "rate": true}
 
 // UnmarshalYAML reads the shared keys and keeps the kind's and the retry
 // policy's for later, strict, decoding.
@@ -60,6 +67,8 @@ func (d *Destination) UnmarshalYAML(n *yaml.Node) error {
 			err = v.Decode(&d.Type)
 		case "ordering":
 			err = v.Decode(&d.Ordering)
+		case "head_timeout":
+			err = v.Decode(&d.HeadTimeout)
 		case "concurrency":
 			err = v.Decode(&d.Concurrency)
 		case "rate":
@@ -130,6 +139,12 @@ func (d Destination) check(bad func(field, format string, args ...any)) {
 	case "", "none", "fifo", "key":
 	default:
 		bad("ordering", "unknown ordering %q (want none, fifo or key)", d.Ordering)
+	}
+	switch {
+	case d.HeadTimeout < 0:
+		bad("head_timeout", "must be positive, got %s", d.HeadTimeout.D())
+	case d.HeadTimeout > 0 && d.Ordering != "fifo" && d.Ordering != "key":
+		bad("head_timeout", "only with ordering fifo or key (a destination with ordering none has no head: its retries block nothing)")
 	}
 	if d.Concurrency < 0 || d.Concurrency > 10000 {
 		bad("concurrency", "must be between 1 and 10000")

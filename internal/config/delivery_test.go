@@ -65,6 +65,11 @@ func TestValidateDelivery(t *testing.T) {
 	}{
 		{"NoType", "destinations: [{name: d}]", "destinations[0] (d).type: required"},
 		{"BadOrdering", "destinations: [{name: d, type: http, ordering: lifo}]", `destinations[0] (d).ordering: unknown ordering "lifo"`},
+		{"NegativeHeadTimeout", "destinations: [{name: d, type: http, ordering: fifo, head_timeout: -1m}]", "destinations[0] (d).head_timeout: must be positive"},
+		{"HeadTimeoutWithoutOrder", "destinations: [{name: d, type: http, head_timeout: 10m}]", "destinations[0] (d).head_timeout: only with ordering fifo or key"},
+		{"HeadTimeoutOrderingNone", "destinations: [{name: d, type: http, ordering: none, head_timeout: 10m}]", "destinations[0] (d).head_timeout: only with ordering fifo or key"},
+		{"HeadTimeoutNoUnit", "destinations: [{name: d, type: http, ordering: fifo, head_timeout: 10}]", "invalid duration"},
+		{"HeadTimeoutNotADuration", "destinations: [{name: d, type: http, ordering: key, head_timeout: soon}]", "invalid duration"},
 		{"Duplicate", "destinations: [{name: d, type: http}, {name: d, type: http}]", `duplicate destination name "d"`},
 		{"UnknownDestination", "subscriptions: [{destination: nope}]", `subscriptions[0].destination: no destination named "nope"`},
 		{"UnknownSource", "destinations: [{name: d, type: http}]\nsubscriptions: [{source: nope, destination: d}]", `subscriptions[0].source: no source named "nope"`},
@@ -83,6 +88,31 @@ func TestValidateDelivery(t *testing.T) {
 				t.Errorf("got %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// head_timeout is read on fifo and key destinations; unset is 0 (strict
+// order).
+func TestHeadTimeout(t *testing.T) {
+	t.Parallel()
+	c, err := Parse([]byte("destinations: [{name: a, type: http, ordering: fifo, head_timeout: 10m}, {name: b, type: http, ordering: key, head_timeout: 90s}, {name: c, type: http, ordering: fifo}]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []time.Duration{10 * time.Minute, 90 * time.Second, 0} {
+		if got := c.Destinations[i].HeadTimeout.D(); got != want {
+			t.Errorf("destinations[%d].head_timeout: got %s, want %s", i, got, want)
+		}
+	}
+	// It is one of the keys every kind shares, not the kind's own.
+	var opts struct {
+		URL string `yaml:"url"`
+	}
+	if err := c.Destinations[0].DecodeOptions(&opts); err != nil {
+		t.Fatalf("DecodeOptions: %v", err)
 	}
 }
 

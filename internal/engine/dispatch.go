@@ -68,6 +68,7 @@ type dispatcher struct {
 	dest        destination.Destination
 	policy      Policy
 	ordering    string
+	headTimeout time.Duration // see limitHead; 0: none (and always with ordering none)
 	concurrency int
 	limiter     *rate.Limiter
 	memCap      int
@@ -148,9 +149,12 @@ const (
 	defaultIdleAfter = 5 * time.Second
 )
 
-func newDispatcher(e *Engine, name string, dest destination.Destination, policy Policy, ordering string, concurrency int, lim *rate.Limiter) *dispatcher {
+func newDispatcher(e *Engine, name string, dest destination.Destination, policy Policy, ordering string, headTimeout time.Duration, concurrency int, lim *rate.Limiter) *dispatcher {
 	if ordering == "" {
 		ordering = OrderingNone
+	}
+	if ordering == OrderingNone || headTimeout < 0 {
+		headTimeout = 0
 	}
 	if concurrency <= 0 {
 		concurrency = 16
@@ -163,7 +167,7 @@ func newDispatcher(e *Engine, name string, dest destination.Destination, policy 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &dispatcher{
-		e: e, name: name, dest: dest, policy: policy, ordering: ordering, concurrency: concurrency,
+		e: e, name: name, dest: dest, policy: policy, ordering: ordering, headTimeout: headTimeout, concurrency: concurrency,
 		limiter: lim, memCap: e.memCap, memBytesCap: e.memBytes, log: e.log.With("destination", name),
 		ctx: ctx, cancel: cancel,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), schedIdx: -1,
@@ -254,6 +258,14 @@ func (d *dispatcher) hold(it *item) {
 	}
 	if it.d.EventSeq > d.loadedSeq {
 		d.loadedSeq = it.d.EventSeq
+	}
+	if r := it.d; d.headTimeout > 0 && r.Status == store.StatusRetrying && !r.FirstAttemptAt.IsZero() {
+		// A retry stored before head_timeout was set (a restart, a
+		// replaced destination) may be due later than it allows: the
+		// last attempt comes at the deadline (limitHead).
+		if dl := r.FirstAttemptAt.Add(d.headTimeout); r.NextAttemptAt.After(dl) {
+			r.NextAttemptAt = dl
+		}
 	}
 	key := ""
 	if d.ordering == OrderingKey {
@@ -582,11 +594,42 @@ func (d *dispatcher) attempt(it *item, wait time.Duration) {
 	if first.IsZero() {
 		first = start
 	}
-	dec := Decide(d.policy, it.d.RoundAttempts+1, first, end, err)
+	dec := d.limitHead(Decide(d.policy, it.d.RoundAttempts+1, first, end, err), first, end, err)
 	if _, panicked := err.(*panicError); panicked {
 		dec = Decision{Outcome: OutcomeFailed, Reason: ReasonInternalError, Err: err}
 	}
 	d.finish(it, dec, start, end.Sub(start), res, err)
+}
+
+// limitHead applies head_timeout to the decision after a failed attempt
+// of the head of an ordered lane: a head that has failed since first for
+// head_timeout or longer goes to failed, so that its lane moves on; a
+// retry that would come later than first+head_timeout is pulled back to
+// that instant, for one last attempt; a Retry-After asking for later than
+// that fails the head now (as retry.max_age does), since waiting for it
+// would hold the lane past head_timeout. Only retries change:
+// a success or a final failure stays what it is.
+func (d *dispatcher) limitHead(dec Decision, first, now time.Time, err error) Decision {
+	if d.headTimeout <= 0 || dec.Outcome != OutcomeRetry {
+		return dec
+	}
+	deadline := first.Add(d.headTimeout)
+	timeout := Decision{Outcome: OutcomeFailed, Reason: ReasonHeadTimeout, Err: dec.Err}
+	if !now.Before(deadline) {
+		return timeout
+	}
+	if dec.At.After(deadline) {
+		if ra, ok := destination.RetryAfterOf(err); ok {
+			if c := d.policy.cap; c > 0 {
+				ra = min(ra, c) // as Decide bounds it
+			}
+			if now.Add(ra).After(deadline) {
+				return timeout
+			}
+		}
+		dec.At = deadline
+	}
+	return dec
 }
 
 // panicError is the error of an attempt that panicked.

@@ -591,7 +591,7 @@ func (e *Engine) openDestination(ctx context.Context, def config.Destination) (*
 	if def.Rate != nil && def.Rate.N > 0 {
 		lim = rate.NewLimiter(rate.Every(def.Rate.Per/time.Duration(def.Rate.N)), max(1, def.Rate.N/10))
 	}
-	return newDispatcher(e, def.Name, dest, pol, def.Ordering, def.Concurrency, lim), nil
+	return newDispatcher(e, def.Name, dest, pol, def.Ordering, def.HeadTimeout.D(), def.Concurrency, lim), nil
 }
 
 type destOptions struct{ d config.Destination }

@@ -39,6 +39,9 @@ type DestinationView struct {
 	Retried        int64          `json:"retried"`
 	CreatedAt      time.Time      `json:"created_at"`
 	UpdatedAt      time.Time      `json:"updated_at"`
+	// HeadTimeout is the destination's head_timeout ("10m0s"), empty when
+	// unset (strict order).
+	HeadTimeout string `json:"head_timeout,omitempty"`
 }
 
 func (e *Engine) viewOf(de *destEntry) DestinationView {
@@ -49,6 +52,9 @@ func (e *Engine) viewOf(de *destEntry) DestinationView {
 		Retry: d.policy.Name(), Disabled: d.disabled, DisabledReason: d.disabledReason,
 		InMemory: len(d.held), InFlight: d.flying, Attempts: d.attempts, Succeeded: d.succeeded, Failed: d.failed, Retried: d.retried,
 		CreatedAt: de.created, UpdatedAt: de.updated,
+	}
+	if d.headTimeout > 0 {
+		v.HeadTimeout = d.headTimeout.String()
 	}
 	if d.disabled && !d.disabledAt.IsZero() {
 		at := d.disabledAt

@@ -46,6 +46,11 @@ const (
 	// ReasonGone: the destination is gone (destination.Gone, HTTP 410);
 	// it is disabled as well.
 	ReasonGone = "destination gone"
+	// ReasonHeadTimeout: the delivery failed retriably at the head of an
+	// ordered lane (ordering fifo or key) for longer than the
+	// destination's head_timeout, and was moved aside so that the rest
+	// of the lane flows.
+	ReasonHeadTimeout = "head timeout exceeded"
 )
 
 // RetryConfig is the `retry:` block of a destination or subscription.

@@ -24,7 +24,7 @@ const TypePlaceholder = "{type}"
 const maxShortString = 255
 
 // Options are an amqp destination's own keys. Keys the engine reads (name,
-// type, retry, ordering, concurrency, rate) are not part of them.
+// type, retry, ordering, head_timeout, concurrency, rate) are not part of them.
 type Options struct {
 	// URL is the broker: amqp://user:password@host:port/vhost or amqps://…
 	// (TLS). Required. Its password never appears in errors. Query

@@ -21,7 +21,7 @@ const (
 )
 
 // Options are an exec destination's own keys. Keys the engine reads (name,
-// type, retry, ordering, concurrency, rate) are not part of them.
+// type, retry, ordering, head_timeout, concurrency, rate) are not part of them.
 type Options struct {
 	// Command is the argv to run: Command[0] is the absolute path of an
 	// executable file (no PATH lookup, no shell), the rest its arguments.

@@ -19,7 +19,7 @@ const (
 )
 
 // Options are a file destination's own keys. Keys the engine reads (name,
-// type, retry, ordering, concurrency, rate) are not part of them.
+// type, retry, ordering, head_timeout, concurrency, rate) are not part of them.
 type Options struct {
 	// Path is the absolute path of the file records are appended to.
 	// Required. Its directory must exist; the file is created with mode

@@ -32,7 +32,7 @@ const (
 )
 
 // Options are a kafka destination's own keys. Keys the engine reads (name,
-// type, retry, ordering, concurrency, rate) are not part of them.
+// type, retry, ordering, head_timeout, concurrency, rate) are not part of them.
 type Options struct {
 	// Brokers are the seed brokers, "host:port" each. Required. The
 	// client learns the rest of the cluster from them; every broker it

@@ -29,7 +29,7 @@ const TypePlaceholder = "{type}"
 const untyped = "untyped"
 
 // Options are a nats destination's own keys. Keys the engine reads (name,
-// type, retry, ordering, concurrency, rate) are not part of them.
+// type, retry, ordering, head_timeout, concurrency, rate) are not part of them.
 type Options struct {
 	// URL is the NATS server to connect to, such as nats://127.0.0.1:4222,
 	// or several separated by commas (tried in turn, as nats.go does).

@@ -29,7 +29,7 @@ const (
 )
 
 // Options are a redis destination's own keys. Keys the engine reads (name,
-// type, retry, ordering, concurrency, rate) are not part of them.
+// type, retry, ordering, head_timeout, concurrency, rate) are not part of them.
 type Options struct {
 	// URL locates the Redis server:
 	// redis://[user:password@]host:port/db, or rediss://… for TLS. The

@@ -26,7 +26,7 @@ const (
 )
 
 // Options are an http destination's own keys. Keys the engine reads
-// (name, type, retry, ordering, concurrency, rate) are not part of them.
+// (name, type, retry, ordering, head_timeout, concurrency, rate) are not part of them.
 type Options struct {
 	// URL is where events are sent: an absolute http:// or https:// URL,
 	// without credentials. Required. The SSRF guard (docs/egress.md)
