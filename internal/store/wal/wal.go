@@ -633,6 +633,9 @@ func (l *Log) openForReads(s *segment) {
 // failed, every later Sync and Append fails: the kernel may have dropped
 // the pages it could not write.
 func (l *Log) Sync() error {
+	if ackBeforeSync.Load() {
+		return nil // a test's negative control (testhook.go)
+	}
 	l.syncCall.Lock()
 	defer l.syncCall.Unlock()
 	l.mu.Lock()
