@@ -39,9 +39,11 @@ import (
 // crash may come during the recovery itself), check, then several clients
 // insert and sync (as the batcher does), an event acknowledged once its
 // Sync returned; events not acknowledged are sent again at the next
-// generation with the same provider id, as a provider retries. After every
-// crash the store opens, every acknowledged event is there once with its
-// body intact, and no event is there twice or corrupt.
+// generation with the same provider id, as a provider retries. One
+// generation in three ends in a process kill instead (the kernel keeps
+// the unsynced writes, for a later power loss to take). After every crash
+// the store opens, every acknowledged event is there once with its body
+// intact, and no event is there twice or corrupt.
 //
 // HOOKD_POWERLOSS_POINTS sets the number of crash points (default 30);
 // HOOKD_POWERLOSS_ACK_BEFORE_SYNC=1 turns on the negative control (Sync
@@ -62,27 +64,30 @@ func TestPowerLoss(t *testing.T) {
 	}
 	var complaints int
 	cal := newStoreTrial(t, 1, &complaints)
-	cal.generation(0)
+	cal.generation(0, false)
 	cal.close()
 	span := cal.lastOps + cal.lastOps/10 + 1
 	base := uint64(time.Now().UnixNano())
 	t.Logf("seed base %d, %d log operations per generation", base, cal.lastOps)
 
-	var tried, checked, lost int
+	var tried, checked, distinct, lost int
 	for trial := 0; tried < points; trial++ {
 		tr := newStoreTrial(t, base+uint64(trial), &complaints)
 		tr.lost = lost
 		rng := rand.New(rand.NewPCG(tr.seed, 2))
 		for g := 0; g < 3 && tried < points; g++ {
-			tr.generation(1 + rng.IntN(span))
+			// One in three is a process kill: the page cache stays, and
+			// a later power loss takes what was never synced.
+			tr.generation(1+rng.IntN(span), rng.IntN(3) == 0)
 			tried++
 		}
 		tr.verifyOnly()
 		tr.close()
 		checked += tr.checked
+		distinct += tr.distinct
 		lost = tr.lost
 	}
-	t.Logf("crash points tried %d, acknowledged events checked %d, lost %d", tried, checked, lost)
+	t.Logf("crash points tried %d, acknowledged events checked %d (%d checks after a crash), lost %d", tried, distinct, checked, lost)
 	if lost > 0 {
 		t.Errorf("lost %d acknowledged events over %d crash points", lost, tried)
 	}
@@ -112,8 +117,13 @@ type storeTrial struct {
 	next    int
 
 	checked, lost int
+	distinct      int                 // events checked after a crash at least once
+	seenOnce      map[string]struct{} // which
 	lastOps       int
 	complaints    *int // failures named so far, over every trial
+	// killed is the log's file system of a killed process, which the
+	// next one restarts on (nil after a power loss: img holds the disk).
+	killed *crashfs.FS
 }
 
 // errorf fails the test, naming the first few failures only.
@@ -134,7 +144,7 @@ func newStoreTrial(t *testing.T, seed uint64, complaints *int) *storeTrial {
 	return &storeTrial{
 		t: t, seed: seed, dir: dir, img: crashfs.Image{filepath.Join(dir, LogDir): {}},
 		log:   slog.New(slog.NewTextHandler(io.Discard, nil)), // errors after the crash are expected
-		acked: map[string]slEvent{}, complaints: complaints,
+		acked: map[string]slEvent{}, complaints: complaints, seenOnce: map[string]struct{}{},
 	}
 }
 
@@ -216,6 +226,10 @@ func (tr *storeTrial) check(st *Store) {
 	}
 	for ext := range tr.acked {
 		tr.checked++
+		if _, ok := tr.seenOnce[ext]; !ok {
+			tr.seenOnce[ext] = struct{}{}
+			tr.distinct++
+		}
 		if found[ext] == 0 {
 			delete(tr.acked, ext) // counted once
 			tr.lost++
@@ -225,29 +239,49 @@ func (tr *storeTrial) check(st *Store) {
 }
 
 func (tr *storeTrial) verifyOnly() {
+	if tr.killed != nil {
+		// The last generation was killed: the power goes out too.
+		tr.killed.Crash()
+		tr.img, tr.killed = tr.killed.Image(), nil
+	}
 	fsys := crashfs.New(tr.img, tr.seed)
 	if st := tr.open(fsys); st != nil {
 		st.Close()
 	}
 }
 
-// generation opens the store, runs the clients and cuts the power at
-// log operation crashAt (0: after the clients).
-func (tr *storeTrial) generation(crashAt int) {
-	fsys := crashfs.New(tr.img, tr.seed+uint64(tr.next))
-	fsys.CrashAt(crashAt)
+// generation opens the store, runs the clients and cuts the power (or
+// kills the process) at log operation crashAt (0: after the clients).
+func (tr *storeTrial) generation(crashAt int, kill bool) {
+	var fsys *crashfs.FS
+	if tr.killed != nil {
+		fsys = tr.killed.Restart(tr.seed + uint64(tr.next))
+	} else {
+		fsys = crashfs.New(tr.img, tr.seed+uint64(tr.next))
+	}
+	if kill {
+		fsys.KillAt(crashAt)
+	} else {
+		fsys.CrashAt(crashAt)
+	}
 	st := tr.open(fsys)
 	if st != nil {
 		tr.run(st)
 	}
-	// The power goes out (if it has not yet), and only then does the
-	// store stop: what it does afterwards cannot reach the log's disk.
-	fsys.Crash()
+	// The power goes out, or the process dies, if it has not yet; only
+	// then does the store stop: what it does afterwards cannot reach the
+	// log's disk.
+	tr.lastOps = fsys.Ops()
+	if kill {
+		fsys.Kill()
+		tr.killed = fsys
+	} else {
+		fsys.Crash()
+		tr.img, tr.killed = fsys.Image(), nil
+	}
 	if st != nil {
 		st.Close()
 	}
-	tr.img = fsys.Image()
-	tr.lastOps = fsys.Ops()
 }
 
 // run runs the clients until they are done or the power is out.

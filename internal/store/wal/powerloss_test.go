@@ -27,7 +27,11 @@ import (
 // once its Sync returned; an indexer advances the index position over
 // acknowledged records and releases old sealed segments (as retention
 // does); the power goes out at a random operation, from the first one of
-// the generation (during recovery) to past the last. After every crash:
+// the generation (during recovery) to past the last. One generation in
+// three ends in a process kill instead: the next one finds the kernel's
+// page cache, synced or not, and a later power loss takes what was never
+// synced (so what a replay returns must have been synced by it). After
+// every crash:
 //
 //   - the log opens and replays without error;
 //   - every acknowledged record after the index position is replayed
@@ -39,7 +43,7 @@ import (
 //   - what a replay returned counts as acknowledged from then on (the
 //     store indexes it).
 //
-// HOOKD_POWERLOSS_POINTS sets the number of crash points (default 240);
+// HOOKD_POWERLOSS_POINTS sets the number of crash points (default 210);
 // HOOKD_POWERLOSS_ACK_BEFORE_SYNC=1 turns on the negative control (Sync
 // answers before syncing), with which the test must fail.
 
@@ -49,6 +53,7 @@ const (
 	plWriters     = 4
 	plBatches     = 24 // per writer and generation
 	plGenerations = 3  // crashes per trial
+	plKeepSealed  = 6  // sealed segments the indexer keeps
 )
 
 // powerLossPoints is how many crash points a power-loss test tries.
@@ -108,12 +113,25 @@ type plTrial struct {
 	appended map[uint64][]byte
 	nextID   uint64
 
-	points, checked, lost int
-	lastOps               int // operations of the last generation
+	checked, lost int
+	distinct      int                 // records checked after a crash at least once
+	seenOnce      map[uint64]struct{} // which
+	lastOps       int                 // operations of the last generation
+	// killed is the file system of a killed process, which the next
+	// one restarts on (nil after a power loss: img holds the disk).
+	killed *crashfs.FS
+}
+
+// disk is the file system the next generation opens.
+func (tr *plTrial) disk(seed uint64) *crashfs.FS {
+	if tr.killed != nil {
+		return tr.killed.Restart(seed)
+	}
+	return crashfs.New(tr.img, seed)
 }
 
 func TestPowerLoss(t *testing.T) {
-	points := powerLossPoints(t, 240)
+	points := powerLossPoints(t, 210)
 	if os.Getenv("HOOKD_POWERLOSS_ACK_BEFORE_SYNC") == "1" {
 		wal.SetAckBeforeSync(true)
 		t.Cleanup(func() { wal.SetAckBeforeSync(false) })
@@ -122,26 +140,29 @@ func TestPowerLoss(t *testing.T) {
 	// How many operations one generation makes when nothing crashes:
 	// crash points are drawn up to a little past it.
 	cal := newTrial(t, 1)
-	cal.generation(0)
+	cal.generation(0, false)
 	span := cal.lastOps + cal.lastOps/10 + 1
 	base := uint64(time.Now().UnixNano())
 	t.Logf("seed base %d, %d operations per generation", base, cal.lastOps)
 
-	var points2, checked, lost int
+	var points2, checked, distinct, lost int
 	for trial := 0; points2 < points; trial++ {
 		tr := newTrial(t, base+uint64(trial))
 		tr.lost = lost // the first few losses are named, the rest counted
 		rng := rand.New(rand.NewPCG(tr.seed, 1))
 		for g := 0; g < plGenerations && points2 < points; g++ {
-			tr.generation(1 + rng.IntN(span))
+			// One in three is a process kill: the page cache stays, and
+			// a later power loss takes what was never synced.
+			tr.generation(1+rng.IntN(span), rng.IntN(3) == 0)
 			points2++
 		}
 		// Open once more: the last crash is checked too.
 		tr.verifyOnly()
 		checked += tr.checked
+		distinct += tr.distinct
 		lost = tr.lost
 	}
-	t.Logf("crash points tried %d, acknowledged records checked %d, lost %d", points2, checked, lost)
+	t.Logf("crash points tried %d, acknowledged records checked %d (%d checks after a crash), lost %d", points2, distinct, checked, lost)
 	if lost > 0 {
 		t.Errorf("lost %d acknowledged records over %d crash points", lost, points2)
 	}
@@ -150,7 +171,7 @@ func TestPowerLoss(t *testing.T) {
 func newTrial(t *testing.T, seed uint64) *plTrial {
 	return &plTrial{
 		t: t, seed: seed, img: crashfs.Image{plDir: {}},
-		acked: map[uint64]plRecord{}, appended: map[uint64][]byte{},
+		acked: map[uint64]plRecord{}, appended: map[uint64][]byte{}, seenOnce: map[uint64]struct{}{},
 	}
 }
 
@@ -205,6 +226,10 @@ func (tr *plTrial) open(fsys *crashfs.FS) *wal.Log {
 	}
 	for lsn, r := range tr.acked {
 		tr.checked++
+		if _, ok := tr.seenOnce[lsn]; !ok {
+			tr.seenOnce[lsn] = struct{}{}
+			tr.distinct++
+		}
 		if lsn > tr.index {
 			if !seen[lsn] {
 				delete(tr.acked, lsn) // counted once
@@ -229,28 +254,46 @@ func (tr *plTrial) open(fsys *crashfs.FS) *wal.Log {
 
 // verifyOnly opens the disk as it is and checks it.
 func (tr *plTrial) verifyOnly() {
+	if tr.killed != nil {
+		// The last generation was killed: the power goes out too.
+		tr.killed.Crash()
+		tr.img, tr.killed = tr.killed.Image(), nil
+	}
 	fsys := crashfs.New(tr.img, tr.seed)
 	if l := tr.open(fsys); l != nil {
 		l.Close()
 	}
 }
 
-// generation opens the disk, runs the workload and cuts the power at
-// operation crashAt (0: after the workload).
-func (tr *plTrial) generation(crashAt int) {
+// generation opens the disk, runs the workload and cuts the power (or
+// kills the process) at operation crashAt (0: after the workload).
+func (tr *plTrial) generation(crashAt int, kill bool) {
 	tr.lastOps = 0
-	fsys := crashfs.New(tr.img, tr.seed+uint64(len(tr.appended)))
-	fsys.CrashAt(crashAt)
+	fsys := tr.disk(tr.seed + uint64(len(tr.appended)))
+	if kill {
+		fsys.KillAt(crashAt)
+	} else {
+		fsys.CrashAt(crashAt)
+	}
+	var l *wal.Log
 	defer func() {
-		fsys.Crash()
-		tr.img = fsys.Image()
+		// The power goes out (or the process dies) first: nothing the
+		// log does while it closes reaches the disk.
 		tr.lastOps = fsys.Ops()
+		if kill {
+			fsys.Kill()
+			tr.killed = fsys
+		} else {
+			fsys.Crash()
+			tr.img, tr.killed = fsys.Image(), nil
+		}
+		if l != nil {
+			l.Close()
+		}
 	}()
-	l := tr.open(fsys)
-	if l == nil {
+	if l = tr.open(fsys); l == nil {
 		return
 	}
-	defer l.Close()
 
 	var (
 		appendMu sync.Mutex // one appender at a time, as the store's
@@ -305,7 +348,7 @@ func (tr *plTrial) generation(crashAt int) {
 	}
 	// The indexer: the index position follows the acknowledged records
 	// (in LSN order, as the store hands them over), and sealed segments
-	// wholly before it are released, all but the newest two (their
+	// wholly before it are released, all but the newest few (their
 	// records are deleted first, as retention deletes events).
 	idxDone := make(chan struct{})
 	go func() {
@@ -324,7 +367,7 @@ func (tr *plTrial) generation(crashAt int) {
 			mu.Unlock()
 			sealed := l.Sealed()
 			for i, s := range sealed {
-				if i+2 >= len(sealed) || s.Last > index {
+				if i+plKeepSealed >= len(sealed) || s.Last > index {
 					break
 				}
 				mu.Lock()

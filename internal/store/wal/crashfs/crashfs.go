@@ -25,6 +25,10 @@
 //
 // After the crash every operation fails with ErrCrashed, as on a machine
 // without power, and Image returns what the disk holds.
+//
+// A process can also be killed (Kill, KillAt) without a power loss: the
+// next process (Restart) finds every file as the kernel holds it, synced
+// or not, and a later power loss still takes what was never synced.
 package crashfs
 
 import (
@@ -84,7 +88,8 @@ type FS struct {
 	dirs    map[string]map[string]*inode // what the directories hold now
 	durable map[string]map[string]*inode // as of each one's last SyncDir
 	ops     int
-	crashAt int // the operation that crashes; 0: none
+	crashAt int  // the operation that crashes; 0: none
+	kill    bool // crashAt kills the process instead of cutting the power
 	crashed bool
 	image   Image
 }
@@ -113,10 +118,15 @@ func New(img Image, seed uint64) *FS {
 // CrashAt makes the n-th operation from now that changes anything (a
 // write, truncate, sync, create, rename or remove) crash instead of
 // running; n <= 0 disarms it.
-func (f *FS) CrashAt(n int) {
+func (f *FS) CrashAt(n int) { f.arm(n, false) }
+
+// KillAt is CrashAt for a Kill.
+func (f *FS) KillAt(n int) { f.arm(n, true) }
+
+func (f *FS) arm(n int, kill bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.crashAt = 0
+	f.crashAt, f.kill = 0, kill
 	if n > 0 {
 		f.crashAt = f.ops + n
 	}
@@ -129,14 +139,62 @@ func (f *FS) Ops() int {
 	return f.ops
 }
 
-// Crash cuts the power now, unless it is already out.
+// Crash cuts the power now, unless it is already out. After a Kill, it
+// is the power loss that follows.
 func (f *FS) Crash() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.crash()
 }
 
-// Crashed reports whether the power is out.
+// Kill stops the process without a power loss: every operation fails
+// from now on, as for a process killed with SIGKILL, but the kernel keeps
+// what it was given. Restart then gives the next process the same files,
+// with nothing more durable than before.
+func (f *FS) Kill() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.crashed = true
+}
+
+// Restart returns the file system as the next process finds it after a
+// Kill: every file and name as the killed one left them, durable or not,
+// with random choices from seed.
+func (f *FS) Restart(seed uint64) *FS {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.image != nil {
+		panic("crashfs: Restart after a power loss: open its Image with New")
+	}
+	n := New(nil, seed)
+	copies := map[*inode]*inode{}
+	cp := func(ino *inode) *inode {
+		if c, ok := copies[ino]; ok {
+			return c
+		}
+		c := &inode{data: bytes.Clone(ino.data), durable: bytes.Clone(ino.durable), lastOff: ino.lastOff, lastEnd: ino.lastEnd}
+		if ino.dirty != nil {
+			c.dirty = make(map[int64]bool, len(ino.dirty))
+			for p := range ino.dirty {
+				c.dirty[p] = true
+			}
+		}
+		copies[ino] = c
+		return c
+	}
+	for _, pair := range []struct{ from, to map[string]map[string]*inode }{{f.dirs, n.dirs}, {f.durable, n.durable}} {
+		for d, entries := range pair.from {
+			m := make(map[string]*inode, len(entries))
+			for name, ino := range entries {
+				m[name] = cp(ino)
+			}
+			pair.to[d] = m
+		}
+	}
+	return n
+}
+
+// Crashed reports whether the power is out (or the process killed).
 func (f *FS) Crashed() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -158,7 +216,10 @@ func (f *FS) op() error {
 	}
 	f.ops++
 	if f.crashAt > 0 && f.ops >= f.crashAt {
-		f.crash()
+		f.crashed = true
+		if !f.kill {
+			f.crash()
+		}
 		return ErrCrashed
 	}
 	return nil
@@ -166,7 +227,7 @@ func (f *FS) op() error {
 
 // crash makes the image. Call with mu held.
 func (f *FS) crash() {
-	if f.crashed {
+	if f.image != nil {
 		return
 	}
 	f.crashed = true
