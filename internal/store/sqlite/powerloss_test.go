@@ -70,7 +70,7 @@ func TestPowerLoss(t *testing.T) {
 	base := uint64(time.Now().UnixNano())
 	t.Logf("seed base %d, %d log operations per generation", base, cal.lastOps)
 
-	var tried, checked, distinct, lost int
+	var tried, kills, checked, distinct, lost int
 	for trial := 0; tried < points; trial++ {
 		tr := newStoreTrial(t, base+uint64(trial), &complaints)
 		tr.lost = lost
@@ -78,8 +78,12 @@ func TestPowerLoss(t *testing.T) {
 		for g := 0; g < 3 && tried < points; g++ {
 			// One in three is a process kill: the page cache stays, and
 			// a later power loss takes what was never synced.
-			tr.generation(1+rng.IntN(span), rng.IntN(3) == 0)
+			kill := rng.IntN(3) == 0
+			tr.generation(1+rng.IntN(span), kill)
 			tried++
+			if kill {
+				kills++
+			}
 		}
 		tr.verifyOnly()
 		tr.close()
@@ -87,7 +91,8 @@ func TestPowerLoss(t *testing.T) {
 		distinct += tr.distinct
 		lost = tr.lost
 	}
-	t.Logf("crash points tried %d, acknowledged events checked %d (%d checks after a crash), lost %d", tried, distinct, checked, lost)
+	t.Logf("crash points tried %d (%d power losses, %d process kills), acknowledged events checked %d (%d checks after a crash), lost %d",
+		tried, tried-kills, kills, distinct, checked, lost)
 	if lost > 0 {
 		t.Errorf("lost %d acknowledged events over %d crash points", lost, tried)
 	}

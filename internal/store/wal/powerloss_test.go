@@ -145,7 +145,7 @@ func TestPowerLoss(t *testing.T) {
 	base := uint64(time.Now().UnixNano())
 	t.Logf("seed base %d, %d operations per generation", base, cal.lastOps)
 
-	var points2, checked, distinct, lost int
+	var points2, kills, checked, distinct, lost int
 	for trial := 0; points2 < points; trial++ {
 		tr := newTrial(t, base+uint64(trial))
 		tr.lost = lost // the first few losses are named, the rest counted
@@ -153,8 +153,12 @@ func TestPowerLoss(t *testing.T) {
 		for g := 0; g < plGenerations && points2 < points; g++ {
 			// One in three is a process kill: the page cache stays, and
 			// a later power loss takes what was never synced.
-			tr.generation(1+rng.IntN(span), rng.IntN(3) == 0)
+			kill := rng.IntN(3) == 0
+			tr.generation(1+rng.IntN(span), kill)
 			points2++
+			if kill {
+				kills++
+			}
 		}
 		// Open once more: the last crash is checked too.
 		tr.verifyOnly()
@@ -162,7 +166,8 @@ func TestPowerLoss(t *testing.T) {
 		distinct += tr.distinct
 		lost = tr.lost
 	}
-	t.Logf("crash points tried %d, acknowledged records checked %d (%d checks after a crash), lost %d", points2, distinct, checked, lost)
+	t.Logf("crash points tried %d (%d power losses, %d process kills), acknowledged records checked %d (%d checks after a crash), lost %d",
+		points2, points2-kills, kills, distinct, checked, lost)
 	if lost > 0 {
 		t.Errorf("lost %d acknowledged records over %d crash points", lost, points2)
 	}
