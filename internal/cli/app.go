@@ -51,7 +51,9 @@ type App struct {
 
 	st      store.Store
 	batcher *store.Batcher
-	engine  *engine.Engine
+	// batcherStarted tells closeAll to stop the batcher.
+	batcherStarted bool
+	engine         *engine.Engine
 	// clock is the delivery engine's clock; nil is the wall clock. Tests
 	// set it before Open.
 	clock engine.Clock
@@ -106,9 +108,13 @@ func (a *App) Open(ctx context.Context) (err error) {
 	}()
 	switch a.cfg.Storage.Driver {
 	case "sqlite":
-		if a.st, err = sqlite.Open(ctx, a.cfg.Storage.Path, a.log, sqlite.Options{}); err != nil {
+		// Not straight into a.st: a nil *sqlite.Store in the interface
+		// would not be nil, and closeAll would call its Close.
+		sq, err := sqlite.Open(ctx, a.cfg.Storage.Path, a.log, sqlite.Options{})
+		if err != nil {
 			return fmt.Errorf("open storage: %w", err)
 		}
+		a.st = sq
 	case "postgres":
 		pg, err := postgres.Open(ctx, a.cfg.Storage.DSN, a.log, postgres.Options{})
 		if err != nil {
@@ -246,6 +252,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 	if err := a.batcher.Start(ctx); err != nil {
 		return err
 	}
+	a.batcherStarted = true
 	if a.ln, err = net.Listen("tcp", a.cfg.Listen); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -513,6 +520,11 @@ func (a *App) closeFresh() {
 }
 
 func (a *App) closeAll() {
+	if a.batcherStarted {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		a.batcher.Stop(ctx)
+		cancel()
+	}
 	if a.engine != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		a.engine.Stop(ctx)
