@@ -51,7 +51,9 @@ type App struct {
 
 	st      store.Store
 	batcher *store.Batcher
-	engine  *engine.Engine
+	// batcherStarted tells closeAll to stop the batcher.
+	batcherStarted bool
+	engine         *engine.Engine
 	// clock is the delivery engine's clock; nil is the wall clock. Tests
 	// set it before Open.
 	clock engine.Clock
@@ -106,9 +108,13 @@ func (a *App) Open(ctx context.Context) (err error) {
 	}()
 	switch a.cfg.Storage.Driver {
 	case "sqlite":
-		if a.st, err = sqlite.Open(ctx, a.cfg.Storage.Path, a.log, sqlite.Options{}); err != nil {
+		// Not straight into a.st: a nil *sqlite.Store in the interface
+		// would not be nil, and closeAll would call its Close.
+		sq, err := sqlite.Open(ctx, a.cfg.Storage.Path, a.log, sqlite.Options{})
+		if err != nil {
 			return fmt.Errorf("open storage: %w", err)
 		}
+		a.st = sq
 	case "postgres":
 		pg, err := postgres.Open(ctx, a.cfg.Storage.DSN, a.log, postgres.Options{})
 		if err != nil {
@@ -246,6 +252,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 	if err := a.batcher.Start(ctx); err != nil {
 		return err
 	}
+	a.batcherStarted = true
 	if a.ln, err = net.Listen("tcp", a.cfg.Listen); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -389,11 +396,23 @@ func (a *App) Serve() error {
 // signal, or the grace period), it closes everything at once: requests
 // still waiting get no answer, and nothing was answered 200 that is not
 // committed.
+//
+// Every step is bounded: Shutdown returns at most a few seconds
+// (stopSlack and the engine's own give-up) after ctx ends, even when the
+// store fails or hangs. What it could not write then (delivery outcomes,
+// a commit nobody was answered for) is what a crash would leave, and the
+// next start recovers it; the error says so.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.shutdownOnce.Do(func() {
 		a.mu.Lock()
 		a.ready = false
 		a.mu.Unlock()
+		// hard ends stopSlack after ctx: the bound of the steps that
+		// still run once the grace period is over.
+		hard, cancelHard := context.WithCancel(context.Background())
+		defer cancelHard()
+		stopHard := context.AfterFunc(ctx, func() { time.AfterFunc(stopSlack, cancelHard) })
+		defer stopHard()
 		var errs []error
 		drained := make(chan error, 1)
 		go func() { drained <- a.srv.Shutdown(ctx) }()
@@ -412,30 +431,36 @@ func (a *App) Shutdown(ctx context.Context) error {
 			a.srv.Close()
 		}
 		// The batcher gets its own bound: even when the grace period is
-		// over, the store must not close under a commit in progress.
-		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		// over, the store should not close under a commit in progress;
+		// but a commit that hangs is not waited for beyond stopSlack (its
+		// request gets no answer, as in a crash).
+		stopCtx, cancel := context.WithTimeout(hard, 10*time.Second)
 		defer cancel()
 		if err := a.batcher.Stop(stopCtx); err != nil {
 			errs = append(errs, fmt.Errorf("drain commits: %w", err))
 		}
 		// Attempts in flight get what is left of the grace period (at
 		// least a moment); one cut short is made again after the restart.
+		// The engine returns soon after engCtx ends, outcomes written or
+		// not.
 		engCtx, cancelEng := context.WithTimeout(context.Background(), 5*time.Second)
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 5*time.Second {
 			cancelEng()
 			engCtx, cancelEng = context.WithTimeout(context.Background(), max(time.Until(dl), 100*time.Millisecond))
 		}
+		stopEng := context.AfterFunc(ctx, cancelEng) // the second signal
 		if a.engine != nil {
 			if err := a.engine.Stop(engCtx); err != nil {
 				errs = append(errs, fmt.Errorf("stop delivery: %w", err))
 			}
 		}
+		stopEng()
 		cancelEng()
 		if a.metricsSrv != nil {
 			a.metricsSrv.Close()
 			a.metricsLn.Close() // when Serve never ran
 		}
-		if err := a.st.Close(); err != nil {
+		if err := closeBounded(hard, a.st); err != nil {
 			errs = append(errs, fmt.Errorf("close storage: %w", err))
 		}
 		if a.guard != nil {
@@ -444,6 +469,32 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.shutdownErr = errors.Join(errs...)
 	})
 	return a.shutdownErr
+}
+
+// stopSlack is how long Shutdown lets its last steps (a commit in
+// progress, closing the store) run after its context has ended.
+const stopSlack = 2 * time.Second
+
+// closeBounded closes c, waiting until hard ends, and at least a moment
+// more (a close flushes and checkpoints). A close still running then is
+// left behind: the process is exiting, and what the store had not synced
+// is what a crash would leave, which the next start recovers.
+func closeBounded(hard context.Context, c io.Closer) error {
+	done := make(chan error, 1)
+	go func() { done <- c.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-hard.Done():
+	}
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return errors.New("gave up waiting for the store to close; the next start recovers from its log")
+	}
 }
 
 func (a *App) trackFresh(c net.Conn, st http.ConnState) {
@@ -469,6 +520,11 @@ func (a *App) closeFresh() {
 }
 
 func (a *App) closeAll() {
+	if a.batcherStarted {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		a.batcher.Stop(ctx)
+		cancel()
+	}
 	if a.engine != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		a.engine.Stop(ctx)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -27,10 +28,30 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if errors.As(err, &ee) {
 			return ee.code
 		}
-		fmt.Fprintln(stderr, "hookd:", err)
+		fmt.Fprintln(stderr, "hookd:", oneLine(err.Error()))
 		return 1
 	}
 	return 0
+}
+
+// oneLine puts an error message on one line: some libraries' messages
+// span several (one per address tried), and a supervisor's log shows the
+// first line alone. Repeated parts are given once.
+func oneLine(msg string) string {
+	if !strings.ContainsAny(msg, "\r\n") {
+		return msg
+	}
+	var parts []string
+	seen := map[string]bool{}
+	for _, p := range strings.FieldsFunc(msg, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		p = strings.TrimSpace(p)
+		if p == "" || seen[p] {
+			continue
+		}
+		seen[p] = true
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, " ")
 }
 
 // NewRoot returns the root command with every subcommand.

@@ -105,7 +105,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, cmd *cobra
 
 	select {
 	case err := <-served:
-		app.Shutdown(context.Background())
+		grace, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace.D())
+		defer cancel()
+		app.Shutdown(grace)
 		return err
 	case sig := <-sigs:
 		log.Info("shutting down: draining requests and commits (signal again to stop at once)", "signal", sig.String(), "grace", cfg.Server.ShutdownGrace.D().String())

@@ -460,6 +460,12 @@ func (e *Engine) route() {
 // ctx ends and are then cut (a cut attempt is made again after the
 // restart, without counting); outcomes are written. Events committed but
 // not delivered are picked up again by the next Open.
+//
+// Stop returns at most stopWriteGrace+stopGiveUpWait after ctx ends, even
+// when the store fails: the outcomes it could not write are then left out,
+// and it returns an error that counts them. Nothing is lost by that: their
+// delivery rows and the fan-out watermark stay as they were, so the next
+// Open makes those deliveries again (at least once, same webhook-id).
 func (e *Engine) Stop(ctx context.Context) error {
 	e.mu.Lock()
 	if e.stopped || !e.started {
@@ -474,6 +480,54 @@ func (e *Engine) Stop(ctx context.Context) error {
 		dests = append(dests, de)
 	}
 	e.mu.Unlock()
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		e.stop(ctx, dests)
+	}()
+	select {
+	case <-finished:
+		return e.w.lostError()
+	case <-ctx.Done():
+	}
+	// Attempts in flight are being cut; the outcomes already known get a
+	// moment more to be written. A store that does not take them by then
+	// (failing, unreachable, too slow) is given up on: the stop must end.
+	t := time.NewTimer(stopWriteGrace)
+	defer t.Stop()
+	select {
+	case <-finished:
+		return e.w.lostError()
+	case <-t.C:
+	}
+	e.w.giveUp()
+	for _, de := range dests {
+		de.d.cancel()
+	}
+	t.Reset(stopGiveUpWait)
+	select {
+	case <-finished:
+		return e.w.lostError()
+	case <-t.C:
+	}
+	if err := e.w.lostError(); err != nil {
+		return err
+	}
+	return errors.New("delivery outcomes may not be recorded: gave up waiting for the store; their deliveries are made again after the restart")
+}
+
+const (
+	// stopWriteGrace is how long a stop whose context has ended still
+	// lets outcomes be written, and stopGiveUpWait how long it then waits
+	// for its parts to notice that it gave up.
+	stopWriteGrace = time.Second
+	stopGiveUpWait = time.Second
+)
+
+// stop stops the parts of a started engine in order: retention, routing,
+// dispatchers (their attempts cut when ctx ends), the scheduler, and last
+// the writer, once it wrote what it holds.
+func (e *Engine) stop(ctx context.Context, dests []*destEntry) {
 	if e.pruneStop != nil {
 		close(e.pruneStop)
 		<-e.pruneDone
@@ -492,7 +546,6 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.sched.stop()
 	close(e.wstop)
 	<-e.w.done
-	return nil
 }
 
 // closeDests closes the destinations opened by an Open that failed (a

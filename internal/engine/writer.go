@@ -3,6 +3,7 @@ package engine
 import (
 	"container/heap"
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -34,8 +35,15 @@ type writer struct {
 	in    chan writeReq
 	flush chan chan struct{}
 	done  chan struct{}
+	// ctx ends when the stop gives up on the store (giveUp): the writer
+	// stops retrying, and what it has not written is lost to this process
+	// only (the next start derives it again).
+	ctx    context.Context
+	giveUp context.CancelFunc
 
 	mu        sync.Mutex
+	lost      int   // outcomes given up at the stop
+	lostErr   error // the store's last error then
 	persisted int64 // the watermark last written
 	rows      int64 // delivery rows written (the row-write budget)
 	attempts  int64 // attempt-log rows written
@@ -52,12 +60,23 @@ const (
 )
 
 func newWriter(st store.DeliveryStore, log *slog.Logger, m *marks, persisted int64) *writer {
-	return &writer{st: st, log: log, marks: m, in: make(chan writeReq, 8192), flush: make(chan chan struct{}), done: make(chan struct{}), persisted: persisted}
+	ctx, giveUp := context.WithCancel(context.Background())
+	return &writer{st: st, log: log, marks: m, in: make(chan writeReq, 8192), flush: make(chan chan struct{}), done: make(chan struct{}), persisted: persisted,
+		ctx: ctx, giveUp: giveUp}
 }
 
 // submit queues a write; it blocks when the writer is far behind, which
-// slows the attempts down to what the store can record.
-func (w *writer) submit(r writeReq) { w.in <- r }
+// slows the attempts down to what the store can record. Once the writer
+// has given up or exited, the write is dropped (and counted as lost).
+func (w *writer) submit(r writeReq) {
+	select {
+	case w.in <- r:
+	case <-w.ctx.Done():
+		w.lose(1, nil)
+	case <-w.done:
+		w.lose(1, nil)
+	}
+}
 
 // submitAsync queues a write without blocking the caller (who may hold a
 // dispatcher's lock): when the queue is full, a goroutine waits for room.
@@ -65,12 +84,7 @@ func (w *writer) submitAsync(r writeReq) {
 	select {
 	case w.in <- r:
 	default:
-		go func() {
-			select {
-			case w.in <- r:
-			case <-w.done:
-			}
-		}()
+		go w.submit(r)
 	}
 }
 
@@ -92,9 +106,42 @@ func (w *writer) sync(ctx context.Context) {
 	}
 }
 
-// run writes until stop is closed and everything submitted is written.
+// lose counts n outcomes that will not be written, and the store's error.
+func (w *writer) lose(n int, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lost += n
+	if err != nil {
+		w.lostErr = err
+	}
+}
+
+// lostError is nil when every outcome was written, else an error that
+// says how many were not and why.
+func (w *writer) lostError() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.lost == 0 {
+		return nil
+	}
+	if w.lostErr == nil {
+		return fmt.Errorf("%d delivery outcomes not recorded; their deliveries are made again after the restart", w.lost)
+	}
+	return fmt.Errorf("%d delivery outcomes not recorded (%w); their deliveries are made again after the restart", w.lost, w.lostErr)
+}
+
+// run writes until stop is closed and everything submitted is written, or
+// until the writer gives up.
 func (w *writer) run(stop <-chan struct{}) {
 	defer close(w.done)
+	defer func() {
+		w.mu.Lock()
+		lost, err := w.lost, w.lostErr
+		w.mu.Unlock()
+		if lost > 0 {
+			w.log.Error("delivery outcomes not recorded at the stop: the store did not take them in time; their deliveries are made again after the restart (at least once)", "count", lost, "err", err)
+		}
+	}()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	batch := make([]writeReq, 0, maxWriteBatch)
@@ -165,8 +212,11 @@ func (w *writer) run(stop <-chan struct{}) {
 }
 
 // write commits batch (which may be empty: then only a watermark that
-// moved is written), retrying until the store takes it: outcomes are never
-// dropped.
+// moved is written), retrying until the store takes it or the writer gives
+// up (a stop that cannot wait longer). An outcome given up is not lost for
+// good: its delivery row and the watermark stay as they were, so the next
+// start releases the lease, or routes the event again, and the delivery is
+// made again.
 func (w *writer) write(batch []writeReq) {
 	wm := w.marks.watermark()
 	w.mu.Lock()
@@ -185,9 +235,16 @@ func (w *writer) write(batch []writeReq) {
 			natt++
 		}
 	}
-	var skipped []string
+	var (
+		skipped []string
+		lastErr error
+	)
 	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if w.ctx.Err() != nil {
+			w.lose(len(batch), lastErr)
+			return
+		}
+		ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
 		var err error
 		skipped, err = w.st.DeliveryWriteMany(ctx, writes, wm)
 		cancel()
@@ -197,8 +254,18 @@ func (w *writer) write(batch []writeReq) {
 			}
 			break
 		}
+		lastErr = err
+		if w.ctx.Err() != nil {
+			w.lose(len(batch), err)
+			return
+		}
 		w.log.Error("record delivery outcomes; retrying", "count", len(writes), "err", err, "retry_in", delay)
-		time.Sleep(delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-w.ctx.Done():
+			t.Stop()
+		}
 	}
 	w.mu.Lock()
 	if wm > w.persisted {

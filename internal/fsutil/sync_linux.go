@@ -30,3 +30,10 @@ func Fdatasync(f *os.File) error {
 	}
 	return nil
 }
+
+// Writable reports why dir cannot be written to (a read-only file system,
+// no permission), or nil. It writes nothing.
+func Writable(dir string) error {
+	const wOK = 0x2
+	return syscall.Access(dir, wOK)
+}

@@ -6,3 +6,7 @@ import "os"
 
 // Fdatasync falls back to a full fsync where fdatasync is not available.
 func Fdatasync(f *os.File) error { return f.Sync() }
+
+// Writable reports nothing where the check is not implemented: the first
+// write reports the problem instead.
+func Writable(dir string) error { return nil }

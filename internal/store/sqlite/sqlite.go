@@ -157,6 +157,10 @@ func Open(ctx context.Context, dir string, log *slog.Logger, opt Options) (*Stor
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
+	// SQLite would report a read-only directory as a file it cannot open.
+	if err := fsutil.Writable(dir); err != nil {
+		return nil, fmt.Errorf("data directory %s is not writable: %w", dir, err)
+	}
 	path := filepath.Join(dir, FileName)
 	if opt.CheckpointInterval <= 0 {
 		opt.CheckpointInterval = 100 * time.Millisecond
@@ -235,7 +239,9 @@ func Open(ctx context.Context, dir string, log *slog.Logger, opt Options) (*Stor
 	s.ckpt.SetMaxOpenConns(1)
 	if err := s.init(ctx); err != nil {
 		s.closeDBs()
-		return nil, err
+		// SQLite's errors do not say which file ("is a directory", "file
+		// is not a database"): this one.
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	s.wal, err = wal.Open(filepath.Join(dir, LogDir), wal.Options{
 		SegmentSize: opt.SegmentSize,

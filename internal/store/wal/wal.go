@@ -202,7 +202,11 @@ func (s *segment) readHeader(fsys FS) error {
 	}
 	s.grown = st.Size()
 	var hdr [segmentHeaderSize]byte
-	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+	n, err := f.ReadAt(hdr[:], 0)
+	if foreignHeader(hdr[:min(n, len(magic))]) {
+		return fmt.Errorf("log segment %s is damaged or not hookd's (its header is not a log segment's): restore it from a backup, or move it out of the log directory to start without the events it held", s.path)
+	}
+	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil // too short for a header
 		}
@@ -213,6 +217,21 @@ func (s *segment) readHeader(fsys FS) error {
 		s.valid, s.epoch = true, epoch
 	}
 	return nil
+}
+
+// foreignHeader reports whether b, the start of a segment file, is none
+// that hookd leaves behind. A crash can leave a segment's header unwritten
+// (zeros, or a short file), half written, or the old header of a spare
+// renamed for reuse: each byte of the magic is then the magic's or zero.
+// Anything else (garbage, another program's file) is damage, and taking
+// the file for a spare would lose the records the database refers to.
+func foreignHeader(b []byte) bool {
+	for i, c := range b {
+		if c != 0 && c != magic[i] {
+			return true
+		}
+	}
+	return false
 }
 
 // scanned is what scanSegment found in a segment.
