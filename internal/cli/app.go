@@ -61,8 +61,8 @@ type App struct {
 	// syncFile replaces the embedded store's fdatasync; nil is the real
 	// one. Tests set it before Open to inject failures and delays.
 	syncFile func(*os.File) error
-	srv       *http.Server
-	ln        net.Listener
+	srv      *http.Server
+	ln       net.Listener
 	// metrics is nil when metrics.enabled is false; metricsSrv and
 	// metricsLn serve it when metrics.listen is set.
 	metrics    *metrics.Metrics

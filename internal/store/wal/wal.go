@@ -83,11 +83,11 @@ type Log struct {
 	dir string
 	opt Options
 
-	mu       sync.Mutex
-	segs     []*segment // segments that may hold records, by first LSN
-	active   *segment   // where appends go; nil until the first append
-	spares   []*segment
-	next     uint64 // the LSN of the next record appended
+	mu     sync.Mutex
+	segs   []*segment // segments that may hold records, by first LSN
+	active *segment   // where appends go; nil until the first append
+	spares []*segment
+	next   uint64 // the LSN of the next record appended
 	// synced is the LSN of the last record a successful sync covered:
 	// what a failed sync cannot take back.
 	synced   uint64
