@@ -58,11 +58,8 @@ type App struct {
 	// idleAfter is how long an idle destination keeps its goroutine; 0
 	// is the engine's default. Tests set it before Open.
 	idleAfter time.Duration
-	// syncFile replaces the embedded store's fdatasync; nil is the real
-	// one. Tests set it before Open to inject failures and delays.
-	syncFile func(*os.File) error
-	srv      *http.Server
-	ln       net.Listener
+	srv       *http.Server
+	ln        net.Listener
 	// metrics is nil when metrics.enabled is false; metricsSrv and
 	// metricsLn serve it when metrics.listen is set.
 	metrics    *metrics.Metrics
@@ -70,6 +67,10 @@ type App struct {
 	metricsLn  net.Listener
 	// guard is the SSRF guard of every outbound connection.
 	guard *egress.Guard
+
+	// syncFile replaces the embedded store's fdatasync; nil is the real
+	// one. Tests set it before Open to inject failures and delays.
+	syncFile func(*os.File) error
 
 	// now is the clock of verification and ingest; nil is time.Now.
 	// Tests set it before Open to expire tokens without sleeping.

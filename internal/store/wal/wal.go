@@ -83,14 +83,12 @@ type Log struct {
 	dir string
 	opt Options
 
-	mu     sync.Mutex
-	segs   []*segment // segments that may hold records, by first LSN
-	active *segment   // where appends go; nil until the first append
-	spares []*segment
-	next   uint64 // the LSN of the next record appended
-	// synced is the LSN of the last record a successful sync covered:
-	// what a failed sync cannot take back.
-	synced   uint64
+	mu       sync.Mutex
+	segs     []*segment // segments that may hold records, by first LSN
+	active   *segment   // where appends go; nil until the first append
+	spares   []*segment
+	next     uint64 // the LSN of the next record appended
+	synced   uint64 // the LSN of the last record a successful sync covered
 	dirty    []*segment
 	readers  []*segment // sealed segments open for reads, least recent first
 	replayed bool
