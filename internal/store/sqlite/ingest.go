@@ -98,6 +98,9 @@ func (s *Store) EventInsertMany(ctx context.Context, ins []*store.EventInsert) (
 		if s.wal.Err() == nil {
 			// A full disk, most often: not ready until a probe can write.
 			s.setFault(&s.writeErr, err)
+		} else {
+			// The sync of a full segment, before the next one, failed.
+			s.wakeRecovery()
 		}
 		return nil, &hookd.Error{Code: hookd.EUnavailable, Message: "storage unavailable", Err: err}
 	}

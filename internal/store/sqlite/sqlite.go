@@ -461,8 +461,8 @@ func (s *Store) Sync() error {
 	if err := s.wal.Sync(); err != nil {
 		if healthy {
 			s.log.Error("sync failed: refusing events until the write-ahead log has recovered from what is on disk", "err", err)
-			s.wakeRecovery()
 		}
+		s.wakeRecovery()
 		// They stay for the recovery, which indexes those a sync did
 		// cover and drops the others.
 		s.unsyncedMu.Lock()
