@@ -70,6 +70,10 @@ type App struct {
 	// guard is the SSRF guard of every outbound connection.
 	guard *egress.Guard
 
+	// syncFile replaces the embedded store's fdatasync; nil is the real
+	// one. Tests set it before Open to inject failures and delays.
+	syncFile func(*os.File) error
+
 	// now is the clock of verification and ingest; nil is time.Now.
 	// Tests set it before Open to expire tokens without sleeping.
 	now func() time.Time
@@ -110,7 +114,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 	case "sqlite":
 		// Not straight into a.st: a nil *sqlite.Store in the interface
 		// would not be nil, and closeAll would call its Close.
-		sq, err := sqlite.Open(ctx, a.cfg.Storage.Path, a.log, sqlite.Options{})
+		sq, err := sqlite.Open(ctx, a.cfg.Storage.Path, a.log, sqlite.Options{SyncFile: a.syncFile})
 		if err != nil {
 			return fmt.Errorf("open storage: %w", err)
 		}
@@ -233,8 +237,8 @@ func (a *App) Open(ctx context.Context) (err error) {
 			errs.Write(w, r, &hookd.Error{Code: hookd.EUnavailable, Message: "not ready: " + hookd.ErrorMessage(err), Err: err})
 			return
 		}
-		// The last commit's outcome is information, not readiness (see
-		// readiness): an operator sees a failing disk here.
+		// The last commit's outcome is information: readiness is whether
+		// a commit can be made now.
 		body := map[string]string{"status": "ready", "last_commit": "ok"}
 		if err := a.batcher.Healthy(); err != nil {
 			body["last_commit"] = "failed: " + hookd.ErrorMessage(err)
@@ -347,9 +351,13 @@ func (a *App) readiness(ctx context.Context) error {
 	if !ready {
 		return hookd.Errorf(hookd.EUnavailable, "shutting down")
 	}
-	// The last commit's outcome is deliberately not part of readiness: a
-	// balancer would take hookd out of rotation, no commit would ever be
-	// tried again, and it would stay out for good.
+	// Ready when an event can be committed now. The store watches its
+	// own faults (a failed sync, a full disk) and probes in the
+	// background until they are over, so that hookd, once out of a
+	// balancer's rotation, comes back without traffic to try commits.
+	if r, ok := a.st.(store.Readier); ok {
+		return r.Ready(ctx)
+	}
 	return a.st.Ping(ctx)
 }
 

@@ -216,8 +216,10 @@ type Delivery struct {
 
 // Server tunes the HTTP server and the ingest path.
 type Server struct {
-	// AckDeadline is the longest an ingest request waits for its durable
-	// commit before it is answered 503 with Retry-After. Default 2s.
+	// AckDeadline is the longest an ingest request waits for its event
+	// to enter a batch being written before it is answered 503 with
+	// Retry-After (the event is then not stored). Once in a batch, the
+	// request waits for the batch's outcome. Default 2s.
 	AckDeadline Duration `yaml:"ack_deadline"`
 	// MaxInFlight caps the requests to sources (and to the token
 	// endpoint) that are being verified and committed at once; beyond it

@@ -1,7 +1,8 @@
 // Package ingest serves POST /in/{source}: limits, then verification on the
 // raw bytes, then metadata selectors, then the durable group commit, then
-// the answer. Nothing answers 200 before the event is committed, and no
-// request waits past the ack deadline.
+// the answer. Nothing answers 200 before the event is committed, no
+// request waits past the ack deadline to enter a batch, and none answered
+// 503 is stored (one in a batch waits for the batch's outcome).
 package ingest
 
 import (
@@ -268,8 +269,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	// The headers are stored as their JSON encoding, with credentials
 	// redacted; the event carries that encoding, not a copy of the map.
 	hj := src.encodeHeaders(r.Header)
-	// The ack deadline bounds the wait for the commit, not the upload: a
-	// slow sender is bounded by server.read_timeout instead.
+	// The ack deadline bounds the wait to enter a batch (then the wait
+	// is for the batch's outcome), not the upload: a slow sender is
+	// bounded by server.read_timeout instead.
 	res, err := h.ins.InsertBy(r.Context(), time.Now().Add(h.ack), &store.EventInsert{Event: e, DedupeWindow: src.dedupe, HeadersJSON: hj})
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		if hookd.ErrorCode(err) == hookd.EInternal {

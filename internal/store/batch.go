@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"hookd"
@@ -13,9 +14,12 @@ import (
 
 // Batcher is the group-commit front of a Store: one writer goroutine takes
 // every insert queued, stores them with one EventInsertMany (one transaction,
-// one durable commit), then releases each waiting caller. Callers wait at
-// most until their context is done; an insert whose caller gave up before
-// the batch started is skipped.
+// one durable commit), then releases each waiting caller. A caller waits
+// for its insert to enter a batch at most until its context is done (or
+// its deadline); an insert whose caller gave up before the batch started
+// is skipped. Once in a batch, the caller waits for the batch's outcome:
+// a failure answered means the event was not stored (except across a
+// crash, which may keep what was being written).
 type Batcher struct {
 	st       Store
 	log      *slog.Logger
@@ -49,10 +53,22 @@ type committed struct {
 	live []*pendingInsert
 	ins  []*EventInsert
 	res  []EventInsertResult
+	mark SyncMark
 }
 
+// The states of a pendingInsert: queued until the writer takes it into a
+// batch, or its caller gives up waiting.
+const (
+	queued int32 = iota
+	taken
+	abandoned
+)
+
 type pendingInsert struct {
-	ctx context.Context
+	// state moves once, from queued to taken (by the writer) or to
+	// abandoned (by the caller, or the writer finding it gone).
+	state atomic.Int32
+	ctx   context.Context
 	// deadline, when set, is when the caller stops waiting.
 	deadline time.Time
 	in       *EventInsert
@@ -130,9 +146,29 @@ func (b *Batcher) QueueLen() int { return len(b.queue) }
 // returned so far durable. The Batcher then pipelines: while one batch is
 // being synced, the next one is committed, and callers are answered only
 // after the sync.
+//
+// After a failed sync the store may drop the commits that no sync
+// covered, and recover: Mark, taken right after a commit, and Durable,
+// asked after a Sync, tell whether that commit is durable (answer 200) or
+// was left out (answer 503: it is not stored, and will not be).
 type Syncer interface {
 	Sync() error
+	// Mark is the position of the last commit returned.
+	Mark() SyncMark
+	// Durable reports whether the commits up to m are durable.
+	Durable(m SyncMark) bool
 }
+
+// Readier is implemented by a Store that knows whether it can commit now
+// (Ping says only that it answers). Ready returns nil, or why not; it
+// changes back by itself once the cause is gone.
+type Readier interface {
+	Ready(ctx context.Context) error
+}
+
+// SyncMark is a position in a Syncer's commits: the recovery generation
+// and the log sequence number of the last record.
+type SyncMark struct{ Gen, LSN uint64 }
 
 // ErrQueueFull is returned (wrapped in a *hookd.Error) when the write queue
 // is full.
@@ -219,12 +255,35 @@ func (b *Batcher) insert(p *pendingInsert, ctxDone <-chan struct{}, timeout <-ch
 	case <-p.done:
 		return p.res, p.err
 	case <-ctxDone:
-		return EventInsertResult{}, &hookd.Error{Code: hookd.EUnavailable, Message: "storage too slow to commit", Err: ctx.Err()}
+		return b.giveUp(p, ctx.Err())
 	case <-timeout:
-		return EventInsertResult{}, &hookd.Error{Code: hookd.EUnavailable, Message: "storage too slow to commit", Err: context.DeadlineExceeded}
+		return b.giveUp(p, context.DeadlineExceeded)
 	case <-b.done:
 		// The writer has left. It released everything it took before it
 		// did, so p is either done or was enqueued too late to be seen.
+		select {
+		case <-p.done:
+			return p.res, p.err
+		default:
+			return EventInsertResult{}, &hookd.Error{Code: hookd.EUnavailable, Message: "shutting down"}
+		}
+	}
+}
+
+// giveUp ends the wait of a caller whose context or deadline has come:
+// with 503 when its insert has not entered a batch (it never will), else
+// with the batch's outcome, however long the batch takes: an answer of
+// 503 must mean that the event was not stored.
+func (b *Batcher) giveUp(p *pendingInsert, cause error) (EventInsertResult, error) {
+	if p.state.CompareAndSwap(queued, abandoned) {
+		return EventInsertResult{}, &hookd.Error{Code: hookd.EUnavailable, Message: "storage too slow to commit", Err: cause}
+	}
+	select {
+	case <-p.done:
+		return p.res, p.err
+	case <-b.done:
+		// The writer and the syncer answer every insert they took before
+		// they leave.
 		select {
 		case <-p.done:
 			return p.res, p.err
@@ -302,12 +361,15 @@ func (b *Batcher) commit(batch []*pendingInsert) {
 	ins := make([]*EventInsert, 0, len(batch))
 	now := time.Now()
 	for _, p := range batch {
-		if err := p.gone(now); err != nil {
-			// The caller has given up (and answered 503): don't store an
-			// event nobody was told about.
+		if err := p.gone(now); err != nil && p.state.CompareAndSwap(queued, abandoned) {
+			// The caller is giving up: don't store an event nobody is
+			// told about.
 			p.err = &hookd.Error{Code: hookd.EUnavailable, Message: "storage too slow to commit", Err: err}
 			close(p.done)
 			continue
+		}
+		if !p.state.CompareAndSwap(queued, taken) {
+			continue // its caller gave up and was answered 503
 		}
 		live = append(live, p)
 		ins = append(ins, p.in)
@@ -335,7 +397,7 @@ func (b *Batcher) commit(batch []*pendingInsert) {
 		return
 	}
 	if b.syncer != nil {
-		b.synced <- committed{live: live, ins: ins, res: res}
+		b.synced <- committed{live: live, ins: ins, res: res, mark: b.syncer.Mark()}
 		return
 	}
 	b.release(committed{live: live, ins: ins, res: res})
@@ -393,17 +455,25 @@ func (b *Batcher) syncLoop(writerDone <-chan struct{}) {
 				n += len(c.live)
 			}
 			b.log.Error("sync events", "count", n, "err", err)
-			herr := &hookd.Error{Code: hookd.EUnavailable, Message: "storage unavailable", Err: err}
-			for _, c := range pending {
-				for _, p := range c.live {
-					p.err = herr
-					close(p.done)
-				}
-			}
-			continue
+		} else {
+			err = errors.New("a failed sync left the batch out of the log")
 		}
+		// Each batch is durable or is not stored: a batch an earlier sync
+		// covered is answered 200 even when this one failed, and one that
+		// a recovery dropped is answered 503 even when this one passed.
+		var herr error
 		for _, c := range pending {
-			b.release(c)
+			if b.syncer.Durable(c.mark) {
+				b.release(c)
+				continue
+			}
+			if herr == nil {
+				herr = &hookd.Error{Code: hookd.EUnavailable, Message: "storage unavailable", Err: err}
+			}
+			for _, p := range c.live {
+				p.err = herr
+				close(p.done)
+			}
 		}
 		clear(pending)
 	}

@@ -43,8 +43,10 @@ type pendingKey struct {
 	lsn    uint64
 }
 
-// pendUndo restores one pending map entry when a batch fails to append.
+// pendUndo restores one pending map entry when a batch fails to append,
+// or when a recovery drops its record (lsn) from the log.
 type pendUndo struct {
+	lsn    uint64
 	dedupe bool
 	ref    dedupeRef
 	had    bool
@@ -93,7 +95,17 @@ func (s *Store) EventInsertMany(ctx context.Context, ins []*store.EventInsert) (
 	first, seg, off, err := s.wal.Append(&s.batch)
 	if err != nil {
 		s.undoPending(undo)
+		if s.wal.Err() == nil {
+			// A full disk, most often: not ready until a probe can write.
+			s.setFault(&s.writeErr, err)
+		} else {
+			// The sync of a full segment, before the next one, failed.
+			s.wakeRecovery()
+		}
 		return nil, &hookd.Error{Code: hookd.EUnavailable, Message: "storage unavailable", Err: err}
+	}
+	if s.writeErr.Load() != nil {
+		s.clearFault(&s.writeErr)
 	}
 	if first != lsn {
 		// Only this method appends, under appendMu: the LSNs it chose
@@ -114,11 +126,15 @@ func (s *Store) EventInsertMany(ctx context.Context, ins []*store.EventInsert) (
 	}
 	s.nextSeq = seq
 	// The indexer takes them once they are durable (Sync): a row must
-	// never point at a record a crash could take back.
+	// never point at a record a crash could take back. Until then, a
+	// failed sync may drop them (recoverLog), and their entries in the
+	// pending maps with them.
 	s.unsyncedMu.Lock()
 	s.unsynced = append(s.unsynced, recs...)
+	s.unsyncedUndo = append(s.unsyncedUndo, undo...)
 	s.unsyncedMu.Unlock()
 	s.logged.Store(recs[len(recs)-1].lsn)
+	s.mark.Store(&store.SyncMark{Gen: s.gen.Load(), LSN: recs[len(recs)-1].lsn})
 	return res, nil
 }
 
@@ -182,12 +198,12 @@ func (s *Store) decide(in *store.EventInsert, lsn uint64, seq *int64, undo *[]pe
 	s.pendMu.Lock()
 	if r.dedupeKey != "" {
 		old, had := s.pendDedupe[ref]
-		*undo = append(*undo, pendUndo{dedupe: true, ref: ref, had: had, ev: old})
+		*undo = append(*undo, pendUndo{lsn: lsn, dedupe: true, ref: ref, had: had, ev: old})
 		s.pendDedupe[ref] = pendingEvent{id: r.id, seq: r.seq, received: received, lsn: lsn}
 	}
 	if r.hasOccurred {
 		old, had := s.pendKeys[keyRef]
-		*undo = append(*undo, pendUndo{ref: keyRef, had: had, key: old})
+		*undo = append(*undo, pendUndo{lsn: lsn, ref: keyRef, had: had, key: old})
 		s.pendKeys[keyRef] = pendingKey{newest: newest, lsn: lsn}
 	}
 	s.pendMu.Unlock()
@@ -285,15 +301,15 @@ func (s *Store) unpend(recs []*logRecord) {
 	}
 }
 
-// ingestable fails when events must not be accepted: a sync has failed,
-// or the indexer cannot write (a full disk, most often): what the log
-// accepted would then only pile up.
+// ingestable fails when events must not be accepted: a sync has failed
+// and the log is not yet recovered, or the indexer cannot write (a full
+// disk, most often): what the log accepted would then only pile up.
 func (s *Store) ingestable() error {
 	if err := s.writable(); err != nil {
 		return err
 	}
 	if err := s.wal.Err(); err != nil {
-		return &hookd.Error{Code: hookd.EUnavailable, Message: "storage unavailable", Err: err}
+		return &hookd.Error{Code: hookd.EUnavailable, Message: "storage unavailable: recovering from a failed sync", Err: err}
 	}
 	s.idxMu.Lock()
 	ierr := s.idxErr

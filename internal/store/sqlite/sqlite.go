@@ -90,7 +90,25 @@ type Store struct {
 	syncOrder  sync.Mutex
 	unsyncedMu sync.Mutex
 	unsynced   []*logRecord
-	logged     atomic.Uint64 // LSN of the last record logged
+	// unsyncedUndo undoes the pending-map entries of unsynced records,
+	// for a recovery that drops them.
+	unsyncedUndo []pendUndo
+	logged       atomic.Uint64 // LSN of the last record logged
+
+	// Recovery from a failed sync (see recover.go). gen counts the
+	// recoveries of the log; cuts[g] is the last LSN that the recovery
+	// ending generation g kept. mark is the position of the last batch
+	// logged. Recoveries and Durable hold genMu.
+	genMu sync.Mutex
+	gen   atomic.Uint64
+	cuts  []uint64
+	mark  atomic.Pointer[store.SyncMark]
+	// writeErr is the last append's failure (a full disk), nil once an
+	// append or a probe has written since.
+	writeErr    atomic.Pointer[error]
+	faultWake   chan struct{}
+	stopRecover chan struct{}
+	recoverDone chan struct{}
 
 	// The indexer (see indexer.go).
 	idxMu     sync.Mutex
@@ -145,6 +163,9 @@ type Options struct {
 	Backlog int
 	// SegmentSize is the size of the log's segment files. Default 64 MiB.
 	SegmentSize int64
+	// SyncFile replaces fdatasync, of the log and of SQLite's WAL: tests
+	// inject failures and delays. Default fsutil.Fdatasync.
+	SyncFile func(*os.File) error
 
 	// logFS is the log's file system: the operating system's when nil;
 	// the power-loss tests give it one that simulates a crash.
@@ -184,8 +205,12 @@ func Open(ctx context.Context, dir string, log *slog.Logger, opt Options) (*Stor
 		path: path, log: log, opt: opt, stopCkpt: make(chan struct{}), ckptDone: make(chan struct{}),
 		pendDedupe: map[dedupeRef]pendingEvent{}, pendKeys: map[dedupeRef]pendingKey{},
 		idxDone: make(chan struct{}), idxWake: make(chan struct{}, 1), idxStop: make(chan struct{}), idxExited: make(chan struct{}),
+		faultWake: make(chan struct{}, 1), stopRecover: make(chan struct{}), recoverDone: make(chan struct{}),
 	}
 	fdatasync := fsutil.Fdatasync
+	if opt.SyncFile != nil {
+		fdatasync = opt.SyncFile
+	}
 	s.syncFile.Store(&fdatasync)
 	var err error
 	// Pragmas, applied by the driver on every new connection:
@@ -271,6 +296,12 @@ func Open(ctx context.Context, dir string, log *slog.Logger, opt Options) (*Stor
 	}
 	go s.checkpointLoop(opt.CheckpointInterval, opt.WALRestartFrames)
 	go s.indexLoop()
+	go s.recoverLoop()
+	// A start on a full disk opens (everything acknowledged is readable)
+	// but is not ready until the log's file system takes writes.
+	if err := s.wal.Probe(probeSize); err != nil {
+		s.setFault(&s.writeErr, err)
+	}
 	s.appendMu.Lock()
 	s.startFilterBuild()
 	s.appendMu.Unlock()
@@ -427,8 +458,9 @@ func (s *Store) catchUpWAL(ctx context.Context) {
 // write-ahead log's files written since the last Sync. It is safe to call
 // while EventInsertMany logs the next batch. A failed sync is not
 // retried: the kernel may have dropped the pages it could not write, so
-// from then on every Sync and insert fails and hookd must be restarted
-// (it then recovers from what is on disk).
+// from then on every Sync and insert fails until the log has recovered
+// (recover.go), which drops every record logged after the last
+// successful sync. Durable tells which batches a sync made durable.
 func (s *Store) Sync() error {
 	s.syncOrder.Lock()
 	defer s.syncOrder.Unlock()
@@ -443,16 +475,30 @@ func (s *Store) Sync() error {
 	healthy := s.wal.Err() == nil
 	if err := s.wal.Sync(); err != nil {
 		if healthy {
-			s.log.Error("sync failed: refusing further events until restart", "err", err)
+			s.log.Error("sync failed: refusing events until the write-ahead log has recovered from what is on disk", "err", err)
 		}
-		return fmt.Errorf("sync the write-ahead log (restart hookd; nothing acknowledged was lost): %w", err)
+		s.wakeRecovery()
+		// They stay for the recovery, which indexes those a sync did
+		// cover and drops the others.
+		s.unsyncedMu.Lock()
+		s.unsynced = append(recs, s.unsynced...)
+		s.unsyncedMu.Unlock()
+		return fmt.Errorf("sync the write-ahead log (nothing acknowledged was lost; recovering): %w", err)
 	}
 	s.enqueue(recs)
+	s.unsyncedMu.Lock()
+	synced := s.wal.Synced()
+	i := 0
+	for i < len(s.unsyncedUndo) && s.unsyncedUndo[i].lsn <= synced {
+		i++
+	}
+	s.unsyncedUndo = s.unsyncedUndo[i:]
+	s.unsyncedMu.Unlock()
 	return nil
 }
 
 // syncDB makes every SQLite commit so far durable: one fdatasync of
-// SQLite's WAL file. Like Sync, a failure is final.
+// SQLite's WAL file. Like Sync, a failure is sticky until recoverDB.
 func (s *Store) syncDB() error {
 	s.dbSyncMu.Lock()
 	defer s.dbSyncMu.Unlock()
@@ -483,9 +529,10 @@ func (s *Store) syncDB() error {
 		s.dbWAL = f
 	}
 	if err := (*s.syncFile.Load())(s.dbWAL); err != nil {
-		err = fmt.Errorf("sync WAL (restart hookd; nothing acknowledged was lost): %w", err)
+		err = fmt.Errorf("sync WAL (nothing acknowledged was lost; recovering): %w", err)
 		s.syncErr.Store(&err)
-		s.log.Error("sync failed: refusing further writes until restart", "err", err)
+		s.log.Error("sync failed: refusing writes to the database until it has recovered", "err", err)
+		s.wakeRecovery()
 		return err
 	}
 	return nil
@@ -503,6 +550,8 @@ func (s *Store) Ping(ctx context.Context) error {
 // every connection and file.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		close(s.stopRecover)
+		<-s.recoverDone
 		// Whatever was logged (an insert never synced, in tests) is made
 		// durable, then indexed.
 		s.appendMu.Lock()

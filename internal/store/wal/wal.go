@@ -36,6 +36,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"hookd/internal/fsutil"
 )
 
 const (
@@ -90,6 +92,7 @@ type Log struct {
 	active   *segment   // where appends go; nil until the first append
 	spares   []*segment
 	next     uint64 // the LSN of the next record appended
+	synced   uint64 // the LSN of the last record a successful sync covered
 	dirty    []*segment
 	readers  []*segment // sealed segments open for reads, least recent first
 	replayed bool
@@ -105,7 +108,7 @@ type Log struct {
 	// set before another sync or an append looks at it.
 	syncMu  sync.Mutex
 	errMu   sync.Mutex
-	syncErr error // sticky: once a sync has failed, nothing is durable
+	syncErr error // sticky until Recover: once a sync has failed, nothing more is durable
 }
 
 type segment struct {
@@ -409,6 +412,7 @@ func (l *Log) Replay(after uint64, fn func(lsn, segment uint64, off int64, paylo
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.next = last + 1
+	l.synced = last
 	l.replayed = true
 	return last, nil
 }
@@ -560,6 +564,8 @@ func (l *Log) roll() (*segment, error) {
 		if err := l.syncFiles([]File{act.f}); err != nil {
 			return nil, err
 		}
+		// Only the active segment takes appends: every record is synced.
+		l.synced = l.next - 1
 		l.dirty = slices.DeleteFunc(l.dirty, func(s *segment) bool { return s == act })
 		l.active = nil
 		l.openForReads(act)
@@ -649,8 +655,9 @@ func (l *Log) openForReads(s *segment) {
 }
 
 // Sync makes every record appended so far durable. Once a sync has
-// failed, every later Sync and Append fails: the kernel may have dropped
-// the pages it could not write.
+// failed, every later Sync and Append fails until Recover: the kernel may
+// have dropped the pages it could not write, and a later fdatasync that
+// succeeds says nothing about them.
 func (l *Log) Sync() error {
 	if ackBeforeSync.Load() {
 		return nil // a test's negative control (testhook.go)
@@ -664,19 +671,30 @@ func (l *Log) Sync() error {
 	}
 	dirty := l.dirty
 	l.dirty = nil
+	upTo := l.next - 1
 	files := make([]File, len(dirty))
 	for i, s := range dirty {
 		files[i] = s.f
 	}
 	l.mu.Unlock()
 	err := l.syncFiles(files)
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if err != nil {
 		// Keep them dirty: a later Sync must not report success.
-		l.mu.Lock()
 		l.dirty = append(dirty, l.dirty...)
-		l.mu.Unlock()
+		return err
 	}
-	return err
+	l.synced = max(l.synced, upTo)
+	return nil
+}
+
+// Synced is the LSN of the last record a successful sync covered (or
+// Replay found): every record up to it is durable.
+func (l *Log) Synced() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.synced
 }
 
 // syncFiles fdatasyncs files, setting the sticky error on a failure.
@@ -693,6 +711,141 @@ func (l *Log) syncFiles(files []File) error {
 			l.errMu.Unlock()
 			return l.Err()
 		}
+	}
+	return nil
+}
+
+// Recover brings the log back after a failed sync, as a restart would,
+// and returns the LSN of the last record it kept. Every record after the
+// last successful sync is dropped, from the disk too: none of them was
+// acknowledged, and one that reached the disk anyway must not come back
+// at the next start. What the kept part holds is read back from the disk,
+// through new descriptors and with the kernel's cached pages dropped (the
+// pages a failed fdatasync could not write may still be in the cache,
+// marked clean), and the log is cut at the first record that does not
+// read back whole. The cut is synced: while the disk still fails, Recover
+// fails and the log stays failed. Appends then go on in a new segment.
+// It does nothing and returns Synced when no sync has failed.
+func (l *Log) Recover() (uint64, error) {
+	l.syncCall.Lock()
+	defer l.syncCall.Unlock()
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, errors.New("log: closed")
+	}
+	if l.Err() == nil {
+		return l.synced, nil
+	}
+	keep := l.synced
+	for _, s := range l.segs {
+		l.closeFile(s)
+	}
+	l.active, l.dirty = nil, nil
+	// A segment that begins after the last synced record holds nothing
+	// anybody was told about.
+	var removed bool
+	segs := l.segs[:0:0]
+	for _, s := range l.segs {
+		if s.first <= keep {
+			segs = append(segs, s)
+			continue
+		}
+		if err := l.opt.FS.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return 0, fmt.Errorf("log: recover: remove segment: %w", err)
+		}
+		removed = true
+	}
+	l.segs = segs
+	if removed {
+		if err := l.opt.FS.SyncDir(l.dir); err != nil {
+			return 0, fmt.Errorf("log: recover: sync directory: %w", err)
+		}
+	}
+	last := keep
+	if n := len(l.segs); n > 0 {
+		var err error
+		if last, err = l.cut(l.segs[n-1], keep); err != nil {
+			return 0, err
+		}
+	}
+	l.next, l.synced = last+1, last
+	l.errMu.Lock()
+	l.syncErr = nil
+	l.errMu.Unlock()
+	return last, nil
+}
+
+// cut reads segment s back from the disk up to record keep and truncates
+// it after that record (or before the first one that does not read back
+// whole), then syncs it. It returns the LSN of the last record left. Call
+// with mu held.
+func (l *Log) cut(s *segment, keep uint64) (uint64, error) {
+	f, err := l.opt.FS.OpenFile(s.path, os.O_RDWR, 0)
+	if err != nil {
+		return 0, fmt.Errorf("log: recover: open segment: %w", err)
+	}
+	defer f.Close()
+	// Pages still dirty are not dropped: those hold records after keep
+	// only (everything up to keep was synced), and are cut below. A file
+	// system other than the operating system's keeps no page cache.
+	if osf, ok := f.(*os.File); ok {
+		if err := fsutil.DropCache(osf); err != nil {
+			return 0, fmt.Errorf("log: recover: %w", err)
+		}
+	}
+	end, last := int64(0), s.first-1
+	var hdr [segmentHeaderSize]byte
+	if _, err := f.ReadAt(hdr[:], 0); err == nil {
+		if epoch, first, ok := parseSegmentHeader(hdr[:]); ok && first == s.first {
+			s.valid, s.epoch, end = true, epoch, segmentHeaderSize
+			sc := &scanner{r: f, off: segmentHeaderSize, epoch: epoch, next: s.first}
+			for last < keep {
+				if _, _, ok := sc.next1(); !ok {
+					break
+				}
+				end, last = sc.off, sc.next-1
+			}
+			if sc.err != nil {
+				return 0, fmt.Errorf("log: recover: read segment %s: %w", filepath.Base(s.path), sc.err)
+			}
+		}
+	} else if !errors.Is(err, io.EOF) {
+		return 0, fmt.Errorf("log: recover: read segment %s: %w", filepath.Base(s.path), err)
+	}
+	if last < keep {
+		// Synced records did not read back: the disk lost them.
+		return 0, fmt.Errorf("log: recover: records %d to %d were synced but do not read back from %s", last+1, keep, filepath.Base(s.path))
+	}
+	if err := f.Truncate(end); err != nil {
+		return 0, fmt.Errorf("log: recover: truncate segment %s: %w", filepath.Base(s.path), err)
+	}
+	if err := l.opt.FS.SyncFile(f); err != nil {
+		return 0, fmt.Errorf("log: recover: sync segment %s: %w", filepath.Base(s.path), err)
+	}
+	s.size, s.grown, s.last, s.scanned = end, end, last, true
+	return last, nil
+}
+
+// probeFile is the file Probe writes in the log's directory.
+const probeFile = ".probe"
+
+// Probe checks that the log's file system takes writes: it writes size
+// bytes to a file of its own and removes it. The log's segments are not
+// touched.
+func (l *Log) Probe(size int) error {
+	path := filepath.Join(l.dir, probeFile)
+	f, err := l.opt.FS.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("log: probe: %w", err)
+	}
+	_, werr := f.WriteAt(make([]byte, size), 0)
+	cerr := f.Close()
+	l.opt.FS.Remove(path)
+	if err := errors.Join(werr, cerr); err != nil {
+		return fmt.Errorf("log: probe: %w", err)
 	}
 	return nil
 }

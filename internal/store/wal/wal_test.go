@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -557,4 +558,51 @@ func TestReadSegmentReusedAsSpare(t *testing.T) {
 	appendN(t, l2, 61, 200, 1)
 	l2.Close()
 	reopenHas(t, dir, opt, 60, 61, 200)
+}
+
+// After a failed sync, Recover drops every record that no sync covered,
+// from the disk too (their bytes are in the file and would read back at
+// a restart), keeps every synced one, and appends go on: a restart then
+// reads the synced records and those appended since, nothing else.
+func TestRecoverDropsWhatNoSyncCovered(t *testing.T) {
+	t.Parallel()
+	var fail atomic.Bool
+	dir := t.TempDir()
+	opt := Options{SegmentSize: 4096, NoPrealloc: true, SyncFile: func(f *os.File) error {
+		if fail.Load() {
+			return syscall.EIO
+		}
+		return f.Sync()
+	}}
+	l := openLog(t, dir, opt)
+	l.Replay(0, noReplay)
+	appendN(t, l, 1, 40, 3) // over two segments, synced
+	fail.Store(true)
+	var b Batch
+	for n := 40; n < 45; n++ {
+		b.Done(append(b.Next(), payload(n+7)...)) // not what a restart may read at 40..44
+	}
+	if _, _, _, err := l.Append(&b); err != nil {
+		t.Fatalf("Append before the failing sync: %v", err)
+	}
+	if err := l.Sync(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Sync: got %v, want EIO", err)
+	}
+	if _, err := l.Recover(); err == nil {
+		t.Fatal("Recover while syncs still fail: got nil, want an error")
+	}
+	if l.Err() == nil {
+		t.Fatal("Err after a failed Recover: got nil, want the log still failed")
+	}
+	fail.Store(false)
+	kept, err := l.Recover()
+	if err != nil {
+		t.Fatalf("Recover: %v", err)
+	}
+	if kept != 39 || l.Synced() != 39 || l.NextLSN() != 40 || l.Err() != nil {
+		t.Fatalf("after Recover: kept %d, synced %d, next %d, err %v; want 39, 39, 40, nil", kept, l.Synced(), l.NextLSN(), l.Err())
+	}
+	appendN(t, l, 40, 60, 2)
+	l.Close()
+	reopenHas(t, dir, opt, 0, 1, 60)
 }
