@@ -9,23 +9,30 @@ import (
 )
 
 // A segment whose header is none a crash can leave (garbage, another
-// program's file) is damage: Open refuses it, naming the file, instead of
-// taking it for a spare and losing the records the store refers to. What
-// a crash leaves (nothing, zeros, a half-written or stale hookd header)
-// is still taken for a spare.
-func TestOpenRefusesAForeignSegment(t *testing.T) {
+// program's file) is damage when the caller has indexed records from it, or
+// when a valid segment follows it: Replay refuses it, naming the file,
+// instead of taking it for a spare and losing the records the store refers
+// to. What a crash leaves (nothing, zeros, a half-written or stale hookd
+// header) is still taken for a spare, and so is garbage in the newest
+// segment past what was indexed: a power loss can tear a header before any
+// sync covered it.
+func TestReplayRefusesADamagedSegment(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
-		name   string
-		header []byte
-		refuse bool
+		name    string
+		header  []byte
+		seg     int    // the segment overwritten: 1 holds records 1..10, 11 is new
+		indexed uint64 // what the caller has indexed
+		refuse  bool
 	}{
-		{"Garbage", []byte("this is not a hookd log segment at all\n"), true},
-		{"ShortGarbage", []byte("garbage\n"), true},
-		{"Empty", nil, false},
-		{"Zeros", make([]byte, 64), false},
-		{"HalfWrittenMagic", append([]byte(magic[:4]), make([]byte, 60)...), false},
-		{"StaleHeader", segmentHeader(7, 99), false},
+		{"GarbageIndexed", []byte("this is not a hookd log segment at all\n"), 1, 10, true},
+		{"ShortGarbageIndexed", []byte("garbage\n"), 1, 3, true},
+		{"GarbageFollowedByAValidSegment", []byte("garbage\n"), 1, 0, true},
+		{"GarbageNewestNotIndexed", []byte("garbage\n"), 11, 10, false},
+		{"Empty", nil, 11, 10, false},
+		{"Zeros", make([]byte, 64), 11, 10, false},
+		{"HalfWrittenMagic", append([]byte(magic[:4]), make([]byte, 60)...), 11, 10, false},
+		{"StaleHeader", segmentHeader(7, 99), 11, 10, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -34,25 +41,32 @@ func TestOpenRefusesAForeignSegment(t *testing.T) {
 			l.Replay(0, noReplay)
 			appendN(t, l, 1, 11, 5)
 			l.Close()
-			path := filepath.Join(dir, fmt.Sprintf("%020d%s", 11, suffix))
+			if c.name == "GarbageFollowedByAValidSegment" {
+				// A restart appends to a new segment: 11..15 in segment 11.
+				l := openLog(t, dir, Options{NoPrealloc: true})
+				replayAll(t, l, 0)
+				appendN(t, l, 11, 16, 5)
+				l.Close()
+			}
+			path := filepath.Join(dir, fmt.Sprintf("%020d%s", c.seg, suffix))
 			if err := os.WriteFile(path, c.header, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			l2, err := Open(dir, Options{NoPrealloc: true})
+			l2 := openLog(t, dir, Options{NoPrealloc: true})
+			_, err := l2.Replay(c.indexed, noReplay)
+			l2.Close()
 			if c.refuse {
 				if err == nil {
-					l2.Close()
-					t.Fatalf("Open with %q in %s: got nil, want an error naming it", c.header, path)
+					t.Fatalf("Replay(%d) with %q in %s: got nil, want an error naming it", c.indexed, c.header, path)
 				}
 				if !strings.Contains(err.Error(), path) {
-					t.Errorf("Open: got %q, want it to name %s", err, path)
+					t.Errorf("Replay: got %q, want it to name %s", err, path)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("Open with what a crash leaves (%q) in %s: %v", c.header, path, err)
+				t.Fatalf("Replay(%d) with what a crash leaves (%q) in %s: %v", c.indexed, c.header, path, err)
 			}
-			l2.Close()
 			reopenHas(t, dir, Options{NoPrealloc: true}, 0, 1, 11).Close()
 		})
 	}

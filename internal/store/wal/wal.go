@@ -87,10 +87,13 @@ type Log struct {
 	dir string
 	opt Options
 
-	mu       sync.Mutex
-	segs     []*segment // segments that may hold records, by first LSN
-	active   *segment   // where appends go; nil until the first append
-	spares   []*segment
+	mu     sync.Mutex
+	segs   []*segment // segments that may hold records, by first LSN
+	active *segment   // where appends go; nil until the first append
+	spares []*segment
+	// damaged are segments whose header is garbage, until Replay
+	// decides about them (damagedErr).
+	damaged  []*segment
 	next     uint64 // the LSN of the next record appended
 	synced   uint64 // the LSN of the last record a successful sync covered
 	dirty    []*segment
@@ -120,6 +123,8 @@ type segment struct {
 	last    uint64
 	scanned bool
 	valid   bool // the header is valid and names first
+	// damaged is set when the header is garbage (see damagedErr).
+	damaged bool
 	epoch   uint32
 	size    int64 // end of the valid records: where the next append goes
 	// grown is the file's size: appends below it overwrite allocated
@@ -169,6 +174,12 @@ func Open(dir string, opt Options) (*Log, error) {
 		if err := s.readHeader(opt.FS); err != nil {
 			return nil, err
 		}
+		if s.damaged {
+			// Garbage where a header should be: Replay decides, once it
+			// knows what the caller has indexed (damagedErr).
+			l.damaged = append(l.damaged, s)
+			continue
+		}
 		if !s.valid {
 			// Made just before a crash, or a spare renamed just before
 			// one: it holds nothing anybody was told about.
@@ -207,7 +218,8 @@ func (s *segment) readHeader(fsys FS) error {
 	var hdr [segmentHeaderSize]byte
 	n, err := f.ReadAt(hdr[:], 0)
 	if foreignHeader(hdr[:min(n, len(magic))]) {
-		return fmt.Errorf("log segment %s is damaged or not hookd's (its header is not a log segment's): restore it from a backup, or move it out of the log directory to start without the events it held", s.path)
+		s.damaged = true
+		return nil
 	}
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -219,6 +231,44 @@ func (s *segment) readHeader(fsys FS) error {
 	if ok && first == s.first {
 		s.valid, s.epoch = true, epoch
 	}
+	return nil
+}
+
+// damagedErr decides about the segments whose header is garbage (neither
+// hookd's, nor what a crash leaves of one), once the caller says up to
+// which record it has indexed. Such a segment is damage, refused with the
+// file's name, when the caller refers to its records (it begins at or
+// before after) or a valid segment follows it (the log syncs a segment
+// whole before it begins the next). Otherwise it is the newest segment,
+// and none of its records was ever read back: a power loss tore its header
+// before any sync covered it, so it held nothing anybody was told about,
+// and it is removed. Call with mu held.
+func (l *Log) damagedErr(after uint64) error {
+	for _, d := range l.damaged {
+		later := false
+		for _, s := range l.segs {
+			if s.first > d.first {
+				later = true
+				break
+			}
+		}
+		if d.first <= after || later {
+			return fmt.Errorf("log segment %s is damaged or not hookd's (its header is not a log segment's): restore it from a backup, or move it out of the log directory to start without the events it held", d.path)
+		}
+	}
+	// Removed rather than kept as a spare, so that no later start finds
+	// it before a segment that follows it.
+	for _, d := range l.damaged {
+		if err := l.opt.FS.Remove(d.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("log: remove the torn segment %s: %w", filepath.Base(d.path), err)
+		}
+	}
+	if len(l.damaged) > 0 {
+		if err := l.opt.FS.SyncDir(l.dir); err != nil {
+			return fmt.Errorf("log: sync directory: %w", err)
+		}
+	}
+	l.damaged = nil
 	return nil
 }
 
@@ -350,6 +400,10 @@ func recordCRC(h, payload []byte) uint32 {
 // records it had acknowledged.
 func (l *Log) Replay(after uint64, fn func(lsn, segment uint64, off int64, payload []byte) error) (uint64, error) {
 	l.mu.Lock()
+	if err := l.damagedErr(after); err != nil {
+		l.mu.Unlock()
+		return 0, err
+	}
 	segs := slices.Clone(l.segs)
 	l.mu.Unlock()
 	last := after
@@ -978,11 +1032,22 @@ func (l *Log) Release(first uint64) error {
 		if err := l.opt.FS.Rename(s.path, path); err == nil {
 			s.path, s.valid = path, false
 			l.spares = append(l.spares, s)
-			return nil
+			// Synced, so that a crash cannot bring the segment back
+			// under its old name once it is reused, its header half
+			// rewritten: that would read as a damaged segment.
+			return l.syncDirReleased()
 		}
 	}
 	if err := l.opt.FS.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("log: delete segment: %w", err)
+	}
+	return l.syncDirReleased()
+}
+
+// syncDirReleased makes a released segment's rename or removal durable.
+func (l *Log) syncDirReleased() error {
+	if err := l.opt.FS.SyncDir(l.dir); err != nil {
+		return fmt.Errorf("log: release: sync directory: %w", err)
 	}
 	return nil
 }
