@@ -114,6 +114,12 @@ type EventListParams struct {
 	Limit int
 	// WithBody loads event bodies and headers too.
 	WithBody bool
+	// MaxBodyBytes, with WithBody, ends a page early: once the bodies of
+	// the events it holds add up to at least this many bytes, the page
+	// ends there, with the cursor to continue, however many Limit allows.
+	// A page holds at least one event, so a listing always advances.
+	// Zero: no bound.
+	MaxBodyBytes int64
 	// DeliveryStatus keeps only events with at least one delivery in that
 	// status (the failed queue's events: "failed").
 	DeliveryStatus string
