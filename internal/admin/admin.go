@@ -273,11 +273,11 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
 }
 
 // PageBodyBytes bounds the bodies of one page of a listing that carries
-// them (the event list, a source's stream): once the raw bodies of the
-// events it holds reach it, the page ends and next_cursor continues it,
-// whatever limit asks for. A page holds at least one event. An answer
-// carries each body twice (as text, escaped, and as base64), so a page
-// costs up to about eight times this.
+// them (the event list, a source's stream): the page ends before the event
+// whose raw body would take it past this, and next_cursor continues it,
+// whatever limit asks for. A page holds at least one event, whatever its
+// size. An answer carries each body twice (as text, escaped, and as
+// base64), so a page costs up to about eight times this.
 const PageBodyBytes = 4 << 20
 
 // writeEvents answers {"data": [events], "next_cursor": next}, the same

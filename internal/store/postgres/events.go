@@ -410,14 +410,19 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*hoo
 		defer rows.Close()
 		var bodyBytes int64
 		for rows.Next() {
-			if len(out) == limit || (p.MaxBodyBytes > 0 && bodyBytes >= p.MaxBodyBytes) {
-				// A row beyond the page: there is more, and it is not kept.
+			if len(out) == limit {
+				// A row beyond the page: there is more, and it is not read.
 				more = true
 				break
 			}
 			e, err := scanEvent(rows.Scan, p.WithBody)
 			if err != nil {
 				return err
+			}
+			if p.MaxBodyBytes > 0 && len(out) > 0 && bodyBytes+int64(len(e.Body)) > p.MaxBodyBytes {
+				// Its body would take the page past the budget: it begins the next.
+				more = true
+				break
 			}
 			out = append(out, e)
 			bodyBytes += int64(len(e.Body))

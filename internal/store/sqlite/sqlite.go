@@ -594,7 +594,7 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*hoo
 		more      bool
 	)
 	for rows.Next() {
-		if len(out) == limit || (p.MaxBodyBytes > 0 && bodyBytes >= p.MaxBodyBytes) {
+		if len(out) == limit {
 			// A row beyond the page: there is more, and it is not read.
 			more = true
 			break
@@ -602,6 +602,11 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*hoo
 		e, err := s.scanEvent(rows.Scan, p.WithBody)
 		if err != nil {
 			return nil, "", fmt.Errorf("list events: %w", mapErr(err))
+		}
+		if p.MaxBodyBytes > 0 && len(out) > 0 && bodyBytes+int64(len(e.Body)) > p.MaxBodyBytes {
+			// Its body would take the page past the budget: it begins the next.
+			more = true
+			break
 		}
 		out = append(out, e)
 		bodyBytes += int64(len(e.Body))
