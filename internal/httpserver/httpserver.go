@@ -232,8 +232,12 @@ type prereadBody struct {
 
 // BodyReadError is the error to answer when reading a request body failed
 // with err: 408 when it did not arrive within server.body_timeout (or
-// read_timeout), 400 otherwise.
+// read_timeout), 503 when the memory for request bodies is in use (see
+// BodyBudget), 400 otherwise.
 func BodyReadError(err error) error {
+	if errors.Is(err, errBodyMemory) {
+		return &hookd.Error{Code: hookd.EUnavailable, Message: "too many request bodies being received; try again later", Err: err}
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return &hookd.Error{Code: hookd.ETimeout, Message: "the request body did not arrive in time", Err: err}
 	}
