@@ -877,3 +877,17 @@ func TestOAuthIssuerLimits(t *testing.T) {
 		t.Errorf("client_failures 0/m: got nil, want an error")
 	}
 }
+
+// A source from the API whose max_body exceeds what one address may hold
+// of the memory for bodies is refused, like one from the file.
+func TestParseSourceMaxBodyBeyondAddressMemory(t *testing.T) {
+	t.Parallel()
+	c := validConfig(t)
+	if _, err := c.ParseSource([]byte(`{"name": "big", "max_body": "64MiB"}`)); err != nil {
+		t.Errorf("max_body 64MiB: got %v, want nil", err)
+	}
+	_, err := c.ParseSource([]byte(`{"name": "big", "max_body": "65MiB"}`))
+	if err == nil || !strings.Contains(err.Error(), "server.max_body_memory_per_address") {
+		t.Errorf("max_body 65MiB: got %v, want an error naming server.max_body_memory_per_address", err)
+	}
+}
