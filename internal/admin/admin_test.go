@@ -786,7 +786,7 @@ func TestOpenAPIAndUnknownRoute(t *testing.T) {
 func TestBodyListingsPageByBytes(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	const n = 12
+	const n = 7
 	chunk := bytes.Repeat([]byte("<a>"), 1<<20/3+1)[:1<<20]
 	var want []string
 	for i := range n {
@@ -795,7 +795,7 @@ func TestBodyListingsPageByBytes(t *testing.T) {
 		h.insert(t, e, 0)
 		want = append(want, e.ID)
 	}
-	const maxAnswer = 40 << 20
+	const maxAnswer = 32 << 20
 	walk := func(t *testing.T, path, param string) []string {
 		var got []string
 		cursor := ""
