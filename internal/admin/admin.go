@@ -10,7 +10,9 @@ import (
 	"crypto/subtle"
 	_ "embed"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -197,11 +199,6 @@ func NewEventJSON(e *hookd.Event) *EventJSON {
 	return j
 }
 
-type listJSON struct {
-	Data       []*EventJSON `json:"data"`
-	NextCursor *string      `json:"next_cursor"`
-}
-
 func (a *API) listParams(r *http.Request) (*store.EventListParams, error) {
 	q := r.URL.Query()
 	p := &store.EventListParams{Source: q.Get("source"), Type: q.Get("type"), After: q.Get("cursor"), Order: store.OrderDesc, WithBody: true}
@@ -230,6 +227,8 @@ func (a *API) listParams(r *http.Request) (*store.EventListParams, error) {
 	}
 	if b := q.Get("body"); b == "false" || b == "0" {
 		p.WithBody = false
+	} else {
+		p.MaxBodyBytes = PageBodyBytes
 	}
 	return p, nil
 }
@@ -265,15 +264,55 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := listJSON{Data: make([]*EventJSON, 0, len(events))}
-	for _, e := range events {
-		out.Data = append(out.Data, NewEventJSON(e))
-	}
+	var nextp *string
 	if next != "" {
-		out.NextCursor = &next
+		nextp = &next
 	}
-	httpserver.WriteJSON(w, http.StatusOK, out)
+	writeEvents(w, events, nextp)
 	return nil
+}
+
+// PageBodyBytes bounds the bodies of one page of a listing that carries
+// them (the event list, a source's stream): the page ends before the event
+// whose raw body would take it past this, and next_cursor continues it,
+// whatever limit asks for. A page holds at least one event, whatever its
+// size. An answer carries each body twice (as text, escaped, and as
+// base64), so a page costs up to about eight times this.
+const PageBodyBytes = 4 << 20
+
+// writeEvents answers {"data": [events], "next_cursor": next}, the same
+// bytes json.Marshal would make of it, encoding one event at a time
+// straight to w: the whole answer is never in memory, and each event's
+// body is let go once it is written.
+func writeEvents(w http.ResponseWriter, events []*hookd.Event, next *string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	sep := `{"data":[`
+	for i, e := range events {
+		b, err := json.Marshal(NewEventJSON(e))
+		if err != nil {
+			// Nothing in an event fails to encode; were it to, the
+			// answer could only be cut short.
+			return
+		}
+		if _, err := io.WriteString(w, sep); err != nil {
+			return
+		}
+		if _, err := w.Write(b); err != nil {
+			// The client went away: nothing more can reach it.
+			return
+		}
+		sep, events[i] = ",", nil
+	}
+	if len(events) == 0 {
+		io.WriteString(w, sep)
+	}
+	tail := `],"next_cursor":null}` + "\n"
+	if next != nil {
+		c, _ := json.Marshal(*next)
+		tail = `],"next_cursor":` + string(c) + "}\n"
+	}
+	io.WriteString(w, tail)
 }
 
 func (a *API) getEvent(w http.ResponseWriter, r *http.Request) error {
@@ -390,20 +429,17 @@ func (a *API) sourceStream(w http.ResponseWriter, r *http.Request) error {
 	if _, err := store.DecodeCursor(after); err != nil {
 		return err
 	}
-	events, _, err := a.st.EventList(r.Context(), &store.EventListParams{Source: name, After: after, Order: store.OrderAsc, Limit: limit, WithBody: true})
+	events, _, err := a.st.EventList(r.Context(), &store.EventListParams{Source: name, After: after, Order: store.OrderAsc, Limit: limit, WithBody: true, MaxBodyBytes: PageBodyBytes})
 	if err != nil {
 		return err
 	}
-	out := listJSON{Data: make([]*EventJSON, 0, len(events))}
 	next := after
 	if next == "" {
 		next = store.EncodeCursor(0)
 	}
-	for _, e := range events {
-		out.Data = append(out.Data, NewEventJSON(e))
-		next = store.EncodeCursor(e.Seq)
+	if len(events) > 0 {
+		next = store.EncodeCursor(events[len(events)-1].Seq)
 	}
-	out.NextCursor = &next
-	httpserver.WriteJSON(w, http.StatusOK, out)
+	writeEvents(w, events, &next)
 	return nil
 }

@@ -778,3 +778,65 @@ func TestOpenAPIAndUnknownRoute(t *testing.T) {
 	}
 	wantError(t, h.get(t, "/api/v1/nope", "Bearer "+token), http.StatusNotFound, hookd.ENotFound)
 }
+
+// Listings that carry bodies end a page once its bodies pass a byte budget,
+// so an answer stays bounded whatever limit asks for; following next_cursor
+// still lists every event exactly once. Bodies of '<' and '>' cost up to six
+// times their size as JSON strings, plus their base64.
+func TestBodyListingsPageByBytes(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	const n = 7
+	chunk := bytes.Repeat([]byte("<a>"), 1<<20/3+1)[:1<<20]
+	var want []string
+	for i := range n {
+		body := append([]byte(fmt.Sprintf("%02d", i)), chunk[2:]...)
+		e := newEvent("b", "t1", fmt.Sprintf("big-%d", i), base.Add(time.Duration(i)*time.Minute), string(body))
+		h.insert(t, e, 0)
+		want = append(want, e.ID)
+	}
+	const maxAnswer = 32 << 20
+	walk := func(t *testing.T, path, param string) []string {
+		var got []string
+		cursor := ""
+		for pages := 1; ; pages++ {
+			q := url.Values{"limit": {"100"}}
+			if cursor != "" {
+				q.Set(param, cursor)
+			}
+			var l listJSON
+			a := h.getOK(t, path+"?"+q.Encode(), &l)
+			if len(a.body) > maxAnswer {
+				t.Fatalf("page %d: got an answer of %d MiB, want under %d MiB", pages, len(a.body)>>20, maxAnswer>>20)
+			}
+			if pages == 1 && (len(l.Data) >= n || l.NextCursor == nil) {
+				t.Fatalf("first page: got %d events, next_cursor %v; want fewer than %d and a cursor", len(l.Data), l.NextCursor, n)
+			}
+			for _, e := range l.Data {
+				if e.Body == nil || len(*e.Body) != 1<<20 {
+					t.Fatalf("event %s: body missing or cut", e.ID)
+				}
+			}
+			got = append(got, ids(l.Data)...)
+			if l.NextCursor == nil || len(l.Data) == 0 {
+				return got
+			}
+			if *l.NextCursor == cursor || pages > 2*n {
+				t.Fatalf("pagination does not advance: cursor %q again", cursor)
+			}
+			cursor = *l.NextCursor
+		}
+	}
+	t.Run("Events", func(t *testing.T) {
+		got := walk(t, "/api/v1/events", "cursor")
+		if w := reversed(want); !reflect.DeepEqual(got, w) {
+			t.Errorf("got %q, want every event once, newest first: %q", got, w)
+		}
+	})
+	t.Run("SourceStream", func(t *testing.T) {
+		got := walk(t, "/api/v1/sources/b/events", "after")
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("got %q, want every event once, in commit order: %q", got, want)
+		}
+	})
+}

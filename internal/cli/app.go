@@ -211,17 +211,21 @@ func (a *App) Open(ctx context.Context) (err error) {
 		aopts.StoredToken = func(ctx context.Context) (string, error) { return a.st.SettingGet(ctx, admin.TokenSetting) }
 	}
 	api := admin.New(aopts)
+	// The bodies ingest and the token endpoint hold while they arrive and
+	// while they are verified and committed share one memory budget, with
+	// a share per remote address, counted as their bytes arrive.
+	bodies := httpserver.NewBodyBudget(int64(a.cfg.Server.MaxBodyMemory), int64(a.cfg.Server.MaxBodyMemoryPerAddress))
 	mux := http.NewServeMux()
 	if a.metrics != nil {
-		mux.Handle("/in/{source}", a.metrics.Ingest(in.Has, in))
+		mux.Handle("/in/{source}", bodies.Limit(a.metrics.Ingest(in.Has, in)))
 	} else {
-		mux.Handle("/in/{source}", in)
+		mux.Handle("/in/{source}", bodies.Limit(in))
 	}
 	if a.metrics != nil && a.cfg.Metrics.Listen == "" {
 		mux.Handle("GET /metrics", a.metrics.Handler())
 	}
 	if issuer != nil {
-		mux.Handle(verify.IssuerTokenPath, httpserver.Limit(issuer, errs, public, verify.IssuerMaxForm))
+		mux.Handle(verify.IssuerTokenPath, bodies.Limit(httpserver.Limit(issuer, errs, public, verify.IssuerMaxForm)))
 	}
 	// The admin API authorizes before it reads a body: a stranger's slow
 	// upload is refused at once, and an admin's is the admin's.

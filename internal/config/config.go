@@ -260,6 +260,16 @@ type Server struct {
 	// only stores it stores it, and it matches no payload filter. Default
 	// 128; at most 10000.
 	MaxJSONDepth int `yaml:"max_json_depth"`
+	// MaxBodyMemory bounds the request body bytes that ingest and the
+	// token endpoint hold in memory at once, counted as they arrive; a
+	// request whose bytes do not fit is answered 503 with Retry-After at
+	// once and its connection closed. Default 256MiB.
+	MaxBodyMemory Size `yaml:"max_body_memory"`
+	// MaxBodyMemoryPerAddress bounds what one remote address (an IPv6
+	// address: its /64) holds of MaxBodyMemory. Behind a reverse proxy
+	// every request comes from the proxy's address: set it to
+	// MaxBodyMemory there. Default a quarter of MaxBodyMemory.
+	MaxBodyMemoryPerAddress Size `yaml:"max_body_memory_per_address"`
 }
 
 // Log configures logging.
@@ -402,12 +412,14 @@ func redactValues(err error) error {
 
 // Defaults.
 const (
-	DefaultListen       = ":8080"
-	DefaultDataDir      = "./hookd-data"
-	DefaultMaxBody      = Size(1 << 20)
-	DefaultDedupeWindow = 168 * time.Hour
-	DemoSource          = "demo"
-	DefaultDisableAfter = Duration(120 * time.Hour)
+	DefaultListen  = ":8080"
+	DefaultDataDir = "./hookd-data"
+	DefaultMaxBody = Size(1 << 20)
+	// DefaultMaxBodyMemory is server.max_body_memory's default.
+	DefaultMaxBodyMemory = Size(256 << 20)
+	DefaultDedupeWindow  = 168 * time.Hour
+	DemoSource           = "demo"
+	DefaultDisableAfter  = Duration(120 * time.Hour)
 	// DefaultRetention is retention.events when unset.
 	DefaultRetention = Duration(720 * time.Hour)
 )
@@ -480,6 +492,12 @@ func (c *Config) applyDefaults() {
 	}
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = 64 << 10
+	}
+	if s.MaxBodyMemory == 0 {
+		s.MaxBodyMemory = DefaultMaxBodyMemory
+	}
+	if s.MaxBodyMemoryPerAddress == 0 {
+		s.MaxBodyMemoryPerAddress = s.MaxBodyMemory / 4
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
@@ -740,6 +758,12 @@ func (c *Config) Validate() error {
 	if s.MaxJSONDepth < 1 || s.MaxJSONDepth > jsonlimit.MaxDepth {
 		bad("server.max_json_depth", "must be between 1 and %d, got %d", jsonlimit.MaxDepth, s.MaxJSONDepth)
 	}
+	if s.MaxBodyMemory < 1<<20 {
+		bad("server.max_body_memory", "must be at least 1MiB, got %s", s.MaxBodyMemory.text())
+	}
+	if s.MaxBodyMemoryPerAddress < 64<<10 || s.MaxBodyMemoryPerAddress > s.MaxBodyMemory {
+		bad("server.max_body_memory_per_address", "must be between 64KiB and server.max_body_memory (%s), got %s", s.MaxBodyMemory.text(), s.MaxBodyMemoryPerAddress.text())
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -786,6 +810,8 @@ func (c *Config) Validate() error {
 		}
 		if src.MaxBody <= 0 || src.MaxBody > 256<<20 {
 			bad(f+".max_body", "must be between 1 byte and 256MiB")
+		} else if src.MaxBody > s.MaxBodyMemoryPerAddress && s.MaxBodyMemoryPerAddress > 0 {
+			bad(f+".max_body", "%s is more than server.max_body_memory_per_address (%s): such a body could never be received; raise server.max_body_memory_per_address (and server.max_body_memory)", src.MaxBody.text(), s.MaxBodyMemoryPerAddress.text())
 		}
 		if src.DedupeWindow != nil && src.DedupeWindow.D() < 0 {
 			bad(f+".dedupe_window", "must not be negative")
@@ -950,7 +976,7 @@ func (c *Config) ParseSource(spec []byte) (Source, error) {
 	if err := root.Decode(&src); err != nil {
 		return Source{}, redactValues(err)
 	}
-	tmp := &Config{Retention: c.Retention, Sources: []Source{src}}
+	tmp := &Config{Retention: c.Retention, Server: c.Server, Sources: []Source{src}}
 	tmp.applyDefaults()
 	if err := tmp.Validate(); err != nil {
 		prefix := "sources[0]."

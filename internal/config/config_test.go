@@ -384,6 +384,12 @@ func TestDefault(t *testing.T) {
 	if got, want := c.Server.AckDeadline.D(), 2*time.Second; got != want {
 		t.Errorf("server.ack_deadline: got %s, want %s", got, want)
 	}
+	if got, want := c.Server.MaxBodyMemory, Size(256<<20); got != want {
+		t.Errorf("server.max_body_memory: got %d, want %d", got, want)
+	}
+	if got, want := c.Server.MaxBodyMemoryPerAddress, Size(64<<20); got != want {
+		t.Errorf("server.max_body_memory_per_address: got %d, want %d", got, want)
+	}
 	if err := c.Validate(); err != nil {
 		t.Errorf("Validate: got %v, want nil", err)
 	}
@@ -452,6 +458,10 @@ func TestValidate(t *testing.T) {
 		{"MaxBodyZero", func(c *Config) { c.Sources[0].MaxBody = 0 }, "sources[0] (a).max_body"},
 		{"MaxBodyNegative", func(c *Config) { c.Sources[0].MaxBody = -1 }, "sources[0] (a).max_body"},
 		{"MaxBodyTooBig", func(c *Config) { c.Sources[0].MaxBody = 256<<20 + 1 }, "sources[0] (a).max_body"},
+		{"MaxBodyBeyondAddressMemory", func(c *Config) { c.Sources[0].MaxBody = 65 << 20 }, "sources[0] (a).max_body: 65MiB is more than server.max_body_memory_per_address (64MiB)"},
+		{"MaxBodyMemoryTooSmall", func(c *Config) { c.Server.MaxBodyMemory = 1000 }, "server.max_body_memory"},
+		{"MaxBodyMemoryPerAddressTooSmall", func(c *Config) { c.Server.MaxBodyMemoryPerAddress = 1000 }, "server.max_body_memory_per_address"},
+		{"MaxBodyMemoryPerAddressAboveWhole", func(c *Config) { c.Server.MaxBodyMemoryPerAddress = c.Server.MaxBodyMemory + 1 }, "server.max_body_memory_per_address"},
 		{"DedupeWindowNegative", func(c *Config) { d := Duration(-time.Second); c.Sources[1].DedupeWindow = &d }, "sources[1] (b.c-d_e).dedupe_window"},
 		{"ResponseStatus302", func(c *Config) { c.Sources[0].Response.Status = 302 }, "sources[0] (a).response.status"},
 		{"ResponseStatus199", func(c *Config) { c.Sources[0].Response.Status = 199 }, "sources[0] (a).response.status"},
@@ -497,7 +507,11 @@ func TestValidateAccepts(t *testing.T) {
 		{"NoAdminTokens", func(c *Config) { c.Admin.Tokens = nil }},
 		{"IPv6CIDR", func(c *Config) { c.Egress.AllowPrivate = []string{"fd00::/8"} }},
 		{"Status2xx", func(c *Config) { c.Sources[0].Response.Status = 204 }},
-		{"MaxBodyLimit", func(c *Config) { c.Sources[0].MaxBody = 256 << 20 }},
+		{"MaxBodyLimit", func(c *Config) {
+			c.Sources[0].MaxBody = 256 << 20
+			c.Server.MaxBodyMemory, c.Server.MaxBodyMemoryPerAddress = 1<<30, 256<<20
+		}},
+		{"MaxBodyMemoryPerAddressWhole", func(c *Config) { c.Server.MaxBodyMemoryPerAddress = c.Server.MaxBodyMemory }},
 		{"DedupeDisabled", func(c *Config) { d := Duration(0); c.Sources[0].DedupeWindow = &d }},
 		{"NoSources", func(c *Config) { c.Sources = nil }},
 		{"AckDeadlineOneMinute", func(c *Config) { c.Server.AckDeadline = Duration(time.Minute) }},
@@ -665,7 +679,7 @@ func TestParseRate(t *testing.T) {
 func TestParseTypedValues(t *testing.T) {
 	t.Parallel()
 	c, err := Parse([]byte(`
-server: {ack_deadline: 500ms, retry_after: 3s, max_header_bytes: 32KiB, max_json_depth: 40}
+server: {ack_deadline: 500ms, retry_after: 3s, max_header_bytes: 32KiB, max_json_depth: 40, max_body_memory: 1GiB}
 sources:
   - name: a
     dedupe_window: 72h
@@ -689,6 +703,10 @@ sources:
 	}
 	if got, want := c.Server.MaxJSONDepth, 40; got != want {
 		t.Errorf("server.max_json_depth: got %d, want %d", got, want)
+	}
+	// The per-address share defaults to a quarter of the budget given.
+	if got, want := c.Server.MaxBodyMemoryPerAddress, Size(256<<20); got != want {
+		t.Errorf("server.max_body_memory_per_address: got %d, want %d", got, want)
 	}
 	if got, want := Default().Server.MaxJSONDepth, 128; got != want {
 		t.Errorf("default server.max_json_depth: got %d, want %d", got, want)
@@ -857,5 +875,19 @@ func TestOAuthIssuerLimits(t *testing.T) {
 	}
 	if _, err := Parse([]byte("oauth_issuer: {client_failures: 0/m}\n")); err == nil {
 		t.Errorf("client_failures 0/m: got nil, want an error")
+	}
+}
+
+// A source from the API whose max_body exceeds what one address may hold
+// of the memory for bodies is refused, like one from the file.
+func TestParseSourceMaxBodyBeyondAddressMemory(t *testing.T) {
+	t.Parallel()
+	c := validConfig(t)
+	if _, err := c.ParseSource([]byte(`{"name": "big", "max_body": "64MiB"}`)); err != nil {
+		t.Errorf("max_body 64MiB: got %v, want nil", err)
+	}
+	_, err := c.ParseSource([]byte(`{"name": "big", "max_body": "65MiB"}`))
+	if err == nil || !strings.Contains(err.Error(), "server.max_body_memory_per_address") {
+		t.Errorf("max_body 65MiB: got %v, want an error naming server.max_body_memory_per_address", err)
 	}
 }

@@ -63,6 +63,20 @@ func ParseSize(in string) (Size, error) {
 	return Size(n * mult), nil
 }
 
+// text writes the size in the largest binary unit that divides it
+// ("64MiB"), or in bytes.
+func (z Size) text() string {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if z != 0 && int64(z)%u.mult == 0 {
+			return strconv.FormatInt(int64(z)/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(z), 10) + " bytes"
+}
+
 // UnmarshalYAML parses a size.
 func (z *Size) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {

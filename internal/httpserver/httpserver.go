@@ -110,7 +110,8 @@ func (e *Errors) Write(w http.ResponseWriter, r *http.Request, err error) {
 	WriteJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: hookd.ErrorMessage(err)}, RequestID: rid})
 }
 
-// WriteJSON writes v as JSON with status.
+// WriteJSON writes v as JSON with status. The encoding is written as it
+// is, not copied to add its final newline.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -119,7 +120,9 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	if _, err := w.Write(b); err == nil {
+		io.WriteString(w, "\n")
+	}
 }
 
 // Handler wraps next with a request id (header Hookd-Request-Id on every
@@ -229,8 +232,12 @@ type prereadBody struct {
 
 // BodyReadError is the error to answer when reading a request body failed
 // with err: 408 when it did not arrive within server.body_timeout (or
-// read_timeout), 400 otherwise.
+// read_timeout), 503 when the memory for request bodies is in use (see
+// BodyBudget), 400 otherwise.
 func BodyReadError(err error) error {
+	if errors.Is(err, errBodyMemory) {
+		return &hookd.Error{Code: hookd.EUnavailable, Message: "too many request bodies being received; try again later", Err: err}
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return &hookd.Error{Code: hookd.ETimeout, Message: "the request body did not arrive in time", Err: err}
 	}

@@ -114,6 +114,12 @@ type EventListParams struct {
 	Limit int
 	// WithBody loads event bodies and headers too.
 	WithBody bool
+	// MaxBodyBytes, with WithBody, ends a page early: it ends before the
+	// event whose body would take the bodies it holds past this many
+	// bytes, with the cursor to continue, however many Limit allows. A
+	// page holds at least one event, whatever its size, so a listing
+	// always advances. Zero: no bound.
+	MaxBodyBytes int64
 	// DeliveryStatus keeps only events with at least one delivery in that
 	// status (the failed queue's events: "failed").
 	DeliveryStatus string

@@ -397,19 +397,35 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*hoo
 		q += " ORDER BY seq ASC"
 	}
 	q += " LIMIT " + a.add(limit+1)
-	var out []*hookd.Event
+	var (
+		out  []*hookd.Event
+		more bool
+	)
 	err = s.with(ctx, func(c *pgx.Conn) error {
+		out, more = nil, false
 		rows, err := c.Query(ctx, q, a...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
+		var bodyBytes int64
 		for rows.Next() {
+			if len(out) == limit {
+				// A row beyond the page: there is more, and it is not read.
+				more = true
+				break
+			}
 			e, err := scanEvent(rows.Scan, p.WithBody)
 			if err != nil {
 				return err
 			}
+			if p.MaxBodyBytes > 0 && len(out) > 0 && bodyBytes+int64(len(e.Body)) > p.MaxBodyBytes {
+				// Its body would take the page past the budget: it begins the next.
+				more = true
+				break
+			}
 			out = append(out, e)
+			bodyBytes += int64(len(e.Body))
 		}
 		return rows.Err()
 	})
@@ -417,9 +433,8 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*hoo
 		return nil, "", fmt.Errorf("list events: %w", mapErr(err))
 	}
 	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = store.EncodeCursor(out[limit-1].Seq)
+	if more {
+		next = store.EncodeCursor(out[len(out)-1].Seq)
 	}
 	return out, next, nil
 }

@@ -652,21 +652,35 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*hoo
 		return nil, "", fmt.Errorf("list events: %w", mapErr(err))
 	}
 	defer rows.Close()
-	var out []*hookd.Event
+	var (
+		out       []*hookd.Event
+		bodyBytes int64
+		more      bool
+	)
 	for rows.Next() {
+		if len(out) == limit {
+			// A row beyond the page: there is more, and it is not read.
+			more = true
+			break
+		}
 		e, err := s.scanEvent(rows.Scan, p.WithBody)
 		if err != nil {
 			return nil, "", fmt.Errorf("list events: %w", mapErr(err))
 		}
+		if p.MaxBodyBytes > 0 && len(out) > 0 && bodyBytes+int64(len(e.Body)) > p.MaxBodyBytes {
+			// Its body would take the page past the budget: it begins the next.
+			more = true
+			break
+		}
 		out = append(out, e)
+		bodyBytes += int64(len(e.Body))
 	}
 	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("list events: %w", mapErr(err))
 	}
 	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = store.EncodeCursor(out[limit-1].Seq)
+	if more {
+		next = store.EncodeCursor(out[len(out)-1].Seq)
 	}
 	return out, next, nil
 }

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RequestGetNotFound", testRequestGetNotFound},
 		{"EventListOrder", testEventListOrder},
 		{"EventListPagination", testEventListPagination},
+		{"EventListMaxBodyBytes", testEventListMaxBodyBytes},
 		{"EventListFilters", testEventListFilters},
 		{"EventListWithoutBody", testEventListWithoutBody},
 		{"EventListInvalidCursor", testEventListInvalidCursor},
@@ -633,6 +634,40 @@ func testEventListPagination(t *testing.T, st store.Store) {
 	}
 	if got, want := ids(rest), []string{late.ID}; !reflect.DeepEqual(got, want) {
 		t.Errorf("EventList(after the last seq): got %v, want %v", got, want)
+	}
+}
+
+// A page ends before the event whose body would take it past MaxBodyBytes,
+// holds at least one event, and following its cursors lists every event once.
+func testEventListMaxBodyBytes(t *testing.T, st store.Store) {
+	var es []*hookd.Event
+	for i := range 7 {
+		e := newEvent("big", fmt.Sprintf("ext-%d", i), base.Add(time.Duration(i)*time.Second))
+		e.Body = bytes.Repeat([]byte{byte('a' + i)}, 100)
+		es = append(es, e)
+	}
+	insert(t, st, window, es...)
+	for _, tc := range []struct {
+		max      int64
+		wantPage int
+	}{{250, 2}, {299, 2}, {300, 3}, {301, 3}, {1, 1}, {10000, 7}} {
+		for _, order := range []string{store.OrderAsc, store.OrderDesc} {
+			p := store.EventListParams{Order: order, Limit: 100, WithBody: true, MaxBodyBytes: tc.max}
+			page, next, err := st.EventList(ctxFor(t), &p)
+			if err != nil {
+				t.Fatalf("EventList: %v", err)
+			}
+			if len(page) != tc.wantPage || (next == "") != (tc.wantPage == len(es)) {
+				t.Errorf("EventList(%s, MaxBodyBytes %d): got %d events and cursor %q, want %d events and a cursor unless that is all", order, tc.max, len(page), next, tc.wantPage)
+			}
+			want := ids(es)
+			if order == store.OrderDesc {
+				want = reversed(want)
+			}
+			if got := ids(listAll(t, st, p, 100)); !reflect.DeepEqual(got, want) {
+				t.Errorf("paging %s with MaxBodyBytes %d: got %v, want every event once: %v", order, tc.max, got, want)
+			}
+		}
 	}
 }
 
