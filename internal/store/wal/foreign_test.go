@@ -71,3 +71,38 @@ func TestReplayRefusesADamagedSegment(t *testing.T) {
 		})
 	}
 }
+
+// Garbage over the header of the newest segment whose records were synced
+// but not yet indexed is media damage, not a torn header (a synced header
+// cannot be torn by a crash, and a torn one was its segment's last write):
+// Replay refuses it, naming the file, and leaves the file where it is.
+func TestReplayRefusesGarbageOverSyncedRecords(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l := openLog(t, dir, Options{NoPrealloc: true})
+	l.Replay(0, noReplay)
+	appendN(t, l, 1, 11, 5)
+	l.Close()
+	l = openLog(t, dir, Options{NoPrealloc: true})
+	replayAll(t, l, 0)
+	appendN(t, l, 11, 16, 5) // synced: a store answers 200 for these
+	l.Close()
+	path := filepath.Join(dir, fmt.Sprintf("%020d%s", 11, suffix))
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("garbage\n"), 0); err != nil { // the magic only
+		t.Fatal(err)
+	}
+	f.Close()
+	l2 := openLog(t, dir, Options{NoPrealloc: true})
+	defer l2.Close()
+	_, err = l2.Replay(10, noReplay) // the store had indexed through 10
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Replay(10): got %v, want an error naming %s", err, path)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the damaged segment is gone: %v", err)
+	}
+}

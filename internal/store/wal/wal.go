@@ -256,6 +256,15 @@ func (l *Log) damagedErr(after uint64) error {
 			return fmt.Errorf("log segment %s is damaged or not hookd's (its header is not a log segment's): restore it from a backup, or move it out of the log directory to start without the events it held", d.path)
 		}
 	}
+	// A record that reads back whole after the garbage means the header
+	// had been written before it, and synced with it or not: that is
+	// damage to a segment that may hold acknowledged records, never what
+	// a crash leaves (a torn header was the last write to its segment).
+	for _, d := range l.damaged {
+		if l.firstRecordReadsBack(d) {
+			return fmt.Errorf("log segment %s is damaged (its header is not a log segment's, but its records read back): restore it from a backup, or move it out of the log directory to start without the events it held", d.path)
+		}
+	}
 	// Removed rather than kept as a spare, so that no later start finds
 	// it before a segment that follows it.
 	for _, d := range l.damaged {
@@ -270,6 +279,30 @@ func (l *Log) damagedErr(after uint64) error {
 	}
 	l.damaged = nil
 	return nil
+}
+
+// firstRecordReadsBack reports whether segment d holds, right after its
+// header, a whole record with its first LSN: the record's checksum covers
+// its length, LSN and epoch, so it is checked without the header.
+func (l *Log) firstRecordReadsBack(d *segment) bool {
+	f, err := l.opt.FS.OpenFile(d.path, os.O_RDONLY, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var h [RecordHeaderSize]byte
+	if _, err := f.ReadAt(h[:], segmentHeaderSize); err != nil {
+		return false
+	}
+	n := binary.LittleEndian.Uint32(h[4:8])
+	if binary.LittleEndian.Uint64(h[8:16]) != d.first || n > MaxRecord || int64(n) > d.grown {
+		return false
+	}
+	payload := make([]byte, n)
+	if _, err := f.ReadAt(payload, segmentHeaderSize+RecordHeaderSize); err != nil {
+		return false
+	}
+	return binary.LittleEndian.Uint32(h[0:4]) == recordCRC(h[:], payload)
 }
 
 // foreignHeader reports whether b, the start of a segment file, is none
