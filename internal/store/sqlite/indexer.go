@@ -66,14 +66,24 @@ func (s *Store) wakeIndexer(urgent bool) {
 // what holds them back). While the indexer fails (a full disk) with such
 // events still out of SQLite, it fails at once, naming the cause, rather
 // than answer without them.
+//
+// A recovery of the log may drop records after target was taken (a sync
+// had failed): the target is then capped at the last record that recovery
+// kept, so that the read does not wait for records that no longer exist.
 func (s *Store) caughtUp(ctx context.Context) error {
-	target := s.logged.Load()
+	s.genMu.Lock()
+	gen, target := s.gen.Load(), s.logged.Load()
+	s.genMu.Unlock()
 	if s.appended.Load() < target {
 		if err := s.Sync(); err != nil {
 			return &hookd.Error{Code: hookd.EUnavailable, Message: "storage unavailable", Err: err}
 		}
 	}
-	for s.indexed.Load() < target {
+	for {
+		target = s.keptOf(gen, target)
+		if s.indexed.Load() >= target {
+			break
+		}
 		s.idxMu.Lock()
 		done, failing := s.idxDone, s.idxErr
 		s.idxMu.Unlock()
@@ -91,6 +101,18 @@ func (s *Store) caughtUp(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// keptOf caps target, an LSN logged in generation gen of the log, at the
+// last record the recovery that ended gen kept (none when gen is still
+// the current one).
+func (s *Store) keptOf(gen, target uint64) uint64 {
+	s.genMu.Lock()
+	defer s.genMu.Unlock()
+	if gen != s.gen.Load() && gen < uint64(len(s.cuts)) {
+		return min(target, s.cuts[gen])
+	}
+	return target
 }
 
 func (s *Store) indexLoop() {

@@ -254,17 +254,21 @@ func (s *Store) newestForKey(ref dedupeRef, hash uint64) (int64, bool, error) {
 	return newest.Int64, newest.Valid, nil
 }
 
+// undoPending restores the pending entries that undo's records replaced.
+// An entry whose own record the indexer has committed meanwhile is not
+// restored but dropped: SQLite holds it, and unpend, which has passed that
+// record, would never drop it (it had been taken over then).
 func (s *Store) undoPending(undo []pendUndo) {
 	s.pendMu.Lock()
 	defer s.pendMu.Unlock()
 	for i := len(undo) - 1; i >= 0; i-- {
 		u := undo[i]
 		switch {
-		case u.dedupe && u.had:
+		case u.dedupe && u.had && u.ev.lsn > s.pendUnpended:
 			s.pendDedupe[u.ref] = u.ev
 		case u.dedupe:
 			delete(s.pendDedupe, u.ref)
-		case u.had:
+		case u.had && u.key.lsn > s.pendUnpended:
 			s.pendKeys[u.ref] = u.key
 		default:
 			delete(s.pendKeys, u.ref)
@@ -283,6 +287,7 @@ func (s *Store) unpend(recs []*logRecord) {
 			s.pendMu.Unlock()
 			s.pendMu.Lock()
 		}
+		s.pendUnpended = max(s.pendUnpended, r.lsn)
 		if r.kind != recEvent {
 			continue
 		}

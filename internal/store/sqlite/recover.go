@@ -99,11 +99,15 @@ func (s *Store) recoverAll() error {
 			return fmt.Errorf("recover the database: %w", err)
 		}
 	}
-	if s.writeErr.Load() != nil {
+	if failed := s.writeErr.Load(); failed != nil {
 		if err := s.wal.Probe(probeSize); err != nil {
 			return err
 		}
-		s.clearFault(&s.writeErr)
+		// Only the failure the probe began after: an append that failed
+		// meanwhile stands until a probe that follows it passes.
+		if !s.writeErr.CompareAndSwap(failed, nil) {
+			return errors.New("an append failed during the probe of the disk")
+		}
 	}
 	return nil
 }

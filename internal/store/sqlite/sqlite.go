@@ -82,6 +82,9 @@ type Store struct {
 	pendMu     sync.Mutex
 	pendDedupe map[dedupeRef]pendingEvent
 	pendKeys   map[dedupeRef]pendingKey
+	// pendUnpended is the LSN of the last record unpend saw: the
+	// entries of records up to it are no longer pending (undoPending).
+	pendUnpended uint64
 
 	// Logged records not yet synced, for the indexer once they are. Sync
 	// holds syncOrder across the sync, so that it hands them over in log

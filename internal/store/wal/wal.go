@@ -130,6 +130,9 @@ type segment struct {
 	// grown is the file's size: appends below it overwrite allocated
 	// blocks.
 	grown int64
+	// syncedEnd is the end of the records a successful sync covered (or
+	// Replay found), in the active segment: see breakUnsynced.
+	syncedEnd int64
 }
 
 // Open opens (creating if needed) the log in dir and reads the headers of
@@ -454,7 +457,7 @@ func (l *Log) Replay(after uint64, fn func(lsn, segment uint64, off int64, paylo
 			f.Close()
 			return 0, fmt.Errorf("read log segment %s: %w", filepath.Base(s.path), err)
 		}
-		s.scanned, s.size, s.last = true, v.end, v.last
+		s.scanned, s.size, s.last, s.syncedEnd = true, v.end, v.last, v.end
 		if s.last <= after {
 			f.Close()
 			continue
@@ -649,10 +652,12 @@ func (l *Log) failed() error {
 func (l *Log) roll() (*segment, error) {
 	if act := l.active; act != nil {
 		if err := l.syncFiles([]File{act.f}); err != nil {
+			l.breakUnsynced()
 			return nil, err
 		}
 		// Only the active segment takes appends: every record is synced.
 		l.synced = l.next - 1
+		act.syncedEnd = act.size
 		l.dirty = slices.DeleteFunc(l.dirty, func(s *segment) bool { return s == act })
 		l.active = nil
 		l.openForReads(act)
@@ -695,6 +700,7 @@ func (l *Log) roll() (*segment, error) {
 		epoch = rand.Uint32()
 	}
 	s.epoch, s.first, s.last, s.size, s.valid, s.scanned = epoch, l.next, l.next-1, segmentHeaderSize, true, true
+	s.syncedEnd = segmentHeaderSize
 	if _, err := s.f.WriteAt(segmentHeader(epoch, l.next), 0); err != nil {
 		l.closeFile(s)
 		l.opt.FS.Remove(path)
@@ -760,8 +766,9 @@ func (l *Log) Sync() error {
 	l.dirty = nil
 	upTo := l.next - 1
 	files := make([]File, len(dirty))
+	ends := make([]int64, len(dirty))
 	for i, s := range dirty {
-		files[i] = s.f
+		files[i], ends[i] = s.f, s.size
 	}
 	l.mu.Unlock()
 	err := l.syncFiles(files)
@@ -770,10 +777,31 @@ func (l *Log) Sync() error {
 	if err != nil {
 		// Keep them dirty: a later Sync must not report success.
 		l.dirty = append(dirty, l.dirty...)
+		l.breakUnsynced()
 		return err
 	}
 	l.synced = max(l.synced, upTo)
+	for i, s := range dirty {
+		s.syncedEnd = max(s.syncedEnd, ends[i])
+	}
 	return nil
+}
+
+// breakUnsynced makes the records no sync covered unreadable, before the
+// caller answers their batches 503: it overwrites the header of the first
+// of them with zeros, through the descriptor already open (the failing
+// disk may refuse to open a file), so that reading stops there. Recover
+// cuts them off the disk; until it has, a stop and a start (the recovery
+// may never have run, or the disk failed it) must not replay them. The
+// zeros reach the page cache, which outlives the process but not a power
+// loss. Only the active segment holds records no sync covered (roll syncs
+// a segment before it begins the next). Call with mu held.
+func (l *Log) breakUnsynced() {
+	for _, s := range l.dirty {
+		if s.f != nil && s.size > s.syncedEnd {
+			s.f.WriteAt(make([]byte, RecordHeaderSize), s.syncedEnd)
+		}
+	}
 }
 
 // Synced is the LSN of the last record a successful sync covered (or
@@ -827,6 +855,7 @@ func (l *Log) Recover() (uint64, error) {
 		return l.synced, nil
 	}
 	keep := l.synced
+	l.breakUnsynced()
 	for _, s := range l.segs {
 		l.closeFile(s)
 	}
