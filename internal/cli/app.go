@@ -250,7 +250,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		httpserver.WriteJSON(w, http.StatusOK, body)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		errs.Write(w, r, hookd.Errorf(hookd.ENotFound, "no route %s %s", r.Method, r.URL.Path))
+		errs.Write(w, r, hookd.Errorf(hookd.ENotFound, "no route %s %s", httpserver.Clip(r.Method, 16), httpserver.Clip(r.URL.Path, 256)))
 	})
 	// No overall cap: each group of paths has its gate above; health,
 	// metrics and 404 answers are cheap and never queued.

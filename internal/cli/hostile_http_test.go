@@ -177,3 +177,24 @@ func TestRequestSmugglingIsRefused(t *testing.T) {
 		}
 	})
 }
+
+// A 404 names what was asked for without echoing all of it: a 40 KB source
+// name or path is answered in well under 1 KiB.
+func TestNotFoundDoesNotEchoLongNames(t *testing.T) {
+	_, base := startHostileApp(t)
+	long := make([]byte, 40<<10)
+	for i := range long {
+		long[i] = 'a'
+	}
+	for _, path := range []string{"/in/" + string(long), "/" + string(long)} {
+		resp, err := http.Post(base+path, "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || len(b) > 1024 {
+			t.Errorf("POST %s…: got %d with %d bytes, want 404 with under 1024", path[:8], resp.StatusCode, len(b))
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"hookd"
 	"hookd/internal/config"
@@ -274,4 +275,17 @@ func New(h http.Handler, c config.Server, log *slog.Logger) *http.Server {
 		MaxHeaderBytes:    int(c.MaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// Clip returns s cut to at most n bytes, on a rune boundary, with "…"
+// appended when it was cut: for echoing what a client sent (a path, a
+// name) in an error without echoing all of it.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

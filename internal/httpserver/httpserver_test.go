@@ -424,3 +424,21 @@ func TestNew(t *testing.T) {
 			srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout, srv.MaxHeaderBytes)
 	}
 }
+
+func TestClip(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 64, "short"},
+		{"abcdef", 3, "abc…"},
+		{"aé", 2, "a…"}, // é is two bytes: never cut inside a rune
+		{"", 0, ""},
+	} {
+		if got := httpserver.Clip(c.in, c.n); got != c.want {
+			t.Errorf("Clip(%q, %d): got %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
+}

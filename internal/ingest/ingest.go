@@ -220,7 +220,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time) error {
 	src := (*h.sources.Load())[r.PathValue("source")]
 	if src == nil {
-		return hookd.Errorf(hookd.ENotFound, "unknown source %q", r.PathValue("source"))
+		return hookd.Errorf(hookd.ENotFound, "unknown source %q", httpserver.Clip(r.PathValue("source"), 64))
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
