@@ -241,7 +241,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	if src.needJSON {
 		// Checked before any parser sees the body: some recurse once per
 		// level of nesting.
-		if err := jsonlimit.Check(body, h.maxJSONDepth); err != nil {
+		if err := checkDepth(body, h.maxJSONDepth); err != nil {
 			return hookd.Errorf(hookd.EInvalid, "body: %v; source %s reads fields of the JSON body", err, src.cfg.Name)
 		}
 	}
@@ -263,7 +263,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		ContentType: r.Header.Get("Content-Type"),
 		Body:        body,
 	}
-	if err := src.selectMetadata(e, r, h.maxJSONDepth); err != nil {
+	if err := src.selectMetadata(e, r, h.maxJSONDepth, src.needJSON); err != nil {
 		return err
 	}
 	// The headers are stored as their JSON encoding, with credentials
@@ -453,13 +453,14 @@ func appendJSONString(b []byte, s string) []byte {
 
 // selectMetadata fills the event's id, type, timestamp and key. An absent
 // value leaves its field empty; only require_id turns an absent id, or a
-// body it cannot be read from, into 400.
-func (s *source) selectMetadata(e *hookd.Event, r *http.Request, maxJSONDepth int) error {
+// body it cannot be read from, into 400. depthChecked: the caller has
+// already checked the body's nesting against maxJSONDepth.
+func (s *source) selectMetadata(e *hookd.Event, r *http.Request, maxJSONDepth int, depthChecked bool) error {
 	if s.id.IsZero() && s.typ.IsZero() && s.ts.IsZero() && s.key.IsZero() {
 		return nil
 	}
 	var q url.Values
-	m := &message{header: r.Header, body: e.Body, maxDepth: maxJSONDepth, query: func() url.Values {
+	m := &message{header: r.Header, body: e.Body, maxDepth: maxJSONDepth, depthChecked: depthChecked, query: func() url.Values {
 		if q == nil {
 			q = r.URL.Query()
 		}

@@ -9,7 +9,10 @@
 // the document, it only counts the brackets and braces outside strings.
 package jsonlimit
 
-import "fmt"
+import (
+	"bytes"
+	"fmt"
+)
 
 // DefaultDepth is the nesting hookd accepts when none is configured
 // (server.max_json_depth). Real webhook payloads rarely nest beyond 20
@@ -58,11 +61,22 @@ func scan(b []byte, stop int) int {
 	for i := 0; i < len(b); i++ {
 		switch b[i] {
 		case '"':
-			// Skip the string: up to the next quote not escaped.
-			for i++; i < len(b); i++ {
-				if c := b[i]; c == '\\' {
-					i++
-				} else if c == '"' {
+			// Skip the string: up to the next quote not escaped, that is
+			// not preceded by an odd run of backslashes (a backslash
+			// escapes the next byte, so they pair off). IndexByte finds
+			// quotes many bytes at a time; the string is most of a
+			// typical body.
+			for {
+				j := bytes.IndexByte(b[i+1:], '"')
+				if j < 0 {
+					return deepest // unterminated: the rest is string
+				}
+				i += 1 + j
+				run := 0
+				for k := i - 1; b[k] == '\\'; k-- {
+					run++ // stops at the opening quote at the latest
+				}
+				if run%2 == 0 {
 					break
 				}
 			}

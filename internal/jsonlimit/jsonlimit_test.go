@@ -122,3 +122,60 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCheckWebhook is a body like hookd bench's: a few fields and one
+// long string, 1 KiB in all.
+func BenchmarkCheckWebhook(b *testing.B) {
+	body := []byte(`{"id":"evt-000000000001","type":"bench","data":{"n":1,"s":"` + strings.Repeat("x", 930) + `"}}`)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		Check(body, DefaultDepth)
+	}
+}
+
+// refDepth is the scanner's rule, one byte at a time.
+func refDepth(b []byte) int {
+	depth, deepest := 0, 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b); i++ {
+				if b[i] == '\\' {
+					i++
+				} else if b[i] == '"' {
+					break
+				}
+			}
+		case '[', '{':
+			depth++
+			deepest = max(deepest, depth)
+		case ']', '}':
+			depth = max(0, depth-1)
+		}
+	}
+	return deepest
+}
+
+// TestDepthEscapes checks the quick skipping of strings against the rule
+// on every document of up to 8 bytes from quotes, backslashes and
+// brackets.
+func TestDepthEscapes(t *testing.T) {
+	t.Parallel()
+	alphabet := []byte{'"', '\\', '[', ']', 'x'}
+	b := make([]byte, 0, 8)
+	var walk func()
+	walk = func() {
+		if got, want := Depth(b), refDepth(b); got != want {
+			t.Fatalf("Depth(%q) = %d, want %d", b, got, want)
+		}
+		if len(b) == cap(b) {
+			return
+		}
+		for _, c := range alphabet {
+			b = append(b, c)
+			walk()
+			b = b[:len(b)-1]
+		}
+	}
+	walk()
+}
