@@ -79,6 +79,20 @@ func scan(b []byte, stop int) int {
 				if run%2 == 0 {
 					break
 				}
+				// An escaped quote: strings full of them would cost an
+				// IndexByte call each, so the rest of this one is read a
+				// byte at a time.
+				for i++; i < len(b); i++ {
+					if c := b[i]; c == '\\' {
+						i++
+					} else if c == '"' {
+						break
+					}
+				}
+				if i >= len(b) {
+					return deepest
+				}
+				break
 			}
 		case '[', '{':
 			depth++
