@@ -263,7 +263,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		ContentType: r.Header.Get("Content-Type"),
 		Body:        body,
 	}
-	if err := src.selectMetadata(e, r, h.maxJSONDepth, src.needJSON); err != nil {
+	if err := src.selectMetadata(e, r, h.maxJSONDepth); err != nil {
 		return err
 	}
 	// The headers are stored as their JSON encoding, with credentials
@@ -453,14 +453,14 @@ func appendJSONString(b []byte, s string) []byte {
 
 // selectMetadata fills the event's id, type, timestamp and key. An absent
 // value leaves its field empty; only require_id turns an absent id, or a
-// body it cannot be read from, into 400. depthChecked: the caller has
-// already checked the body's nesting against maxJSONDepth.
-func (s *source) selectMetadata(e *hookd.Event, r *http.Request, maxJSONDepth int, depthChecked bool) error {
+// body it cannot be read from, into 400. A source that reads JSON has had
+// its body's nesting checked by serve already (needJSON).
+func (s *source) selectMetadata(e *hookd.Event, r *http.Request, maxJSONDepth int) error {
 	if s.id.IsZero() && s.typ.IsZero() && s.ts.IsZero() && s.key.IsZero() {
 		return nil
 	}
 	var q url.Values
-	m := &message{header: r.Header, body: e.Body, maxDepth: maxJSONDepth, depthChecked: depthChecked, query: func() url.Values {
+	m := &message{header: r.Header, body: e.Body, maxDepth: maxJSONDepth, depthChecked: s.needJSON, query: func() url.Values {
 		if q == nil {
 			q = r.URL.Query()
 		}

@@ -3,11 +3,11 @@ package verify
 import (
 	"container/list"
 	"math"
-	"net/netip"
 	"sync"
 	"time"
 
 	"hookd/internal/config"
+	"hookd/internal/httpserver"
 )
 
 // The token endpoint limits failed client authentications, so that a
@@ -109,25 +109,6 @@ func newIssuerLimiter(c config.OAuthIssuer) *issuerLimiter {
 	return l
 }
 
-// issuerAddrKey is what an address counts as: an IPv4 address, or an IPv6
-// address's /64 (one host often holds a whole /64).
-func issuerAddrKey(remote string) string {
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
-		if a, err := netip.ParseAddr(remote); err == nil {
-			ap = netip.AddrPortFrom(a, 0)
-		} else {
-			return remote
-		}
-	}
-	a := ap.Addr().Unmap()
-	if a.Is4() {
-		return a.String()
-	}
-	p, _ := a.Prefix(64)
-	return p.String()
-}
-
 // attempt is one admitted authentication attempt: the tokens it took.
 type attempt struct {
 	addr   *issuerAddrEntry
@@ -139,7 +120,7 @@ type attempt struct {
 // (client nil: an unknown id, which has no bucket). When one is empty it
 // takes nothing and returns how long to wait.
 func (l *issuerLimiter) admit(now time.Time, client *issuerClient, remote string) (attempt, time.Duration, bool) {
-	key := issuerAddrKey(remote)
+	key := httpserver.AddressKey(remote)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e := l.addrEntry(key)
@@ -184,7 +165,7 @@ func (l *issuerLimiter) done(a attempt, client *issuerClient, remote string, now
 	}
 	if succeeded && client != nil {
 		if cs := l.clients[client.id]; cs != nil {
-			cs.remember(issuerAddrKey(remote), now)
+			cs.remember(httpserver.AddressKey(remote), now)
 		}
 	}
 	return false

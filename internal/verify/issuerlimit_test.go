@@ -28,23 +28,6 @@ func TestIssuerLimiterBoundsItsAddresses(t *testing.T) {
 	}
 }
 
-// An IPv6 client counts with its /64; IPv4 addresses, mapped or not, on
-// their own.
-func TestIssuerAddrKey(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct{ in, want string }{
-		{"192.0.2.1:443", "192.0.2.1"},
-		{"[::ffff:192.0.2.1]:443", "192.0.2.1"},
-		{"[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64"},
-		{"[2001:db8:1:2:ffff::1]:443", "2001:db8:1:2::/64"},
-		{"not an address", "not an address"},
-	} {
-		if got := issuerAddrKey(tt.in); got != tt.want {
-			t.Errorf("issuerAddrKey(%q): got %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 // The limits come from the configuration.
 func TestIssuerLimitsAreConfigurable(t *testing.T) {
 	t.Parallel()
