@@ -414,9 +414,14 @@ func (b *Batcher) release(c committed) {
 	}
 }
 
+// errDroppedByRecovery answers a batch that a recovery took out of the log
+// although the sync that followed it passed.
+var errDroppedByRecovery = errors.New("a failed sync left the batch out of the log")
+
 // syncLoop makes committed batches durable: it takes every batch committed
 // so far, syncs once, and answers all of their callers; meanwhile the
 // writer commits the next batch. It leaves once the writer has left and
+
 // everything it committed is answered.
 func (b *Batcher) syncLoop(writerDone <-chan struct{}) {
 	var pending []committed
@@ -456,7 +461,7 @@ func (b *Batcher) syncLoop(writerDone <-chan struct{}) {
 			}
 			b.log.Error("sync events", "count", n, "err", err)
 		} else {
-			err = errors.New("a failed sync left the batch out of the log")
+			err = errDroppedByRecovery
 		}
 		// Each batch is durable or is not stored: a batch an earlier sync
 		// covered is answered 200 even when this one failed, and one that

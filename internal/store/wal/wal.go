@@ -256,7 +256,7 @@ func (l *Log) damagedErr(after uint64) error {
 			}
 		}
 		if d.first <= after || later {
-			return fmt.Errorf("log segment %s is damaged or not hookd's (its header is not a log segment's): restore it from a backup, or move it out of the log directory to start without the events it held", d.path)
+			return errDamaged(d.path, "its header is not a log segment's")
 		}
 	}
 	// A record that reads back whole after the garbage means the header
@@ -265,7 +265,7 @@ func (l *Log) damagedErr(after uint64) error {
 	// a crash leaves (a torn header was the last write to its segment).
 	for _, d := range l.damaged {
 		if l.firstRecordReadsBack(d) {
-			return fmt.Errorf("log segment %s is damaged (its header is not a log segment's, but its records read back): restore it from a backup, or move it out of the log directory to start without the events it held", d.path)
+			return errDamaged(d.path, "its header is not a log segment's, but its records read back")
 		}
 	}
 	// Removed rather than kept as a spare, so that no later start finds
@@ -282,6 +282,11 @@ func (l *Log) damagedErr(after uint64) error {
 	}
 	l.damaged = nil
 	return nil
+}
+
+// errDamaged says which segment is damaged, why, and what to do.
+func errDamaged(path, why string) error {
+	return fmt.Errorf("log segment %s is damaged or not hookd's (%s): restore it from a backup, or move it out of the log directory to start without the events it held", path, why)
 }
 
 // firstRecordReadsBack reports whether segment d holds, right after its
