@@ -421,7 +421,6 @@ var errDroppedByRecovery = errors.New("a failed sync left the batch out of the l
 // syncLoop makes committed batches durable: it takes every batch committed
 // so far, syncs once, and answers all of their callers; meanwhile the
 // writer commits the next batch. It leaves once the writer has left and
-
 // everything it committed is answered.
 func (b *Batcher) syncLoop(writerDone <-chan struct{}) {
 	var pending []committed
