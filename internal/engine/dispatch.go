@@ -227,8 +227,8 @@ func (d *dispatcher) add(it *item) {
 	if !spill {
 		it.size = size
 		d.hold(it)
+		d.pokeLocked()
 		d.mu.Unlock()
-		d.poke()
 		return
 	}
 	d.spilling++
@@ -243,8 +243,8 @@ func (d *dispatcher) add(it *item) {
 		d.spilling--
 		d.storeGen++
 		d.storeDue = time.Time{}
+		d.pokeLocked()
 		d.mu.Unlock()
-		d.poke()
 	}})
 }
 
@@ -694,8 +694,8 @@ func (d *dispatcher) cancelItem(it *item, reason string) {
 	d.mu.Lock()
 	d.flying--
 	d.dequeue(it)
+	d.pokeLocked()
 	d.mu.Unlock()
-	d.poke()
 }
 
 // onSkipped is told that the store skipped a write of a held delivery:
@@ -713,8 +713,8 @@ func (d *dispatcher) onSkipped(id string) {
 		d.loadedSeq = 0
 		d.rescan = true
 	}
+	d.pokeLocked()
 	d.mu.Unlock()
-	d.poke()
 }
 
 // requeue gives an attempt that did not happen back (shutdown).
@@ -809,8 +809,8 @@ func (d *dispatcher) finish(it *item, dec Decision, start time.Time, dur time.Du
 			if !d.storeDue.IsZero() && at.Before(d.storeDue) {
 				d.storeDue = at
 			}
+			d.pokeLocked()
 			d.mu.Unlock()
-			d.poke()
 		}
 	}
 	if d.e.onAttempt != nil {
@@ -960,8 +960,8 @@ func (d *dispatcher) replayed() {
 		d.loadedSeq = 0 // replayed rows may be older than what was loaded
 		d.rescan = true
 	}
+	d.pokeLocked()
 	d.mu.Unlock()
-	d.poke()
 }
 
 // shutdown stops the dispatcher: no new attempts; attempts in flight get
