@@ -83,8 +83,13 @@ func TestIssuerKeyIsSealedAtRest(t *testing.T) {
 		t.Errorf("the database files hold the issuer's signing key in plain text")
 	}
 
-	// Whoever copies the database tries its bytes as the key.
-	claims := issuerClaims{V: issuerTokenVersion, Client: "provider-a", Source: "claims", IssuedAt: issuerT0.UnixMilli(), Expiry: issuerT0.Add(time.Hour).UnixMilli(), ID: "forged"}
+	// Whoever copies the database tries its bytes as the key. The claims
+	// carry a real secret fingerprint (any issued token shows one), so
+	// that the key alone decides: signed with the real key, the same
+	// claims are accepted.
+	claims := issuerClaims{V: issuerTokenVersion, Client: "provider-a", Source: "claims", IssuedAt: issuerT0.UnixMilli(), Expiry: issuerT0.Add(time.Hour).UnixMilli(), ID: "forged",
+		SecretFP: issuerB64.EncodeToString(e.iss.clients["provider-a"].fingerprints[0])}
+	credCheck(t, issuerTestVerify(e, "claims", "Authorization", "Bearer "+issuerForge(t, key, claims)), 200, "")
 	candidates := [][]byte{[]byte(stored)}
 	if k, err := issuerB64.DecodeString(stored); err == nil {
 		candidates = append(candidates, k)
