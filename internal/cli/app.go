@@ -579,7 +579,7 @@ func (a *App) PrintBanner(w io.Writer) {
 		fmt.Fprintf(w, "  admin token: %s (generated now and shown only this once: keep it; set HOOKD_ADMIN_TOKEN to choose your own)\n", a.generatedToken)
 	case a.storedToken:
 		fmt.Fprintf(w, "  admin token: generated at an earlier start and not shown again (the database keeps only its hash); make a new one with: hookd admin-token reset\n")
-		auth = `"Authorization: Bearer $HOOKD_ADMIN_TOKEN"`
+		auth = `"Authorization: Bearer hk_admin_…"` // the token the first start showed
 	default:
 		fmt.Fprintf(w, "  admin token: from the configuration (%d)\n", len(a.cfg.Admin.Tokens))
 		auth = `"Authorization: Bearer $HOOKD_ADMIN_TOKEN"`

@@ -50,7 +50,7 @@ func newBenchCmd() *cobra.Command {
 	var f benchFlags
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure ingest (and, with e2e, delivery) throughput against a bare net/http server",
+		Short: "Measure ingest (with e2e, delivery; with slowloris, service under slow uploads) against a bare net/http server",
 		Long: `Measure hookd's ingest against a bare net/http server on this machine.
 
 In one run, bench starts two servers as child processes of its own binary: a

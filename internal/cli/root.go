@@ -68,7 +68,9 @@ replay.
 Run 'hookd serve' to start it on the embedded default (SQLite in ./hookd-data,
 listening on :8080), or on PostgreSQL with storage.driver: postgres. The other
 commands (events, deliveries, replay, sources, destinations, subscriptions)
-drive a running hookd through its admin API.`,
+drive a running hookd through its admin API; 'hookd admin-token reset' writes a
+new generated admin token to the database itself (same --config and --data as
+serve), and 'hookd bench' measures.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
