@@ -62,7 +62,7 @@ sources:
 	api := admin.New(admin.Options{Store: st, Errors: errs, Log: log, Tokens: []string{token}, Sources: cfg.Sources})
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api)
-	srv := httptest.NewServer(httpserver.Handler(mux, errs, 0))
+	srv := httptest.NewServer(httpserver.Handler(mux, errs))
 	t.Cleanup(srv.Close)
 	return &harness{srv: srv, st: st}
 }

@@ -254,7 +254,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 	})
 	// No overall cap: each group of paths has its gate above; health,
 	// metrics and 404 answers are cheap and never queued.
-	a.srv = httpserver.New(httpserver.Handler(mux, errs, 0), a.cfg.Server, a.log)
+	a.srv = httpserver.New(httpserver.Handler(mux, errs), a.cfg.Server, a.log)
 	a.fresh = map[net.Conn]bool{}
 	a.srv.ConnState = a.trackFresh
 	if err := a.batcher.Start(ctx); err != nil {

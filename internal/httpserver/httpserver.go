@@ -127,15 +127,10 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // Handler wraps next with a request id (header Hookd-Request-Id on every
-// answer), panic recovery, the refusal of a request that declares its
-// length twice (see NewListener) and, when limit > 0, a cap on requests in
-// flight beyond which it answers 503 at once. Paths in exempt skip the cap.
-func Handler(next http.Handler, errs *Errors, limit int, exempt ...string) http.Handler {
-	gate := NewGate(limit)
-	skip := map[string]bool{}
-	for _, p := range exempt {
-		skip[p] = true
-	}
+// answer), panic recovery and the refusal of a request that declares its
+// length twice (see NewListener). The caps on requests in flight are
+// Gates, taken where the work is (ingest, Limit).
+func Handler(next http.Handler, errs *Errors) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rid := hookd.RequestIDPrefix + hookd.NewULID(time.Now())
 		w.Header()[HeaderRequestID] = []string{rid} // canonical already
@@ -156,18 +151,12 @@ func Handler(next http.Handler, errs *Errors, limit int, exempt ...string) http.
 			errs.Write(w, r, hookd.Errorf(hookd.EInvalid, "a request must not have both Content-Length and Transfer-Encoding"))
 			return
 		}
-		if !skip[r.URL.Path] {
-			if !gate.Enter() {
-				errs.Write(w, r, errInFlight)
-				return
-			}
-			defer gate.Leave()
-		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-var errInFlight = &hookd.Error{Code: hookd.EUnavailable, Message: "too many requests in flight"}
+// ErrInFlight answers a request beyond a Gate: 503 at once.
+var ErrInFlight = &hookd.Error{Code: hookd.EUnavailable, Message: "too many requests in flight"}
 
 // Gate caps how many requests do their work at once. A nil *Gate admits
 // every request.
@@ -218,7 +207,7 @@ func Limit(next http.Handler, errs *Errors, gate *Gate, preread int64) http.Hand
 			r.Body = prereadBody{Reader: io.MultiReader(bytes.NewReader(b), r.Body), Closer: r.Body}
 		}
 		if !gate.Enter() {
-			errs.Write(w, r, errInFlight)
+			errs.Write(w, r, ErrInFlight)
 			return
 		}
 		defer gate.Leave()

@@ -247,7 +247,7 @@ func TestHandlerRequestID(t *testing.T) {
 	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, httpserver.RequestID(r.Context()))
 	})
-	srv := httptest.NewServer(httpserver.Handler(inner, errs, 0))
+	srv := httptest.NewServer(httpserver.Handler(inner, errs))
 	defer srv.Close()
 	seen := map[string]bool{}
 	for range 10 {
@@ -284,7 +284,7 @@ func TestHandlerPanic(t *testing.T) {
 		panic(http.ErrAbortHandler)
 	})
 	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-	srv := httptest.NewServer(httpserver.Handler(mux, errs, 1))
+	srv := httptest.NewServer(httpserver.Handler(mux, errs))
 	defer srv.Close()
 	c := srv.Client()
 
@@ -305,7 +305,7 @@ func TestHandlerPanic(t *testing.T) {
 			t.Errorf("GET %s: log %q: want the panic logged", path, logs.String())
 		}
 	}
-	// The server lives on, and the in-flight slot was given back.
+	// The server lives on.
 	for range 3 {
 		if resp, body := get(t, c, srv.URL+"/ok"); resp.StatusCode != 200 || string(body) != "ok" {
 			t.Errorf("GET /ok after a panic: got %d %q, want 200 ok", resp.StatusCode, body)
@@ -318,20 +318,21 @@ func TestHandlerPanic(t *testing.T) {
 	}
 }
 
-func TestHandlerInFlightCap(t *testing.T) {
+func TestLimitInFlightCap(t *testing.T) {
 	t.Parallel()
 	errs, _ := newErrors(3 * time.Second)
 	entered := make(chan struct{}, 4)
 	release := make(chan struct{})
 	mux := http.NewServeMux()
-	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+	gate := httpserver.NewGate(1)
+	mux.Handle("/slow", httpserver.Limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		entered <- struct{}{}
 		<-release
 		io.WriteString(w, "slow")
-	})
+	}), errs, gate, 0))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-	mux.HandleFunc("/fast", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "fast") })
-	srv := httptest.NewServer(httpserver.Handler(mux, errs, 1, "/healthz"))
+	mux.Handle("/fast", httpserver.Limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "fast") }), errs, gate, 0))
+	srv := httptest.NewServer(httpserver.Handler(mux, errs))
 	defer srv.Close()
 	c := srv.Client()
 
@@ -361,9 +362,9 @@ func TestHandlerInFlightCap(t *testing.T) {
 	if e := decodeError(t, body); e.Error.Code != hookd.EUnavailable || e.RequestID == "" {
 		t.Errorf("second request: got %+v, want unavailable with a request id", e)
 	}
-	// Exempt paths are not counted.
+	// Paths outside the gate are not counted.
 	if resp, body := get(t, c, srv.URL+"/healthz"); resp.StatusCode != 200 || string(body) != "ok" {
-		t.Errorf("exempt /healthz: got %d %q, want 200 ok", resp.StatusCode, body)
+		t.Errorf("ungated /healthz: got %d %q, want 200 ok", resp.StatusCode, body)
 	}
 	close(release)
 	select {
@@ -388,7 +389,7 @@ func TestHandlerNoCap(t *testing.T) {
 		wg.Done()
 		wg.Wait() // all three must be in flight at once
 	})
-	srv := httptest.NewServer(httpserver.Handler(inner, errs, 0))
+	srv := httptest.NewServer(httpserver.Handler(inner, errs))
 	defer srv.Close()
 	statuses := make(chan int, 3)
 	for range 3 {

@@ -62,7 +62,7 @@ func TestBodyTimeout(t *testing.T) {
 			io.WriteString(w, "ok")
 		}
 	})
-	addr := serve(t, httpserver.Handler(mux, errs, 0), slowServerConfig(d))
+	addr := serve(t, httpserver.Handler(mux, errs), slowServerConfig(d))
 
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -115,7 +115,7 @@ func TestLimitPrereadHoldsNoSlotDuringUpload(t *testing.T) {
 		}
 		w.Write(b)
 	}), errs, gate, 16))
-	addr := serve(t, httpserver.Handler(mux, errs, 0), slowServerConfig(time.Minute))
+	addr := serve(t, httpserver.Handler(mux, errs), slowServerConfig(time.Minute))
 
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -248,7 +248,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	// The slot is taken once the body is in: what it bounds is the work
 	// of verification and commit, not a sender's upload speed.
 	if !h.inFlight.Enter() {
-		return hookd.Errorf(hookd.EUnavailable, "too many requests in flight")
+		return httpserver.ErrInFlight
 	}
 	defer h.inFlight.Leave()
 	if err := h.verify(w, r, src, body); err != nil {

@@ -79,15 +79,15 @@ func newHarnessConfig(t *testing.T, cfg *config.Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := newServer(t, in, errs, 0)
+	srv := newServer(t, in, errs)
 	return &harness{srv: srv, st: st}
 }
 
-func newServer(t *testing.T, in http.Handler, errs *httpserver.Errors, limit int) *httptest.Server {
+func newServer(t *testing.T, in http.Handler, errs *httpserver.Errors) *httptest.Server {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.Handle("/in/{source}", in)
-	srv := httptest.NewServer(httpserver.Handler(mux, errs, limit))
+	srv := httptest.NewServer(httpserver.Handler(mux, errs))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -626,11 +626,11 @@ func newBlockedServer(t *testing.T, ins ingest.Inserter, ack time.Duration, limi
 	t.Helper()
 	cfg := parseSources(t, "  - name: a\n")
 	errs := &httpserver.Errors{Log: discardLog(), RetryAfter: 5 * time.Second}
-	in, err := ingest.New(ingest.Options{Sources: cfg.Sources, Inserter: ins, Errors: errs, AckDeadline: ack, Log: discardLog()})
+	in, err := ingest.New(ingest.Options{Sources: cfg.Sources, Inserter: ins, Errors: errs, AckDeadline: ack, Log: discardLog(), InFlight: httpserver.NewGate(limit)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newServer(t, in, errs, limit)
+	return newServer(t, in, errs)
 }
 
 func TestIngestAckDeadline(t *testing.T) {
