@@ -103,12 +103,8 @@ func runBenchSlow(cmd *cobra.Command, f benchSlowFlags) error {
 	if err := os.WriteFile(cfgPath, benchConfig(filepath.Join(tmp, "data"), token), 0o600); err != nil {
 		return fmt.Errorf("write the config: %w", err)
 	}
-	env := os.Environ()[:0:0]
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HOOKD_") {
-			env = append(env, kv)
-		}
-	}
+	// The child runs on the generated config alone.
+	env := loadgen.ChildEnv(os.Environ(), func(name string) bool { return strings.HasPrefix(name, "HOOKD_") })
 	srv, err := loadgen.StartChild(ctx, loadgen.ChildSpec{
 		Name: "hookd", Path: exe, Env: env,
 		Args:   []string{"serve", "--config", cfgPath, "--listen", "127.0.0.1:0"},
