@@ -125,9 +125,6 @@ func (a *App) Open(ctx context.Context) (err error) {
 			return fmt.Errorf("open storage: %w", err)
 		}
 		a.st = pg
-		if err := pg.LockServing(ctx); err != nil {
-			return fmt.Errorf("open storage: %w", err)
-		}
 	default:
 		return fmt.Errorf("storage.driver %q is not available in this build (use sqlite or postgres)", a.cfg.Storage.Driver)
 	}
