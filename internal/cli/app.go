@@ -97,6 +97,10 @@ type App struct {
 	mu           sync.Mutex
 }
 
+// defaultClusterLease is how long a replica's claims last without
+// renewal: a replica that dies has its work taken over within it.
+const defaultClusterLease = 15 * time.Second
+
 // NewApp returns an App for cfg; nothing is opened yet.
 func NewApp(cfg *config.Config, log *slog.Logger) *App {
 	return &App{cfg: cfg, log: log}
@@ -153,6 +157,15 @@ func (a *App) Open(ctx context.Context) (err error) {
 		a.metrics = metrics.New(hookd.Version)
 		onAttempt = a.metrics.Attempt
 	}
+	// On PostgreSQL every hookd serve is a replica: any number of them
+	// share the schema (docs/DEPLOYMENT.md).
+	var (
+		cl    store.Cluster
+		lease time.Duration
+	)
+	if pg, ok := a.st.(*postgres.Store); ok {
+		cl, lease = pg, defaultClusterLease
+	}
 	a.engine = engine.New(engine.Options{
 		Store: a.st, Log: a.log, Clock: a.clock, Egress: guard, Keyring: keys, NewKeyring: newKeys,
 		DisableAfter: a.cfg.Delivery.DisableAfter.D(), MemCap: a.cfg.Delivery.MemoryQueue,
@@ -162,12 +175,16 @@ func (a *App) Open(ctx context.Context) (err error) {
 		IdleAfter:  a.idleAfter,
 		MaxSources: a.cfg.Limits.MaxSources, MaxDestinations: a.cfg.Limits.MaxDestinations, MaxSubscriptions: a.cfg.Limits.MaxSubscriptions,
 		MaxJSONDepth: a.cfg.Server.MaxJSONDepth,
+		Cluster:      cl, Lease: lease,
 	})
 	if err := a.engine.Open(ctx, a.cfg.Destinations, a.cfg.Subscriptions); err != nil {
 		return fmt.Errorf("delivery: %w", err)
 	}
 	a.batcher = store.NewBatcher(a.st, a.log, store.BatcherOptions{})
 	a.batcher.OnCommit = a.engine.OnCommit
+	if cl != nil {
+		a.batcher.Prepare = a.engine.Route
+	}
 	if a.metrics != nil {
 		a.batcher.Observer = a.metrics
 		a.metrics.QueueDepth(a.batcher.QueueLen)

@@ -71,6 +71,10 @@ type dispatcher struct {
 	headTimeout time.Duration // see limitHead; 0: none (and always with ordering none)
 	concurrency int
 	limiter     *rate.Limiter
+	// baseLimit and baseBurst are the destination's rate; in a cluster,
+	// the limiter runs at this replica's share of it (applyShare).
+	baseLimit   rate.Limit
+	baseBurst   int
 	memCap      int
 	memBytesCap int
 	log         *slog.Logger
@@ -108,6 +112,10 @@ type dispatcher struct {
 	// loaded from the store reads its body when it is attempted).
 	inMemBytes int
 	flying     int
+	// shareConc is how many attempts this replica may have in flight: the
+	// destination's concurrency, or in a cluster this replica's share of
+	// it (applyShare; 0: none here, the other replicas deliver).
+	shareConc int
 	// backlog: the store may hold work of this destination that is not in
 	// memory (spilled, replayed, recovered, retrying).
 	backlog   bool
@@ -166,8 +174,14 @@ func newDispatcher(e *Engine, name string, dest destination.Destination, policy 
 		concurrency = 1
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	var baseLimit rate.Limit
+	baseBurst := 0
+	if lim != nil {
+		baseLimit, baseBurst = lim.Limit(), lim.Burst()
+	}
 	return &dispatcher{
 		e: e, name: name, dest: dest, policy: policy, ordering: ordering, headTimeout: headTimeout, concurrency: concurrency,
+		shareConc: concurrency, baseLimit: baseLimit, baseBurst: baseBurst,
 		limiter: lim, memCap: e.memCap, memBytesCap: e.memBytes, log: e.log.With("destination", name),
 		ctx: ctx, cancel: cancel,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), schedIdx: -1,
@@ -207,6 +221,7 @@ func (d *dispatcher) pokeLocked() {
 // start lets pokes start the loop, and starts it once: work a previous
 // process left in the store is looked for.
 func (d *dispatcher) start() {
+	d.applyShare()
 	d.mu.Lock()
 	d.live = true
 	d.pokeLocked()
@@ -400,7 +415,22 @@ func (d *dispatcher) refill() {
 		after, gen := d.loadedSeq, d.storeGen
 		d.rescan = false
 		d.mu.Unlock()
-		rows, err := d.e.st.DeliveryLoadOrdered(d.ctx, d.name, after, room)
+		var (
+			rows []*store.Delivery
+			err  error
+		)
+		if cl := d.e.cl; cl != nil {
+			// In a cluster, only the replica that holds the destination's
+			// lease runs it; what it loads is stamped with the lease's
+			// epoch, which fences a former owner's late outcomes.
+			epoch, owned := cl.ownedEpoch(d.name)
+			if !owned {
+				return
+			}
+			rows, err = cl.st.DeliveryLoadOwned(d.ctx, cl.id, epoch, d.name, after, room)
+		} else {
+			rows, err = d.e.st.DeliveryLoadOrdered(d.ctx, d.name, after, room)
+		}
 		if err != nil {
 			d.storeError("load ordered deliveries", err)
 			return
@@ -433,14 +463,25 @@ func (d *dispatcher) refill() {
 		d.mu.Unlock()
 		return
 	}
-	want := min(claimBatchSize, 4*d.concurrency) - len(d.ready) - d.flying
+	want := min(claimBatchSize, 4*d.shareConc) - len(d.ready) - d.flying
 	if want <= 0 || (!d.storeDue.IsZero() && d.storeDue.After(now)) {
 		d.mu.Unlock()
 		return
 	}
 	gen := d.storeGen
 	d.mu.Unlock()
-	rows, err := d.e.st.DeliveryClaimDue(d.ctx, d.name, now, d.e.lease, want)
+	var (
+		rows []*store.Delivery
+		err  error
+	)
+	if cl := d.e.cl; cl != nil {
+		if !cl.alive() {
+			return // claims would outlive this replica's heartbeat
+		}
+		rows, err = cl.st.DeliveryClaim(d.ctx, cl.id, d.name, now, d.e.lease, want)
+	} else {
+		rows, err = d.e.st.DeliveryClaimDue(d.ctx, d.name, now, d.e.lease, want)
+	}
 	if err != nil {
 		d.storeError("claim due deliveries", err)
 		return
@@ -500,12 +541,24 @@ func (d *dispatcher) startRunnable() time.Time {
 		return time.Time{}
 	}
 	now := d.e.clock.Now()
+	if cl := d.e.cl; cl != nil && !cl.alive() {
+		// This replica's heartbeat is not in force: an attempt begun now
+		// could overlap one of a replica that took the claim over. Look
+		// again shortly; the heartbeat loop nudges every dispatcher once
+		// it beats again.
+		return now.Add(time.Second)
+	}
 	var next time.Time
 	if d.ordered() {
 		for d.waiting.Len() > 0 && !d.waiting[0].q[0].d.NextAttemptAt.After(now) {
 			d.runq = append(d.runq, heap.Pop(&d.waiting).(*lane))
 		}
 		for d.flying < d.concurrency && len(d.runq) > 0 {
+			if cl := d.e.cl; cl != nil {
+				if _, owned := cl.ownedEpoch(d.name); !owned {
+					break
+				}
+			}
 			l := d.runq[0]
 			d.runq[0] = nil
 			d.runq = d.runq[1:]
@@ -521,7 +574,7 @@ func (d *dispatcher) startRunnable() time.Time {
 		}
 		return next
 	}
-	for d.flying < d.concurrency && len(d.ready) > 0 {
+	for d.flying < d.shareConc && len(d.ready) > 0 {
 		it := d.ready[0]
 		d.ready[0] = nil
 		d.ready = d.ready[1:]
@@ -557,6 +610,12 @@ func (d *dispatcher) attempt(it *item, wait time.Duration) {
 			d.requeue(it)
 			return
 		}
+	}
+	if cl := d.e.cl; cl != nil && !cl.alive() {
+		// The heartbeat lapsed while this attempt waited (rate limit):
+		// the claim may be another replica's by now.
+		d.drop(it)
+		return
 	}
 	if !d.e.subscribed(d.name) {
 		// Every subscription to this destination was deleted: what was
@@ -717,6 +776,29 @@ func (d *dispatcher) onSkipped(id string) {
 	d.mu.Unlock()
 }
 
+// drop forgets an item whose attempt did not start because this
+// replica's claim on it may have lapsed: the store has it, and whoever
+// holds the claim attempts it.
+func (d *dispatcher) drop(it *item) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.flying--
+	d.inMemBytes -= it.size
+	delete(d.held, it.d.ID)
+	if l := it.lane; l != nil {
+		l.busy = false
+		if len(l.q) > 0 && l.q[0] == it {
+			l.q[0] = nil
+			l.q = l.q[1:]
+		}
+		if len(l.q) == 0 {
+			delete(d.lanes, l.key)
+		}
+	}
+	d.backlog = true
+	d.storeDue = time.Time{}
+}
+
 // requeue gives an attempt that did not happen back (shutdown).
 func (d *dispatcher) requeue(it *item) {
 	d.mu.Lock()
@@ -817,7 +899,15 @@ func (d *dispatcher) finish(it *item, dec Decision, start time.Time, dur time.Du
 		d.e.onAttempt(d.name, string(row.Status), dur)
 	}
 	id := row.ID
-	d.e.w.submit(writeReq{w: w, seq: seq, after: after, skipped: func() { d.onSkipped(id) }})
+	epoch := row.LeaseEpoch
+	d.e.w.submit(writeReq{w: w, seq: seq, after: after, skipped: func() {
+		if d.e.cl != nil && epoch > 0 {
+			d.e.fenced.Add(1)
+			d.log.Warn("late outcome refused (fenced): another replica took this delivery over after this replica's claim lapsed",
+				"delivery", id, "status", string(row.Status), "lease_epoch", epoch)
+		}
+		d.onSkipped(id)
+	}})
 
 	d.mu.Lock()
 	d.attempts++

@@ -106,6 +106,14 @@ type Options struct {
 	// nothing to do before its goroutine exits (it starts again when
 	// work arrives). Default 5s.
 	IdleAfter time.Duration
+	// Cluster, when set, makes this engine one replica of several on a
+	// shared store (PostgreSQL): deliveries are routed into the store with
+	// their event (Route), claimed under leases of Lease that a heartbeat
+	// renews and that fence late outcomes, ordered destinations run on
+	// the replica holding their lease, concurrency and rate are shared
+	// among the live replicas, and maintenance runs on the elected leader
+	// (docs/DEPLOYMENT.md).
+	Cluster store.Cluster
 }
 
 // Engine is the delivery engine: it routes each committed event to the
@@ -144,6 +152,15 @@ type Engine struct {
 	// maxDests with dests; e.mu guards it).
 	destsReserved int
 	idleAfter     time.Duration
+
+	// cl is this replica's part in a cluster; nil with a single process.
+	cl *cluster
+	// fenced counts the late outcomes the store refused because another
+	// replica had taken their delivery over.
+	fenced atomic.Int64
+	// skipStale counts the subscriptions with skip_stale (rebuilt with
+	// the routing table): Route routes twice only when there are some.
+	skipStale atomic.Int64
 
 	marks *marks
 	sched *scheduler
@@ -213,6 +230,10 @@ func New(o Options) *Engine {
 	if e.idleAfter <= 0 {
 		e.idleAfter = defaultIdleAfter
 	}
+	if o.Cluster != nil {
+		e.cl = &cluster{st: o.Cluster, id: newReplicaID(), ttl: e.lease, owned: map[string]int64{},
+			stop: make(chan struct{}), done: make(chan struct{})}
+	}
 	e.table, _ = route.NewTable(nil)
 	e.sched = newScheduler(e.clock)
 	e.table.MaxJSONDepth = o.MaxJSONDepth
@@ -231,10 +252,21 @@ func (e *Engine) Open(ctx context.Context, dests []config.Destination, subs []co
 		e.closeDests()
 		return err
 	}
-	wm, err := e.recover(ctx)
-	if err != nil {
-		e.closeDests()
-		return fmt.Errorf("recover deliveries: %w", err)
+	var wm int64
+	if e.cl != nil {
+		// A replica recovers nothing of its own: deliveries are stored
+		// with their events, and the claims of a replica that died are
+		// taken over when their lease ends.
+		if err := e.startCluster(ctx); err != nil {
+			e.closeDests()
+			return fmt.Errorf("join the cluster: %w", err)
+		}
+	} else {
+		var err error
+		if wm, err = e.recover(ctx); err != nil {
+			e.closeDests()
+			return fmt.Errorf("recover deliveries: %w", err)
+		}
 	}
 	e.marks = newMarks(wm)
 	e.w = newWriter(e.st, e.log, e.marks, wm)
@@ -247,6 +279,9 @@ func (e *Engine) Open(ctx context.Context, dests []config.Destination, subs []co
 	e.started = true
 	e.mu.Unlock()
 	go e.route()
+	if e.cl != nil {
+		go e.clusterLoop()
+	}
 	if e.retention > 0 {
 		e.pruneStop, e.pruneDone = make(chan struct{}), make(chan struct{})
 		go e.pruneLoop(e.pruneStop, e.pruneDone)
@@ -265,6 +300,15 @@ func (e *Engine) recover(ctx context.Context) (int64, error) {
 	} else if n > 0 {
 		e.log.Info("deliveries in flight at the last stop are due again", "count", n)
 	}
+	return e.recoverRouting(ctx)
+}
+
+// recoverRouting routes again the events after the fan-out watermark,
+// inserting the deliveries that have no row as pending, and moves the
+// watermark past them. In a cluster the leader runs it once: only events
+// stored by a version without replica support can lack their rows.
+func (e *Engine) recoverRouting(ctx context.Context) (int64, error) {
+	now := e.clock.Now()
 	wm, err := e.st.WatermarkGet(ctx)
 	if err != nil {
 		return 0, err
@@ -383,6 +427,10 @@ type inboxEvent struct {
 // holds at most InboxBytes of bodies: beyond, an event waits without its
 // body, which the store still has.
 func (e *Engine) OnCommit(ins []*store.EventInsert, res []store.EventInsertResult) {
+	if e.cl != nil {
+		e.onClusterCommit(ins, res)
+		return
+	}
 	e.inMu.Lock()
 	for i, in := range ins {
 		if res[i].Duplicate {
@@ -402,6 +450,61 @@ func (e *Engine) OnCommit(ins []*store.EventInsert, res []store.EventInsertResul
 	select {
 	case e.inWake <- struct{}{}:
 	default:
+	}
+}
+
+// Route is the ingest batcher's Prepare hook in a cluster: it routes the
+// event before it is stored, so that its deliveries are stored in the
+// same transaction (a replica that dies after the commit leaves them to
+// the others). With a single process it does nothing: deliveries are
+// derived after the commit, and again after a crash.
+func (e *Engine) Route(in *store.EventInsert) {
+	if e.cl == nil {
+		return
+	}
+	ev := *in.Event
+	ev.Stale = false
+	in.Deliveries = e.fanOut(&ev)
+	if e.skipStale.Load() > 0 {
+		ev.Stale = true
+		in.StaleDeliveries = e.fanOut(&ev)
+	}
+}
+
+// onClusterCommit wakes the dispatchers of the destinations a committed
+// batch stored deliveries for: they claim them from the store.
+func (e *Engine) onClusterCommit(ins []*store.EventInsert, res []store.EventInsertResult) {
+	names := map[string]bool{}
+	for i, in := range ins {
+		if res[i].Duplicate {
+			continue
+		}
+		ds := in.Deliveries
+		if res[i].Stale && in.StaleDeliveries != nil {
+			ds = in.StaleDeliveries
+		}
+		for _, d := range ds {
+			names[d.Destination] = true
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	e.mu.Lock()
+	var wake []*dispatcher
+	for n := range names {
+		if de := e.dests[n]; de != nil {
+			wake = append(wake, de.d)
+		}
+	}
+	e.mu.Unlock()
+	for _, d := range wake {
+		d.mu.Lock()
+		d.backlog = true
+		d.storeGen++
+		d.storeDue = time.Time{}
+		d.pokeLocked()
+		d.mu.Unlock()
 	}
 }
 
@@ -546,6 +649,9 @@ func (e *Engine) stop(ctx context.Context, dests []*destEntry) {
 	e.sched.stop()
 	close(e.wstop)
 	<-e.w.done
+	if e.cl != nil {
+		e.stopCluster()
+	}
 }
 
 // closeDests closes the destinations opened by an Open that failed (a
@@ -588,12 +694,15 @@ type Stats struct {
 	Rows, AttemptRows, Batches int64
 	// Watermark is the fan-out watermark last written.
 	Watermark int64
+	// Fenced counts late outcomes refused because another replica had
+	// taken their delivery over.
+	Fenced int64
 }
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
 	r, a, b, wm := e.w.counts()
-	return Stats{Rows: r, AttemptRows: a, Batches: b, Watermark: wm}
+	return Stats{Rows: r, AttemptRows: a, Batches: b, Watermark: wm, Fenced: e.fenced.Load()}
 }
 
 // limitErr is the answer to a create beyond a cap.
@@ -737,10 +846,15 @@ func (e *Engine) load(ctx context.Context, dests []config.Destination, subs []co
 func (e *Engine) rebuildTable() error {
 	rules := make(map[string]route.Rule, len(e.subs))
 	counts := map[string]int{}
+	stale := 0
 	for id, s := range e.subs {
 		rules[id] = ruleOf(s.def)
 		counts[s.def.Destination]++
+		if s.def.SkipStale {
+			stale++
+		}
 	}
+	e.skipStale.Store(int64(stale))
 	if err := e.table.Swap(rules); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"hookd/internal/store"
@@ -24,6 +25,14 @@ func (e *Engine) Prune(ctx context.Context) (store.PruneResult, error) {
 	wm, err := e.st.WatermarkGet(ctx)
 	if err != nil {
 		return total, err
+	}
+	if e.cl != nil {
+		// In a cluster, retention is the leader's, and every event has
+		// its deliveries' rows from its commit on.
+		if !e.cl.isLeader() {
+			return total, nil
+		}
+		wm = math.MaxInt64
 	}
 	p := store.PruneParams{Before: e.clock.Now().Add(-e.retention), MaxSeq: wm, Limit: pruneLimit}
 	for {

@@ -29,6 +29,10 @@ type Batcher struct {
 	// OnCommit, when set before Start, is called by the writer after every
 	// successful commit with the inserts and their results. It must not block.
 	OnCommit func(ins []*EventInsert, res []EventInsertResult)
+	// Prepare, when set before Start, is called with every insert in its
+	// caller's goroutine before it is queued (the engine routes it there
+	// when deliveries are stored with their event). It must not block.
+	Prepare func(in *EventInsert)
 	// Observer, when set before Start, receives the writer's measurements
 	// (hookd's metrics).
 	Observer BatchObserver
@@ -241,6 +245,9 @@ func (b *Batcher) InsertBy(ctx context.Context, deadline time.Time, in *EventIns
 // may be nil: never).
 func (b *Batcher) insert(p *pendingInsert, ctxDone <-chan struct{}, timeout <-chan struct{}) (EventInsertResult, error) {
 	ctx := p.ctx
+	if b.Prepare != nil {
+		b.Prepare(p.in)
+	}
 	select {
 	case <-b.stop:
 		return EventInsertResult{}, &hookd.Error{Code: hookd.EUnavailable, Message: "shutting down"}

@@ -168,6 +168,14 @@ type Delivery struct {
 	// generation, so the outcome of an attempt begun before a replay does
 	// not undo the replay.
 	Generation int
+	// Owner is the replica whose claim holds the delivery (several
+	// replicas on one database; "" when none), and LeaseEpoch counts the
+	// claims made of it: a write that carries a LeaseEpoch applies only
+	// while the row still has it, so that the late outcome of a replica
+	// whose claim was taken over is refused (fencing). Only claims change
+	// them; a write ends the claim (Owner ""). 0 with a single process.
+	Owner      string
+	LeaseEpoch int64
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 	// AttemptLog is the attempt log, oldest first (DeliveryGet and

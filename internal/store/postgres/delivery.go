@@ -25,6 +25,11 @@ const deliveryCols = `id, event_id, event_seq, event_key, destination, subscript
 	last_attempt_at, last_status_code, last_error, last_duration_us, last_excerpt,
 	reason, created_at, updated_at, generation`
 
+// deliveryReadCols are the columns a read returns, in scanDelivery's
+// order: deliveryCols, then the lease's holder and epoch (written only by
+// claims, never by an upsert).
+const deliveryReadCols = deliveryCols + `, owner, lease_epoch`
+
 // attemptCols are the columns of an attempt log entry, joined to a
 // delivery row (NULL when it has none).
 const attemptCols = `a.number, a.started_at, a.duration_us, a.status_code, a.error, a.response_excerpt`
@@ -34,7 +39,11 @@ const attemptCols = `a.number, a.started_at, a.duration_us, a.status_code, a.err
 // replay moves it) are left alone on update. $22 is the fence: -1
 // (store.FenceNone) updates unconditionally, -2 (store.FenceInsertOnly)
 // never updates, an attempt count updates a row with that count and the
-// write's generation ($21). A fresh row is always inserted.
+// write's generation ($21), and, when $23 (the write's LeaseEpoch) is not
+// 0, with that lease epoch: the outcome of a replica whose claim was
+// taken over (its lease lapsed and another replica claimed the delivery)
+// is refused. A write ends the lease: owner becomes NULL. A fresh row is
+// always inserted.
 const upsertDelivery = `INSERT INTO deliveries (` + deliveryCols + `)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
 	ON CONFLICT (id) DO UPDATE SET
@@ -52,16 +61,18 @@ const upsertDelivery = `INSERT INTO deliveries (` + deliveryCols + `)
 		last_duration_us = excluded.last_duration_us,
 		last_excerpt = excluded.last_excerpt,
 		reason = excluded.reason,
-		updated_at = excluded.updated_at
-	WHERE $22::int = -1 OR (deliveries.attempts = $22::int AND deliveries.generation = $21)`
+		updated_at = excluded.updated_at,
+		owner = NULL
+	WHERE $22::int = -1 OR (deliveries.attempts = $22::int AND deliveries.generation = $21
+		AND ($23::bigint = 0 OR deliveries.lease_epoch = $23::bigint))`
 
 // upsertDeliveryWithAttempt is upsertDelivery that also logs an attempt
-// ($23…$28), only when the delivery was written. It returns 1 when the
+// ($24…$29), only when the delivery was written. It returns 1 when the
 // write applied, 0 when it was skipped.
 const upsertDeliveryWithAttempt = `WITH up AS (` + upsertDelivery + ` RETURNING id),
 	att AS (INSERT INTO delivery_attempts
 		(delivery_id, number, started_at, duration_us, status_code, error, response_excerpt)
-		SELECT id, $23, $24, $25, $26, $27, $28 FROM up
+		SELECT id, $24, $25, $26, $27, $28, $29 FROM up
 		ON CONFLICT (delivery_id, number) DO UPDATE SET
 			started_at = excluded.started_at,
 			duration_us = excluded.duration_us,
@@ -101,7 +112,7 @@ func (s *Store) DeliveryWriteMany(ctx context.Context, writes []*store.DeliveryW
 			nullStr(d.SubscriptionID), d.Status, d.Attempts, d.RoundAttempts,
 			micro(d.FirstAttemptAt), micro(next), micro(d.LeaseUntil), micro(d.LastAttemptAt),
 			nullInt(int64(d.LastStatusCode)), nullText(d.LastError), nullInt(d.LastDuration.Microseconds()),
-			nullBytes(d.LastExcerpt), nullText(d.Reason), created.UnixMicro(), updated.UnixMicro(), d.Generation, w.Fence}
+			nullBytes(d.LastExcerpt), nullText(d.Reason), created.UnixMicro(), updated.UnixMicro(), d.Generation, w.Fence, d.LeaseEpoch}
 		if at := w.Attempt; at != nil {
 			num := at.Number
 			if num == 0 {
@@ -142,18 +153,18 @@ func (s *Store) DeliveryWriteMany(ctx context.Context, writes []*store.DeliveryW
 func scanDelivery(scan func(...any) error, extra ...any) (*store.Delivery, error) {
 	var (
 		d                                     store.Delivery
-		key, sub, lastErr, reason             *string
+		key, sub, lastErr, reason, owner      *string
 		first, next, lease, lastAt, code, dur *int64
 		created, updated                      int64
 	)
 	dst := append([]any{&d.ID, &d.EventID, &d.EventSeq, &key, &d.Destination, &sub, &d.Status,
 		&d.Attempts, &d.RoundAttempts, &first, &next, &lease,
 		&lastAt, &code, &lastErr, &dur, &d.LastExcerpt,
-		&reason, &created, &updated, &d.Generation}, extra...)
+		&reason, &created, &updated, &d.Generation, &owner, &d.LeaseEpoch}, extra...)
 	if err := scan(dst...); err != nil {
 		return nil, err
 	}
-	d.EventKey, d.SubscriptionID, d.LastError, d.Reason = str(key), str(sub), str(lastErr), str(reason)
+	d.EventKey, d.SubscriptionID, d.LastError, d.Reason, d.Owner = str(key), str(sub), str(lastErr), str(reason), str(owner)
 	d.FirstAttemptAt, d.NextAttemptAt, d.LeaseUntil, d.LastAttemptAt = fromMicro(first), fromMicro(next), fromMicro(lease), fromMicro(lastAt)
 	if code != nil {
 		d.LastStatusCode = int(*code)
@@ -271,7 +282,7 @@ func idRange(eventID string) (lo, hi string) {
 
 // DeliveryGet returns one delivery with its attempt log.
 func (s *Store) DeliveryGet(ctx context.Context, id string) (*store.Delivery, error) {
-	ds, err := s.queryWithAttempts(ctx, `SELECT `+prefixCols("d.", deliveryCols)+`, `+attemptCols+`
+	ds, err := s.queryWithAttempts(ctx, `SELECT `+prefixCols("d.", deliveryReadCols)+`, `+attemptCols+`
 		FROM deliveries d LEFT JOIN delivery_attempts a ON a.delivery_id = d.id
 		WHERE d.id = $1 ORDER BY a.number`, text(id))
 	if err != nil {
@@ -287,7 +298,7 @@ func (s *Store) DeliveryGet(ctx context.Context, id string) (*store.Delivery, er
 // with their attempt logs.
 func (s *Store) DeliveryListByEvent(ctx context.Context, eventID string) ([]*store.Delivery, error) {
 	lo, hi := idRange(text(eventID))
-	ds, err := s.queryWithAttempts(ctx, `SELECT `+prefixCols("d.", deliveryCols)+`, `+attemptCols+`
+	ds, err := s.queryWithAttempts(ctx, `SELECT `+prefixCols("d.", deliveryReadCols)+`, `+attemptCols+`
 		FROM deliveries d LEFT JOIN delivery_attempts a ON a.delivery_id = d.id
 		WHERE d.id >= $1 AND d.id < $2 AND d.event_id = $3
 		ORDER BY d.destination, d.id, a.number`, lo, hi, text(eventID))
@@ -343,7 +354,7 @@ func (s *Store) DeliveryList(ctx context.Context, p *store.DeliveryListParams) (
 		join = true
 		where = append(where, "e.received_at < "+a.add(p.Until.UnixMicro()))
 	}
-	q := "SELECT " + prefixCols("d.", deliveryCols) + " FROM deliveries d"
+	q := "SELECT " + prefixCols("d.", deliveryReadCols) + " FROM deliveries d"
 	if join {
 		q += " JOIN events e ON e.seq = d.event_seq AND e.id = d.event_id"
 	}
@@ -429,7 +440,7 @@ var claimDue = `WITH p AS (
 	)
 	UPDATE deliveries d SET status = 'delivering', lease_until = $4, updated_at = $2
 	FROM pick WHERE d.id = pick.id
-	RETURNING ` + prefixCols("d.", deliveryCols)
+	RETURNING ` + prefixCols("d.", deliveryReadCols)
 
 // DeliveryClaimDue claims due deliveries of destination.
 func (s *Store) DeliveryClaimDue(ctx context.Context, destination string, now time.Time, lease time.Duration, limit int) ([]*store.Delivery, error) {
@@ -457,7 +468,7 @@ func (s *Store) DeliveryLoadOrdered(ctx context.Context, destination string, aft
 	if limit <= 0 {
 		return nil, nil
 	}
-	ds, err := s.queryDeliveries(ctx, `SELECT `+deliveryCols+` FROM deliveries
+	ds, err := s.queryDeliveries(ctx, `SELECT `+deliveryReadCols+` FROM deliveries
 		WHERE destination = $1 AND event_seq > $2 AND status IN ('pending', 'retrying', 'delivering')
 		ORDER BY event_seq LIMIT $3`, destination, afterSeq, limit)
 	if err != nil {

@@ -1,0 +1,338 @@
+package engine
+
+import (
+	"context"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"hookd"
+	"hookd/internal/store"
+)
+
+// cluster is the engine's part in a cluster of replicas sharing one
+// database (store.Cluster): its heartbeat, which keeps this replica and
+// its claims alive; the leases it holds (the maintenance leader, the
+// ordered destinations it owns); and the live replicas among which
+// destinations' concurrency and rate are shared.
+//
+// Nothing here decides correctness from memory alone: a claim, a lease
+// and the replica itself live in the database, with an end the others
+// can see, and every write made under one carries its epoch (fencing).
+// Memory only follows: a replica whose heartbeat lapsed starts no attempt
+// until it has beaten again, and then forgets the claims it held.
+type cluster struct {
+	st  store.Cluster
+	id  string
+	ttl time.Duration
+
+	mu sync.Mutex
+	// aliveUntil is when this replica's last recorded heartbeat ends, on
+	// the local monotonic clock, counted from before the beat was sent.
+	aliveUntil time.Time
+	live       []string
+	leader     bool
+	// owned are the ordered destinations whose lease this replica holds,
+	// with the lease's epoch.
+	owned map[string]int64
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// ownerLeasePrefix names an ordered destination's lease.
+const ownerLeasePrefix = "destination:"
+
+// leaderLease names the maintenance leader's lease.
+const leaderLease = "leader"
+
+// newReplicaID is this process's name in the cluster: unique per start,
+// never reused, so that it also fences a replica that comes back after
+// being given up for dead.
+func newReplicaID() string { return "rep_" + hookd.NewULID(time.Now()) }
+
+// alive reports whether this replica's heartbeat is in force, with a
+// margin: an attempt begun now would end well before others could take
+// its claim.
+func (c *cluster) alive() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Before(c.aliveUntil.Add(-c.ttl / 4))
+}
+
+// share is this replica's part of n among the live replicas: n split
+// evenly, the remainder to the first ones by id. 0 when the replica is not
+// among them (its heartbeat lapsed).
+func (c *cluster) share(n int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rank := slices.Index(c.live, c.id)
+	if rank < 0 || len(c.live) == 0 {
+		return 0
+	}
+	k := len(c.live)
+	s := n / k
+	if rank < n%k {
+		s++
+	}
+	return s
+}
+
+// ownedEpoch returns the epoch of the ordered destination's lease when
+// this replica holds it.
+func (c *cluster) ownedEpoch(dest string) (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ep, ok := c.owned[dest]
+	return ep, ok
+}
+
+func (c *cluster) isLeader() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leader
+}
+
+// beat records the heartbeat once; lapsed is true when the previous one
+// had run out (this replica was given up for dead meanwhile).
+func (c *cluster) beat(ctx context.Context) (lapsed, changed bool, err error) {
+	start := time.Now()
+	live, err := c.st.ReplicaBeat(ctx, c.id, c.ttl)
+	if err != nil {
+		return false, false, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	lapsed = !c.aliveUntil.IsZero() && start.After(c.aliveUntil)
+	c.aliveUntil = start.Add(c.ttl)
+	changed = !slices.Equal(live, c.live)
+	c.live = live
+	return lapsed, changed, nil
+}
+
+// startCluster records the first heartbeat (so that this replica is alive
+// before it claims anything) and starts the heartbeat loop.
+func (e *Engine) startCluster(ctx context.Context) error {
+	c := e.cl
+	if _, _, err := c.beat(ctx); err != nil {
+		return err
+	}
+	e.log.Info("joined the cluster", "replica", c.id, "live_replicas", len(c.live), "lease", c.ttl)
+	e.leases(ctx)
+	return nil
+}
+
+// clusterLoop beats every third of the lease until stop is closed: it
+// renews this replica and its claims, takes or renews the leases, follows
+// the live replicas, and nudges every dispatcher to look at the store
+// (work a dead replica left, retries due, rows other replicas queued).
+func (e *Engine) clusterLoop() {
+	c := e.cl
+	defer close(c.done)
+	every := c.ttl / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), every)
+		lapsed, changed, err := c.beat(ctx)
+		if err != nil {
+			cancel()
+			if !failing {
+				e.log.Error("cluster heartbeat failed; attempts pause once the lease runs out, until the database answers", "err", err)
+			}
+			failing = true
+			continue
+		}
+		if failing {
+			e.log.Info("cluster heartbeat recorded again")
+			failing = false
+		}
+		if lapsed {
+			e.log.Warn("this replica's heartbeat had lapsed (stalled or cut off from the database): its claims may have been taken over; it forgets them and claims again", "replica", c.id)
+			e.forgetClaims()
+		}
+		if changed {
+			e.log.Info("live replicas changed", "live_replicas", len(c.live))
+		}
+		e.leases(ctx)
+		cancel()
+		e.nudgeAll(changed)
+	}
+}
+
+// leases takes or renews the leader's lease and the leases of the ordered
+// destinations, and hands ordered destinations to or from their
+// dispatchers as their leases come and go.
+func (e *Engine) leases(ctx context.Context) {
+	c := e.cl
+	held, _, err := c.st.LeaseTry(ctx, leaderLease, c.id, c.ttl)
+	if err == nil {
+		c.mu.Lock()
+		was := c.leader
+		c.leader = held
+		c.mu.Unlock()
+		if held && !was {
+			e.log.Info("this replica is the maintenance leader (retention, recovery of events routed by an older version)", "replica", c.id)
+			go e.leaderStart()
+		}
+	}
+	e.mu.Lock()
+	var ordered []*dispatcher
+	for _, de := range e.dests {
+		if de.d.ordered() {
+			ordered = append(ordered, de.d)
+		}
+	}
+	e.mu.Unlock()
+	for _, d := range ordered {
+		held, epoch, err := c.st.LeaseTry(ctx, ownerLeasePrefix+d.name, c.id, c.ttl)
+		if err != nil {
+			continue // kept as it is until the next beat; alive() fences attempts meanwhile
+		}
+		c.mu.Lock()
+		old, had := c.owned[d.name]
+		if held {
+			c.owned[d.name] = epoch
+		} else {
+			delete(c.owned, d.name)
+		}
+		c.mu.Unlock()
+		switch {
+		case held && (!had || old != epoch):
+			e.log.Info("this replica owns the ordered destination now", "destination", d.name, "epoch", epoch)
+			d.resetOwned()
+		case !held && had:
+			e.log.Info("another replica owns the ordered destination now", "destination", d.name)
+			d.resetOwned()
+		}
+	}
+}
+
+// leaderStart runs the leader's one-time work when it becomes leader:
+// events stored by a version without replica support (after the fan-out
+// watermark) get their deliveries.
+func (e *Engine) leaderStart() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if _, err := e.recoverRouting(ctx); err != nil {
+		e.log.Error("route events stored before replica support; the next leader tries again", "err", err)
+	}
+}
+
+// forgetClaims drops every claim held in memory and not in flight: after
+// a lapse, another replica may hold them now. Attempts in flight finish;
+// their outcomes are fenced.
+func (e *Engine) forgetClaims() {
+	e.mu.Lock()
+	ds := make([]*dispatcher, 0, len(e.dests))
+	for _, de := range e.dests {
+		ds = append(ds, de.d)
+	}
+	e.mu.Unlock()
+	for _, d := range ds {
+		d.resetOwned()
+	}
+}
+
+// nudgeAll tells every dispatcher to look at the store again; when the
+// live replicas changed, their shares of concurrency and rate too.
+func (e *Engine) nudgeAll(shares bool) {
+	e.mu.Lock()
+	ds := make([]*dispatcher, 0, len(e.dests))
+	for _, de := range e.dests {
+		ds = append(ds, de.d)
+	}
+	e.mu.Unlock()
+	for _, d := range ds {
+		if shares {
+			d.applyShare()
+		}
+		d.mu.Lock()
+		d.backlog = true
+		d.storeGen++
+		d.storeDue = time.Time{}
+		d.pokeLocked()
+		d.mu.Unlock()
+	}
+}
+
+// stopCluster stops the heartbeat and leaves the cluster: the claims this
+// replica still holds go back to the others at once, due now.
+func (e *Engine) stopCluster() {
+	c := e.cl
+	close(c.stop)
+	<-c.done
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.st.ReplicaLeave(ctx, c.id, e.clock.Now()); err != nil {
+		e.log.Warn("leave the cluster; this replica's claims return to the others when their lease ends", "err", err)
+	}
+}
+
+// resetOwned empties what the dispatcher holds of work not in flight, so
+// that it is read (and claimed) from the store again: after its
+// ownership of an ordered destination changed, or after a lapse of the
+// heartbeat.
+func (d *dispatcher) resetOwned() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	keep := func(it *item) bool { return it.lane != nil && it.lane.busy && it.lane.q[0] == it }
+	for _, it := range d.ready {
+		delete(d.held, it.d.ID)
+		d.inMemBytes -= it.size
+	}
+	d.ready = nil
+	for k, l := range d.lanes {
+		var rest []*item
+		for _, it := range l.q {
+			if keep(it) {
+				rest = append(rest, it)
+				continue
+			}
+			delete(d.held, it.d.ID)
+			d.inMemBytes -= it.size
+		}
+		l.q = rest
+		if len(rest) == 0 {
+			delete(d.lanes, k)
+		}
+	}
+	d.runq = nil
+	d.waiting = nil
+	for _, l := range d.lanes {
+		l.inRun = false
+	}
+	d.loadedSeq = 0
+	d.backlog = true
+	d.storeGen++
+	d.storeDue = time.Time{}
+	d.pokeLocked()
+}
+
+// applyShare sets the dispatcher's part of its destination's concurrency
+// and rate among the live replicas.
+func (d *dispatcher) applyShare() {
+	c := d.e.cl
+	if c == nil || d.ordered() {
+		return
+	}
+	s := c.share(d.concurrency)
+	d.mu.Lock()
+	d.shareConc = s
+	d.mu.Unlock()
+	if d.limiter != nil && d.concurrency > 0 {
+		f := float64(s) / float64(d.concurrency)
+		now := d.e.clock.Now()
+		d.limiter.SetLimitAt(now, rate.Limit(float64(d.baseLimit)*f))
+		d.limiter.SetBurstAt(now, max(1, int(math.Round(float64(d.baseBurst)*f))))
+	}
+}

@@ -1,0 +1,41 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Cluster is what a store shared by several hookd processes (replicas)
+// offers on top of Store: liveness, leases with fencing epochs, claims
+// held by a replica, and wake-ups between replicas. PostgreSQL implements
+// it; the embedded SQLite store, one process, does not. Lease times are
+// the database's clock, so that replicas' clocks need not agree.
+type Cluster interface {
+	// ReplicaBeat records that replica id is alive for ttl more (creating
+	// its row the first time) and renews, to the same instant, the claims
+	// it holds on deliveries being attempted (status delivering, owner
+	// id) whose lease has not ended. It returns the live replicas' ids,
+	// sorted. Rows of replicas dead for long are removed.
+	ReplicaBeat(ctx context.Context, id string, ttl time.Duration) (live []string, err error)
+	// ReplicaLeave ends replica id: its row, its named leases, and its
+	// claims on deliveries (returned to retrying, due now, for the others).
+	ReplicaLeave(ctx context.Context, id string, now time.Time) error
+	// LeaseTry takes the named lease for owner, or renews it when owner
+	// holds it, for ttl; held is false when another owner's lease has not
+	// ended. epoch grows each time the lease changes hands.
+	LeaseTry(ctx context.Context, name, owner string, ttl time.Duration) (held bool, epoch int64, err error)
+	// LeaseRelease gives up the named lease if owner holds it.
+	LeaseRelease(ctx context.Context, name, owner string) error
+	// DeliveryClaim is DeliveryClaimDue for a replica: the claimed
+	// deliveries get Owner owner, a lease of ttl on the database's clock,
+	// and a new LeaseEpoch, which their outcome writes carry; delivering
+	// rows are taken over once their lease has ended.
+	DeliveryClaim(ctx context.Context, owner, destination string, now time.Time, ttl time.Duration, limit int) ([]*Delivery, error)
+	// DeliveryLoadOwned is DeliveryLoadOrdered for the replica that holds
+	// an ordered destination's lease (epoch): it stamps the rows it
+	// returns with owner and epoch, so that a former holder's late
+	// outcomes are refused, and returns only deliveries of events below
+	// the stream horizon (no event that commits later can come before
+	// them).
+	DeliveryLoadOwned(ctx context.Context, owner string, epoch int64, destination string, afterSeq int64, limit int) ([]*Delivery, error)
+}

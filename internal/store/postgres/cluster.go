@@ -1,0 +1,166 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"hookd/internal/store"
+)
+
+var _ store.Cluster = (*Store)(nil)
+
+// dbNow is the database's clock in unix microseconds: leases are given
+// and judged on it, so that replicas' clocks need not agree.
+const dbNow = `(extract(epoch from clock_timestamp()) * 1000000)::bigint`
+
+// replicaForget is how long the row of a replica that stopped beating is
+// kept (it shows in listings as dead) before a beat removes it.
+const replicaForget = time.Hour
+
+// ReplicaBeat renews replica id and the claims it holds.
+func (s *Store) ReplicaBeat(ctx context.Context, id string, ttl time.Duration) ([]string, error) {
+	host, _ := os.Hostname()
+	var live []string
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO replicas (id, host, started_at, beat_at, alive_until)
+		VALUES ($1, $2, `+dbNow+`, `+dbNow+`, `+dbNow+` + $3)
+		ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at, alive_until = excluded.alive_until`,
+		id, nullText(host), ttl.Microseconds())
+	b.Queue(`UPDATE deliveries SET lease_until = `+dbNow+` + $2
+		WHERE status = 'delivering' AND owner = $1 AND lease_until >= `+dbNow, id, ttl.Microseconds())
+	b.Queue(`DELETE FROM replicas WHERE alive_until < `+dbNow+` - $1`, replicaForget.Microseconds())
+	b.Queue(`SELECT id FROM replicas WHERE alive_until >= ` + dbNow + ` ORDER BY id`).Query(func(rows pgx.Rows) error {
+		var r string
+		_, err := pgx.ForEachRow(rows, []any{&r}, func() error {
+			live = append(live, r)
+			return nil
+		})
+		return err
+	})
+	if err := s.sendBatch(ctx, b); err != nil {
+		return nil, fmt.Errorf("replica heartbeat: %w", mapErr(err))
+	}
+	sort.Strings(live)
+	return live, nil
+}
+
+// ReplicaLeave ends replica id: its row, its leases and its claims.
+func (s *Store) ReplicaLeave(ctx context.Context, id string, now time.Time) error {
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE deliveries SET status = 'retrying', next_attempt_at = $2, lease_until = NULL, owner = NULL, updated_at = $2
+		WHERE status = 'delivering' AND owner = $1`, id, now.UnixMicro())
+	b.Queue(`DELETE FROM leases WHERE owner = $1`, id)
+	b.Queue(`DELETE FROM replicas WHERE id = $1`, id)
+	if err := s.sendBatch(ctx, b); err != nil {
+		return fmt.Errorf("replica leave: %w", mapErr(err))
+	}
+	return nil
+}
+
+// LeaseTry takes or renews a named lease.
+func (s *Store) LeaseTry(ctx context.Context, name, owner string, ttl time.Duration) (bool, int64, error) {
+	var (
+		held  string
+		epoch int64
+	)
+	b := &pgx.Batch{}
+	// Taken when free or ended, renewed when owner holds it; the epoch
+	// moves only when the holder changes.
+	b.Queue(`INSERT INTO leases (name, owner, epoch, until) VALUES ($1, $2, 1, `+dbNow+` + $3)
+		ON CONFLICT (name) DO UPDATE SET
+			epoch = CASE WHEN leases.owner = excluded.owner THEN leases.epoch ELSE leases.epoch + 1 END,
+			owner = excluded.owner, until = excluded.until
+		WHERE leases.owner = excluded.owner OR leases.until < `+dbNow, name, owner, ttl.Microseconds())
+	b.Queue(`SELECT owner, epoch FROM leases WHERE name = $1`, name).QueryRow(func(r pgx.Row) error {
+		return r.Scan(&held, &epoch)
+	})
+	if err := s.sendBatch(ctx, b); err != nil {
+		return false, 0, fmt.Errorf("lease %s: %w", name, mapErr(err))
+	}
+	return held == owner, epoch, nil
+}
+
+// LeaseRelease gives a named lease up.
+func (s *Store) LeaseRelease(ctx context.Context, name, owner string) error {
+	err := s.with(ctx, func(c *pgx.Conn) error {
+		_, err := c.Exec(ctx, `DELETE FROM leases WHERE name = $1 AND owner = $2`, name, owner)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("release lease %s: %w", name, mapErr(err))
+	}
+	return nil
+}
+
+// claimBy is claimDue for a replica: leases on the database's clock, the
+// claimer recorded, the epoch moved on.
+var claimBy = `WITH p AS (
+		SELECT id, next_attempt_at AS due FROM deliveries
+		WHERE destination = $1 AND status = 'pending' AND next_attempt_at <= $2
+		ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED
+	), r AS (
+		SELECT id, next_attempt_at AS due FROM deliveries
+		WHERE destination = $1 AND status = 'retrying' AND next_attempt_at <= $2
+		ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED
+	), l AS (
+		SELECT id, next_attempt_at AS due FROM deliveries
+		WHERE destination = $1 AND status = 'delivering' AND lease_until < ` + dbNow + `
+		ORDER BY next_attempt_at NULLS FIRST LIMIT $3 FOR UPDATE SKIP LOCKED
+	), pick AS (
+		SELECT id FROM (SELECT * FROM p UNION ALL SELECT * FROM r UNION ALL SELECT * FROM l) due
+		ORDER BY due NULLS FIRST LIMIT $3
+	)
+	UPDATE deliveries d SET status = 'delivering', lease_until = ` + dbNow + ` + $4, updated_at = $2,
+		owner = $5, lease_epoch = d.lease_epoch + 1
+	FROM pick WHERE d.id = pick.id
+	RETURNING ` + prefixCols("d.", deliveryReadCols)
+
+// DeliveryClaim claims due deliveries of destination for owner.
+func (s *Store) DeliveryClaim(ctx context.Context, owner, destination string, now time.Time, ttl time.Duration, limit int) ([]*store.Delivery, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	ds, err := s.queryDeliveries(ctx, claimBy, destination, now.UnixMicro(), limit, ttl.Microseconds(), owner)
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	sortDue(ds)
+	return ds, nil
+}
+
+// sortDue puts claimed deliveries in due order (RETURNING has none).
+func sortDue(ds []*store.Delivery) {
+	sort.SliceStable(ds, func(i, j int) bool {
+		a, b := ds[i], ds[j]
+		if !a.NextAttemptAt.Equal(b.NextAttemptAt) {
+			return a.NextAttemptAt.Before(b.NextAttemptAt)
+		}
+		return a.EventSeq < b.EventSeq
+	})
+}
+
+// DeliveryLoadOwned loads and stamps an ordered destination's unfinished
+// work below the stream horizon, in event order.
+func (s *Store) DeliveryLoadOwned(ctx context.Context, owner string, epoch int64, destination string, afterSeq int64, limit int) ([]*store.Delivery, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	ds, err := s.queryDeliveries(ctx, `WITH pick AS (
+			SELECT id FROM deliveries
+			WHERE destination = $1 AND event_seq > $2 AND event_seq < `+horizonSQL+`
+				AND status IN ('pending', 'retrying', 'delivering')
+			ORDER BY event_seq LIMIT $3 FOR UPDATE)
+		UPDATE deliveries d SET owner = $4, lease_epoch = $5
+		FROM pick WHERE d.id = pick.id
+		RETURNING `+prefixCols("d.", deliveryReadCols), destination, afterSeq, limit, owner, epoch)
+	if err != nil {
+		return nil, fmt.Errorf("load ordered deliveries of %s: %w", destination, err)
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i].EventSeq < ds[j].EventSeq })
+	return ds, nil
+}
