@@ -54,7 +54,8 @@ func (s *Store) ReplicaLeave(ctx context.Context, id string, now time.Time) erro
 	b := &pgx.Batch{}
 	b.Queue(`UPDATE deliveries SET status = 'retrying', next_attempt_at = $2, lease_until = NULL, owner = NULL, updated_at = $2
 		WHERE status = 'delivering' AND owner = $1`, id, now.UnixMicro())
-	b.Queue(`DELETE FROM leases WHERE owner = $1`, id)
+	// Ended, not deleted: the epoch goes on from where it was.
+	b.Queue(`UPDATE leases SET until = 0 WHERE owner = $1`, id)
 	b.Queue(`DELETE FROM replicas WHERE id = $1`, id)
 	if err := s.sendBatch(ctx, b); err != nil {
 		return fmt.Errorf("replica leave: %w", mapErr(err))
@@ -88,7 +89,8 @@ func (s *Store) LeaseTry(ctx context.Context, name, owner string, ttl time.Durat
 // LeaseRelease gives a named lease up.
 func (s *Store) LeaseRelease(ctx context.Context, name, owner string) error {
 	err := s.with(ctx, func(c *pgx.Conn) error {
-		_, err := c.Exec(ctx, `DELETE FROM leases WHERE name = $1 AND owner = $2`, name, owner)
+		// Ended, not deleted: the next holder's epoch is still a new one.
+		_, err := c.Exec(ctx, `UPDATE leases SET until = 0 WHERE name = $1 AND owner = $2`, name, owner)
 		return err
 	})
 	if err != nil {
