@@ -376,7 +376,12 @@ func (a *App) readiness(ctx context.Context) error {
 	if r, ok := a.st.(store.Readier); ok {
 		return r.Ready(ctx)
 	}
-	return a.st.Ping(ctx)
+	if err := a.st.Ping(ctx); err != nil {
+		return err
+	}
+	// A replica whose heartbeat is not in force delivers nothing until
+	// it is: out of rotation meanwhile.
+	return a.engine.Ready()
 }
 
 // destinationGauges is what the metrics report of each destination.

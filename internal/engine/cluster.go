@@ -35,6 +35,10 @@ type cluster struct {
 	aliveUntil time.Time
 	live       []string
 	leader     bool
+	// routed: the leader has routed the events stored before replica
+	// support; from then on it keeps the fan-out watermark at the newest
+	// event (every event has its deliveries' rows from its commit on).
+	routed bool
 	// owned are the ordered destinations whose lease this replica holds,
 	// with the lease's epoch.
 	owned map[string]int64
@@ -88,6 +92,16 @@ func (c *cluster) ownedEpoch(dest string) (int64, bool) {
 	defer c.mu.Unlock()
 	ep, ok := c.owned[dest]
 	return ep, ok
+}
+
+// Ready is nil unless this engine is a replica whose heartbeat is not in
+// force (the database has not recorded it for a lease): it then claims
+// and attempts nothing until it is.
+func (e *Engine) Ready() error {
+	if e.cl == nil || e.cl.alive() {
+		return nil
+	}
+	return hookd.Errorf(hookd.EUnavailable, "this replica's cluster heartbeat is not recorded in the database")
 }
 
 func (c *cluster) isLeader() bool {
@@ -164,6 +178,7 @@ func (e *Engine) clusterLoop() {
 			e.log.Info("live replicas changed", "live_replicas", len(c.live))
 		}
 		e.leases(ctx)
+		e.advanceWatermark(ctx)
 		cancel()
 		e.nudgeAll(changed)
 	}
@@ -179,6 +194,9 @@ func (e *Engine) leases(ctx context.Context) {
 		c.mu.Lock()
 		was := c.leader
 		c.leader = held
+		if !held {
+			c.routed = false
+		}
 		c.mu.Unlock()
 		if held && !was {
 			e.log.Info("this replica is the maintenance leader (retention, recovery of events routed by an older version)", "replica", c.id)
@@ -225,6 +243,30 @@ func (e *Engine) leaderStart() {
 	defer cancel()
 	if _, err := e.recoverRouting(ctx); err != nil {
 		e.log.Error("route events stored before replica support; the next leader tries again", "err", err)
+		return
+	}
+	e.cl.mu.Lock()
+	e.cl.routed = true
+	e.cl.mu.Unlock()
+}
+
+// advanceWatermark keeps the fan-out watermark at the newest event once
+// the leader has routed the older ones, so that the next leader's
+// recoverRouting reads only what came after.
+func (e *Engine) advanceWatermark(ctx context.Context) {
+	c := e.cl
+	c.mu.Lock()
+	ok := c.leader && c.routed
+	c.mu.Unlock()
+	if !ok {
+		return
+	}
+	seq, err := e.st.EventMaxSeq(ctx)
+	if err != nil || seq == 0 {
+		return
+	}
+	if _, err := e.st.DeliveryWriteMany(ctx, nil, seq); err != nil {
+		e.log.Warn("advance the fan-out watermark", "err", err)
 	}
 }
 
