@@ -35,10 +35,6 @@ type cluster struct {
 	aliveUntil time.Time
 	live       []string
 	leader     bool
-	// routed: the leader has routed the events stored before replica
-	// support; from then on it keeps the fan-out watermark at the newest
-	// event (every event has its deliveries' rows from its commit on).
-	routed bool
 	// owned are the ordered destinations whose lease this replica holds,
 	// with the lease's epoch.
 	owned map[string]int64
@@ -178,7 +174,6 @@ func (e *Engine) clusterLoop() {
 			e.log.Info("live replicas changed", "live_replicas", len(c.live))
 		}
 		e.leases(ctx)
-		e.advanceWatermark(ctx)
 		cancel()
 		e.nudgeAll(changed)
 	}
@@ -194,9 +189,6 @@ func (e *Engine) leases(ctx context.Context) {
 		c.mu.Lock()
 		was := c.leader
 		c.leader = held
-		if !held {
-			c.routed = false
-		}
 		c.mu.Unlock()
 		if held && !was {
 			e.log.Info("this replica is the maintenance leader (retention, recovery of events routed by an older version)", "replica", c.id)
@@ -241,32 +233,12 @@ func (e *Engine) leases(ctx context.Context) {
 func (e *Engine) leaderStart() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if _, err := e.recoverRouting(ctx); err != nil {
+	upTo, err := e.cl.st.RoutedAfter(ctx)
+	if err == nil && upTo > 0 {
+		_, err = e.recoverRouting(ctx, upTo)
+	}
+	if err != nil {
 		e.log.Error("route events stored before replica support; the next leader tries again", "err", err)
-		return
-	}
-	e.cl.mu.Lock()
-	e.cl.routed = true
-	e.cl.mu.Unlock()
-}
-
-// advanceWatermark keeps the fan-out watermark at the newest event once
-// the leader has routed the older ones, so that the next leader's
-// recoverRouting reads only what came after.
-func (e *Engine) advanceWatermark(ctx context.Context) {
-	c := e.cl
-	c.mu.Lock()
-	ok := c.leader && c.routed
-	c.mu.Unlock()
-	if !ok {
-		return
-	}
-	seq, err := e.st.EventMaxSeq(ctx)
-	if err != nil || seq == 0 {
-		return
-	}
-	if _, err := e.st.DeliveryWriteMany(ctx, nil, seq); err != nil {
-		e.log.Warn("advance the fan-out watermark", "err", err)
 	}
 }
 

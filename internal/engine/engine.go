@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -300,14 +301,16 @@ func (e *Engine) recover(ctx context.Context) (int64, error) {
 	} else if n > 0 {
 		e.log.Info("deliveries in flight at the last stop are due again", "count", n)
 	}
-	return e.recoverRouting(ctx)
+	return e.recoverRouting(ctx, math.MaxInt64)
 }
 
 // recoverRouting routes again the events after the fan-out watermark,
 // inserting the deliveries that have no row as pending, and moves the
-// watermark past them. In a cluster the leader runs it once: only events
-// stored by a version without replica support can lack their rows.
-func (e *Engine) recoverRouting(ctx context.Context) (int64, error) {
+// watermark past them, up to the event upTo. In a cluster the leader runs
+// it up to the last event stored by a version without replica support:
+// only those can lack their rows (later ones were routed when they were
+// stored, to the subscriptions of that time).
+func (e *Engine) recoverRouting(ctx context.Context, upTo int64) (int64, error) {
 	now := e.clock.Now()
 	wm, err := e.st.WatermarkGet(ctx)
 	if err != nil {
@@ -326,7 +329,12 @@ func (e *Engine) recoverRouting(ctx context.Context) (int64, error) {
 			return 0, err
 		}
 		var ds []*store.Delivery
+		done := false
 		for _, ev := range evs {
+			if ev.Seq > upTo {
+				done = true
+				break
+			}
 			ds = append(ds, e.fanOut(ev)...)
 			wm = ev.Seq
 		}
@@ -353,7 +361,7 @@ func (e *Engine) recoverRouting(ctx context.Context) (int64, error) {
 				queued += n
 			}
 		}
-		if next == "" {
+		if next == "" || done {
 			break
 		}
 		cursor = next

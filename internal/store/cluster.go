@@ -37,5 +37,9 @@ type Cluster interface {
 	// outcomes are refused, and returns only deliveries of events below
 	// the stream horizon (no event that commits later can come before
 	// them).
+	// RoutedAfter returns the seq of the last event stored by a version
+	// without replica support (0: none): events after it were stored
+	// with their deliveries.
+	RoutedAfter(ctx context.Context) (int64, error)
 	DeliveryLoadOwned(ctx context.Context, owner string, epoch int64, destination string, afterSeq int64, limit int) ([]*Delivery, error)
 }

@@ -2,9 +2,11 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -165,4 +167,21 @@ func (s *Store) DeliveryLoadOwned(ctx context.Context, owner string, epoch int64
 	}
 	sort.Slice(ds, func(i, j int) bool { return ds[i].EventSeq < ds[j].EventSeq })
 	return ds, nil
+}
+
+// routedAfterSetting holds the last event stored before replica support
+// (migration 0002).
+const routedAfterSetting = "routed_after_seq"
+
+// RoutedAfter returns the seq of the last event stored before replica
+// support.
+func (s *Store) RoutedAfter(ctx context.Context) (int64, error) {
+	v, err := s.SettingGet(ctx, routedAfterSetting)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(v, 10, 64)
 }

@@ -29,3 +29,10 @@ CREATE TABLE leases (
     epoch  BIGINT NOT NULL,
     until  BIGINT NOT NULL
 );
+
+-- Events stored so far were routed after their commit by the one process
+-- of earlier versions; later ones are stored with their deliveries. The
+-- leader routes the former once (those after the fan-out watermark).
+INSERT INTO settings (name, value)
+SELECT 'routed_after_seq', coalesce(max(seq), 0)::text FROM events
+ON CONFLICT (name) DO NOTHING;
