@@ -174,6 +174,12 @@ func (e *Engine) clusterLoop() {
 			e.log.Info("live replicas changed", "live_replicas", len(c.live))
 		}
 		e.leases(ctx)
+		if c.isLeader() {
+			c.mu.Lock()
+			live := slices.Clone(c.live)
+			c.mu.Unlock()
+			e.resumeReplays(ctx, live)
+		}
 		cancel()
 		e.nudgeAll(changed)
 	}

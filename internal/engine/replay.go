@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"sync"
 	"time"
 
@@ -45,7 +47,65 @@ type ReplayJob struct {
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 
-	mu *sync.Mutex // nil in snapshots
+	// pass and cursor are where the replay has got to (kept with the
+	// record in a cluster, so that the leader resumes a replay whose
+	// replica died from there).
+	pass   int
+	cursor string
+	mu     *sync.Mutex // nil in snapshots
+}
+
+// replayRecord is a replay as a cluster stores it.
+type replayRecord struct {
+	Job    ReplayJob `json:"job"`
+	Pass   int       `json:"pass"`
+	Cursor string    `json:"cursor"`
+}
+
+// persist stores the replay's record (in a cluster; nothing otherwise).
+// A failure is logged: the progress shown elsewhere lags, the replay goes
+// on.
+func (e *Engine) persist(ctx context.Context, j *ReplayJob) {
+	if e.cl == nil {
+		return
+	}
+	j.mu.Lock()
+	rec := replayRecord{Job: ReplayJob{ID: j.ID, Filter: j.Filter, State: j.State, Total: j.Total, Done: j.Done, Queued: j.Queued,
+		Error: j.Error, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt}, Pass: j.pass, Cursor: j.cursor}
+	j.mu.Unlock()
+	b, _ := json.Marshal(rec)
+	if err := e.cl.st.ReplayJobPut(ctx, j.ID, e.cl.id, rec.Job.State == ReplayRunning, b); err != nil {
+		e.log.Warn("record a replay's progress", "replay", j.ID, "err", err)
+	}
+}
+
+// resumeReplays takes over the replays whose replica died before
+// finishing them (the leader does, on every heartbeat).
+func (e *Engine) resumeReplays(ctx context.Context, live []string) {
+	orphans, err := e.cl.st.ReplayJobOrphans(ctx, live)
+	if err != nil {
+		e.log.Warn("look for replays left by a replica that died", "err", err)
+		return
+	}
+	for id, b := range orphans {
+		var rec replayRecord
+		if err := json.Unmarshal(b, &rec); err != nil {
+			e.log.Error("a stored replay cannot be read; it is not resumed", "replay", id, "err", err)
+			continue
+		}
+		j := rec.Job
+		j.pass, j.cursor, j.mu = rec.Pass, rec.Cursor, new(sync.Mutex)
+		e.mu.Lock()
+		if e.stopped || e.jobs[id] != nil {
+			e.mu.Unlock()
+			continue
+		}
+		e.jobs[id] = &j
+		e.mu.Unlock()
+		e.persist(ctx, &j) // owned by this replica from now on
+		e.log.Info("resuming a replay whose replica died", "replay", id, "processed", j.Done)
+		go e.runReplay(&j)
+	}
 }
 
 func (j *ReplayJob) snapshot() ReplayJob {
@@ -81,6 +141,7 @@ func (e *Engine) ReplayStart(f ReplayFilter) (ReplayJob, error) {
 	e.jobs[j.ID] = j
 	e.pruneJobs()
 	e.mu.Unlock()
+	e.persist(context.Background(), j)
 	go e.runReplay(j)
 	return j.snapshot(), nil
 }
@@ -106,10 +167,25 @@ func (e *Engine) Replay(id string) (ReplayJob, error) {
 	e.mu.Lock()
 	j := e.jobs[id]
 	e.mu.Unlock()
-	if j == nil {
-		return ReplayJob{}, hookd.Errorf(hookd.ENotFound, "no replay %q (replays are kept in memory until a restart)", id)
+	if j != nil {
+		return j.snapshot(), nil
 	}
-	return j.snapshot(), nil
+	if e.cl != nil {
+		// Run by another replica: its record shows the progress.
+		b, err := e.cl.st.ReplayJobGet(context.Background(), id)
+		if err == nil {
+			var rec replayRecord
+			if err := json.Unmarshal(b, &rec); err != nil {
+				return ReplayJob{}, err
+			}
+			return rec.Job, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return ReplayJob{}, err
+		}
+		return ReplayJob{}, hookd.Errorf(hookd.ENotFound, "no replay %q", id)
+	}
+	return ReplayJob{}, hookd.Errorf(hookd.ENotFound, "no replay %q (replays are kept in memory until a restart)", id)
 }
 
 func (e *Engine) runReplay(j *ReplayJob) {
@@ -125,6 +201,7 @@ func (e *Engine) runReplay(j *ReplayJob) {
 		e.log.Error("replay failed", "replay", j.ID, "err", err)
 	}
 	j.mu.Unlock()
+	e.persist(ctx, j)
 	s := j.snapshot()
 	e.log.Info("replay finished", "replay", j.ID, "state", s.State, "processed", s.Done, "queued", s.Queued)
 }
@@ -133,7 +210,7 @@ const replayPage = 500
 
 func (e *Engine) replay(ctx context.Context, j *ReplayJob) error {
 	f := j.Filter
-	queue := func(ds []*store.Delivery, processed int) error {
+	queue := func(ds []*store.Delivery, processed int, pass int, next string) error {
 		n := 0
 		if len(ds) > 0 {
 			var err error
@@ -149,9 +226,14 @@ func (e *Engine) replay(ctx context.Context, j *ReplayJob) error {
 		j.mu.Lock()
 		j.Done += int64(processed)
 		j.Queued += int64(n)
+		j.pass, j.cursor = pass, next
 		j.mu.Unlock()
+		e.persist(ctx, j)
 		return nil
 	}
+	j.mu.Lock()
+	startPass, cursor := j.pass, j.cursor
+	j.mu.Unlock()
 	if f.Status != "" {
 		// Two passes over the listing: one counts (for the progress), one
 		// queues. The listing's cursor is a position (event seq,
@@ -159,8 +241,11 @@ func (e *Engine) replay(ctx context.Context, j *ReplayJob) error {
 		// of the status, moves nothing that is still ahead.
 		p := &store.DeliveryListParams{Status: f.Status, Destination: f.Destination, Source: f.Source, EventType: f.Type,
 			Since: f.Since, Until: f.Until, Limit: replayPage}
-		for pass := range 2 {
+		for pass := startPass; pass < 2; pass++ {
 			p.After = ""
+			if pass == startPass {
+				p.After = cursor
+			}
 			for {
 				page, next, err := e.st.DeliveryList(ctx, p)
 				if err != nil {
@@ -169,8 +254,12 @@ func (e *Engine) replay(ctx context.Context, j *ReplayJob) error {
 				if pass == 0 {
 					j.mu.Lock()
 					j.Total += int64(len(page))
+					j.pass, j.cursor = 0, next
+					if next == "" {
+						j.pass = 1
+					}
 					j.mu.Unlock()
-				} else if err := queue(page, len(page)); err != nil {
+				} else if err := queue(page, len(page), 1, next); err != nil {
 					return err
 				}
 				if next == "" {
@@ -182,14 +271,17 @@ func (e *Engine) replay(ctx context.Context, j *ReplayJob) error {
 		return nil
 	}
 	withBody, limit := e.routingPage()
-	p := &store.EventListParams{Source: f.Source, Type: f.Type, Since: f.Since, Until: f.Until, Order: store.OrderAsc, Limit: limit, WithBody: withBody}
-	total, err := e.st.EventCount(ctx, p)
-	if err != nil {
-		return err
+	p := &store.EventListParams{Source: f.Source, Type: f.Type, Since: f.Since, Until: f.Until, Order: store.OrderAsc, Limit: limit, WithBody: withBody,
+		After: cursor}
+	if cursor == "" {
+		total, err := e.st.EventCount(ctx, p)
+		if err != nil {
+			return err
+		}
+		j.mu.Lock()
+		j.Total = total
+		j.mu.Unlock()
 	}
-	j.mu.Lock()
-	j.Total = total
-	j.mu.Unlock()
 	for {
 		evs, next, err := e.st.EventList(ctx, p)
 		if err != nil {
@@ -203,7 +295,7 @@ func (e *Engine) replay(ctx context.Context, j *ReplayJob) error {
 				}
 			}
 		}
-		if err := queue(ds, len(evs)); err != nil {
+		if err := queue(ds, len(evs), 0, next); err != nil {
 			return err
 		}
 		if next == "" {

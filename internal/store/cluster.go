@@ -37,6 +37,14 @@ type Cluster interface {
 	// outcomes are refused, and returns only deliveries of events below
 	// the stream horizon (no event that commits later can come before
 	// them).
+	// ReplayJobPut stores a bulk replay's record (job, the engine's JSON),
+	// run by owner; running false once it has finished.
+	ReplayJobPut(ctx context.Context, id, owner string, running bool, job []byte) error
+	// ReplayJobGet returns a replay's record, or ErrNotFound.
+	ReplayJobGet(ctx context.Context, id string) ([]byte, error)
+	// ReplayJobOrphans returns the records of running replays whose owner
+	// is not among live (it died before finishing them).
+	ReplayJobOrphans(ctx context.Context, live []string) (map[string][]byte, error)
 	// RoutedAfter returns the seq of the last event stored by a version
 	// without replica support (0: none): events after it were stored
 	// with their deliveries.

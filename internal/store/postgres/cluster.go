@@ -185,3 +185,54 @@ func (s *Store) RoutedAfter(ctx context.Context) (int64, error) {
 	}
 	return strconv.ParseInt(v, 10, 64)
 }
+
+// ReplayJobPut stores a replay's record.
+func (s *Store) ReplayJobPut(ctx context.Context, id, owner string, running bool, job []byte) error {
+	err := s.with(ctx, func(c *pgx.Conn) error {
+		_, err := c.Exec(ctx, `INSERT INTO replay_jobs (id, owner, running, job, started_at, updated_at)
+			VALUES ($1, $2, $3, $4, `+dbNow+`, `+dbNow+`)
+			ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, running = excluded.running,
+				job = excluded.job, updated_at = excluded.updated_at`, id, owner, running, job)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store replay %s: %w", id, mapErr(err))
+	}
+	return nil
+}
+
+// ReplayJobGet returns a replay's record.
+func (s *Store) ReplayJobGet(ctx context.Context, id string) ([]byte, error) {
+	var job []byte
+	err := s.with(ctx, func(c *pgx.Conn) error {
+		return c.QueryRow(ctx, `SELECT job FROM replay_jobs WHERE id = $1`, text(id)).Scan(&job)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get replay %s: %w", id, mapErr(err))
+	}
+	return job, nil
+}
+
+// ReplayJobOrphans returns running replays whose owner is not live.
+func (s *Store) ReplayJobOrphans(ctx context.Context, live []string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := s.with(ctx, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, `SELECT id, job FROM replay_jobs WHERE running AND NOT (owner = ANY($1::text[]))`, live)
+		if err != nil {
+			return err
+		}
+		var (
+			id  string
+			job []byte
+		)
+		_, err = pgx.ForEachRow(rows, []any{&id, &job}, func() error {
+			out[id] = append([]byte(nil), job...)
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("orphaned replays: %w", mapErr(err))
+	}
+	return out, nil
+}

@@ -36,3 +36,16 @@ CREATE TABLE leases (
 INSERT INTO settings (name, value)
 SELECT 'routed_after_seq', coalesce(max(seq), 0)::text FROM events
 ON CONFLICT (name) DO NOTHING;
+
+-- Bulk replays, so that every replica shows their progress and the leader
+-- resumes one whose replica died: job is the engine's record (JSON, with
+-- where the replay has got to), owner the replica running it.
+CREATE TABLE replay_jobs (
+    id         TEXT COLLATE "C" PRIMARY KEY,
+    owner      TEXT COLLATE "C",
+    running    BOOLEAN NOT NULL,
+    job        BYTEA NOT NULL,
+    started_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX replay_jobs_running ON replay_jobs (updated_at) WHERE running;
