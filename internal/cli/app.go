@@ -192,6 +192,9 @@ func (a *App) Open(ctx context.Context) (err error) {
 			a.metrics.IndexBacklog(sq.IndexBacklog)
 		}
 		a.metrics.Destinations(a.destinationGauges)
+		if cl != nil {
+			a.metrics.Cluster(func() int64 { return a.engine.Stats().Fenced }, a.engine.LiveReplicas)
+		}
 	}
 	errs := &httpserver.Errors{Log: a.log, RetryAfter: a.cfg.Server.RetryAfter.D()}
 	// The issuer serves every oauth_issuer source: it is built from all of

@@ -90,6 +90,17 @@ func (c *cluster) ownedEpoch(dest string) (int64, bool) {
 	return ep, ok
 }
 
+// LiveReplicas returns how many replicas this one sees alive (0 with a
+// single process).
+func (e *Engine) LiveReplicas() int {
+	if e.cl == nil {
+		return 0
+	}
+	e.cl.mu.Lock()
+	defer e.cl.mu.Unlock()
+	return len(e.cl.live)
+}
+
 // Ready is nil unless this engine is a replica whose heartbeat is not in
 // force (the database has not recorded it for a lease): it then claims
 // and attempts nothing until it is.

@@ -245,6 +245,21 @@ func (m *Metrics) IndexBacklog(f func() int) {
 	}, func() float64 { return float64(f()) }))
 }
 
+// Cluster registers the replica metrics, read at each scrape:
+// hookd_cluster_fenced_total, the late outcomes the store refused because
+// another replica had taken their delivery over, and
+// hookd_cluster_live_replicas, the replicas this one sees alive.
+func (m *Metrics) Cluster(fenced func() int64, live func() int) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "hookd_cluster_fenced_total",
+		Help: "Late delivery outcomes refused because another replica took the delivery over (fencing).",
+	}, func() float64 { return float64(fenced()) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hookd_cluster_live_replicas",
+		Help: "Replicas of the cluster this replica sees alive.",
+	}, func() float64 { return float64(live()) }))
+}
+
 // Destination is one destination's state at a scrape.
 type Destination struct {
 	Name     string
