@@ -287,13 +287,35 @@ func (e *Engine) nudgeAll(shares bool) {
 		if shares {
 			d.applyShare()
 		}
-		d.mu.Lock()
-		d.backlog = true
-		d.storeGen++
-		d.storeDue = time.Time{}
-		d.pokeLocked()
-		d.mu.Unlock()
+		d.nudge()
 	}
+}
+
+// nudge tells the dispatcher that the store may hold work for it.
+func (d *dispatcher) nudge() {
+	d.mu.Lock()
+	d.backlog = true
+	d.storeGen++
+	d.storeDue = time.Time{}
+	d.pokeLocked()
+	d.mu.Unlock()
+}
+
+// runsHere reports whether this replica attempts the destination's work
+// now: it owns the ordered destination, or has a share of the unordered
+// one's concurrency.
+func (d *dispatcher) runsHere() bool {
+	c := d.e.cl
+	if c == nil {
+		return true
+	}
+	if d.ordered() {
+		_, owned := c.ownedEpoch(d.name)
+		return owned
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.shareConc > 0
 }
 
 // stopCluster stops the heartbeat and leaves the cluster: the claims this

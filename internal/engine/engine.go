@@ -115,6 +115,11 @@ type Options struct {
 	// among the live replicas, and maintenance runs on the elected leader
 	// (docs/DEPLOYMENT.md).
 	Cluster store.Cluster
+	// Announce, in a cluster, tells the other replicas that work was
+	// stored for a destination this replica does not run (an ordered one
+	// another replica owns, or one whose concurrency share here is 0):
+	// the announcement reaches their Wake. It must not block.
+	Announce func(destination string)
 }
 
 // Engine is the delivery engine: it routes each committed event to the
@@ -155,7 +160,8 @@ type Engine struct {
 	idleAfter     time.Duration
 
 	// cl is this replica's part in a cluster; nil with a single process.
-	cl *cluster
+	cl       *cluster
+	announce func(string)
 	// fenced counts the late outcomes the store refused because another
 	// replica had taken their delivery over.
 	fenced atomic.Int64
@@ -231,6 +237,7 @@ func New(o Options) *Engine {
 	if e.idleAfter <= 0 {
 		e.idleAfter = defaultIdleAfter
 	}
+	e.announce = o.Announce
 	if o.Cluster != nil {
 		e.cl = &cluster{st: o.Cluster, id: newReplicaID(), ttl: e.lease, owned: map[string]int64{},
 			stop: make(chan struct{}), done: make(chan struct{})}
@@ -507,12 +514,21 @@ func (e *Engine) onClusterCommit(ins []*store.EventInsert, res []store.EventInse
 	}
 	e.mu.Unlock()
 	for _, d := range wake {
-		d.mu.Lock()
-		d.backlog = true
-		d.storeGen++
-		d.storeDue = time.Time{}
-		d.pokeLocked()
-		d.mu.Unlock()
+		if !d.runsHere() && e.announce != nil {
+			e.announce(d.name)
+		}
+		d.nudge()
+	}
+}
+
+// Wake is told by another replica that work was stored for the named
+// destination: its dispatcher looks at the store.
+func (e *Engine) Wake(destination string) {
+	e.mu.Lock()
+	de := e.dests[destination]
+	e.mu.Unlock()
+	if de != nil {
+		de.d.nudge()
 	}
 }
 
