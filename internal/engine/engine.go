@@ -106,6 +106,11 @@ type Options struct {
 	// nothing to do before its goroutine exits (it starts again when
 	// work arrives). Default 5s.
 	IdleAfter time.Duration
+	// OnChange, when set, is called after every definition this engine
+	// wrote to the store (a destination, subscription or source put or
+	// deleted, a destination enabled or disabled): other processes on the
+	// same store reload then (see Reload).
+	OnChange func()
 }
 
 // Engine is the delivery engine: it routes each committed event to the
@@ -144,6 +149,7 @@ type Engine struct {
 	// maxDests with dests; e.mu guards it).
 	destsReserved int
 	idleAfter     time.Duration
+	defs          defSync // serializes definition writes and Reload (reload.go)
 
 	marks *marks
 	sched *scheduler
@@ -183,6 +189,7 @@ func New(o Options) *Engine {
 		inWake: make(chan struct{}, 1), inStop: make(chan struct{}), inDone: make(chan struct{}),
 		wstop: make(chan struct{}),
 	}
+	e.defs.onChange = o.OnChange
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -570,6 +577,7 @@ func (e *Engine) disable(d *dispatcher, reason string) {
 	if already {
 		return
 	}
+	defer e.localDisable()() // no Reload meanwhile undoes it; OnChange once it is stored
 	d.setDisabled(true, reason)
 	e.log.Warn("destination disabled", "destination", d.name, "reason", reason)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
