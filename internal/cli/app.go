@@ -69,6 +69,12 @@ type App struct {
 	metricsLn  net.Listener
 	// guard is the SSRF guard of every outbound connection.
 	guard *egress.Guard
+	// cluster keeps the definitions in step with the other processes on
+	// a PostgreSQL schema; nil with SQLite.
+	cluster *clusterSync
+	// onNotify, when set, takes the schema's notifications other than
+	// the definitions' (cluster.go).
+	onNotify func(payload string)
 
 	// syncFile replaces the embedded store's fdatasync; nil is the real
 	// one. Tests set it before Open to inject failures and delays.
@@ -153,6 +159,13 @@ func (a *App) Open(ctx context.Context) (err error) {
 		a.metrics = metrics.New(hookd.Version)
 		onAttempt = a.metrics.Attempt
 	}
+	// On PostgreSQL, other processes may share the definitions: they
+	// hear of every change made here.
+	pg, _ := a.st.(*postgres.Store)
+	var onChange func()
+	if pg != nil {
+		onChange = a.defsChanged(pg)
+	}
 	a.engine = engine.New(engine.Options{
 		Store: a.st, Log: a.log, Clock: a.clock, Egress: guard, Keyring: keys, NewKeyring: newKeys,
 		DisableAfter: a.cfg.Delivery.DisableAfter.D(), MemCap: a.cfg.Delivery.MemoryQueue,
@@ -162,6 +175,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		IdleAfter:  a.idleAfter,
 		MaxSources: a.cfg.Limits.MaxSources, MaxDestinations: a.cfg.Limits.MaxDestinations, MaxSubscriptions: a.cfg.Limits.MaxSubscriptions,
 		MaxJSONDepth: a.cfg.Server.MaxJSONDepth,
+		OnChange:     onChange,
 	})
 	if err := a.engine.Open(ctx, a.cfg.Destinations, a.cfg.Subscriptions); err != nil {
 		return fmt.Errorf("delivery: %w", err)
@@ -276,6 +290,9 @@ func (a *App) Open(ctx context.Context) (err error) {
 		if a.generatedToken, err = ensureAdminToken(ctx, a.st, a.log); err != nil {
 			return err
 		}
+	}
+	if pg != nil {
+		a.startCluster(pg)
 	}
 	a.mu.Lock()
 	a.ready = true
@@ -458,6 +475,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 			engCtx, cancelEng = context.WithTimeout(context.Background(), max(time.Until(dl), 100*time.Millisecond))
 		}
 		stopEng := context.AfterFunc(ctx, cancelEng) // the second signal
+		if a.cluster != nil {
+			a.cluster.stop() // no reload under the engine's stop
+		}
 		if a.engine != nil {
 			if err := a.engine.Stop(engCtx); err != nil {
 				errs = append(errs, fmt.Errorf("stop delivery: %w", err))
@@ -529,6 +549,9 @@ func (a *App) closeFresh() {
 }
 
 func (a *App) closeAll() {
+	if a.cluster != nil {
+		a.cluster.stop()
+	}
 	if a.batcherStarted {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		a.batcher.Stop(ctx)
