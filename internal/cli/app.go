@@ -69,6 +69,12 @@ type App struct {
 	metricsLn  net.Listener
 	// guard is the SSRF guard of every outbound connection.
 	guard *egress.Guard
+	// cluster keeps the definitions in step with the other processes on
+	// a PostgreSQL schema; nil with SQLite.
+	cluster *clusterSync
+	// onNotify, when set, takes the schema's notifications other than
+	// the definitions' (cluster.go).
+	onNotify func(payload string)
 
 	// syncFile replaces the embedded store's fdatasync; nil is the real
 	// one. Tests set it before Open to inject failures and delays.
@@ -96,10 +102,6 @@ type App struct {
 	ready        bool
 	mu           sync.Mutex
 }
-
-// defaultClusterLease is how long a replica's claims last without
-// renewal: a replica that dies has its work taken over within it.
-const defaultClusterLease = 15 * time.Second
 
 // NewApp returns an App for cfg; nothing is opened yet.
 func NewApp(cfg *config.Config, log *slog.Logger) *App {
@@ -158,13 +160,16 @@ func (a *App) Open(ctx context.Context) (err error) {
 		onAttempt = a.metrics.Attempt
 	}
 	// On PostgreSQL every hookd serve is a replica: any number of them
-	// share the schema (docs/DEPLOYMENT.md).
+	// share the schema (docs/DEPLOYMENT.md), and they hear of every
+	// definition changed here.
+	pg, _ := a.st.(*postgres.Store)
 	var (
-		cl    store.Cluster
-		lease time.Duration
+		cl       store.Cluster
+		onChange func()
+		announce func(string)
 	)
-	if pg, ok := a.st.(*postgres.Store); ok {
-		cl, lease = pg, defaultClusterLease
+	if pg != nil {
+		cl, onChange, announce = pg, a.defsChanged(pg), a.announceWork(pg)
 	}
 	a.engine = engine.New(engine.Options{
 		Store: a.st, Log: a.log, Clock: a.clock, Egress: guard, Keyring: keys, NewKeyring: newKeys,
@@ -175,7 +180,8 @@ func (a *App) Open(ctx context.Context) (err error) {
 		IdleAfter:  a.idleAfter,
 		MaxSources: a.cfg.Limits.MaxSources, MaxDestinations: a.cfg.Limits.MaxDestinations, MaxSubscriptions: a.cfg.Limits.MaxSubscriptions,
 		MaxJSONDepth: a.cfg.Server.MaxJSONDepth,
-		Cluster:      cl, Lease: lease,
+		Cluster:      cl, Lease: a.cfg.Cluster.Lease.D(), Announce: announce,
+		OnChange: onChange,
 	})
 	if err := a.engine.Open(ctx, a.cfg.Destinations, a.cfg.Subscriptions); err != nil {
 		return fmt.Errorf("delivery: %w", err)
@@ -296,6 +302,14 @@ func (a *App) Open(ctx context.Context) (err error) {
 		if a.generatedToken, err = ensureAdminToken(ctx, a.st, a.log); err != nil {
 			return err
 		}
+	}
+	if pg != nil {
+		a.onNotify = func(payload string) {
+			if name, ok := strings.CutPrefix(payload, workPrefix); ok {
+				a.engine.Wake(name)
+			}
+		}
+		a.startCluster(pg)
 	}
 	a.mu.Lock()
 	a.ready = true
@@ -483,6 +497,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 			engCtx, cancelEng = context.WithTimeout(context.Background(), max(time.Until(dl), 100*time.Millisecond))
 		}
 		stopEng := context.AfterFunc(ctx, cancelEng) // the second signal
+		if a.cluster != nil {
+			a.cluster.stop() // no reload under the engine's stop
+		}
 		if a.engine != nil {
 			if err := a.engine.Stop(engCtx); err != nil {
 				errs = append(errs, fmt.Errorf("stop delivery: %w", err))
@@ -554,6 +571,9 @@ func (a *App) closeFresh() {
 }
 
 func (a *App) closeAll() {
+	if a.cluster != nil {
+		a.cluster.stop()
+	}
 	if a.batcherStarted {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		a.batcher.Stop(ctx)

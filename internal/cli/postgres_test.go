@@ -3,8 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -61,7 +59,7 @@ func testPostgresDSN(t *testing.T) string {
 
 // hookd serve on PostgreSQL: it receives, dedupes, delivers and lists
 // events, keeps them across a restart, and a second process on the same
-// schema is refused with a clear reason.
+// schema serves as a replica.
 func TestServeOnPostgres(t *testing.T) {
 	dsn := testPostgresDSN(t)
 	sink := newHookSink(t)
@@ -91,23 +89,25 @@ subscriptions:
 		return got[first] == "order.paid" && got[second] == "order.paid"
 	})
 
-	// A second process on the same schema is refused.
+	// A second process on the same schema is a replica: it dedupes
+	// against the first's events and delivers what it receives.
 	cfg2, _ := config.Parse([]byte(yml))
-	cfg2.Listen = "127.0.0.1:0"
-	other := NewApp(cfg2, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := other.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "another hookd serve") {
-		if err == nil {
-			other.Shutdown(context.Background())
-		}
-		t.Fatalf("second process on the same schema: %v, want it refused", err)
+	other, base2 := startApp(t, cfg2, nil)
+	if again := postEvent(t, base2, "shop", `{"id":"o-1","type":"order.paid"}`); again != first {
+		t.Fatalf("duplicate at the second replica got id %s, want %s", again, first)
 	}
+	third := postEvent(t, base2, "shop", `{"id":"o-3","type":"order.paid"}`)
+	waitFor(t, 10*time.Second, "the second replica's event at the sink", func() bool {
+		return sink.types()[third] == "order.paid"
+	})
+	other.Shutdown(t.Context())
 
 	// After a restart, the events and their deliveries are there.
 	app.Shutdown(t.Context())
 	cfg3, _ := config.Parse([]byte(yml))
 	_, base3 := startApp(t, cfg3, nil)
 	code, m := apiDo(t, "GET", base3+"/api/v1/events?source=shop", "tok", "")
-	if code != 200 || len(m["data"].([]any)) != 2 {
+	if code != 200 || len(m["data"].([]any)) != 3 {
 		t.Fatalf("events after restart: %d %v", code, m)
 	}
 	_, ev := apiDo(t, "GET", base3+"/api/v1/events/"+first, "tok", "")

@@ -60,6 +60,9 @@ type Config struct {
 	Limits Limits `yaml:"limits"`
 	// OAuthIssuer tunes hookd's token endpoint, POST /oauth/token.
 	OAuthIssuer OAuthIssuer `yaml:"oauth_issuer"`
+	// Cluster tunes several hookd processes (replicas) sharing one
+	// PostgreSQL schema.
+	Cluster Cluster `yaml:"cluster"`
 
 	// Demo is true when no configuration file was given and hookd runs on
 	// its embedded default with a demo source. Not a YAML key.
@@ -158,6 +161,28 @@ type Retention struct {
 	// Interval is the time between two passes. Default 1h.
 	Interval Duration `yaml:"interval"`
 }
+
+// Cluster tunes several hookd serve processes (replicas) on one
+// PostgreSQL schema (docs/POSTGRES.md). A single process uses it too: it
+// cannot know that it is alone.
+type Cluster struct {
+	// Lease is how long a replica's claim on work lasts without renewal;
+	// a replica that dies has its work taken over by the others after at
+	// most this long. Default 15s, at least 1s.
+	Lease Duration `yaml:"lease"`
+	// Reconcile is the time between two readings of the stored sources,
+	// destinations and subscriptions. A change made through one replica
+	// reaches the others at once by a notification; this reading is the
+	// safety net for a notification that was lost (a replica reconnecting
+	// to the database). Default 10s.
+	Reconcile Duration `yaml:"reconcile"`
+}
+
+// Defaults of cluster.
+const (
+	DefaultClusterLease     = Duration(15 * time.Second)
+	DefaultClusterReconcile = Duration(10 * time.Second)
+)
 
 // Limits caps the definitions hookd holds, those of the file and those
 // created through the admin API together: each costs memory, and the
@@ -447,6 +472,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Retention.Interval == 0 {
 		c.Retention.Interval = Duration(time.Hour)
+	}
+	if c.Cluster.Lease == 0 {
+		c.Cluster.Lease = DefaultClusterLease
+	}
+	if c.Cluster.Reconcile == 0 {
+		c.Cluster.Reconcile = DefaultClusterReconcile
 	}
 	if c.Limits.MaxSources == 0 {
 		c.Limits.MaxSources = DefaultMaxSources
@@ -831,6 +862,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Retention.Interval.D() < time.Second {
 		bad("retention.interval", "must be at least 1s, got %s", c.Retention.Interval.D())
+	}
+	if c.Cluster.Lease.D() < time.Second {
+		bad("cluster.lease", "must be at least 1s, got %s", c.Cluster.Lease.D())
+	}
+	if c.Cluster.Reconcile.D() <= 0 {
+		bad("cluster.reconcile", "must be a positive duration, got %s", c.Cluster.Reconcile.D())
 	}
 	return errors.Join(errs...)
 }

@@ -390,6 +390,9 @@ func TestDefault(t *testing.T) {
 	if got, want := c.Server.MaxBodyMemoryPerAddress, Size(64<<20); got != want {
 		t.Errorf("server.max_body_memory_per_address: got %d, want %d", got, want)
 	}
+	if c.Cluster.Lease.D() != 15*time.Second || c.Cluster.Reconcile.D() != 10*time.Second {
+		t.Errorf("cluster: got lease %s reconcile %s, want 15s and 10s", c.Cluster.Lease.D(), c.Cluster.Reconcile.D())
+	}
 	if err := c.Validate(); err != nil {
 		t.Errorf("Validate: got %v, want nil", err)
 	}
@@ -477,6 +480,8 @@ func TestValidate(t *testing.T) {
 		}, "sources[0] (a).verify"},
 		{"IssuerFailureBurstNegative", func(c *Config) { c.OAuthIssuer.FailureBurst = -1 }, "oauth_issuer.failure_burst"},
 		{"IssuerMaxAddressesNegative", func(c *Config) { c.OAuthIssuer.MaxAddresses = -1 }, "oauth_issuer.max_addresses"},
+		{"ClusterLeaseShort", func(c *Config) { c.Cluster.Lease = Duration(999 * time.Millisecond) }, "cluster.lease"},
+		{"ClusterReconcileNegative", func(c *Config) { c.Cluster.Reconcile = Duration(-time.Second) }, "cluster.reconcile"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -515,6 +520,9 @@ func TestValidateAccepts(t *testing.T) {
 		{"DedupeDisabled", func(c *Config) { d := Duration(0); c.Sources[0].DedupeWindow = &d }},
 		{"NoSources", func(c *Config) { c.Sources = nil }},
 		{"AckDeadlineOneMinute", func(c *Config) { c.Server.AckDeadline = Duration(time.Minute) }},
+		{"ClusterShortest", func(c *Config) {
+			c.Cluster.Lease, c.Cluster.Reconcile = Duration(time.Second), Duration(time.Millisecond)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -120,6 +120,11 @@ type Options struct {
 	// another replica owns, or one whose concurrency share here is 0):
 	// the announcement reaches their Wake. It must not block.
 	Announce func(destination string)
+	// OnChange, when set, is called after every definition this engine
+	// wrote to the store (a destination, subscription or source put or
+	// deleted, a destination enabled or disabled): other processes on the
+	// same store reload then (see Reload).
+	OnChange func()
 }
 
 // Engine is the delivery engine: it routes each committed event to the
@@ -158,6 +163,7 @@ type Engine struct {
 	// maxDests with dests; e.mu guards it).
 	destsReserved int
 	idleAfter     time.Duration
+	defs          defSync // serializes definition writes and Reload (reload.go)
 
 	// cl is this replica's part in a cluster; nil with a single process.
 	cl       *cluster
@@ -207,6 +213,7 @@ func New(o Options) *Engine {
 		inWake: make(chan struct{}, 1), inStop: make(chan struct{}), inDone: make(chan struct{}),
 		wstop: make(chan struct{}),
 	}
+	e.defs.onChange = o.OnChange
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -700,6 +707,7 @@ func (e *Engine) disable(d *dispatcher, reason string) {
 	if already {
 		return
 	}
+	defer e.localDisable()() // no Reload meanwhile undoes it; OnChange once it is stored
 	d.setDisabled(true, reason)
 	e.log.Warn("destination disabled", "destination", d.name, "reason", reason)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

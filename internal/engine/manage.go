@@ -170,6 +170,15 @@ var (
 // URL the egress guard refuses is refused here); it is stored before it is
 // used, and a replaced destination's pending work carries over.
 func (e *Engine) DestinationPut(ctx context.Context, name string, spec []byte, create bool) (DestinationView, error) {
+	e.defs.mu.Lock()
+	v, err := e.destinationPut(ctx, name, spec, create)
+	e.defs.mu.Unlock()
+	e.changedIf(err)
+	return v, err
+}
+
+// destinationPut is DestinationPut; e.defs.mu is held.
+func (e *Engine) destinationPut(ctx context.Context, name string, spec []byte, create bool) (DestinationView, error) {
 	var m map[string]any
 	if err := json.Unmarshal(spec, &m); err != nil || m == nil {
 		return DestinationView{}, hookd.Errorf(hookd.EInvalid, "a destination is a JSON object")
@@ -259,6 +268,14 @@ func (e *Engine) DestinationPut(ctx context.Context, name string, spec []byte, c
 // DestinationDelete deletes an API-created destination. Its subscriptions
 // must be deleted first; its deliveries stay in the store.
 func (e *Engine) DestinationDelete(ctx context.Context, name string) error {
+	e.defs.mu.Lock()
+	err := e.destinationDelete(ctx, name)
+	e.defs.mu.Unlock()
+	e.changedIf(err)
+	return err
+}
+
+func (e *Engine) destinationDelete(ctx context.Context, name string) error {
 	e.mu.Lock()
 	de := e.dests[name]
 	if de == nil {
@@ -294,6 +311,14 @@ func (e *Engine) DestinationDelete(ctx context.Context, name string) error {
 // DestinationEnable enables a disabled destination: its waiting work is
 // attempted again.
 func (e *Engine) DestinationEnable(ctx context.Context, name string) (DestinationView, error) {
+	e.defs.mu.Lock()
+	v, err := e.destinationEnable(ctx, name)
+	e.defs.mu.Unlock()
+	e.changedIf(err)
+	return v, err
+}
+
+func (e *Engine) destinationEnable(ctx context.Context, name string) (DestinationView, error) {
 	e.mu.Lock()
 	de := e.dests[name]
 	e.mu.Unlock()
@@ -385,6 +410,14 @@ func parseSubscriptionSpec(spec []byte) (config.Subscription, error) {
 // 001: {"active": true, "events": ["*"], "url": "https://…"}), which
 // creates an http destination for it as well.
 func (e *Engine) SubscriptionPut(ctx context.Context, id string, body []byte) (SubscriptionView, error) {
+	e.defs.mu.Lock()
+	v, err := e.subscriptionPut(ctx, id, body)
+	e.defs.mu.Unlock()
+	e.changedIf(err)
+	return v, err
+}
+
+func (e *Engine) subscriptionPut(ctx context.Context, id string, body []byte) (SubscriptionView, error) {
 	// Not while a source is being deleted: its check for subscriptions
 	// and this check for its source must not interleave.
 	e.srcOpMu.Lock()
@@ -462,7 +495,7 @@ func (e *Engine) SubscriptionPut(ctx context.Context, id string, body []byte) (S
 		e.mu.Lock()
 		existing := e.dests[def.Destination]
 		e.mu.Unlock()
-		if _, err := e.DestinationPut(ctx, "", destSpec, existing == nil); err != nil {
+		if _, err := e.destinationPut(ctx, "", destSpec, existing == nil); err != nil {
 			return SubscriptionView{}, err
 		}
 	}
@@ -494,6 +527,14 @@ func (e *Engine) SubscriptionPut(ctx context.Context, id string, body []byte) (S
 
 // SubscriptionDelete deletes an API-created subscription.
 func (e *Engine) SubscriptionDelete(ctx context.Context, id string) error {
+	e.defs.mu.Lock()
+	err := e.subscriptionDelete(ctx, id)
+	e.defs.mu.Unlock()
+	e.changedIf(err)
+	return err
+}
+
+func (e *Engine) subscriptionDelete(ctx context.Context, id string) error {
 	e.mu.Lock()
 	s := e.subs[id]
 	e.mu.Unlock()

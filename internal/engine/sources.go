@@ -187,6 +187,14 @@ func (e *Engine) Source(name string) (SourceView, error) {
 // configuration file. It is built (its verification methods checked)
 // before it is stored, stored sealed, and then served.
 func (e *Engine) SourcePut(ctx context.Context, name string, spec []byte, create bool) (SourceView, error) {
+	e.defs.mu.Lock()
+	v, err := e.sourcePut(ctx, name, spec, create)
+	e.defs.mu.Unlock()
+	e.changedIf(err)
+	return v, err
+}
+
+func (e *Engine) sourcePut(ctx context.Context, name string, spec []byte, create bool) (SourceView, error) {
 	if e.srcReg == nil {
 		return SourceView{}, hookd.Errorf(hookd.EUnavailable, "sources cannot be managed by this server")
 	}
@@ -260,6 +268,14 @@ func (e *Engine) SourcePut(ctx context.Context, name string, spec []byte, create
 // SourceDelete deletes an API-created source: it answers 404 from then
 // on. Its subscriptions must be deleted first; its events stay.
 func (e *Engine) SourceDelete(ctx context.Context, name string) error {
+	e.defs.mu.Lock()
+	err := e.sourceDelete(ctx, name)
+	e.defs.mu.Unlock()
+	e.changedIf(err)
+	return err
+}
+
+func (e *Engine) sourceDelete(ctx context.Context, name string) error {
 	e.srcOpMu.Lock()
 	defer e.srcOpMu.Unlock()
 	e.mu.Lock()
