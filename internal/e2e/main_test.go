@@ -93,9 +93,24 @@ var listeningRE = regexp.MustCompile(`(?m)^hookd \S+ listening on (\S+)$`)
 // when the test failed.
 func startHookd(t testing.TB, dir string, args ...string) *proc {
 	t.Helper()
+	return startHookdWith(t, dir, spawnOpts{}, args...)
+}
+
+// spawnOpts are the options of startHookdWith.
+type spawnOpts struct {
+	// env holds NAME=value pairs added to the child's clean environment.
+	env []string
+	// quiet keeps the child's stderr out of the log of a failed test: the
+	// caller reports it (a cluster restarts its replicas many times).
+	quiet bool
+}
+
+// startHookdWith is startHookd with options.
+func startHookdWith(t testing.TB, dir string, o spawnOpts, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(hookdBin, append([]string{"serve"}, args...)...)
 	cmd.Dir = dir
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), o.env...)
 	// Should the test binary die (a timeout panic), the child dies too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p := &proc{t: t, cmd: cmd, Stdout: &lockedBuffer{}, Stderr: &lockedBuffer{}, done: make(chan struct{})}
@@ -109,7 +124,7 @@ func startHookd(t testing.TB, dir string, args ...string) *proc {
 	}()
 	t.Cleanup(func() {
 		p.kill()
-		if t.Failed() {
+		if t.Failed() && !o.quiet {
 			t.Logf("hookd (pid %d) stderr:\n%s", cmd.Process.Pid, tail(p.Stderr.String(), 8000))
 		}
 	})
