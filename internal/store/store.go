@@ -59,6 +59,16 @@ type EventInsert struct {
 	// that the encoding runs in the caller's goroutine rather than the
 	// single writer's. Optional.
 	HeadersJSON string
+	// Deliveries, when set, are stored in the same transaction as the
+	// event when it is new (not a duplicate): a process that dies after the
+	// commit leaves its event's deliveries in the store for the others
+	// (several replicas on PostgreSQL). StaleDeliveries replace them when the
+	// store finds the event stale (nil: the same). The driver sets EventSeq
+	// (and EventID when empty); every other field is stored as given
+	// (Status pending, NextAttemptAt zero: due at the commit). The SQLite
+	// driver, one process, ignores both: its engine derives deliveries after
+	// the commit.
+	Deliveries, StaleDeliveries []*Delivery
 }
 
 // DedupeKey is what a driver indexes for dedupe: the provider's id itself,
