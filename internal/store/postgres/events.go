@@ -7,40 +7,133 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"hookd"
 	"hookd/internal/store"
 )
 
-// insertEventsSQL is the bulk insert of new events. Their seqs are taken
-// from the sequence at once and given out in input order (the k-th
-// smallest to the k-th row), so that seq follows the order of the batch
-// whatever order nextval runs in. A row whose dedupe key another
-// transaction took meanwhile is not inserted (and not returned).
-func insertEventsSQL(seqName string) string {
-	return `WITH s AS (SELECT nextval('` + strings.ReplaceAll(seqName, `'`, `''`) + `') AS seq FROM generate_series(1, $1::int)),
-		r AS (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM s)
+// Event order with several writers.
+//
+// seq is the position of an event in the log and the cursor of the FIFO
+// stream (EventList ascending, After the last seq read). Several processes
+// insert at once and take no lock from one another, so seqs cannot be
+// handed out in commit order; instead, a stream reader never reads past a
+// seq that a transaction still running could take:
+//
+//   - An event's seq is its transaction's id (pg_current_xact_id, an xid8:
+//     64 bits that only grow, never reused, and not wrapped) shifted left
+//     by seqShift bits, plus its 1-based position n in the batch's insert,
+//     plus the schema's seq base (below, 0 but after a restore into
+//     another cluster). Every event of a transaction gets its seqs from the
+//     same id; a batch holds fewer than 2^seqShift events.
+//   - Every transaction with an id below the xmin of a snapshot has ended
+//     (committed or rolled back), and a transaction that gets an id later
+//     gets one above it. So no event can ever commit with a seq below the
+//     horizon, (xmin << seqShift) + base, taken from the snapshot of the
+//     statement that reads: horizonSQL. Ascending listings return only
+//     events below it, and a cursor never passes over an event that
+//     commits late.
+//
+// The horizon is cluster-wide: a transaction that has an id and runs long,
+// in any database of the server, holds the stream back (not other
+// listings, not inserts) until it ends. EventList waits a moment for such
+// transactions (heldBackWait) when they hold back events already
+// committed, so that an event is listed as soon as the insert that stored
+// it has returned, in the usual case.
+//
+// Before this numbering, seq was an identity counting events, and every
+// batch of inserts consumed a transaction id of its own: the stored seqs
+// are below (first xid << seqShift) unless more than 2^20 events were
+// stored per transaction id, on average, which no hookd did. The column
+// keeps its identity (inserts give their seq with OVERRIDING SYSTEM VALUE).
+// A log restored into another cluster (pg_dump and restore, logical
+// replication) meets transaction ids lower than those its seqs were
+// numbered from: checkEventSeqs, at Open, then raises the base so that new
+// seqs follow the stored ones (and stream cursors stay valid).
+//
+// The shift leaves 43 bits to transaction ids: 8.8e12 of them, 28 years
+// of 10,000 transactions a second on the server (ids are counted for all
+// its databases); checkEventSeqs refuses a cluster near the end. The SQL
+// below writes the shift as the literal 20.
+const seqShift = 20
+
+// maxBatchEvents is the most events EventInsertMany takes at once: the
+// positions n of a batch stay below 2^seqShift.
+const maxBatchEvents = 1<<seqShift - 1
+
+// seqBaseSetting is the settings row of the seq base (none: 0).
+const seqBaseSetting = "event_seq_base"
+
+// seqBaseSQL is the schema's seq base, an SQL expression.
+const seqBaseSQL = `coalesce((SELECT value::bigint FROM settings WHERE name = '` + seqBaseSetting + `'), 0)`
+
+// horizonSQL is the stream's horizon, an SQL expression: no event commits
+// later with a seq below it. A statement that compares event seqs with it
+// reads, in its own snapshot, only events whose place in the log is final
+// (ordered destinations loading their queue in event order: compare
+// deliveries.event_seq).
+const horizonSQL = `((pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20) + ` + seqBaseSQL + `)`
+
+// insertEventsQuery is the bulk insert of new events ($1…$13, n their
+// positions, 1-based) and, in the same statement, of their deliveries
+// ($14…$33, joined to the inserted events by event id): a row whose dedupe
+// key another transaction took meanwhile is not inserted (and not
+// returned), nor are its deliveries. It returns the id and seq of each
+// inserted event. The deliveries' columns are listed: the others take
+// their defaults.
+const insertEventsQuery = `WITH ins AS (
 		INSERT INTO events (seq, id, source, external_id, dedupe_key, type, key, occurred_at, received_at,
 			stale, content_type, headers, body)
 		OVERRIDING SYSTEM VALUE
-		SELECT r.seq, u.id, u.source, u.external_id, u.dedupe_key, u.type, u.key, u.occurred_at, u.received_at,
+		SELECT (pg_current_xact_id()::text::bigint << 20) + ` + seqBaseSQL + ` + u.n,
+			u.id, u.source, u.external_id, u.dedupe_key, u.type, u.key, u.occurred_at, u.received_at,
 			u.stale, u.content_type, u.headers, u.body
-		FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[],
-			$9::bigint[], $10::boolean[], $11::text[], $12::text[], $13::bytea[])
-			WITH ORDINALITY AS u(id, source, external_id, dedupe_key, type, key, occurred_at, received_at,
-				stale, content_type, headers, body, n)
-		JOIN r ON r.n = u.n
+		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+			$8::bigint[], $9::bigint[], $10::boolean[], $11::text[], $12::text[], $13::bytea[])
+			AS u(n, id, source, external_id, dedupe_key, type, key, occurred_at, received_at,
+				stale, content_type, headers, body)
 		ON CONFLICT (source, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
-		RETURNING id, seq`
-}
+		RETURNING id, seq),
+	dl AS (
+		INSERT INTO deliveries (id, event_id, event_seq, event_key, destination, subscription_id, status,
+			attempts, round_attempts, first_attempt_at, next_attempt_at, lease_until,
+			last_attempt_at, last_status_code, last_error, last_duration_us, last_excerpt,
+			reason, generation, created_at, updated_at)
+		SELECT d.id, ins.id, ins.seq, d.event_key, d.destination, d.subscription_id, d.status,
+			d.attempts, d.round_attempts, d.first_attempt_at, d.next_attempt_at, d.lease_until,
+			d.last_attempt_at, d.last_status_code, d.last_error, d.last_duration_us, d.last_excerpt,
+			d.reason, d.generation, d.created_at, d.updated_at
+		FROM unnest($14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[],
+			$20::int[], $21::int[], $22::bigint[], $23::bigint[], $24::bigint[],
+			$25::bigint[], $26::int[], $27::text[], $28::bigint[], $29::bytea[],
+			$30::text[], $31::int[], $32::bigint[], $33::bigint[])
+			AS d(id, event_id, event_key, destination, subscription_id, status,
+				attempts, round_attempts, first_attempt_at, next_attempt_at, lease_until,
+				last_attempt_at, last_status_code, last_error, last_duration_us, last_excerpt,
+				reason, generation, created_at, updated_at)
+		JOIN ins ON ins.id = d.event_id
+		-- A new event has no deliveries yet: a conflict is not expected,
+		-- and the row stored is kept.
+		ON CONFLICT (id) DO NOTHING)
+	SELECT id, seq FROM ins`
+
+// insertEventsSQL is insertEventsQuery. Its argument, the name of the
+// events' identity sequence, no longer plays a part: seqs come from
+// transaction ids.
+func insertEventsSQL(string) string { return insertEventsQuery }
 
 // eventRow is one insert, encoded for the database.
 type eventRow struct {
 	e        *hookd.Event
+	in       *store.EventInsert
 	window   int64 // dedupe window in microseconds; 0: no dedupe
 	dkey     string
 	extID    *string
@@ -51,6 +144,14 @@ type eventRow struct {
 	received int64
 	headers  string
 	body     []byte
+}
+
+// deliveries are the deliveries stored with the event when it is new.
+func (r *eventRow) deliveries(stale bool) []*store.Delivery {
+	if stale && r.in.StaleDeliveries != nil {
+		return r.in.StaleDeliveries
+	}
+	return r.in.Deliveries
 }
 
 func textPtr(s string) *string {
@@ -82,23 +183,18 @@ type holder struct {
 	received int64
 }
 
-// maxInsertTries bounds the retries of a batch whose dedupe keys other
-// processes took while it was being resolved.
+// maxInsertTries bounds the tries of a batch that meets concurrent
+// inserts: dedupe keys other processes took while it was being resolved,
+// or a deadlock with one of them. Each try sees what the ones before it
+// lost to, committed, so that two tries settle any one key.
 const maxInsertTries = 5
 
-// EventInsertMany stores ins in one transaction. See the package
-// documentation.
-func (s *Store) EventInsertMany(ctx context.Context, ins []*store.EventInsert) ([]store.EventInsertResult, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if len(ins) == 0 {
-		return []store.EventInsertResult{}, nil
-	}
+// encodeRows encodes ins for the database.
+func encodeRows(ins []*store.EventInsert) ([]eventRow, error) {
 	rows := make([]eventRow, len(ins))
 	for i, in := range ins {
 		e := in.Event
-		r := eventRow{e: e, received: e.ReceivedAt.UnixMicro(), headers: in.HeadersJSON, body: e.Body,
+		r := eventRow{e: e, in: in, received: e.ReceivedAt.UnixMicro(), headers: in.HeadersJSON, body: e.Body,
 			extID: textPtr(e.ExternalID), typ: textPtr(e.Type), key: textPtr(e.Key), ctype: textPtr(e.ContentType)}
 		if !e.OccurredAt.IsZero() {
 			o := e.OccurredAt.UnixMicro()
@@ -107,7 +203,7 @@ func (s *Store) EventInsertMany(ctx context.Context, ins []*store.EventInsert) (
 		if r.headers == "" {
 			var err error
 			if r.headers, err = store.EncodeHeaders(e.Headers); err != nil {
-				return nil, fmt.Errorf("insert event: %w", err)
+				return nil, err
 			}
 		}
 		if r.body == nil {
@@ -117,31 +213,86 @@ func (s *Store) EventInsertMany(ctx context.Context, ins []*store.EventInsert) (
 			r.dkey = dedupeKey(e.ExternalID)
 			r.window = in.DedupeWindow.Microseconds()
 		}
+		for _, ds := range [][]*store.Delivery{in.Deliveries, in.StaleDeliveries} {
+			for _, d := range ds {
+				if d == nil {
+					return nil, fmt.Errorf("event %s: a nil delivery", e.ID)
+				}
+				if d.EventID != "" && d.EventID != e.ID {
+					return nil, fmt.Errorf("event %s: delivery %s names event %s; leave EventID empty or give the event's", e.ID, d.ID, d.EventID)
+				}
+			}
+		}
 		rows[i] = r
 	}
+	return rows, nil
+}
+
+// EventInsertMany stores ins in one transaction, with the deliveries of
+// the new events. See the package documentation and Event order above.
+//
+// Processes insert concurrently and take no lock from one another. The
+// database decides dedupe: the new events go in with INSERT … ON CONFLICT
+// DO NOTHING on the dedupe index, which waits for a transaction inserting
+// the same key to end; a batch that lost a key to another is rolled back
+// and tried again against what the other stored. Stale marking, read from
+// the stored events before the insert, is best effort across concurrent
+// transactions: two events of one entity key committing at once do not see
+// each other, and neither may be marked stale.
+func (s *Store) EventInsertMany(ctx context.Context, ins []*store.EventInsert) ([]store.EventInsertResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(ins) == 0 {
+		return []store.EventInsertResult{}, nil
+	}
+	if len(ins) > maxBatchEvents {
+		return nil, fmt.Errorf("insert events: a batch holds at most %d events, got %d: split it", maxBatchEvents, len(ins))
+	}
+	rows, err := encodeRows(ins)
+	if err != nil {
+		return nil, fmt.Errorf("insert events: %w", err)
+	}
+	var lost error
 	for try := 1; ; try++ {
 		res, conflict, err := s.insertOnce(ctx, rows)
 		if err != nil {
-			return nil, fmt.Errorf("insert events: %w", mapErr(err))
+			if !isInsertConflict(err) {
+				return nil, fmt.Errorf("insert events: %w", mapErr(err))
+			}
+			conflict, lost = true, err
 		}
 		if !conflict {
 			return res, nil
 		}
 		if try == maxInsertTries {
+			if lost == nil {
+				lost = errors.New("dedupe keys taken by concurrent inserts")
+			}
 			return nil, &hookd.Error{Code: hookd.EUnavailable, Message: "storage busy",
-				Err: fmt.Errorf("insert events: dedupe keys taken by concurrent inserts %d times in a row", try)}
+				Err: fmt.Errorf("insert events: %d tries in a row met concurrent inserts: %w", try, lost)}
 		}
 	}
+}
+
+// isInsertConflict tells whether err ended a transaction of
+// EventInsertMany because of a concurrent one (a deadlock: two batches
+// taking the same dedupe keys in different orders): tried again, it sees
+// what the other stored.
+func isInsertConflict(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001") // deadlock_detected, serialization_failure
 }
 
 // insertOnce runs one transaction of EventInsertMany: conflict is true
 // (and nothing is stored) when another transaction took a dedupe key the
 // batch meant to take.
 func (s *Store) insertOnce(ctx context.Context, rows []eventRow) (res []store.EventInsertResult, conflict bool, err error) {
+	var newIdx []int
 	err = s.with(ctx, func(c *pgx.Conn) error {
-		// Round trip 1: begin, lock, and read the stored state the batch
-		// depends on: the holders of its dedupe keys and the newest
-		// timestamp of its entity keys.
+		// Round trip 1: begin and read the stored state the batch depends
+		// on: the holders of its dedupe keys and the newest timestamp of
+		// its entity keys. Reads only: the transaction has no id yet.
 		type pair struct{ a, b string }
 		var dPairs, kPairs []pair
 		seenD, seenK := map[pair]bool{}, map[pair]bool{}
@@ -170,7 +321,6 @@ func (s *Store) insertOnce(ctx context.Context, rows []eventRow) (res []store.Ev
 		newest := make(map[pair]int64, len(kPairs))
 		b := &pgx.Batch{}
 		b.BeginTx(pgx.TxOptions{})
-		b.Queue(`SELECT pg_advisory_xact_lock($1, $2)`, lockEvents, s.lockKey)
 		if len(dPairs) > 0 {
 			srcs, keys := split(dPairs)
 			// One index lookup per key (LATERAL … LIMIT 1): a plain join
@@ -224,10 +374,8 @@ func (s *Store) insertOnce(ctx context.Context, rows []eventRow) (res []store.Ev
 		res = make([]store.EventInsertResult, len(rows))
 		dupOf := make([]*holder, len(rows))
 		storedKey := make([]*string, len(rows)) // the dedupe key each new row keeps
-		var (
-			newIdx []int
-			clear  []int64
-		)
+		var clear []int64
+		newIdx = newIdx[:0]
 		for i := range rows {
 			r := &rows[i]
 			stale := false
@@ -265,30 +413,21 @@ func (s *Store) insertOnce(ctx context.Context, rows []eventRow) (res []store.Ev
 		}
 
 		// Round trip 2: clear the keys of events whose window closed,
-		// insert the new events, record the duplicates.
+		// insert the new events with their deliveries, record the
+		// duplicates. The first write gives the transaction its id, the
+		// seqs of its events.
 		b = &pgx.Batch{}
 		if len(clear) > 0 {
+			sort.Slice(clear, func(i, j int) bool { return clear[i] < clear[j] })
 			b.Queue(`UPDATE events SET dedupe_key = NULL WHERE seq = ANY($1::bigint[])`, clear)
 		}
 		seqOf := make(map[string]int64, len(newIdx))
-		if n := len(newIdx); n > 0 {
-			var (
-				ids, srcs           = make([]string, n), make([]string, n)
-				extIDs, dkeys       = make([]*string, n), make([]*string, n)
-				types, keys, ctypes = make([]*string, n), make([]*string, n), make([]*string, n)
-				occurred, received  = make([]*int64, n), make([]int64, n)
-				stale               = make([]bool, n)
-				headers, bodies     = make([]string, n), make([][]byte, n)
-			)
-			for j, i := range newIdx {
-				r := &rows[i]
-				ids[j], srcs[j], extIDs[j], dkeys[j] = r.e.ID, r.e.Source, r.extID, storedKey[i]
-				types[j], keys[j], ctypes[j] = r.typ, r.key, r.ctype
-				occurred[j], received[j], stale[j] = r.occurred, r.received, res[i].Stale
-				headers[j], bodies[j] = r.headers, r.body
+		if len(newIdx) > 0 {
+			stale := make([]bool, len(rows))
+			for _, i := range newIdx {
+				stale[i] = res[i].Stale
 			}
-			b.Queue(s.insertEvents, n, ids, srcs, extIDs, dkeys, types, keys, occurred, received, stale,
-				ctypes, headers, bodies).Query(func(rs pgx.Rows) error {
+			b.Queue(insertEventsQuery, insertArgs(rows, newIdx, stale, storedKey, time.Now())...).Query(func(rs pgx.Rows) error {
 				var (
 					id  string
 					seq int64
@@ -340,7 +479,144 @@ func (s *Store) insertOnce(ctx context.Context, rows []eventRow) (res []store.Ev
 	if err != nil || conflict {
 		return nil, conflict, err
 	}
+	// Committed: the deliveries stored are the caller's.
+	for _, i := range newIdx {
+		for _, d := range rows[i].deliveries(res[i].Stale) {
+			d.EventSeq = res[i].Seq
+			if d.EventID == "" {
+				d.EventID = rows[i].e.ID
+			}
+		}
+	}
 	return res, false, nil
+}
+
+// insertArgs are the arguments of insertEventsQuery for the new rows
+// (rows[i] for i in newIdx, in the order of the batch), stale[i] telling
+// whether rows[i] is stale and keys[i] the dedupe key it keeps. now is the
+// time of the insert, that of the deliveries' zero times.
+//
+// The rows go in ordered by dedupe key (their positions n keep the order
+// of the batch): two batches taking some of the same keys take them in the
+// same order, the first one's transaction holding the second at the first
+// key they share, rather than each holding one the other waits for.
+func insertArgs(rows []eventRow, newIdx []int, stale []bool, keys []*string, now time.Time) []any {
+	n := len(newIdx)
+	order := make([]int, n) // order[k]: the position in newIdx of the k-th row inserted
+	for j := range order {
+		order[j] = j
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		ra, rb := newIdx[order[a]], newIdx[order[b]]
+		ka, kb := keys[ra], keys[rb]
+		if ka == nil || kb == nil {
+			return ka == nil && kb != nil
+		}
+		if sa, sb := rows[ra].e.Source, rows[rb].e.Source; sa != sb {
+			return sa < sb
+		}
+		return *ka < *kb
+	})
+	var (
+		ns                 = make([]int64, n)
+		ids, srcs          = make([]string, n), make([]string, n)
+		extIDs, dkeys      = make([]*string, n), make([]*string, n)
+		types, ekeys       = make([]*string, n), make([]*string, n)
+		ctypes             = make([]*string, n)
+		occurred, received = make([]*int64, n), make([]int64, n)
+		stales             = make([]bool, n)
+		headers, bodies    = make([]string, n), make([][]byte, n)
+		d                  newDeliveries
+	)
+	for k, j := range order {
+		i := newIdx[j]
+		r := &rows[i]
+		ns[k] = int64(j + 1)
+		ids[k], srcs[k], extIDs[k], dkeys[k] = r.e.ID, r.e.Source, r.extID, keys[i]
+		types[k], ekeys[k], ctypes[k] = r.typ, r.key, r.ctype
+		occurred[k], received[k], stales[k] = r.occurred, r.received, stale[i]
+		headers[k], bodies[k] = r.headers, r.body
+		for _, dl := range r.deliveries(stale[i]) {
+			d.add(r.e.ID, dl, now)
+		}
+	}
+	return append([]any{ns, ids, srcs, extIDs, dkeys, types, ekeys, occurred, received, stales, ctypes, headers, bodies},
+		d.ids, d.eventIDs, d.eventKeys, d.destinations, d.subs, d.statuses,
+		d.attempts, d.roundAttempts, d.first, d.next, d.lease,
+		d.lastAt, d.lastCodes, d.lastErrs, d.lastDurs, d.excerpts,
+		d.reasons, d.generations, d.created, d.updated)
+}
+
+// newDeliveries are the delivery columns of insertEventsQuery, one entry
+// per delivery.
+type newDeliveries struct {
+	ids, eventIDs, destinations, statuses []string
+	eventKeys, subs, lastErrs, reasons    []*string
+	attempts, roundAttempts, generations  []int32
+	lastCodes                             []*int32
+	first, next, lease, lastAt, lastDurs  []*int64
+	created, updated                      []int64
+	excerpts                              [][]byte
+}
+
+// add appends d, a delivery of event eventID, stored as given but for its
+// identity and zero times (as DeliveryWriteMany stores a new row).
+func (n *newDeliveries) add(eventID string, d *store.Delivery, now time.Time) {
+	id := d.ID
+	if id == "" {
+		id = store.DeliveryID(eventID, d.Destination)
+	}
+	next := microPtr(d.NextAttemptAt)
+	if next == nil && (d.Status == store.StatusPending || d.Status == store.StatusRetrying) {
+		next = microPtr(now)
+	}
+	var code *int32
+	if d.LastStatusCode != 0 {
+		c := int32(d.LastStatusCode)
+		code = &c
+	}
+	var dur *int64
+	if d.LastDuration != 0 {
+		us := d.LastDuration.Microseconds()
+		dur = &us
+	}
+	var excerpt []byte
+	if len(d.LastExcerpt) > 0 {
+		excerpt = d.LastExcerpt
+	}
+	var sub *string
+	if d.SubscriptionID != "" {
+		sub = &d.SubscriptionID
+	}
+	n.ids = append(n.ids, id)
+	n.eventIDs = append(n.eventIDs, eventID)
+	n.eventKeys = append(n.eventKeys, textPtr(d.EventKey))
+	n.destinations = append(n.destinations, d.Destination)
+	n.subs = append(n.subs, sub)
+	n.statuses = append(n.statuses, d.Status)
+	n.attempts = append(n.attempts, int32(d.Attempts))
+	n.roundAttempts = append(n.roundAttempts, int32(d.RoundAttempts))
+	n.first = append(n.first, microPtr(d.FirstAttemptAt))
+	n.next = append(n.next, next)
+	n.lease = append(n.lease, microPtr(d.LeaseUntil))
+	n.lastAt = append(n.lastAt, microPtr(d.LastAttemptAt))
+	n.lastCodes = append(n.lastCodes, code)
+	n.lastErrs = append(n.lastErrs, textPtr(d.LastError))
+	n.lastDurs = append(n.lastDurs, dur)
+	n.excerpts = append(n.excerpts, excerpt)
+	n.reasons = append(n.reasons, textPtr(d.Reason))
+	n.generations = append(n.generations, int32(d.Generation))
+	n.created = append(n.created, orNow(d.CreatedAt, now))
+	n.updated = append(n.updated, orNow(d.UpdatedAt, now))
+}
+
+// microPtr is t as stored, nil for the zero time.
+func microPtr(t time.Time) *int64 {
+	if t.IsZero() {
+		return nil
+	}
+	us := t.UnixMicro()
+	return &us
 }
 
 const eventCols = `seq, id, source, external_id, type, key, occurred_at, received_at, stale, content_type`
@@ -359,7 +635,21 @@ func (s *Store) EventGet(ctx context.Context, id string) (*hookd.Event, error) {
 	return e, nil
 }
 
-// EventList lists events in log order (or its reverse).
+// heldBackWait bounds how long an ascending listing waits for the
+// transactions that hold back events already committed (see Event order).
+// Tests lower it; nothing else changes it.
+var heldBackWait = 5 * time.Second
+
+// listHeldBack, when set (tests only), runs when an ascending listing is
+// held back, before it waits.
+var listHeldBack func()
+
+// EventList lists events in log order (or its reverse). An ascending
+// listing (the FIFO stream, replays, recovery) ends at the horizon: it
+// holds only events whose place in the log is final (see Event order).
+// When the horizon holds back events already committed, it waits for the
+// transactions that hold them back, up to heldBackWait, and then answers
+// with the events below the horizon of its last read.
 func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*hookd.Event, string, error) {
 	after, err := store.DecodeCursor(p.After)
 	if err != nil {
@@ -387,6 +677,10 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*hoo
 	if p.WithBody {
 		cols += ", headers, body"
 	}
+	if !desc {
+		// Once per statement, in its snapshot.
+		cols += ", (SELECT " + horizonSQL + ")"
+	}
 	q := "SELECT " + cols + " FROM events"
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
@@ -397,46 +691,100 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*hoo
 		q += " ORDER BY seq ASC"
 	}
 	q += " LIMIT " + a.add(limit+1)
-	var (
-		out  []*hookd.Event
-		more bool
-	)
-	err = s.with(ctx, func(c *pgx.Conn) error {
-		out, more = nil, false
+	pg, err := s.listPage(ctx, q, a, p, limit, !desc)
+	if err != nil {
+		return nil, "", fmt.Errorf("list events: %w", mapErr(err))
+	}
+	if pg.heldBack != 0 {
+		// Every event this read saw is committed: the transactions that
+		// hold them back (ids below theirs, still running) only end, and
+		// none can join them. Read again until the horizon passes them.
+		if listHeldBack != nil {
+			listHeldBack()
+		}
+		target := pg.heldBack
+		deadline := time.Now().Add(heldBackWait)
+		for wait := time.Millisecond; pg.heldBack != 0 && pg.horizon <= target; wait = min(2*wait, 50*time.Millisecond) {
+			left := time.Until(deadline)
+			if left <= 0 {
+				break
+			}
+			t := time.NewTimer(min(wait, left))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, "", fmt.Errorf("list events: %w", ctx.Err())
+			case <-t.C:
+			}
+			if pg, err = s.listPage(ctx, q, a, p, limit, true); err != nil {
+				return nil, "", fmt.Errorf("list events: %w", mapErr(err))
+			}
+		}
+	}
+	next := ""
+	if pg.more {
+		next = store.EncodeCursor(pg.out[len(pg.out)-1].Seq)
+	}
+	return pg.out, next, nil
+}
+
+// eventPage is one read of EventList.
+type eventPage struct {
+	out  []*hookd.Event
+	more bool // a row beyond the page is below the horizon
+	// horizon is the horizon of an ascending read; heldBack the highest
+	// seq it read at or above it (0: none), when it was read before the
+	// page ended.
+	horizon, heldBack int64
+}
+
+// listPage runs q, EventList's query (with the horizon as its last column
+// when asc), and builds the page.
+func (s *Store) listPage(ctx context.Context, q string, a args, p *store.EventListParams, limit int, asc bool) (eventPage, error) {
+	var pg eventPage
+	err := s.with(ctx, func(c *pgx.Conn) error {
+		pg = eventPage{}
 		rows, err := c.Query(ctx, q, a...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
+		scan := rows.Scan
+		if asc {
+			scan = func(dst ...any) error { return rows.Scan(append(dst, &pg.horizon)...) }
+		}
 		var bodyBytes int64
 		for rows.Next() {
-			if len(out) == limit {
+			if len(pg.out) == limit && !asc {
 				// A row beyond the page: there is more, and it is not read.
-				more = true
+				pg.more = true
 				break
 			}
-			e, err := scanEvent(rows.Scan, p.WithBody)
+			e, err := scanEvent(scan, p.WithBody)
 			if err != nil {
 				return err
 			}
-			if p.MaxBodyBytes > 0 && len(out) > 0 && bodyBytes+int64(len(e.Body)) > p.MaxBodyBytes {
-				// Its body would take the page past the budget: it begins the next.
-				more = true
+			if asc && e.Seq >= pg.horizon {
+				// Not final: held back, and so is every row after it.
+				pg.heldBack = e.Seq
+				continue
+			}
+			if len(pg.out) == limit {
+				// Below the horizon and beyond the page.
+				pg.more = true
 				break
 			}
-			out = append(out, e)
+			if p.MaxBodyBytes > 0 && len(pg.out) > 0 && bodyBytes+int64(len(e.Body)) > p.MaxBodyBytes {
+				// Its body would take the page past the budget: it begins the next.
+				pg.more = true
+				break
+			}
+			pg.out = append(pg.out, e)
 			bodyBytes += int64(len(e.Body))
 		}
 		return rows.Err()
 	})
-	if err != nil {
-		return nil, "", fmt.Errorf("list events: %w", mapErr(err))
-	}
-	next := ""
-	if more {
-		next = store.EncodeCursor(out[len(out)-1].Seq)
-	}
-	return out, next, nil
+	return pg, err
 }
 
 // eventFilters appends the conditions of p's filters (source, type,
@@ -587,4 +935,70 @@ func (s *Store) EventCount(ctx context.Context, p *store.EventListParams) (int64
 		return 0, fmt.Errorf("count events: %w", mapErr(err))
 	}
 	return n, nil
+}
+
+// checkEventSeqs makes sure that the events inserted from now on number
+// after every stored one; it belongs at Open, after the migrations. It
+// finds nothing to do unless the log was restored into another cluster,
+// whose transaction ids are below those its seqs were numbered from: then
+// it raises the seq base (the settings row seqBaseSetting) so that the
+// seqs of the next transaction are above the highest stored, and stream
+// cursors handed out before stay valid. For that it takes the events table
+// in SHARE mode, which waits for the inserts under way and holds new ones
+// back until it commits: every insert that commits later numbers with the
+// new base (an insert reads the base in its statement, after taking its
+// lock on the table). It also refuses a cluster whose transaction ids
+// come close to the end of the seqs' room.
+func (s *Store) checkEventSeqs(ctx context.Context) error {
+	var maxSeq, xid, base int64
+	// xmax: the id the next transaction gets, at least.
+	err := s.with(ctx, func(c *pgx.Conn) error {
+		return c.QueryRow(ctx, `SELECT coalesce(max(seq), 0), pg_snapshot_xmax(pg_current_snapshot())::text::bigint, `+
+			seqBaseSQL+` FROM events`).Scan(&maxSeq, &xid, &base)
+	})
+	if err != nil {
+		return fmt.Errorf("check event seqs: %w", mapErr(err))
+	}
+	if err := seqRoom(xid, base); err != nil {
+		return err
+	}
+	if maxSeq < xid<<seqShift+base {
+		return nil
+	}
+	raised := int64(0)
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `LOCK TABLE events IN SHARE MODE`); err != nil {
+			return err
+		}
+		// This transaction's id: every later one is above it.
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0), pg_current_xact_id()::text::bigint, `+
+			seqBaseSQL+` FROM events`).Scan(&maxSeq, &xid, &base); err != nil {
+			return err
+		}
+		if maxSeq < xid<<seqShift+base {
+			return nil // another process raised it meanwhile
+		}
+		raised = ((maxSeq >> seqShift) + 1 - xid) << seqShift
+		_, err := tx.Exec(ctx, `INSERT INTO settings (name, value) VALUES ($1, $2)
+			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, seqBaseSetting, strconv.FormatInt(raised, 10))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("check event seqs: %w", mapErr(err))
+	}
+	if raised == 0 {
+		return nil
+	}
+	s.log.Warn("stored event seqs are above what this cluster's transaction ids give (a log restored from another cluster?): new events number after them",
+		"highest_stored_seq", maxSeq, "transaction_id", xid, "seq_base", raised)
+	return seqRoom(xid, raised)
+}
+
+// seqRoom refuses transaction ids that come within 2^32 (one wraparound
+// epoch of PostgreSQL) of numbering seqs past 2^63.
+func seqRoom(xid, base int64) error {
+	if limit := (math.MaxInt64-base-1<<seqShift)>>seqShift - 1<<32; xid > limit {
+		return fmt.Errorf("postgres: this cluster's transaction ids (%d) are within 2^32 of %d, beyond which event seqs would overflow: hookd refuses to store events on this cluster", xid, limit+1<<32)
+	}
+	return nil
 }
