@@ -125,11 +125,6 @@ const insertEventsQuery = `WITH ins AS (
 		ON CONFLICT (id) DO NOTHING)
 	SELECT id, seq FROM ins`
 
-// insertEventsSQL is insertEventsQuery. Its argument, the name of the
-// events' identity sequence, no longer plays a part: seqs come from
-// transaction ids.
-func insertEventsSQL(string) string { return insertEventsQuery }
-
 // eventRow is one insert, encoded for the database.
 type eventRow struct {
 	e        *hookd.Event

@@ -13,10 +13,12 @@
 // duplicates within the batch, stale marking), and the new events go in
 // with one INSERT … ON CONFLICT DO NOTHING on the dedupe index, so that an
 // event inserted meanwhile by another process is never stored twice (the
-// batch is then retried against it). Inserts into one schema take a
-// transaction-level advisory lock, so that seq, assigned under it, is the
-// order of commits even with several writers: a stream cursor never passes
-// over an event that commits later with a lower seq.
+// batch is then retried against it). Inserts take no lock: several
+// processes commit at once. An event's seq comes from its transaction's
+// id, and oldest-first listings end at the horizon below which no
+// transaction is still running (events.go), so that a stream cursor never
+// passes over an event that commits later with a lower seq. Deliveries
+// routed before the commit are stored in the same transaction.
 //
 // Schema. Options.Schema, when set, is the search_path of every connection;
 // Open creates the schema when it is missing. Migrations (migrations/*.sql,
@@ -30,12 +32,12 @@
 // delivery, and a delivery whose lease has ended can be claimed by any of
 // them. Every outcome is fenced by the attempt count and the generation.
 //
-// Several replicas. The store is ready for concurrent claimers; what it
-// does not do is the engine's part, still single-node: DeliveryReleaseAll
-// (called at start) releases every lease, other processes' too; ordered
-// destinations load their queue without claiming it and need one owner;
-// the fan-out watermark and retention (Prune) need one leader; and new work
-// is not announced to other processes (no LISTEN/NOTIFY).
+// Several replicas. Every hookd serve on a schema is a replica
+// (store.Cluster, cluster.go): a heartbeat row per replica, claims held by
+// a replica with a lease on the database's clock and an epoch that fences
+// late outcomes, named leases (the maintenance leader, the owner of each
+// ordered destination), stored replay jobs, and NOTIFY on a channel of the
+// schema (notify.go) for definitions and work (docs/DEPLOYMENT.md).
 //
 // Text. PostgreSQL text cannot hold NUL or invalid UTF-8, which a provider's
 // id, type or key read from a query string or header may carry. Rather than
@@ -76,15 +78,9 @@ var migrations embed.FS
 
 var _ store.Store = (*Store)(nil)
 
-// First keys of the driver's advisory locks; the second is the schema's.
-const (
-	lockMigrate int32 = 0x686b6d67 // "hkmg"
-	lockEvents  int32 = 0x686b6576 // "hkev"
-	lockServe   int32 = 0x686b7376 // "hksv"
-)
-
-// lockServeWait is how long LockServing waits for another process's lock.
-const lockServeWait = 5 * time.Second
+// lockMigrate is the first key of the driver's migration lock; the second
+// is the schema's.
+const lockMigrate int32 = 0x686b6d67 // "hkmg"
 
 // Options tunes the driver; zero values take the defaults.
 type Options struct {
@@ -105,55 +101,12 @@ type Store struct {
 	pool *pgxpool.Pool
 	// lockKey is the second key of the advisory locks: the schema's.
 	lockKey int32
-	// insertEvents is the bulk insert, naming the events' sequence.
-	insertEvents string
 	// resolved, when set (tests only), runs in EventInsertMany between
 	// reading the stored state and inserting: another writer's moment.
 	resolved func()
 
 	closeOnce sync.Once
 	closed    atomic.Bool
-
-	// serving holds the session lock of LockServing until Close.
-	serving *pgx.Conn
-}
-
-// LockServing makes this process the only hookd serving the schema: it
-// takes a session-level advisory lock on a connection of its own, held
-// until Close (or until that connection is lost). It fails when another
-// process holds it. The delivery engine keeps state in memory that
-// several replicas would have to share (docs/DELIVERY.md), so hookd serve
-// runs one process per schema for now.
-func (s *Store) LockServing(ctx context.Context) error {
-	pc, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("postgres: %w", mapErr(err))
-	}
-	c := pc.Hijack() // out of the pool: the lock lives as long as this session
-	// A process that just stopped, or was killed, may still hold it for a
-	// moment: the server ends its session once it sees the connection go.
-	var got bool
-	for deadline := time.Now().Add(lockServeWait); ; {
-		if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, lockServe, s.lockKey).Scan(&got); err != nil {
-			c.Close(context.Background())
-			return fmt.Errorf("postgres: take the serving lock: %w", mapErr(err))
-		}
-		if got || time.Now().After(deadline) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			c.Close(context.Background())
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	if !got {
-		c.Close(context.Background())
-		return errors.New("another hookd serve is already using this PostgreSQL schema; this build runs one process per schema (several replicas need the engine's replica support, not built yet)")
-	}
-	s.serving = c
-	return nil
 }
 
 // Open connects to the database at dsn (a postgres:// URL or key=value
@@ -214,16 +167,15 @@ func (s *Store) init(ctx context.Context, schema string) error {
 	if err := s.migrate(ctx, schema); err != nil {
 		return err
 	}
-	var current, seqName string
+	var current string
 	err = s.with(ctx, func(c *pgx.Conn) error {
-		return c.QueryRow(ctx, `SELECT current_schema(), pg_get_serial_sequence('events', 'seq')`).Scan(&current, &seqName)
+		return c.QueryRow(ctx, `SELECT current_schema()`).Scan(&current)
 	})
 	if err != nil {
 		return fmt.Errorf("read schema: %w", mapErr(err))
 	}
 	s.lockKey = schemaKey(current)
-	s.insertEvents = insertEventsSQL(seqName)
-	return nil
+	return s.checkEventSeqs(ctx)
 }
 
 // schemaKey is the second key of the advisory locks of a schema.
@@ -393,14 +345,6 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
-		if s.serving != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			// Released at once, so that a successor does not wait for the
-			// server to notice the session's end.
-			s.serving.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, lockServe, s.lockKey)
-			s.serving.Close(ctx)
-			cancel()
-		}
 		s.pool.Close()
 	})
 	return nil

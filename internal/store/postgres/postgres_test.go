@@ -369,7 +369,7 @@ func TestConcurrentInsertsTwoReplicas(t *testing.T) {
 	}
 }
 
-// A writer that does not take the insert lock (another version of hookd,
+// A writer that is not this driver (another version of hookd,
 // an operator's INSERT) stores a provider id between the batch's read and
 // its insert: ON CONFLICT keeps the id stored once, and the batch, retried,
 // answers duplicate of that event.

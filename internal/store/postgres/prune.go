@@ -29,7 +29,7 @@ func (s *Store) Prune(ctx context.Context, p store.PruneParams) (store.PruneResu
 	var out store.PruneResult
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		r := res
-		rows, err := tx.Query(ctx, `SELECT seq, id, received_at FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`, p.After, p.Limit)
+		rows, err := tx.Query(ctx, `SELECT seq, id, received_at FROM events WHERE seq > $1 AND seq < `+horizonSQL+` ORDER BY seq LIMIT $2`, p.After, p.Limit)
 		if err != nil {
 			return err
 		}
