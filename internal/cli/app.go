@@ -167,9 +167,11 @@ func (a *App) Open(ctx context.Context) (err error) {
 		cl       store.Cluster
 		onChange func()
 		announce func(string)
+		lease    time.Duration // 0: the engine's default, for one process
 	)
 	if pg != nil {
 		cl, onChange, announce = pg, a.defsChanged(pg), a.announceWork(pg)
+		lease = a.cfg.Cluster.Lease.D()
 	}
 	a.engine = engine.New(engine.Options{
 		Store: a.st, Log: a.log, Clock: a.clock, Egress: guard, Keyring: keys, NewKeyring: newKeys,
@@ -180,7 +182,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		IdleAfter:  a.idleAfter,
 		MaxSources: a.cfg.Limits.MaxSources, MaxDestinations: a.cfg.Limits.MaxDestinations, MaxSubscriptions: a.cfg.Limits.MaxSubscriptions,
 		MaxJSONDepth: a.cfg.Server.MaxJSONDepth,
-		Cluster:      cl, Lease: a.cfg.Cluster.Lease.D(), Announce: announce,
+		Cluster:      cl, Lease: lease, Announce: announce,
 		OnChange: onChange,
 	})
 	if err := a.engine.Open(ctx, a.cfg.Destinations, a.cfg.Subscriptions); err != nil {
