@@ -138,6 +138,9 @@ type Store struct {
 	ckptDone   chan struct{}
 	closeOnce  sync.Once
 	closeError error
+	// dirLock keeps other processes out of the data directory until
+	// Close.
+	dirLock *dirLock
 }
 
 // Options tunes the driver; zero values take the defaults.
@@ -176,7 +179,10 @@ type Options struct {
 }
 
 // Open opens (creating if needed) the database in dir, applies migrations
-// and asserts the durability settings.
+// and asserts the durability settings. The store has dir to itself until
+// Close: while another process (or another Store of this one) has it
+// open, Open fails within about a second and a half with an error that
+// names that process's pid.
 func Open(ctx context.Context, dir string, log *slog.Logger, opt Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
@@ -185,6 +191,18 @@ func Open(ctx context.Context, dir string, log *slog.Logger, opt Options) (*Stor
 	if err := fsutil.Writable(dir); err != nil {
 		return nil, fmt.Errorf("data directory %s is not writable: %w", dir, err)
 	}
+	// One process per data directory: the lock is taken before the
+	// database or the log is touched, and kept until Close.
+	dl, lerr := lockDir(dir)
+	if lerr != nil {
+		return nil, lerr
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			dl.release()
+		}
+	}()
 	path := filepath.Join(dir, FileName)
 	if opt.CheckpointInterval <= 0 {
 		opt.CheckpointInterval = 100 * time.Millisecond
@@ -308,6 +326,7 @@ func Open(ctx context.Context, dir string, log *slog.Logger, opt Options) (*Stor
 	s.appendMu.Lock()
 	s.startFilterBuild()
 	s.appendMu.Unlock()
+	s.dirLock, opened = dl, true
 	return s, nil
 }
 
@@ -580,6 +599,8 @@ func (s *Store) Close() error {
 			s.dbWAL.Close()
 		}
 		s.dbSyncMu.Unlock()
+		// Last: the next process may open the directory from now on.
+		s.dirLock.release()
 	})
 	return s.closeError
 }
