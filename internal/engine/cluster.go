@@ -119,9 +119,9 @@ func (c *cluster) isLeader() bool {
 
 // beat records the heartbeat once; lapsed is true when the previous one
 // had run out (this replica was given up for dead meanwhile).
-func (c *cluster) beat(ctx context.Context) (lapsed, changed bool, err error) {
+func (c *cluster) beat(ctx context.Context, held []string) (lapsed, changed bool, err error) {
 	start := time.Now()
-	live, err := c.st.ReplicaBeat(ctx, c.id, c.ttl)
+	live, err := c.st.ReplicaBeat(ctx, c.id, c.ttl, held)
 	if err != nil {
 		return false, false, err
 	}
@@ -138,7 +138,7 @@ func (c *cluster) beat(ctx context.Context) (lapsed, changed bool, err error) {
 // before it claims anything) and starts the heartbeat loop.
 func (e *Engine) startCluster(ctx context.Context) error {
 	c := e.cl
-	if _, _, err := c.beat(ctx); err != nil {
+	if _, _, err := c.beat(ctx, nil); err != nil {
 		return err
 	}
 	e.log.Info("joined the cluster", "replica", c.id, "live_replicas", len(c.live), "lease", c.ttl)
@@ -164,7 +164,7 @@ func (e *Engine) clusterLoop() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), every)
-		lapsed, changed, err := c.beat(ctx)
+		lapsed, changed, err := c.beat(ctx, e.heldClaims())
 		if err != nil {
 			cancel()
 			if !failing {
@@ -259,6 +259,46 @@ func (e *Engine) leaderStart() {
 	}
 }
 
+// heldClaims returns the ids of the deliveries this replica holds claims
+// on (claimed, queued or in flight): the heartbeat renews those, and only
+// those, so that a claim dropped from memory by any path ends with its
+// lease rather than being renewed forever.
+func (e *Engine) heldClaims() []string {
+	e.mu.Lock()
+	ds := make([]*dispatcher, 0, len(e.dests))
+	for _, de := range e.dests {
+		if !de.d.ordered() {
+			ds = append(ds, de.d)
+		}
+	}
+	e.mu.Unlock()
+	var ids []string
+	for _, d := range ds {
+		d.mu.Lock()
+		for id := range d.held {
+			ids = append(ids, id)
+		}
+		d.mu.Unlock()
+	}
+	return ids
+}
+
+// release hands claims this replica will not attempt back to the store
+// (in the background: a failure only means the others wait for the lease
+// to end).
+func (e *Engine) release(claims map[string]int64) {
+	if e.cl == nil || len(claims) == 0 {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.cl.st.DeliveryRelease(ctx, e.cl.id, claims, e.clock.Now()); err != nil {
+			e.log.Warn("hand claims back; the others take them when their lease ends", "count", len(claims), "err", err)
+		}
+	}()
+}
+
 // forgetClaims drops every claim held in memory and not in flight: after
 // a lapse, another replica may hold them now. Attempts in flight finish;
 // their outcomes are fenced.
@@ -339,10 +379,15 @@ func (d *dispatcher) resetOwned() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	keep := func(it *item) bool { return it.lane != nil && it.lane.busy && it.lane.q[0] == it }
+	released := map[string]int64{}
 	for _, it := range d.ready {
 		delete(d.held, it.d.ID)
 		d.inMemBytes -= it.size
+		if it.d.LeaseEpoch > 0 && it.d.Status == store.StatusDelivering {
+			released[it.d.ID] = it.d.LeaseEpoch
+		}
 	}
+	d.e.release(released)
 	d.ready = nil
 	for k, l := range d.lanes {
 		var rest []*item

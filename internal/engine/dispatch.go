@@ -780,6 +780,9 @@ func (d *dispatcher) onSkipped(id string) {
 // replica's claim on it may have lapsed: the store has it, and whoever
 // holds the claim attempts it.
 func (d *dispatcher) drop(it *item) {
+	if it.d.LeaseEpoch > 0 && it.d.Status == store.StatusDelivering {
+		d.e.release(map[string]int64{it.d.ID: it.d.LeaseEpoch})
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.flying--
@@ -1078,6 +1081,20 @@ func (d *dispatcher) shutdown(ctx context.Context, spill bool) {
 		<-waited
 	}
 	d.cancel()
+	if d.e.cl != nil && spill {
+		// The claims it holds and will not attempt go back at once (the
+		// destination is replaced or removed; a process that stops hands
+		// back all of its claims as it leaves the cluster).
+		d.mu.Lock()
+		released := map[string]int64{}
+		for _, it := range d.ready {
+			if it.d.LeaseEpoch > 0 && it.d.Status == store.StatusDelivering {
+				released[it.d.ID] = it.d.LeaseEpoch
+			}
+		}
+		d.mu.Unlock()
+		d.e.release(released)
+	}
 	if spill {
 		d.mu.Lock()
 		var fresh []*item

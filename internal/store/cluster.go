@@ -12,11 +12,17 @@ import (
 // the database's clock, so that replicas' clocks need not agree.
 type Cluster interface {
 	// ReplicaBeat records that replica id is alive for ttl more (creating
-	// its row the first time) and renews, to the same instant, the claims
-	// it holds on deliveries being attempted (status delivering, owner
-	// id) whose lease has not ended. It returns the live replicas' ids,
-	// sorted. Rows of replicas dead for long are removed.
-	ReplicaBeat(ctx context.Context, id string, ttl time.Duration) (live []string, err error)
+	// its row the first time) and renews, to the same instant, its claims
+	// on the deliveries held (status delivering, owner id, lease not
+	// ended, id among held): a claim the replica no longer holds in
+	// memory is left to end. It returns the live replicas' ids, sorted.
+	// Rows of replicas dead for long are removed.
+	ReplicaBeat(ctx context.Context, id string, ttl time.Duration, held []string) (live []string, err error)
+	// DeliveryRelease hands claims back (retrying, due at now, no owner):
+	// each delivery of claims (id → lease epoch) that owner still holds
+	// with that epoch. A replica releases what it claimed and will not
+	// attempt, so that the others need not wait for the lease to end.
+	DeliveryRelease(ctx context.Context, owner string, claims map[string]int64, now time.Time) error
 	// ReplicaLeave ends replica id: its row, its named leases, and its
 	// claims on deliveries (returned to retrying, due now, for the others).
 	ReplicaLeave(ctx context.Context, id string, now time.Time) error

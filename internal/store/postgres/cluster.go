@@ -25,7 +25,7 @@ const dbNow = `(extract(epoch from clock_timestamp()) * 1000000)::bigint`
 const replicaForget = time.Hour
 
 // ReplicaBeat renews replica id and the claims it holds.
-func (s *Store) ReplicaBeat(ctx context.Context, id string, ttl time.Duration) ([]string, error) {
+func (s *Store) ReplicaBeat(ctx context.Context, id string, ttl time.Duration, held []string) ([]string, error) {
 	host, _ := os.Hostname()
 	var live []string
 	b := &pgx.Batch{}
@@ -33,8 +33,11 @@ func (s *Store) ReplicaBeat(ctx context.Context, id string, ttl time.Duration) (
 		VALUES ($1, $2, `+dbNow+`, `+dbNow+`, `+dbNow+` + $3)
 		ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at, alive_until = excluded.alive_until`,
 		id, nullText(host), ttl.Microseconds())
-	b.Queue(`UPDATE deliveries SET lease_until = `+dbNow+` + $2
-		WHERE status = 'delivering' AND owner = $1 AND lease_until >= `+dbNow, id, ttl.Microseconds())
+	if len(held) > 0 {
+		b.Queue(`UPDATE deliveries SET lease_until = `+dbNow+` + $2
+			WHERE id = ANY($3::text[]) AND status = 'delivering' AND owner = $1 AND lease_until >= `+dbNow,
+			id, ttl.Microseconds(), held)
+	}
 	b.Queue(`DELETE FROM replicas WHERE alive_until < `+dbNow+` - $1`, replicaForget.Microseconds())
 	b.Queue(`SELECT id FROM replicas WHERE alive_until >= ` + dbNow + ` ORDER BY id`).Query(func(rows pgx.Rows) error {
 		var r string
@@ -61,6 +64,31 @@ func (s *Store) ReplicaLeave(ctx context.Context, id string, now time.Time) erro
 	b.Queue(`DELETE FROM replicas WHERE id = $1`, id)
 	if err := s.sendBatch(ctx, b); err != nil {
 		return fmt.Errorf("replica leave: %w", mapErr(err))
+	}
+	return nil
+}
+
+// DeliveryRelease hands claims back, due now.
+func (s *Store) DeliveryRelease(ctx context.Context, owner string, claims map[string]int64, now time.Time) error {
+	if len(claims) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(claims))
+	epochs := make([]int64, 0, len(claims))
+	for id, ep := range claims {
+		ids = append(ids, id)
+		epochs = append(epochs, ep)
+	}
+	err := s.with(ctx, func(c *pgx.Conn) error {
+		_, err := c.Exec(ctx, `UPDATE deliveries d SET status = 'retrying', next_attempt_at = $2, lease_until = NULL,
+				owner = NULL, updated_at = $2
+			FROM unnest($3::text[], $4::bigint[]) AS r(id, epoch)
+			WHERE d.id = r.id AND d.lease_epoch = r.epoch AND d.owner = $1 AND d.status = 'delivering'`,
+			owner, now.UnixMicro(), ids, epochs)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("release deliveries: %w", mapErr(err))
 	}
 	return nil
 }

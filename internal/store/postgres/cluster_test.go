@@ -108,41 +108,90 @@ func TestBeatRenewsClaimsAndLeaveReleasesThem(t *testing.T) {
 	now := time.Now()
 	seedDeliveries(t, a, "d", 3, now.Add(-time.Second))
 	const ttl = 400 * time.Millisecond
-	if live, err := a.ReplicaBeat(ctx, "rep_a", ttl); err != nil || !slices.Equal(live, []string{"rep_a"}) {
+	if live, err := a.ReplicaBeat(ctx, "rep_a", ttl, nil); err != nil || !slices.Equal(live, []string{"rep_a"}) {
 		t.Fatalf("beat: %v, %v; want [rep_a]", live, err)
 	}
-	if live, err := b.ReplicaBeat(ctx, "rep_b", ttl); err != nil || !slices.Equal(live, []string{"rep_a", "rep_b"}) {
+	if live, err := b.ReplicaBeat(ctx, "rep_b", ttl, nil); err != nil || !slices.Equal(live, []string{"rep_a", "rep_b"}) {
 		t.Fatalf("beat: %v, %v; want [rep_a rep_b]", live, err)
 	}
-	if got, err := a.DeliveryClaim(ctx, "rep_a", "d", now, ttl, 10); err != nil || len(got) != 3 {
-		t.Fatalf("claim: %d, %v", len(got), err)
+	claimed, err := a.DeliveryClaim(ctx, "rep_a", "d", now, ttl, 10)
+	if err != nil || len(claimed) != 3 {
+		t.Fatalf("claim: %d, %v", len(claimed), err)
 	}
-	// A beats for 3 lease times: B can take nothing over meanwhile.
+	// A beats for 3 lease times, holding two of its three claims: B can
+	// take only the third over meanwhile (a claim A no longer holds in
+	// memory is not renewed).
+	held := []string{claimed[0].ID, claimed[1].ID}
+	var taken []string
 	for end := time.Now().Add(3 * ttl); time.Now().Before(end); {
-		if _, err := a.ReplicaBeat(ctx, "rep_a", ttl); err != nil {
+		if _, err := a.ReplicaBeat(ctx, "rep_a", ttl, held); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := b.DeliveryClaim(ctx, "rep_b", "d", time.Now(), ttl, 10); err != nil || len(got) != 0 {
-			t.Fatalf("B claimed %d (%v) while A kept beating; want none", len(got), err)
+		got, err := b.DeliveryClaim(ctx, "rep_b", "d", time.Now(), time.Hour, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range got {
+			taken = append(taken, d.ID)
 		}
 		time.Sleep(ttl / 4)
 	}
+	if !slices.Equal(taken, []string{claimed[2].ID}) {
+		t.Fatalf("B took over %v while A kept beating for %v; want only the claim A did not hold, %s", taken, held, claimed[2].ID)
+	}
 	// B no longer beats: after a lease it is not live.
 	time.Sleep(ttl + 50*time.Millisecond)
-	if live, err := a.ReplicaBeat(ctx, "rep_a", ttl); err != nil || !slices.Equal(live, []string{"rep_a"}) {
+	if live, err := a.ReplicaBeat(ctx, "rep_a", ttl, held); err != nil || !slices.Equal(live, []string{"rep_a"}) {
 		t.Fatalf("beat after B stopped: %v, %v; want [rep_a]", live, err)
 	}
 	if err := a.ReplicaLeave(ctx, "rep_a", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	got, err := b.DeliveryClaim(ctx, "rep_b", "d", time.Now().Add(time.Millisecond), ttl, 10)
-	if err != nil || len(got) != 3 {
-		t.Fatalf("B's claim after A left: %d, %v; want all 3 at once", len(got), err)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("B's claim after A left: %d, %v; want A's 2 at once", len(got), err)
 	}
 	for _, d := range got {
 		if d.LeaseEpoch != 2 {
 			t.Errorf("%s: epoch %d, want 2", d.ID, d.LeaseEpoch)
 		}
+	}
+}
+
+// DeliveryRelease hands back only the claims the releaser still holds
+// with the epoch it names.
+func TestReleaseHandsBackOnlyOwnClaims(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	log := testLogger(t)
+	a, b := openTest(t, schema, log), openTest(t, schema, log)
+	ctx := t.Context()
+	now := time.Now()
+	seedDeliveries(t, a, "d", 2, now.Add(-time.Second))
+	got, err := a.DeliveryClaim(ctx, "rep_a", "d", now, time.Hour, 10)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("claim: %d, %v", len(got), err)
+	}
+	x, y := got[0], got[1]
+	// B names the claims too, A names y with a stale epoch: neither applies.
+	if err := b.DeliveryRelease(ctx, "rep_b", map[string]int64{x.ID: x.LeaseEpoch}, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.DeliveryRelease(ctx, "rep_a", map[string]int64{x.ID: x.LeaseEpoch, y.ID: y.LeaseEpoch + 1}, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		d      *store.Delivery
+		status string
+		owner  string
+	}{{x, store.StatusRetrying, ""}, {y, store.StatusDelivering, "rep_a"}} {
+		row, err := a.DeliveryGet(ctx, c.d.ID)
+		if err != nil || row.Status != c.status || row.Owner != c.owner {
+			t.Errorf("%s: %+v, %v; want %s owned by %q", c.d.ID, row, err, c.status, c.owner)
+		}
+	}
+	if got, err := b.DeliveryClaim(ctx, "rep_b", "d", time.Now(), time.Hour, 10); err != nil || len(got) != 1 || got[0].ID != x.ID {
+		t.Fatalf("B's claim after A released x: %v, %v; want x at once", got, err)
 	}
 }
 
