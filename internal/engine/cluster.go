@@ -250,6 +250,11 @@ func (e *Engine) leases(ctx context.Context) {
 func (e *Engine) leaderStart() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	if n, err := e.cl.st.DeliveryReleaseUnowned(ctx, e.clock.Now()); err != nil {
+		e.log.Warn("release deliveries claimed by an older version", "err", err)
+	} else if n > 0 {
+		e.log.Info("deliveries claimed by an older version are due again", "count", n)
+	}
 	upTo, err := e.cl.st.RoutedAfter(ctx)
 	if err == nil && upTo > 0 {
 		_, err = e.recoverRouting(ctx, upTo)

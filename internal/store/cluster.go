@@ -51,6 +51,10 @@ type Cluster interface {
 	// ReplayJobOrphans returns the records of running replays whose owner
 	// is not among live (it died before finishing them).
 	ReplayJobOrphans(ctx context.Context, live []string) (map[string][]byte, error)
+	// DeliveryReleaseUnowned returns deliveries left delivering with no
+	// owner (claimed by a version without replica support, which is gone)
+	// to retrying, due at now, and says how many.
+	DeliveryReleaseUnowned(ctx context.Context, now time.Time) (int, error)
 	// RoutedAfter returns the seq of the last event stored by a version
 	// without replica support (0: none): events after it were stored
 	// with their deliveries.

@@ -264,3 +264,19 @@ func (s *Store) ReplayJobOrphans(ctx context.Context, live []string) (map[string
 	}
 	return out, nil
 }
+
+// DeliveryReleaseUnowned releases the claims of a version without replica
+// support.
+func (s *Store) DeliveryReleaseUnowned(ctx context.Context, now time.Time) (int, error) {
+	var n int64
+	err := s.with(ctx, func(c *pgx.Conn) error {
+		ct, err := c.Exec(ctx, `UPDATE deliveries SET status = 'retrying', next_attempt_at = $1, lease_until = NULL, updated_at = $1
+			WHERE status = 'delivering' AND owner IS NULL`, now.UnixMicro())
+		n = ct.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("release unowned deliveries: %w", mapErr(err))
+	}
+	return int(n), nil
+}

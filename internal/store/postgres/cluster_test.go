@@ -1,9 +1,13 @@
 package postgres
 
 import (
+	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"hookd/internal/store"
 )
@@ -234,4 +238,34 @@ func TestLeaseOneHolderAndEpochs(t *testing.T) {
 	if held, ep := try(a, "rep_a"); !held || ep != 3 {
 		t.Fatalf("A after B released: %v %d, want held at epoch 3", held, ep)
 	}
+}
+
+// A schema that a hookd without replica support serves (it holds its
+// session lock) is refused with the reason; once it stops, Open works.
+func TestOpenRefusesASchemaServedByAnOlderVersion(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	log := testLogger(t)
+	openTest(t, schema, log).Close() // creates the schema
+	ctx := t.Context()
+	old, err := pgx.Connect(ctx, needPostgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close(context.Background())
+	if _, err := old.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, lockLegacyServe, schemaKey(schema)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := Open(ctx, needPostgres(t), log, Options{Schema: schema, MaxConns: testMaxConns})
+	if err == nil {
+		st.Close()
+		t.Fatal("Open beside an older hookd serving the schema: got nil, want it refused")
+	}
+	if !strings.Contains(err.Error(), "older version") {
+		t.Fatalf("Open beside an older hookd: %v, want the reason", err)
+	}
+	if _, err := old.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, lockLegacyServe, schemaKey(schema)); err != nil {
+		t.Fatal(err)
+	}
+	openTest(t, schema, log)
 }

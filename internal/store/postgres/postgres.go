@@ -82,6 +82,11 @@ var _ store.Store = (*Store)(nil)
 // is the schema's.
 const lockMigrate int32 = 0x686b6d67 // "hkmg"
 
+// lockLegacyServe is the first key of the session lock that a hookd
+// without replica support held on its schema while it served: a replica
+// refuses to start beside such a process.
+const lockLegacyServe int32 = 0x686b7376 // "hksv"
+
 // Options tunes the driver; zero values take the defaults.
 type Options struct {
 	// Schema, when set, is the schema every connection works in (its
@@ -175,7 +180,35 @@ func (s *Store) init(ctx context.Context, schema string) error {
 		return fmt.Errorf("read schema: %w", mapErr(err))
 	}
 	s.lockKey = schemaKey(current)
+	if err := s.checkLegacyServer(ctx); err != nil {
+		return err
+	}
 	return s.checkEventSeqs(ctx)
+}
+
+// checkLegacyServer refuses to open a schema that a hookd without replica
+// support is serving: it routes its events in memory and releases every
+// claim at its start, so it cannot share the schema with replicas. It
+// holds a session lock while it serves; this takes it for an instant.
+func (s *Store) checkLegacyServer(ctx context.Context) error {
+	var free bool
+	err := s.with(ctx, func(c *pgx.Conn) error {
+		if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, lockLegacyServe, s.lockKey).Scan(&free); err != nil {
+			return err
+		}
+		if free {
+			_, err := c.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, lockLegacyServe, s.lockKey)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("check for an older hookd on the schema: %w", mapErr(err))
+	}
+	if !free {
+		return errors.New("a hookd of an older version, without replica support, is serving this PostgreSQL schema; stop it before starting this one (docs/DEPLOYMENT.md, rolling upgrades)")
+	}
+	return nil
 }
 
 // schemaKey is the second key of the advisory locks of a schema.
