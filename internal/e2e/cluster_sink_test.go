@@ -27,9 +27,14 @@ import (
 // the start of the request until the sink answers; two attempts of one
 // delivery id open at once are an overlap, which a lease must prevent.
 //
-// It can flap: answer 500 to a fraction of the requests, or to every
-// request while it is down; and it can hold the requests of a destination
-// for a while before answering, so that attempts are in flight.
+// Per destination, it also keeps every request in the order it arrived
+// (for ordering and rate checks) and the most requests it had open at
+// once (for concurrency checks).
+//
+// It can flap: answer 500 to a fraction of the requests, to every request
+// while it is down, or to the next few requests of a destination; and it
+// can hold the requests of a destination for a while before answering, so
+// that attempts are in flight.
 type sink struct {
 	srv *httptest.Server
 
@@ -39,6 +44,13 @@ type sink struct {
 	failFrac float64
 	hold     map[string]time.Duration // by destination
 	rng      *rand.Rand
+	// By destination: every request in arrival order, the requests open
+	// now and the most open at once, and how many of the next requests
+	// are answered 500.
+	arrivals map[string][]sinkArrival
+	openDest map[string]int
+	maxOpen  map[string]int
+	failNext map[string]int
 
 	down     atomic.Bool
 	requests atomic.Int64
@@ -62,6 +74,14 @@ type sinkAttempt struct {
 	gone       bool // the sender went away before the answer
 }
 
+// sinkArrival is one request to a destination.
+type sinkArrival struct {
+	event   string // webhook-id
+	replica string // X-E2E-Replica, "" when not sent
+	at      time.Time
+	status  int // 0 while open
+}
+
 func (a sinkAttempt) String() string {
 	s := fmt.Sprintf("attempt %s from replica %q at %s", a.number, a.replica, a.start.Format("15:04:05.000"))
 	switch {
@@ -75,7 +95,8 @@ func (a sinkAttempt) String() string {
 }
 
 func newSink(t *testing.T) *sink {
-	s := &sink{d: map[string]*sinkDelivery{}, hold: map[string]time.Duration{}, rng: rand.New(rand.NewPCG(rand.Uint64(), 0))}
+	s := &sink{d: map[string]*sinkDelivery{}, hold: map[string]time.Duration{}, rng: rand.New(rand.NewPCG(rand.Uint64(), 0)),
+		arrivals: map[string][]sinkArrival{}, openDest: map[string]int{}, maxOpen: map[string]int{}, failNext: map[string]int{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.srv.Close)
 	return s
@@ -93,6 +114,14 @@ func (s *sink) flap(fraction float64) {
 
 // setDown makes the sink answer 500 to every request (true) or not.
 func (s *sink) setDown(down bool) { s.down.Store(down) }
+
+// failNextOf makes the sink answer 500 to the next n requests to
+// destination.
+func (s *sink) failNextOf(destination string, n int) {
+	s.mu.Lock()
+	s.failNext[destination] = n
+	s.mu.Unlock()
+}
 
 // holdFor makes the sink hold each request to destination for d before it
 // answers (unless the sender goes away first).
@@ -135,7 +164,15 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 	n := len(d.attempts)
 	d.attempts = append(d.attempts, a)
 	fail := s.down.Load() || s.rng.Float64() < s.failFrac
+	if s.failNext[dest] > 0 {
+		s.failNext[dest]--
+		fail = true
+	}
 	hold := s.hold[dest]
+	k := len(s.arrivals[dest])
+	s.arrivals[dest] = append(s.arrivals[dest], sinkArrival{event: ev, replica: a.replica, at: start})
+	s.openDest[dest]++
+	s.maxOpen[dest] = max(s.maxOpen[dest], s.openDest[dest])
 	s.mu.Unlock()
 
 	if hold > 0 {
@@ -160,6 +197,8 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 	if status == http.StatusOK && !gone {
 		d.ok++
 	}
+	s.arrivals[dest][k].status = status
+	s.openDest[dest]--
 	s.mu.Unlock()
 	s.open.Add(-1)
 	w.WriteHeader(status)
@@ -197,6 +236,22 @@ func (s *sink) openBy(destination, replica string) []string {
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+// arrivalsOf returns a copy of the requests to destination, in the order
+// they arrived.
+func (s *sink) arrivalsOf(destination string) []sinkArrival {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]sinkArrival(nil), s.arrivals[destination]...)
+}
+
+// maxOpenOf returns the most requests to destination the sink had open at
+// once.
+func (s *sink) maxOpenOf(destination string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxOpen[destination]
 }
 
 // attempts returns a copy of the attempts of delivery id.

@@ -48,10 +48,19 @@ func postgresSchema(t *testing.T) (string, string, *pgx.Conn) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if _, err := admin.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+		_, err := admin.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+		admin.Close(context.Background())
+		if err != nil {
+			// The connection may be gone (a test restarted PostgreSQL):
+			// drop the schema through a new one.
+			if again, cerr := pgx.Connect(ctx, base); cerr == nil {
+				_, err = again.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+				again.Close(context.Background())
+			}
+		}
+		if err != nil {
 			t.Errorf("drop schema %s: %v", schema, err)
 		}
-		admin.Close(context.Background())
 	})
 	return base, schema, admin
 }
