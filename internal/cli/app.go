@@ -166,7 +166,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 	var (
 		cl       store.Cluster
 		onChange func()
-		announce func(string)
+		announce func(kind, name string)
 		lease    time.Duration // 0: the engine's default, for one process
 	)
 	if pg != nil {
@@ -309,6 +309,8 @@ func (a *App) Open(ctx context.Context) (err error) {
 		a.onNotify = func(payload string) {
 			if name, ok := strings.CutPrefix(payload, workPrefix); ok {
 				a.engine.Wake(name)
+			} else if name, ok := strings.CutPrefix(payload, replayedPrefix); ok {
+				a.engine.WakeReplayed(name)
 			}
 		}
 		a.startCluster(pg)

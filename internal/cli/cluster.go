@@ -74,10 +74,15 @@ func (cs *clusterSync) stop() {
 // destination ("work:<name>"): the replicas that run it look at the store.
 const workPrefix = "work:"
 
-// announceWork returns the engine's Options.Announce on pg: the names
-// announced within a few milliseconds go out together, one notification
+// replayedPrefix starts the notification that rows were queued for a
+// destination before what its dispatchers loaded ("replayed:<name>"): an
+// ordered destination's owner looks from the start again.
+const replayedPrefix = "replayed:"
+
+// announceWork returns the engine's Options.Announce on pg: what is
+// announced within a few milliseconds goes out together, one notification
 // each, from a goroutine of their own.
-func (a *App) announceWork(pg *postgres.Store) func(string) {
+func (a *App) announceWork(pg *postgres.Store) func(kind, name string) {
 	var (
 		mu      sync.Mutex
 		pending = map[string]bool{}
@@ -90,18 +95,17 @@ func (a *App) announceWork(pg *postgres.Store) func(string) {
 		mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
 		defer cancel()
-		for n := range names {
-			if err := pg.Notify(ctx, workPrefix+n); err != nil {
+		for p := range names {
+			if err := pg.Notify(ctx, p); err != nil {
 				// The others find the work at their next look at the store.
-				a.log.Debug("announce work to the other replicas", "destination", n, "err", err)
-				return
+				a.log.Debug("announce work to the other replicas", "notification", p, "err", err)
 			}
 		}
 	}
-	return func(name string) {
+	return func(kind, name string) {
 		mu.Lock()
 		defer mu.Unlock()
-		pending[name] = true
+		pending[kind+":"+name] = true
 		if !armed {
 			armed = true
 			time.AfterFunc(5*time.Millisecond, flush)

@@ -34,13 +34,27 @@ type cluster struct {
 	// the local monotonic clock, counted from before the beat was sent.
 	aliveUntil time.Time
 	live       []string
-	leader     bool
+	// leader is whether this replica was the leader at the last beat.
+	leader bool
+	// leaderUntil is when this replica's leader lease ends, on the local
+	// monotonic clock, counted from before it was last taken or renewed
+	// (zero: not the leader).
+	leaderUntil time.Time
+	// routed: as leader, this replica has routed the events stored before
+	// replica support (retention may then pass the watermark).
+	routed bool
 	// owned are the ordered destinations whose lease this replica holds,
-	// with the lease's epoch.
-	owned map[string]int64
+	// with the lease's epoch and when it ends (as leaderUntil).
+	owned map[string]ownedLease
 
 	stop chan struct{}
 	done chan struct{}
+}
+
+// ownedLease is an ordered destination's lease held by this replica.
+type ownedLease struct {
+	epoch int64
+	until time.Time
 }
 
 // ownerLeasePrefix names an ordered destination's lease.
@@ -83,11 +97,17 @@ func (c *cluster) share(n int) int {
 
 // ownedEpoch returns the epoch of the ordered destination's lease when
 // this replica holds it.
+// The lease counts as held only while it has a quarter of its length
+// left (a renewal that fails does not keep it), and while this replica's
+// own heartbeat is in force.
 func (c *cluster) ownedEpoch(dest string) (int64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ep, ok := c.owned[dest]
-	return ep, ok
+	l, ok := c.owned[dest]
+	if !ok || !time.Now().Before(l.until.Add(-c.ttl/4)) {
+		return 0, false
+	}
+	return l.epoch, true
 }
 
 // LiveReplicas returns how many replicas this one sees alive (0 with a
@@ -114,7 +134,7 @@ func (e *Engine) Ready() error {
 func (c *cluster) isLeader() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.leader
+	return time.Now().Before(c.leaderUntil.Add(-c.ttl / 4))
 }
 
 // beat records the heartbeat once; lapsed is true when the previous one
@@ -127,7 +147,10 @@ func (c *cluster) beat(ctx context.Context, held []string) (lapsed, changed bool
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	lapsed = !c.aliveUntil.IsZero() && start.After(c.aliveUntil)
+	// A beat that starts once alive() has turned false counts as a lapse:
+	// attempts paused, and a claim may have ended before this beat renews
+	// it.
+	lapsed = !c.aliveUntil.IsZero() && !start.Before(c.aliveUntil.Add(-c.ttl/4))
 	c.aliveUntil = start.Add(c.ttl)
 	changed = !slices.Equal(live, c.live)
 	c.live = live
@@ -201,40 +224,67 @@ func (e *Engine) clusterLoop() {
 // dispatchers as their leases come and go.
 func (e *Engine) leases(ctx context.Context) {
 	c := e.cl
+	start := time.Now()
 	held, _, err := c.st.LeaseTry(ctx, leaderLease, c.id, c.ttl)
-	if err == nil {
-		c.mu.Lock()
-		was := c.leader
-		c.leader = held
-		c.mu.Unlock()
-		if held && !was {
-			e.log.Info("this replica is the maintenance leader (retention, recovery of events routed by an older version)", "replica", c.id)
-			go e.leaderStart()
-		}
+	c.mu.Lock()
+	was := c.leader
+	switch {
+	case err == nil && held:
+		c.leaderUntil = start.Add(c.ttl)
+	case err == nil:
+		c.leaderUntil = time.Time{}
+	}
+	// A renewal that failed leaves the lease to end on its own time.
+	c.leader = time.Now().Before(c.leaderUntil.Add(-c.ttl / 4))
+	now := c.leader
+	if !now {
+		c.routed = false
+	}
+	c.mu.Unlock()
+	if now && !was {
+		e.log.Info("this replica is the maintenance leader (retention, recovery of events routed by an older version)", "replica", c.id)
+		go e.leaderStart()
 	}
 	e.mu.Lock()
 	var ordered []*dispatcher
+	names := map[string]bool{}
 	for _, de := range e.dests {
 		if de.d.ordered() {
 			ordered = append(ordered, de.d)
+			names[de.d.name] = true
 		}
 	}
 	e.mu.Unlock()
+	// A destination deleted or no longer ordered keeps no lease here: one
+	// ordered again later starts from a lease taken then.
+	c.mu.Lock()
+	for n := range c.owned {
+		if !names[n] {
+			delete(c.owned, n)
+		}
+	}
+	c.mu.Unlock()
 	for _, d := range ordered {
+		start := time.Now()
+		_, had := c.ownedEpoch(d.name)
+		c.mu.Lock()
+		old := c.owned[d.name]
+		c.mu.Unlock()
 		held, epoch, err := c.st.LeaseTry(ctx, ownerLeasePrefix+d.name, c.id, c.ttl)
 		if err != nil {
-			continue // kept as it is until the next beat; alive() fences attempts meanwhile
+			// Kept until it ends on its own time (ownedEpoch stops
+			// counting it a quarter before).
+			continue
 		}
 		c.mu.Lock()
-		old, had := c.owned[d.name]
 		if held {
-			c.owned[d.name] = epoch
+			c.owned[d.name] = ownedLease{epoch: epoch, until: start.Add(c.ttl)}
 		} else {
 			delete(c.owned, d.name)
 		}
 		c.mu.Unlock()
 		switch {
-		case held && (!had || old != epoch):
+		case held && (!had || old.epoch != epoch):
 			e.log.Info("this replica owns the ordered destination now", "destination", d.name, "epoch", epoch)
 			d.resetOwned()
 		case !held && had:
@@ -261,7 +311,22 @@ func (e *Engine) leaderStart() {
 	}
 	if err != nil {
 		e.log.Error("route events stored before replica support; the next leader tries again", "err", err)
+		return
 	}
+	e.cl.mu.Lock()
+	e.cl.routed = e.cl.leader
+	e.cl.mu.Unlock()
+	// Rows inserted for old events may come before what the owners of
+	// ordered destinations loaded: they look from the start again.
+	e.replayedAll()
+}
+
+// isRouted reports whether this replica, as leader, has routed the events
+// stored before replica support.
+func (c *cluster) isRouted() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.routed
 }
 
 // heldClaims returns the ids of the deliveries this replica holds claims
@@ -334,6 +399,19 @@ func (e *Engine) nudgeAll(shares bool) {
 		}
 		d.nudge()
 	}
+}
+
+// replayedAll tells every replica's dispatchers that rows may have been
+// queued before what they loaded (replays, rows of old events): each
+// looks at the store from the start.
+func (e *Engine) replayedAll() {
+	e.mu.Lock()
+	names := make(map[string]bool, len(e.dests))
+	for n := range e.dests {
+		names[n] = true
+	}
+	e.mu.Unlock()
+	e.wakeReplayed(names)
 }
 
 // nudge tells the dispatcher that the store may hold work for it.
@@ -431,7 +509,21 @@ func (d *dispatcher) applyShare() {
 	s := c.share(d.concurrency)
 	d.mu.Lock()
 	d.shareConc = s
+	// Claims beyond what this share works on go back to the others.
+	released := map[string]int64{}
+	if keep := 4 * s; len(d.ready) > keep {
+		for _, it := range d.ready[keep:] {
+			delete(d.held, it.d.ID)
+			d.inMemBytes -= it.size
+			if it.d.LeaseEpoch > 0 && it.d.Status == store.StatusDelivering {
+				released[it.d.ID] = it.d.LeaseEpoch
+			}
+		}
+		clear(d.ready[keep:])
+		d.ready = d.ready[:keep]
+	}
 	d.mu.Unlock()
+	d.e.release(released)
 	if d.limiter != nil && d.concurrency > 0 {
 		f := float64(s) / float64(d.concurrency)
 		now := d.e.clock.Now()

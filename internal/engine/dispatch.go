@@ -373,7 +373,13 @@ func (d *dispatcher) park() bool {
 	var next time.Time
 	if !d.disabled && !d.stopping {
 		if d.ordered() {
-			if len(d.runq) > 0 || (d.backlog && d.memCap-len(d.held) >= d.memCap/2) {
+			owned := true
+			if cl := d.e.cl; cl != nil {
+				// Another replica runs it: nothing to load here until
+				// this one owns it (the heartbeat nudges it then).
+				_, owned = cl.ownedEpoch(d.name)
+			}
+			if owned && (len(d.runq) > 0 || (d.backlog && d.memCap-len(d.held) >= d.memCap/2)) {
 				return false
 			}
 			if d.waiting.Len() > 0 {
@@ -780,6 +786,18 @@ func (d *dispatcher) onSkipped(id string) {
 // replica's claim on it may have lapsed: the store has it, and whoever
 // holds the claim attempts it.
 func (d *dispatcher) drop(it *item) {
+	if l := it.lane; l != nil {
+		// An ordered head stays at the head of its lane (its row is not
+		// claimed: the destination's lease is): it is attempted once this
+		// replica's heartbeat is in force again, or dropped with the lane
+		// if another replica owns the destination by then.
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.flying--
+		l.busy = false
+		d.schedule(l)
+		return
+	}
 	if it.d.LeaseEpoch > 0 && it.d.Status == store.StatusDelivering {
 		d.e.release(map[string]int64{it.d.ID: it.d.LeaseEpoch})
 	}
@@ -788,16 +806,6 @@ func (d *dispatcher) drop(it *item) {
 	d.flying--
 	d.inMemBytes -= it.size
 	delete(d.held, it.d.ID)
-	if l := it.lane; l != nil {
-		l.busy = false
-		if len(l.q) > 0 && l.q[0] == it {
-			l.q[0] = nil
-			l.q = l.q[1:]
-		}
-		if len(l.q) == 0 {
-			delete(d.lanes, l.key)
-		}
-	}
 	d.backlog = true
 	d.storeDue = time.Time{}
 }
@@ -906,7 +914,7 @@ func (d *dispatcher) finish(it *item, dec Decision, start time.Time, dur time.Du
 	d.e.w.submit(writeReq{w: w, seq: seq, after: after, skipped: func() {
 		if d.e.cl != nil && epoch > 0 {
 			d.e.fenced.Add(1)
-			d.log.Warn("late outcome refused (fenced): another replica took this delivery over after this replica's claim lapsed",
+			d.log.Warn("late outcome refused (fenced): the delivery moved on meanwhile (another replica took it over after this replica's claim lapsed, or an operator retried or replayed it)",
 				"delivery", id, "status", string(row.Status), "lease_epoch", epoch)
 		}
 		d.onSkipped(id)

@@ -115,11 +115,14 @@ type Options struct {
 	// among the live replicas, and maintenance runs on the elected leader
 	// (docs/DEPLOYMENT.md).
 	Cluster store.Cluster
-	// Announce, in a cluster, tells the other replicas that work was
-	// stored for a destination this replica does not run (an ordered one
-	// another replica owns, or one whose concurrency share here is 0):
-	// the announcement reaches their Wake. It must not block.
-	Announce func(destination string)
+	// Announce, in a cluster, tells the other replicas about work stored
+	// for a destination: kind AnnounceWork, new work for one this replica
+	// does not run (an ordered one another replica owns, or one whose
+	// concurrency share here is 0), reaches their Wake; kind
+	// AnnounceReplayed, rows queued that may come before what an ordered
+	// destination's owner loaded (a retry, a replay), reaches their
+	// WakeReplayed. It must not block.
+	Announce func(kind, destination string)
 	// OnChange, when set, is called after every definition this engine
 	// wrote to the store (a destination, subscription or source put or
 	// deleted, a destination enabled or disabled): other processes on the
@@ -167,7 +170,7 @@ type Engine struct {
 
 	// cl is this replica's part in a cluster; nil with a single process.
 	cl       *cluster
-	announce func(string)
+	announce func(kind, destination string)
 	// fenced counts the late outcomes the store refused because another
 	// replica had taken their delivery over.
 	fenced atomic.Int64
@@ -246,7 +249,7 @@ func New(o Options) *Engine {
 	}
 	e.announce = o.Announce
 	if o.Cluster != nil {
-		e.cl = &cluster{st: o.Cluster, id: newReplicaID(), ttl: e.lease, owned: map[string]int64{},
+		e.cl = &cluster{st: o.Cluster, id: newReplicaID(), ttl: e.lease, owned: map[string]ownedLease{},
 			stop: make(chan struct{}), done: make(chan struct{})}
 	}
 	e.table, _ = route.NewTable(nil)
@@ -522,9 +525,27 @@ func (e *Engine) onClusterCommit(ins []*store.EventInsert, res []store.EventInse
 	e.mu.Unlock()
 	for _, d := range wake {
 		if !d.runsHere() && e.announce != nil {
-			e.announce(d.name)
+			e.announce(AnnounceWork, d.name)
 		}
 		d.nudge()
+	}
+}
+
+// Kinds of Options.Announce.
+const (
+	AnnounceWork     = "work"
+	AnnounceReplayed = "replayed"
+)
+
+// WakeReplayed is told by another replica that rows were queued for the
+// named destination that may come before what its dispatcher loaded: it
+// looks at the store from the start.
+func (e *Engine) WakeReplayed(destination string) {
+	e.mu.Lock()
+	de := e.dests[destination]
+	e.mu.Unlock()
+	if de != nil {
+		de.d.replayed()
 	}
 }
 

@@ -627,10 +627,16 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*store.Delivery, error)
 // were queued for them.
 func (e *Engine) wakeReplayed(names map[string]bool) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	for n := range names {
 		if de := e.dests[n]; de != nil {
 			de.d.replayed()
+		}
+	}
+	e.mu.Unlock()
+	if e.cl != nil && e.announce != nil {
+		// An ordered destination's owner may be another replica.
+		for n := range names {
+			e.announce(AnnounceReplayed, n)
 		}
 	}
 }

@@ -32,7 +32,11 @@ func (e *Engine) Prune(ctx context.Context) (store.PruneResult, error) {
 		if !e.cl.isLeader() {
 			return total, nil
 		}
-		wm = math.MaxInt64
+		if e.cl.isRouted() {
+			// Until then the watermark holds back the events stored
+			// before replica support that may lack their rows.
+			wm = math.MaxInt64
+		}
 	}
 	p := store.PruneParams{Before: e.clock.Now().Add(-e.retention), MaxSeq: wm, Limit: pruneLimit}
 	for {
