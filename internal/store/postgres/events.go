@@ -24,7 +24,7 @@ import (
 //
 // seq is the position of an event in the log and the cursor of the FIFO
 // stream (EventList ascending, After the last seq read). Several processes
-// insert at once and take no lock from one another, so seqs cannot be
+// insert at once and wait for none of the others, so seqs cannot be
 // handed out in commit order; instead, a stream reader never reads past a
 // seq that a transaction still running could take:
 //
@@ -34,20 +34,57 @@ import (
 //     plus the schema's seq base (below, 0 but after a restore into
 //     another cluster). Every event of a transaction gets its seqs from the
 //     same id; a batch holds fewer than 2^seqShift events.
-//   - Every transaction with an id below the xmin of a snapshot has ended
-//     (committed or rolled back), and a transaction that gets an id later
-//     gets one above it. So no event can ever commit with a seq below the
-//     horizon, (xmin << seqShift) + base, taken from the snapshot of the
-//     statement that reads: horizonSQL. Ascending listings return only
-//     events below it, and a cursor never passes over an event that
-//     commits late.
+//   - Every transaction of EventInsertMany takes, as its first statement
+//     and so before it has an id, the insert lock: a shared advisory lock
+//     of this schema's events table (insertLockSQL), held until it ends.
+//     Inserts never wait for one another: none takes it exclusive.
+//   - A statement that reads the stream computes the horizon in its own
+//     snapshot (horizonSQL): the lowest id, among the transactions the
+//     snapshot sees running (pg_snapshot_xip), that may be an insert into
+//     this schema, or else the snapshot's xmax; shifted and based as the
+//     seqs are. No event can ever commit later with a seq below it, so
+//     ascending listings return only events below it, and a cursor never
+//     passes over an event that commits late.
 //
-// The horizon is cluster-wide: a transaction that has an id and runs long,
-// in any database of the server, holds the stream back (not other
-// listings, not inserts) until it ends. EventList waits a moment for such
-// transactions (heldBackWait) when they hold back events already
-// committed, so that an event is listed as soon as the insert that stored
-// it has returned, in the usual case.
+// Why no event commits later below the horizon. Let T store an event with
+// a seq below the horizon: T's id t is below it too, so below the
+// snapshot's xmax, and
+//
+//   - t is not in xip: T had ended when the snapshot was taken; its events
+//     are in the snapshot, or it rolled back;
+//   - t is in xip: T had its id, so held the insert lock, before the
+//     snapshot was taken. The statement reads pg_locks after that, once
+//     (a materialized CTE), and pg_locks reads the lock table in one
+//     consistent cut. A transaction with an id holds an ExclusiveLock of
+//     type transactionid on it, in its virtualtransaction. An id of xip is
+//     passed over only when the cut shows its lock held by a
+//     virtualtransaction that does not hold the insert lock, and an insert
+//     never shows that: it takes the insert lock before it has an id, and
+//     when it ends it releases its id's lock (a standard lock) before its
+//     advisory locks. An id whose lock is not in the cut (T ended after
+//     the snapshot, or T's id is published and not yet locked) is not
+//     passed over: it bounds the horizon of this statement;
+//   - a transaction that gets its id after the snapshot gets one at or
+//     above xmax, and so may one running at the snapshot: such ids are
+//     not in xip, and xmax bounds them.
+//
+// pg_locks gives ids in 32 bits (xid): an id of xip is matched on its low
+// 32 bits (xid8 cast to xid). That is exact whatever the epoch: the
+// transactions running at once span fewer than 2^31 ids (wraparound
+// protection), so no two share their low bits. pg_locks is readable by
+// every role; were it to hide other sessions' locks from one, every id of
+// xip would bound the horizon: the server-wide horizon (the snapshot's
+// xmin), never a wrong one.
+//
+// So only hookd's own inserts into this schema hold its stream back (not
+// other listings, not inserts), while they run: a transaction of another
+// application, schema or database on the server does not, nor does a row
+// inserted into events by anything but EventInsertMany (which the stream
+// may then pass over, if it commits late). A replica frozen in the middle
+// of an insert (SIGSTOP, a paused VM) holds it back for as long as it is
+// frozen. EventList waits a moment for such inserts (heldBackWait) when
+// they hold back events already committed, so that an event is listed as
+// soon as the insert that stored it has returned, in the usual case.
 //
 // Before this numbering, seq was an identity counting events, and every
 // batch of inserts consumed a transaction id of its own: the stored seqs
@@ -75,12 +112,37 @@ const seqBaseSetting = "event_seq_base"
 // seqBaseSQL is the schema's seq base, an SQL expression.
 const seqBaseSQL = `coalesce((SELECT value::bigint FROM settings WHERE name = '` + seqBaseSetting + `'), 0)`
 
+// insertLockKeySQL is the first key of the insert lock, 0x686b6878
+// ("hkhx"); the second is the events table's OID (as int4), unique in the
+// database, so that no other schema's inserts share it. Not the schema key
+// of the driver's other locks: horizonSQL, a constant, finds the OID in
+// SQL ('events'::regclass, resolved by the search_path as the inserts'
+// table is).
+const insertLockKeySQL = `1751869560`
+
+// insertLockSQL takes the insert lock (see Event order): the first
+// statement of every transaction of EventInsertMany, before it writes.
+const insertLockSQL = `SELECT pg_advisory_xact_lock_shared(` + insertLockKeySQL + `, 'events'::regclass::oid::int4)`
+
+// horizonXidSQL is the transaction id of the horizon (see Event order), an
+// xid8 subquery read in the statement's snapshot: the lowest id of xip but
+// those of transactions that, in one read of pg_locks (l, materialized:
+// read once), hold their id's lock and not the insert lock; else xmax.
+const horizonXidSQL = `(WITH l AS MATERIALIZED (
+		SELECT locktype, virtualtransaction, transactionid FROM pg_locks
+		WHERE granted AND (locktype = 'transactionid' AND mode = 'ExclusiveLock'
+			OR locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+				AND classid = ` + insertLockKeySQL + ` AND objid = 'events'::regclass AND objsubid = 2))
+	SELECT least(pg_snapshot_xmax(pg_current_snapshot()), (SELECT min(x) FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+		WHERE NOT EXISTS (SELECT FROM l AS o WHERE o.locktype = 'transactionid' AND o.transactionid = x::xid
+			AND NOT EXISTS (SELECT FROM l AS a WHERE a.locktype = 'advisory' AND a.virtualtransaction = o.virtualtransaction)))))`
+
 // horizonSQL is the stream's horizon, an SQL expression: no event commits
 // later with a seq below it. A statement that compares event seqs with it
 // reads, in its own snapshot, only events whose place in the log is final
 // (ordered destinations loading their queue in event order: compare
-// deliveries.event_seq).
-const horizonSQL = `((pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20) + ` + seqBaseSQL + `)`
+// deliveries.event_seq). It reads pg_locks: use it once per statement.
+const horizonSQL = `((` + horizonXidSQL + `::text::bigint << 20) + ` + seqBaseSQL + `)`
 
 // insertEventsQuery is the bulk insert of new events ($1…$13, n their
 // positions, 1-based) and, in the same statement, of their deliveries
@@ -285,9 +347,10 @@ func isInsertConflict(err error) bool {
 func (s *Store) insertOnce(ctx context.Context, rows []eventRow) (res []store.EventInsertResult, conflict bool, err error) {
 	var newIdx []int
 	err = s.with(ctx, func(c *pgx.Conn) error {
-		// Round trip 1: begin and read the stored state the batch depends
-		// on: the holders of its dedupe keys and the newest timestamp of
-		// its entity keys. Reads only: the transaction has no id yet.
+		// Round trip 1: begin, take the insert lock (see Event order) and
+		// read the stored state the batch depends on: the holders of its
+		// dedupe keys and the newest timestamp of its entity keys. Reads
+		// only: the transaction has no id yet.
 		type pair struct{ a, b string }
 		var dPairs, kPairs []pair
 		seenD, seenK := map[pair]bool{}, map[pair]bool{}
@@ -316,6 +379,8 @@ func (s *Store) insertOnce(ctx context.Context, rows []eventRow) (res []store.Ev
 		newest := make(map[pair]int64, len(kPairs))
 		b := &pgx.Batch{}
 		b.BeginTx(pgx.TxOptions{})
+		// The insert lock first, before the transaction has an id.
+		b.Queue(insertLockSQL)
 		if len(dPairs) > 0 {
 			srcs, keys := split(dPairs)
 			// One index lookup per key (LATERAL … LIMIT 1): a plain join
@@ -630,8 +695,8 @@ func (s *Store) EventGet(ctx context.Context, id string) (*hookd.Event, error) {
 	return e, nil
 }
 
-// heldBackWait bounds how long an ascending listing waits for the
-// transactions that hold back events already committed (see Event order).
+// heldBackWait bounds how long an ascending listing waits for the inserts
+// that hold back events already committed (see Event order).
 // Tests lower it; nothing else changes it.
 var heldBackWait = 5 * time.Second
 
@@ -643,7 +708,7 @@ var listHeldBack func()
 // listing (the FIFO stream, replays, recovery) ends at the horizon: it
 // holds only events whose place in the log is final (see Event order).
 // When the horizon holds back events already committed, it waits for the
-// transactions that hold them back, up to heldBackWait, and then answers
+// inserts that hold them back, up to heldBackWait, and then answers
 // with the events below the horizon of its last read.
 func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*hookd.Event, string, error) {
 	after, err := store.DecodeCursor(p.After)
@@ -691,9 +756,10 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*hoo
 		return nil, "", fmt.Errorf("list events: %w", mapErr(err))
 	}
 	if pg.heldBack != 0 {
-		// Every event this read saw is committed: the transactions that
-		// hold them back (ids below theirs, still running) only end, and
-		// none can join them. Read again until the horizon passes them.
+		// Every event this read saw is committed: the inserts that hold
+		// them back (ids below theirs, running) only end, and none can
+		// join them (a new one gets a higher id). Read again until the
+		// horizon passes them.
 		if listHeldBack != nil {
 			listHeldBack()
 		}
