@@ -34,6 +34,8 @@ type cluster struct {
 	// the local monotonic clock, counted from before the beat was sent.
 	aliveUntil time.Time
 	live       []string
+	// nudges counts nudgeAll's calls (the heartbeat loop's only).
+	nudges int
 	// leader is whether this replica was the leader at the last beat.
 	leader bool
 	// leaderUntil is when this replica's leader lease ends, on the local
@@ -139,11 +141,24 @@ func (c *cluster) isLeader() bool {
 
 // beat records the heartbeat once; lapsed is true when the previous one
 // had run out (this replica was given up for dead meanwhile).
-func (c *cluster) beat(ctx context.Context, held []string) (lapsed, changed bool, err error) {
+func (c *cluster) beat(ctx context.Context, held []string) (lapsed, changed bool, lost []string, err error) {
 	start := time.Now()
-	live, err := c.st.ReplicaBeat(ctx, c.id, c.ttl, held)
+	live, renewed, err := c.st.ReplicaBeat(ctx, c.id, c.ttl, held)
 	if err != nil {
-		return false, false, err
+		return false, false, nil, err
+	}
+	if len(renewed) < len(held) {
+		// A held claim that was not renewed had ended (a slow beat):
+		// another replica may hold it now.
+		got := make(map[string]bool, len(renewed))
+		for _, id := range renewed {
+			got[id] = true
+		}
+		for _, id := range held {
+			if !got[id] {
+				lost = append(lost, id)
+			}
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -154,14 +169,14 @@ func (c *cluster) beat(ctx context.Context, held []string) (lapsed, changed bool
 	c.aliveUntil = start.Add(c.ttl)
 	changed = !slices.Equal(live, c.live)
 	c.live = live
-	return lapsed, changed, nil
+	return lapsed, changed, lost, nil
 }
 
 // startCluster records the first heartbeat (so that this replica is alive
 // before it claims anything) and starts the heartbeat loop.
 func (e *Engine) startCluster(ctx context.Context) error {
 	c := e.cl
-	if _, _, err := c.beat(ctx, nil); err != nil {
+	if _, _, _, err := c.beat(ctx, nil); err != nil {
 		return err
 	}
 	e.log.Info("joined the cluster", "replica", c.id, "live_replicas", len(c.live), "lease", c.ttl)
@@ -187,7 +202,7 @@ func (e *Engine) clusterLoop() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), every)
-		lapsed, changed, err := c.beat(ctx, e.heldClaims())
+		lapsed, changed, lost, err := c.beat(ctx, e.heldClaims())
 		if err != nil {
 			cancel()
 			if !failing {
@@ -200,6 +215,9 @@ func (e *Engine) clusterLoop() {
 			e.log.Info("cluster heartbeat recorded again")
 			failing = false
 		}
+		if len(lost) > 0 && !lapsed {
+			e.forgetLost(lost)
+		}
 		if lapsed {
 			e.log.Warn("this replica's heartbeat had lapsed (stalled or cut off from the database): its claims may have been taken over; it forgets them and claims again", "replica", c.id)
 			e.forgetClaims()
@@ -209,10 +227,7 @@ func (e *Engine) clusterLoop() {
 		}
 		e.leases(ctx)
 		if c.isLeader() {
-			c.mu.Lock()
-			live := slices.Clone(c.live)
-			c.mu.Unlock()
-			e.resumeReplays(ctx, live)
+			e.resumeReplays(ctx)
 		}
 		cancel()
 		e.nudgeAll(changed)
@@ -329,6 +344,40 @@ func (c *cluster) isRouted() bool {
 	return c.routed
 }
 
+// forgetLost drops from memory the claims a heartbeat found ended (they
+// were not renewed): those not in flight are not attempted here; an
+// attempt in flight finishes and its outcome is fenced if another replica
+// took the delivery meanwhile.
+func (e *Engine) forgetLost(ids []string) {
+	lost := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		lost[id] = true
+	}
+	e.mu.Lock()
+	ds := make([]*dispatcher, 0, len(e.dests))
+	for _, de := range e.dests {
+		if !de.d.ordered() {
+			ds = append(ds, de.d)
+		}
+	}
+	e.mu.Unlock()
+	for _, d := range ds {
+		d.mu.Lock()
+		kept := d.ready[:0]
+		for _, it := range d.ready {
+			if lost[it.d.ID] {
+				delete(d.held, it.d.ID)
+				d.inMemBytes -= it.size
+				continue
+			}
+			kept = append(kept, it)
+		}
+		clear(d.ready[len(kept):])
+		d.ready = kept
+		d.mu.Unlock()
+	}
+}
+
 // heldClaims returns the ids of the deliveries this replica holds claims
 // on (claimed, queued or in flight): the heartbeat renews those, and only
 // those, so that a claim dropped from memory by any path ends with its
@@ -386,6 +435,11 @@ func (e *Engine) forgetClaims() {
 
 // nudgeAll tells every dispatcher to look at the store again; when the
 // live replicas changed, their shares of concurrency and rate too.
+//
+// Every rescanEvery-th call, the ordered destinations this replica owns
+// look from the start of their queue again: rows queued before what they
+// loaded (a retry or replay through another replica whose announcement
+// was lost) are found within that many heartbeats.
 func (e *Engine) nudgeAll(shares bool) {
 	e.mu.Lock()
 	ds := make([]*dispatcher, 0, len(e.dests))
@@ -393,13 +447,25 @@ func (e *Engine) nudgeAll(shares bool) {
 		ds = append(ds, de.d)
 	}
 	e.mu.Unlock()
+	e.cl.nudges++
+	rescan := e.cl.nudges%rescanEvery == 0
 	for _, d := range ds {
 		if shares {
 			d.applyShare()
 		}
+		if rescan && d.ordered() {
+			if _, owned := e.cl.ownedEpoch(d.name); owned {
+				d.replayed()
+				continue
+			}
+		}
 		d.nudge()
 	}
 }
+
+// rescanEvery is how many heartbeats pass between two rescans of the
+// ordered destinations' queues.
+const rescanEvery = 4
 
 // replayedAll tells every replica's dispatchers that rows may have been
 // queued before what they loaded (replays, rows of old events): each

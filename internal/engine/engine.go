@@ -171,6 +171,11 @@ type Engine struct {
 	// cl is this replica's part in a cluster; nil with a single process.
 	cl       *cluster
 	announce func(kind, destination string)
+	// replayCtx ends when the engine stops: bulk replays stop with it;
+	// replays counts those running.
+	replayCtx    context.Context
+	replayCancel context.CancelFunc
+	replays      sync.WaitGroup
 	// fenced counts the late outcomes the store refused because another
 	// replica had taken their delivery over.
 	fenced atomic.Int64
@@ -248,6 +253,7 @@ func New(o Options) *Engine {
 		e.idleAfter = defaultIdleAfter
 	}
 	e.announce = o.Announce
+	e.replayCtx, e.replayCancel = context.WithCancel(context.Background())
 	if o.Cluster != nil {
 		e.cl = &cluster{st: o.Cluster, id: newReplicaID(), ttl: e.lease, owned: map[string]ownedLease{},
 			stop: make(chan struct{}), done: make(chan struct{})}
@@ -371,11 +377,19 @@ func (e *Engine) recoverRouting(ctx context.Context, upTo int64) (int64, error) 
 				}
 			}
 			if len(missing) > 0 {
-				n, err := e.st.DeliveryReplayMany(ctx, missing, now)
+				// Inserted only where no row is stored: a row another
+				// process made meanwhile (a replica's leader before this
+				// one, a retry) is not reset.
+				ws := make([]*store.DeliveryWrite, len(missing))
+				for i, d := range missing {
+					d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = now, now, now
+					ws[i] = &store.DeliveryWrite{Delivery: d, Fence: store.FenceInsertOnly}
+				}
+				skipped, err := e.st.DeliveryWriteMany(ctx, ws, 0)
 				if err != nil {
 					return 0, err
 				}
-				queued += n
+				queued += len(missing) - len(skipped)
 			}
 		}
 		if next == "" || done {
@@ -683,6 +697,11 @@ const (
 // dispatchers (their attempts cut when ctx ends), the scheduler, and last
 // the writer, once it wrote what it holds.
 func (e *Engine) stop(ctx context.Context, dests []*destEntry) {
+	// Replays first: in a cluster the leader resumes them (their record
+	// says where they got), so they must not run on past this replica's
+	// leave.
+	e.replayCancel()
+	e.replays.Wait()
 	if e.pruneStop != nil {
 		close(e.pruneStop)
 		<-e.pruneDone

@@ -69,26 +69,39 @@ func (e *Engine) localDisable() func() {
 // the engine as it was.
 func (e *Engine) Reload(ctx context.Context) error {
 	e.defs.mu.Lock()
-	var retired []*dispatcher
+	var retired []retiring
 	err := e.reload(ctx, &retired)
 	e.defs.mu.Unlock()
 	// Attempts in flight at a replaced or removed destination get their
 	// grace outside the lock: writes and reloads need not wait for them.
+	// A replacement starts once its predecessor has stopped.
 	var wg sync.WaitGroup
-	for _, d := range retired {
+	for _, r := range retired {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.shutdown(replaceGrace(ctx), true)
+			r.old.shutdown(replaceGrace(ctx), true)
+			if r.next != nil {
+				e.mu.Lock()
+				live := e.started && !e.stopped
+				e.mu.Unlock()
+				if live {
+					r.next.start()
+				}
+			}
 		}()
 	}
 	wg.Wait()
 	return err
 }
 
+// retiring is a dispatcher a reload took out of service, and the one that
+// replaces it (nil: the destination was deleted).
+type retiring struct{ old, next *dispatcher }
+
 // reload is Reload with e.defs.mu held; it returns in retired the
 // dispatchers it took out of service, for the caller to shut down.
-func (e *Engine) reload(ctx context.Context, retired *[]*dispatcher) error {
+func (e *Engine) reload(ctx context.Context, retired *[]retiring) error {
 	e.mu.Lock()
 	live := e.started && !e.stopped
 	reg, parseSource := e.srcReg, e.parseSource
@@ -203,7 +216,7 @@ func (rl *reloading) sources(recs []*store.SourceRecord, reg SourceRegistry, par
 
 // destinations applies the stored destinations created through the API.
 // It reports false when the engine stopped meanwhile.
-func (rl *reloading) destinations(ctx context.Context, recs []*store.DestinationRecord, retired *[]*dispatcher) bool {
+func (rl *reloading) destinations(ctx context.Context, recs []*store.DestinationRecord, retired *[]retiring) bool {
 	e := rl.e
 	stored := make(map[string]bool, len(recs))
 	for _, r := range recs {
@@ -255,9 +268,13 @@ func (rl *reloading) destinations(ctx context.Context, recs []*store.Destination
 		e.dests[r.Name] = de
 		e.mu.Unlock()
 		if cur != nil {
-			*retired = append(*retired, cur.d)
+			// Started once the one it replaces has stopped (Reload): two
+			// dispatchers of one destination must not run at once, or an
+			// ordered destination's head would be sent by both.
+			*retired = append(*retired, retiring{old: cur.d, next: d})
+		} else {
+			d.start()
 		}
-		d.start()
 		e.log.Info("destination changed in the store; using the stored definition", "destination", r.Name, "created", cur == nil)
 	}
 	e.mu.Lock()
@@ -268,7 +285,7 @@ func (rl *reloading) destinations(ctx context.Context, recs []*store.Destination
 	for name, de := range e.dests {
 		if de.origin == OriginAPI && !stored[name] {
 			delete(e.dests, name)
-			*retired = append(*retired, de.d)
+			*retired = append(*retired, retiring{old: de.d})
 			e.log.Info("destination deleted from the store; its deliveries stay there", "destination", name)
 		}
 	}

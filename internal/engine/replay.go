@@ -81,8 +81,8 @@ func (e *Engine) persist(ctx context.Context, j *ReplayJob) {
 
 // resumeReplays takes over the replays whose replica died before
 // finishing them (the leader does, on every heartbeat).
-func (e *Engine) resumeReplays(ctx context.Context, live []string) {
-	orphans, err := e.cl.st.ReplayJobOrphans(ctx, live)
+func (e *Engine) resumeReplays(ctx context.Context) {
+	orphans, err := e.cl.st.ReplayJobOrphans(ctx, e.cl.id)
 	if err != nil {
 		e.log.Warn("look for replays left by a replica that died", "err", err)
 		return
@@ -101,6 +101,7 @@ func (e *Engine) resumeReplays(ctx context.Context, live []string) {
 			continue
 		}
 		e.jobs[id] = &j
+		e.replays.Add(1)
 		e.mu.Unlock()
 		e.persist(ctx, &j) // owned by this replica from now on
 		e.log.Info("resuming a replay whose replica died", "replay", id, "processed", j.Done)
@@ -140,6 +141,7 @@ func (e *Engine) ReplayStart(f ReplayFilter) (ReplayJob, error) {
 	}
 	e.jobs[j.ID] = j
 	e.pruneJobs()
+	e.replays.Add(1) // under e.mu, with stopped checked: Stop waits for it
 	e.mu.Unlock()
 	e.persist(context.Background(), j)
 	go e.runReplay(j)
@@ -189,8 +191,18 @@ func (e *Engine) Replay(id string) (ReplayJob, error) {
 }
 
 func (e *Engine) runReplay(j *ReplayJob) {
+	defer e.replays.Done()
+	err := e.replay(e.replayCtx, j)
+	if e.replayCtx.Err() != nil && e.cl != nil {
+		// Stopped with the process: the record stays running, and the
+		// leader resumes it from where it got once this replica has left.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e.persist(ctx, j)
+		e.log.Info("replay interrupted by the stop; the leader resumes it", "replay", j.ID)
+		return
+	}
 	ctx := context.Background()
-	err := e.replay(ctx, j)
 	now := e.clock.Now()
 	j.mu.Lock()
 	j.FinishedAt = &now

@@ -15,9 +15,11 @@ type Cluster interface {
 	// its row the first time) and renews, to the same instant, its claims
 	// on the deliveries held (status delivering, owner id, lease not
 	// ended, id among held): a claim the replica no longer holds in
-	// memory is left to end. It returns the live replicas' ids, sorted.
+	// memory is left to end. It returns the live replicas' ids, sorted,
+	// and the ids of the claims it renewed (a held claim not among them
+	// had ended: another replica may have it).
 	// Rows of replicas dead for long are removed.
-	ReplicaBeat(ctx context.Context, id string, ttl time.Duration, held []string) (live []string, err error)
+	ReplicaBeat(ctx context.Context, id string, ttl time.Duration, held []string) (live, renewed []string, err error)
 	// DeliveryRelease hands claims back (retrying, due at now, no owner):
 	// each delivery of claims (id → lease epoch) that owner still holds
 	// with that epoch. A replica releases what it claimed and will not
@@ -48,9 +50,10 @@ type Cluster interface {
 	ReplayJobPut(ctx context.Context, id, owner string, running bool, job []byte) error
 	// ReplayJobGet returns a replay's record, or ErrNotFound.
 	ReplayJobGet(ctx context.Context, id string) ([]byte, error)
-	// ReplayJobOrphans returns the records of running replays whose owner
-	// is not among live (it died before finishing them).
-	ReplayJobOrphans(ctx context.Context, live []string) (map[string][]byte, error)
+	// ReplayJobOrphans takes over, for taker, the running replays whose
+	// owner is not live (it died before finishing them) and returns their
+	// records.
+	ReplayJobOrphans(ctx context.Context, taker string) (map[string][]byte, error)
 	// DeliveryReleaseUnowned returns deliveries left delivering with no
 	// owner (claimed by a version without replica support, which is gone)
 	// to retrying, due at now, and says how many.

@@ -25,9 +25,9 @@ const dbNow = `(extract(epoch from clock_timestamp()) * 1000000)::bigint`
 const replicaForget = time.Hour
 
 // ReplicaBeat renews replica id and the claims it holds.
-func (s *Store) ReplicaBeat(ctx context.Context, id string, ttl time.Duration, held []string) ([]string, error) {
+func (s *Store) ReplicaBeat(ctx context.Context, id string, ttl time.Duration, held []string) ([]string, []string, error) {
 	host, _ := os.Hostname()
-	var live []string
+	var live, renewed []string
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO replicas (id, host, started_at, beat_at, alive_until)
 		VALUES ($1, $2, `+dbNow+`, `+dbNow+`, `+dbNow+` + $3)
@@ -35,8 +35,16 @@ func (s *Store) ReplicaBeat(ctx context.Context, id string, ttl time.Duration, h
 		id, nullText(host), ttl.Microseconds())
 	if len(held) > 0 {
 		b.Queue(`UPDATE deliveries SET lease_until = `+dbNow+` + $2
-			WHERE id = ANY($3::text[]) AND status = 'delivering' AND owner = $1 AND lease_until >= `+dbNow,
-			id, ttl.Microseconds(), held)
+			WHERE id = ANY($3::text[]) AND status = 'delivering' AND owner = $1 AND lease_until >= `+dbNow+`
+			RETURNING id`,
+			id, ttl.Microseconds(), held).Query(func(rows pgx.Rows) error {
+			var r string
+			_, err := pgx.ForEachRow(rows, []any{&r}, func() error {
+				renewed = append(renewed, r)
+				return nil
+			})
+			return err
+		})
 	}
 	b.Queue(`DELETE FROM replicas WHERE alive_until < `+dbNow+` - $1`, replicaForget.Microseconds())
 	b.Queue(`SELECT id FROM replicas WHERE alive_until >= ` + dbNow + ` ORDER BY id`).Query(func(rows pgx.Rows) error {
@@ -48,10 +56,10 @@ func (s *Store) ReplicaBeat(ctx context.Context, id string, ttl time.Duration, h
 		return err
 	})
 	if err := s.sendBatch(ctx, b); err != nil {
-		return nil, fmt.Errorf("replica heartbeat: %w", mapErr(err))
+		return nil, nil, fmt.Errorf("replica heartbeat: %w", mapErr(err))
 	}
 	sort.Strings(live)
-	return live, nil
+	return live, renewed, nil
 }
 
 // ReplicaLeave ends replica id: its row, its leases and its claims.
@@ -186,6 +194,11 @@ func (s *Store) DeliveryLoadOwned(ctx context.Context, owner string, epoch int64
 			SELECT id FROM deliveries
 			WHERE destination = $1 AND event_seq > $2 AND event_seq < `+horizonSQL+`
 				AND status IN ('pending', 'retrying', 'delivering')
+				-- Only while owner holds the destination's lease at that
+				-- epoch: a former owner that stalled before this query does
+				-- not take the rows back from the new one.
+				AND EXISTS (SELECT 1 FROM leases WHERE name = 'destination:' || $1 AND owner = $4 AND epoch = $5
+					AND until >= `+dbNow+`)
 			ORDER BY event_seq LIMIT $3 FOR UPDATE)
 		UPDATE deliveries d SET owner = $4, lease_epoch = $5
 		FROM pick WHERE d.id = pick.id
@@ -241,11 +254,19 @@ func (s *Store) ReplayJobGet(ctx context.Context, id string) ([]byte, error) {
 	return job, nil
 }
 
-// ReplayJobOrphans returns running replays whose owner is not live.
-func (s *Store) ReplayJobOrphans(ctx context.Context, live []string) (map[string][]byte, error) {
+// ReplayJobOrphans takes over the running replays whose owner is not
+// live.
+func (s *Store) ReplayJobOrphans(ctx context.Context, taker string) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	err := s.with(ctx, func(c *pgx.Conn) error {
-		rows, err := c.Query(ctx, `SELECT id, job FROM replay_jobs WHERE running AND NOT (owner = ANY($1::text[]))`, live)
+		// Taken over in the statement that finds them: the owner is not
+		// live by the database's own table, so that a replica that joined
+		// since the caller's heartbeat keeps its replay, and two callers
+		// never take one replay both.
+		rows, err := c.Query(ctx, `UPDATE replay_jobs SET owner = $1, updated_at = `+dbNow+`
+			WHERE running AND owner <> $1
+				AND owner NOT IN (SELECT id FROM replicas WHERE alive_until >= `+dbNow+`)
+			RETURNING id, job`, taker)
 		if err != nil {
 			return err
 		}

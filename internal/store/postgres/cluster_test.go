@@ -112,10 +112,10 @@ func TestBeatRenewsClaimsAndLeaveReleasesThem(t *testing.T) {
 	now := time.Now()
 	seedDeliveries(t, a, "d", 3, now.Add(-time.Second))
 	const ttl = 400 * time.Millisecond
-	if live, err := a.ReplicaBeat(ctx, "rep_a", ttl, nil); err != nil || !slices.Equal(live, []string{"rep_a"}) {
+	if live, _, err := a.ReplicaBeat(ctx, "rep_a", ttl, nil); err != nil || !slices.Equal(live, []string{"rep_a"}) {
 		t.Fatalf("beat: %v, %v; want [rep_a]", live, err)
 	}
-	if live, err := b.ReplicaBeat(ctx, "rep_b", ttl, nil); err != nil || !slices.Equal(live, []string{"rep_a", "rep_b"}) {
+	if live, _, err := b.ReplicaBeat(ctx, "rep_b", ttl, nil); err != nil || !slices.Equal(live, []string{"rep_a", "rep_b"}) {
 		t.Fatalf("beat: %v, %v; want [rep_a rep_b]", live, err)
 	}
 	claimed, err := a.DeliveryClaim(ctx, "rep_a", "d", now, ttl, 10)
@@ -128,7 +128,7 @@ func TestBeatRenewsClaimsAndLeaveReleasesThem(t *testing.T) {
 	held := []string{claimed[0].ID, claimed[1].ID}
 	var taken []string
 	for end := time.Now().Add(3 * ttl); time.Now().Before(end); {
-		if _, err := a.ReplicaBeat(ctx, "rep_a", ttl, held); err != nil {
+		if _, _, err := a.ReplicaBeat(ctx, "rep_a", ttl, held); err != nil {
 			t.Fatal(err)
 		}
 		got, err := b.DeliveryClaim(ctx, "rep_b", "d", time.Now(), time.Hour, 10)
@@ -143,9 +143,18 @@ func TestBeatRenewsClaimsAndLeaveReleasesThem(t *testing.T) {
 	if !slices.Equal(taken, []string{claimed[2].ID}) {
 		t.Fatalf("B took over %v while A kept beating for %v; want only the claim A did not hold, %s", taken, held, claimed[2].ID)
 	}
+	// A beat naming all three renews only A's own two: it tells A that
+	// the third is no longer its claim.
+	_, renewed, err := a.ReplicaBeat(ctx, "rep_a", ttl, append(slices.Clone(held), claimed[2].ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := slices.Sorted(slices.Values(held)); !slices.Equal(slices.Sorted(slices.Values(renewed)), want) {
+		t.Fatalf("beat renewed %v once B had taken %s over; want only %v", renewed, claimed[2].ID, want)
+	}
 	// B no longer beats: after a lease it is not live.
 	time.Sleep(ttl + 50*time.Millisecond)
-	if live, err := a.ReplicaBeat(ctx, "rep_a", ttl, held); err != nil || !slices.Equal(live, []string{"rep_a"}) {
+	if live, _, err := a.ReplicaBeat(ctx, "rep_a", ttl, held); err != nil || !slices.Equal(live, []string{"rep_a"}) {
 		t.Fatalf("beat after B stopped: %v, %v; want [rep_a]", live, err)
 	}
 	if err := a.ReplicaLeave(ctx, "rep_a", time.Now()); err != nil {

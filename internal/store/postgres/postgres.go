@@ -13,11 +13,13 @@
 // duplicates within the batch, stale marking), and the new events go in
 // with one INSERT … ON CONFLICT DO NOTHING on the dedupe index, so that an
 // event inserted meanwhile by another process is never stored twice (the
-// batch is then retried against it). Inserts take no lock: several
-// processes commit at once. An event's seq comes from its transaction's
-// id, and oldest-first listings end at the horizon below which no
-// transaction is still running (events.go), so that a stream cursor never
-// passes over an event that commits later with a lower seq. Deliveries
+// batch is then retried against it). Inserts wait for no one: several
+// processes commit at once (each insert takes a shared advisory lock,
+// which the horizon uses to find it). An event's seq comes from its
+// transaction's id, and oldest-first listings end at the horizon below
+// which no insert of hookd's into the schema is still running
+// (events.go), so that a stream cursor never passes over an event that
+// commits later with a lower seq. Deliveries
 // routed before the commit are stored in the same transaction.
 //
 // Schema. Options.Schema, when set, is the search_path of every connection;
