@@ -103,6 +103,9 @@ type dispatcher struct {
 	runq    []*lane
 	waiting laneHeap
 	held    map[string]bool // delivery ids in memory or in flight
+	// settling are ordered deliveries that left memory with an outcome
+	// the writer has not committed yet: a load skips their rows.
+	settling map[string]bool
 	// stale are held deliveries whose write the store skipped (a replay
 	// made or reset their row meanwhile); deferred are stored rows of held
 	// deliveries, taken in when the held one leaves.
@@ -185,7 +188,7 @@ func newDispatcher(e *Engine, name string, dest destination.Destination, policy 
 		limiter: lim, memCap: e.memCap, memBytesCap: e.memBytes, log: e.log.With("destination", name),
 		ctx: ctx, cancel: cancel,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), schedIdx: -1,
-		lanes: map[string]*lane{}, held: map[string]bool{}, stale: map[string]bool{}, deferred: map[string]*store.Delivery{},
+		lanes: map[string]*lane{}, held: map[string]bool{}, settling: map[string]bool{}, stale: map[string]bool{}, deferred: map[string]*store.Delivery{},
 		backlog: true,
 	}
 }
@@ -443,6 +446,10 @@ func (d *dispatcher) refill() {
 		}
 		d.mu.Lock()
 		for _, r := range rows {
+			if d.settling[r.ID] {
+				// Its outcome is being written: done here.
+				continue
+			}
 			if d.held[r.ID] {
 				if d.stale[r.ID] {
 					d.deferred[r.ID] = r
@@ -911,7 +918,31 @@ func (d *dispatcher) finish(it *item, dec Decision, start time.Time, dur time.Du
 	}
 	id := row.ID
 	epoch := row.LeaseEpoch
+	// An ordered item leaves memory now (unless it is a head kept for its
+	// retry) while its row changes only when the writer commits: until
+	// then a load must not take the row in again (it would be sent twice,
+	// and after what follows it).
+	settle := d.ordered() && dec.Outcome != OutcomeRetry
+	if settle {
+		d.mu.Lock()
+		d.settling[id] = true
+		d.mu.Unlock()
+		then := after
+		after = func() {
+			d.mu.Lock()
+			delete(d.settling, id)
+			d.mu.Unlock()
+			if then != nil {
+				then()
+			}
+		}
+	}
 	d.e.w.submit(writeReq{w: w, seq: seq, after: after, skipped: func() {
+		if settle {
+			d.mu.Lock()
+			delete(d.settling, id) // before the rescan onSkipped asks for
+			d.mu.Unlock()
+		}
 		if d.e.cl != nil && epoch > 0 {
 			d.e.fenced.Add(1)
 			d.log.Warn("late outcome refused (fenced): the delivery moved on meanwhile (another replica took it over after this replica's claim lapsed, or an operator retried or replayed it)",
