@@ -344,6 +344,20 @@ func (c *cluster) isRouted() bool {
 	return c.routed
 }
 
+// dispatchers returns the running destinations' dispatchers that keep
+// passes (all of them when keep is nil).
+func (e *Engine) dispatchers(keep func(*dispatcher) bool) []*dispatcher {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ds := make([]*dispatcher, 0, len(e.dests))
+	for _, de := range e.dests {
+		if keep == nil || keep(de.d) {
+			ds = append(ds, de.d)
+		}
+	}
+	return ds
+}
+
 // forgetLost drops from memory the claims a heartbeat found ended (they
 // were not renewed): those not in flight are not attempted here; an
 // attempt in flight finishes and its outcome is fenced if another replica
@@ -353,14 +367,7 @@ func (e *Engine) forgetLost(ids []string) {
 	for _, id := range ids {
 		lost[id] = true
 	}
-	e.mu.Lock()
-	ds := make([]*dispatcher, 0, len(e.dests))
-	for _, de := range e.dests {
-		if !de.d.ordered() {
-			ds = append(ds, de.d)
-		}
-	}
-	e.mu.Unlock()
+	ds := e.dispatchers(func(d *dispatcher) bool { return !d.ordered() })
 	for _, d := range ds {
 		d.mu.Lock()
 		kept := d.ready[:0]
@@ -383,14 +390,7 @@ func (e *Engine) forgetLost(ids []string) {
 // those, so that a claim dropped from memory by any path ends with its
 // lease rather than being renewed forever.
 func (e *Engine) heldClaims() []string {
-	e.mu.Lock()
-	ds := make([]*dispatcher, 0, len(e.dests))
-	for _, de := range e.dests {
-		if !de.d.ordered() {
-			ds = append(ds, de.d)
-		}
-	}
-	e.mu.Unlock()
+	ds := e.dispatchers(func(d *dispatcher) bool { return !d.ordered() })
 	var ids []string
 	for _, d := range ds {
 		d.mu.Lock()
@@ -422,12 +422,7 @@ func (e *Engine) release(claims map[string]int64) {
 // a lapse, another replica may hold them now. Attempts in flight finish;
 // their outcomes are fenced.
 func (e *Engine) forgetClaims() {
-	e.mu.Lock()
-	ds := make([]*dispatcher, 0, len(e.dests))
-	for _, de := range e.dests {
-		ds = append(ds, de.d)
-	}
-	e.mu.Unlock()
+	ds := e.dispatchers(nil)
 	for _, d := range ds {
 		d.resetOwned()
 	}
@@ -441,12 +436,7 @@ func (e *Engine) forgetClaims() {
 // loaded (a retry or replay through another replica whose announcement
 // was lost) are found within that many heartbeats.
 func (e *Engine) nudgeAll(shares bool) {
-	e.mu.Lock()
-	ds := make([]*dispatcher, 0, len(e.dests))
-	for _, de := range e.dests {
-		ds = append(ds, de.d)
-	}
-	e.mu.Unlock()
+	ds := e.dispatchers(nil)
 	e.cl.nudges++
 	rescan := e.cl.nudges%rescanEvery == 0
 	for _, d := range ds {

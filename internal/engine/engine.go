@@ -555,23 +555,28 @@ const (
 // named destination that may come before what its dispatcher loaded: it
 // looks at the store from the start.
 func (e *Engine) WakeReplayed(destination string) {
-	e.mu.Lock()
-	de := e.dests[destination]
-	e.mu.Unlock()
-	if de != nil {
-		de.d.replayed()
+	if d := e.dispatcher(destination); d != nil {
+		d.replayed()
 	}
 }
 
 // Wake is told by another replica that work was stored for the named
 // destination: its dispatcher looks at the store.
 func (e *Engine) Wake(destination string) {
-	e.mu.Lock()
-	de := e.dests[destination]
-	e.mu.Unlock()
-	if de != nil {
-		de.d.nudge()
+	if d := e.dispatcher(destination); d != nil {
+		d.nudge()
 	}
+}
+
+// dispatcher returns the named destination's dispatcher, nil when there
+// is none.
+func (e *Engine) dispatcher(name string) *dispatcher {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if de := e.dests[name]; de != nil {
+		return de.d
+	}
+	return nil
 }
 
 // route hands committed events to their destinations' dispatchers.

@@ -139,26 +139,7 @@ func (s *Store) LeaseRelease(ctx context.Context, name, owner string) error {
 
 // claimBy is claimDue for a replica: leases on the database's clock, the
 // claimer recorded, the epoch moved on.
-var claimBy = `WITH p AS (
-		SELECT id, next_attempt_at AS due FROM deliveries
-		WHERE destination = $1 AND status = 'pending' AND next_attempt_at <= $2
-		ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED
-	), r AS (
-		SELECT id, next_attempt_at AS due FROM deliveries
-		WHERE destination = $1 AND status = 'retrying' AND next_attempt_at <= $2
-		ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED
-	), l AS (
-		SELECT id, next_attempt_at AS due FROM deliveries
-		WHERE destination = $1 AND status = 'delivering' AND lease_until < ` + dbNow + `
-		ORDER BY next_attempt_at NULLS FIRST LIMIT $3 FOR UPDATE SKIP LOCKED
-	), pick AS (
-		SELECT id FROM (SELECT * FROM p UNION ALL SELECT * FROM r UNION ALL SELECT * FROM l) due
-		ORDER BY due NULLS FIRST LIMIT $3
-	)
-	UPDATE deliveries d SET status = 'delivering', lease_until = ` + dbNow + ` + $4, updated_at = $2,
-		owner = $5, lease_epoch = d.lease_epoch + 1
-	FROM pick WHERE d.id = pick.id
-	RETURNING ` + prefixCols("d.", deliveryReadCols)
+var claimBy = claimSQL(dbNow, dbNow+" + $4", ", owner = $5, lease_epoch = d.lease_epoch + 1")
 
 // DeliveryClaim claims due deliveries of destination for owner.
 func (s *Store) DeliveryClaim(ctx context.Context, owner, destination string, now time.Time, ttl time.Duration, limit int) ([]*store.Delivery, error) {

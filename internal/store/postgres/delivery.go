@@ -422,7 +422,14 @@ func (s *Store) DeliveryExisting(ctx context.Context, ids []string) (map[string]
 // take the same row; a row that another transaction changed meanwhile is
 // checked again in its new version. (Rows a branch locked beyond what is
 // picked are only held until the statement ends.)
-var claimDue = `WITH p AS (
+var claimDue = claimSQL("$2", "$4", "")
+
+// claimSQL is the claim statement: $1 the destination, $2 now (due
+// times), $3 the limit; a delivering row is taken over once its lease
+// ended before now (an SQL expression), and a claim sets lease_until to
+// until (an SQL expression) and the columns of set (", col = …" or "").
+func claimSQL(now, until, set string) string {
+	return `WITH p AS (
 		SELECT id, next_attempt_at AS due FROM deliveries
 		WHERE destination = $1 AND status = 'pending' AND next_attempt_at <= $2
 		ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED
@@ -432,15 +439,16 @@ var claimDue = `WITH p AS (
 		ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED
 	), l AS (
 		SELECT id, next_attempt_at AS due FROM deliveries
-		WHERE destination = $1 AND status = 'delivering' AND lease_until < $2
+		WHERE destination = $1 AND status = 'delivering' AND lease_until < ` + now + `
 		ORDER BY next_attempt_at NULLS FIRST LIMIT $3 FOR UPDATE SKIP LOCKED
 	), pick AS (
 		SELECT id FROM (SELECT * FROM p UNION ALL SELECT * FROM r UNION ALL SELECT * FROM l) due
 		ORDER BY due NULLS FIRST LIMIT $3
 	)
-	UPDATE deliveries d SET status = 'delivering', lease_until = $4, updated_at = $2
+	UPDATE deliveries d SET status = 'delivering', lease_until = ` + until + `, updated_at = $2` + set + `
 	FROM pick WHERE d.id = pick.id
 	RETURNING ` + prefixCols("d.", deliveryReadCols)
+}
 
 // DeliveryClaimDue claims due deliveries of destination.
 func (s *Store) DeliveryClaimDue(ctx context.Context, destination string, now time.Time, lease time.Duration, limit int) ([]*store.Delivery, error) {

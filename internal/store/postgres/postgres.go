@@ -191,15 +191,17 @@ func (s *Store) init(ctx context.Context, schema string) error {
 // checkLegacyServer refuses to open a schema that a hookd without replica
 // support is serving: it routes its events in memory and releases every
 // claim at its start, so it cannot share the schema with replicas. It
-// holds a session lock while it serves; this takes it for an instant.
+// holds that session lock exclusively while it serves; this takes it
+// shared for an instant, so that replicas starting at once do not see
+// each other as such a process.
 func (s *Store) checkLegacyServer(ctx context.Context) error {
 	var free bool
 	err := s.with(ctx, func(c *pgx.Conn) error {
-		if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, lockLegacyServe, s.lockKey).Scan(&free); err != nil {
+		if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock_shared($1, $2)`, lockLegacyServe, s.lockKey).Scan(&free); err != nil {
 			return err
 		}
 		if free {
-			_, err := c.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, lockLegacyServe, s.lockKey)
+			_, err := c.Exec(ctx, `SELECT pg_advisory_unlock_shared($1, $2)`, lockLegacyServe, s.lockKey)
 			return err
 		}
 		return nil
