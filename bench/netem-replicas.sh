@@ -17,7 +17,10 @@
 # when the kernel has netem. A kernel without it (no sch_netem) gets the
 # delay from 'hookd bench delay-proxy' instead: a relay on 10.77.0.1:5432,
 # on the host, that holds each chunk of data half the RTT in each
-# direction. Either way PostgreSQL is reached at 10.77.0.1:5432: when it
+# direction; it runs under real-time scheduling (chrt -f 10), as netem's
+# timers run in the kernel, so that its wake-ups do not wait for a busy
+# CPU (it uses a few percent of one). Either way PostgreSQL is reached at
+# 10.77.0.1:5432: when it
 # does not listen there itself (listen_addresses is not '*'), the relay
 # does (with no delay of its own under netem), so that PostgreSQL, shared
 # with other work, is neither restarted nor reconfigured. When it does
@@ -26,6 +29,10 @@
 # reloads again, deletes the namespace (and with it the veth and its
 # qdiscs) and stops the relay.
 #
+# --connections is the load generator's keep-alive connections, spread
+# over the replicas round-robin; with --per-replica, N replicas get N times
+# as many (the offered load grows with the replicas).
+#
 # With --rtt-ms 0 it runs the same loop on the host, against PostgreSQL on
 # 127.0.0.1, with no namespace (add --netns to go through the namespace and
 # the relay all the same: the relay's own cost).
@@ -33,13 +40,17 @@
 # Each run is 'hookd bench' (ingest) or 'hookd bench e2e' with
 # --postgres and --replicas N on a fresh schema; the replica counts are
 # interleaved round by round so that a disturbance of the machine falls on
-# all of them. During each run the script samples pg_stat_activity every
-# 0.25 s for hookd's connections (application_name hookd_bench) and counts
-# their states and wait events. At the end it prints a summary and the
-# median ratios of N replicas to one.
+# all of them. The bench's own few queries (creating the schema, counting
+# the events) take the delayed path too. During each run the script
+# samples pg_stat_activity every 0.25 s from the host, directly, for
+# hookd's connections (application_name hookd_bench) and counts their
+# states and wait events, and times a SELECT 1 every 0.1 s from the
+# namespace over the delayed path (the round trip under load). At the end
+# it prints a summary and the median ratios of N replicas to one.
 #
 # Usage: bench/netem-replicas.sh [--rtt-ms 2] [--replicas "1 2 3"] [--rounds 3]
-#          [--modes "ingest e2e"] [--connections 64] [--duration 5s] [--warmup 2s]
+#          [--modes "ingest e2e"] [--connections 64] [--per-replica]
+#          [--duration 5s] [--warmup 2s]
 #          [--hookd ./hookd] [--out DIR] [--netns]
 set -euo pipefail
 
@@ -53,6 +64,7 @@ warmup=2s
 hookd=./hookd
 out=""
 force_netns=0
+per_replica=0
 pg_port=5432
 pg_user=postgres
 pg_db=test
@@ -78,6 +90,7 @@ while [ $# -gt 0 ]; do
 	--hookd) hookd=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
 	--netns) force_netns=1; shift ;;
+	--per-replica) per_replica=1; shift ;;
 	-h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
@@ -103,12 +116,15 @@ hostq 'SELECT 1' >/dev/null || die "PostgreSQL is not reachable at 127.0.0.1:$pg
 # Cleanup: everything set up below registers its undoing here.
 proxy_pid=""
 sampler_pid=""
+probe_pid=""
 hba_file=""
 hba_line=""
 ns_made=0
 cleanup() {
 	set +e
 	if [ -n "$sampler_pid" ]; then kill "$sampler_pid" 2>/dev/null; wait "$sampler_pid" 2>/dev/null; fi
+	if [ -n "$probe_pid" ]; then kill "$probe_pid" 2>/dev/null; wait "$probe_pid" 2>/dev/null; fi
+	true
 	if [ -n "$proxy_pid" ]; then
 		kill "$proxy_pid" 2>/dev/null
 		wait "$proxy_pid" 2>/dev/null
@@ -123,6 +139,7 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
+trap 'say "a command failed at line $LINENO; stopping"' ERR
 trap 'exit 130' INT TERM
 
 dsn="postgres://$pg_user@127.0.0.1:$pg_port/$pg_db?sslmode=disable&application_name=$app"
@@ -172,7 +189,12 @@ if [ "$use_ns" = 1 ]; then
 		if [ "$proxy_delay" = 0s ]; then
 			say "PostgreSQL listens on '$listen' only, not on $host_ip: relaying $host_ip:$pg_port to 127.0.0.1:$pg_port with hookd bench delay-proxy --delay 0 (no restart of PostgreSQL)"
 		fi
-		"$hookd" bench delay-proxy --listen "$host_ip:$pg_port" --to "127.0.0.1:$pg_port" --delay "$proxy_delay" \
+		# Under real-time scheduling, as netem's timers run in the kernel: on
+		# busy cores its wake-ups would otherwise wait for a CPU and add to
+		# the delay. It uses a few percent of a core.
+		rt=()
+		command -v chrt >/dev/null && rt=(chrt -f 10)
+		"${rt[@]}" "$hookd" bench delay-proxy --listen "$host_ip:$pg_port" --to "127.0.0.1:$pg_port" --delay "$proxy_delay" \
 			>"$out/proxy.stdout" 2>"$out/proxy.stderr" &
 		proxy_pid=$!
 		for _ in $(seq 100); do [ -s "$out/proxy.stdout" ] && break; sleep 0.05; done
@@ -196,70 +218,114 @@ rtt_line=$( { echo '\timing on'; for _ in $(seq 41); do echo 'SELECT 1;'; done; 
 say "$rtt_line (psql in $([ "$use_ns" = 1 ] && echo "the namespace" || echo "the host"), DSN host $([ "$use_ns" = 1 ] && echo "$host_ip" || echo 127.0.0.1))"
 
 {
-	echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $0 --rtt-ms $rtt_ms --replicas '$replicas' --rounds $rounds --modes '$modes' --connections $connections --duration $duration --warmup $warmup"
+	echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $0 --rtt-ms $rtt_ms --replicas '$replicas' --rounds $rounds --modes '$modes' --connections $connections$([ "$per_replica" = 1 ] && echo " --per-replica") --duration $duration --warmup $warmup"
 	echo "# added delay: $how"
 	echo "# $rtt_line"
 	echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg); busiest processes:"
 	top -bn1 -w 200 2>/dev/null | sed -n '7,13p' | sed 's/^/#   /'
 } | tee "$out/summary.txt"
 
-# sample_waits FILE: append, every 0.25 s, the states and wait events of
-# hookd's connections (application_name $app).
+# sample_waits FILE: start a psql in the background (sampler_pid) that
+# appends, every 0.25 s, the states and wait events of hookd's connections
+# (application_name $app) to FILE.
+cat >"$out/waits.sql" <<SQL
+SELECT state, coalesce(wait_event_type, 'CPU'), coalesce(wait_event, '-'), count(*),
+	CASE WHEN state = 'idle' THEN '' ELSE left(regexp_replace(ltrim(query), '\s+', ' ', 'g'), 32) END,
+	now()
+	FROM pg_stat_activity WHERE application_name = '$app' AND backend_type = 'client backend'
+	GROUP BY 1, 2, 3, 5, 6 ORDER BY 4 DESC;
+\watch 0.25
+SQL
 sample_waits() {
-	{
-		echo "SELECT state, coalesce(wait_event_type, 'CPU'), coalesce(wait_event, '-'), count(*)
-			FROM pg_stat_activity WHERE application_name = '$app' AND backend_type = 'client backend'
-			GROUP BY 1, 2, 3 ORDER BY 4 DESC;"
-		echo '\watch 0.25'
-	} | psql "$host_dsn application_name=netem-replicas-sampler" -XAtq >>"$1" 2>/dev/null
+	psql "$host_dsn application_name=netem-replicas-sampler" -XAtq -f "$out/waits.sql" >>"$1" 2>/dev/null &
+	sampler_pid=$!
+}
+
+# probe_rtt FILE: start a psql in the background (probe_pid), where hookd
+# runs and over its path to PostgreSQL, that times a SELECT 1 every 0.1 s
+# into FILE: the round trip under the load of the run.
+printf '%s\n' '\timing on' 'SELECT 1;' '\watch 0.1' >"$out/probe.sql"
+probe_rtt() {
+	"${run_in[@]}" psql "${dsn/application_name=$app/application_name=netem-replicas-probe}" -XAtq -f "$out/probe.sql" >>"$1" 2>/dev/null &
+	probe_pid=$!
+}
+
+# rtt_summary FILE: the median and the 90th percentile of the probe's times.
+rtt_summary() {
+	awk '/^Time:/ { print $2 }' "$1" | sort -n | awk '{ t[NR] = $1 } END { if (NR == 0) { print "-"; exit }
+		p = int(NR * 0.9); if (p < 1) p = 1
+		printf "%.2f/%.2f", t[int((NR + 1) / 2)], t[p] }'
 }
 
 # waits FILE: the samples summed, each (state, wait event) as a share of
-# all the connection-samples, the largest first.
+# all the connection-samples, the largest first; with "busy", only the
+# connections not idle, by their statement (its first characters).
 waits() {
-	awk -F'|' 'NF >= 4 { n[$1 " (" $2 ":" $3 ")"] += $4; tot += $4 } END {
-		for (k in n) printf "%.0f%% %s\n", 100 * n[k] / tot, k }' "$1" | sort -rn | head -n 7 | paste -sd';' | sed 's/;/; /g'
+	awk -F'|' -v busy="${2:-}" 'NF >= 5 && (busy == "" || $1 != "idle") {
+		k = $1 " (" $2 ":" $3 ")"; if (busy != "") k = k " [" $5 "]"
+		n[k] += $4; tot += $4 } END {
+		for (k in n) printf "%.0f%% %s\n", 100 * n[k] / tot, k }' "$1" | sort -rn | head -n 8 | paste -sd';' | sed 's/;/; /g'
+}
+
+# conns FILE: hookd's connections per sample, in all and not idle (means).
+conns_in_use() {
+	awk -F'|' 'NF >= 6 { s[$6] = 1; all += $4; if ($1 != "idle") busy += $4 } END {
+		n = 0; for (k in s) n++
+		if (n == 0) { print "no samples"; exit }
+		printf "%.1f connections, %.2f of them not idle (means over %d samples)", all / n, busy / n, n }' "$1"
 }
 
 # proc_cpu PID: user+system seconds of a process.
 proc_cpu() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
-printf '%-7s %-3s %-5s %9s %8s %9s %9s %-18s %s\n' mode N round "hookd/s" ratio p99 "srv cpu" "cpu srv/gen/other" "relay cpu" | tee -a "$out/summary.txt"
+printf '%-7s %-3s %-5s %9s %8s %9s %9s %-18s %-9s %-11s %s\n' mode N round "hookd/s" ratio p99 "srv cpu" "cpu srv/gen/other" "relay cpu" "rtt p50/p90" conns | tee -a "$out/summary.txt"
 for round in $(seq "$rounds"); do
 	for mode in $modes; do
 		for n in $replicas; do
 			f="$out/$mode-r$n-$round.txt"
 			sub=()
 			[ "$mode" = e2e ] && sub=(e2e)
-			args=(bench "${sub[@]}" --postgres "$dsn" --replicas "$n" --connections "$connections" --duration "$duration" --warmup "$warmup")
+			conns=$connections
+			[ "$per_replica" = 1 ] && conns=$((connections * n))
+			args=(bench "${sub[@]}" --postgres "$dsn" --replicas "$n" --connections "$conns" --duration "$duration" --warmup "$warmup")
 			echo "# command: ${run_in[*]} $hookd ${args[*]}" >"$f"
 			: >"$f.waits"
-			sample_waits "$f.waits" &
-			sampler_pid=$!
+			sample_waits "$f.waits"
+			: >"$f.rtt"
+			probe_rtt "$f.rtt"
 			p0=0
 			[ -n "$proxy_pid" ] && p0=$(proc_cpu "$proxy_pid")
 			t0=$(date +%s.%N)
 			status=0
 			"${run_in[@]}" "$hookd" "${args[@]}" >>"$f" 2>"$f.stderr" || status=$?
 			t1=$(date +%s.%N)
-			kill "$sampler_pid" 2>/dev/null; wait "$sampler_pid" 2>/dev/null || true
-			sampler_pid=""
+			kill "$sampler_pid" "$probe_pid" 2>/dev/null || true # they may have ended: a PostgreSQL restart
+			wait "$sampler_pid" "$probe_pid" 2>/dev/null || true
+			sampler_pid="" probe_pid=""
+			rtt=$(rtt_summary "$f.rtt")
 			relay="-"
 			if [ -n "$proxy_pid" ]; then
 				relay=$(awk -v a="$p0" -v b="$(proc_cpu "$proxy_pid")" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.2f", (b - a) / (e - s) }')
 			fi
 			echo "# pg_stat_activity of hookd's connections, 0.25 s samples over the whole run: $(waits "$f.waits")" >>"$f"
-			[ "$status" = 0 ] || say "run $mode N=$n round $round exited with status $status: see $f and $f.stderr"
+			echo "# the same, connections not idle, by statement: $(waits "$f.waits" busy)" >>"$f"
+			echo "# hookd's connections to PostgreSQL (all replicas): $(conns_in_use "$f.waits")" >>"$f"
+			echo "# SELECT 1 round trip from where hookd runs, every 0.1 s over the whole run: median/p90 $rtt ms" >>"$f"
+			note=""
+			if [ "$status" != 0 ]; then
+				say "run $mode N=$n round $round exited with status $status: see $f and $f.stderr"
+				note=" FAILED(exit $status)"
+			fi
 			if [ "$mode" = ingest ]; then
 				# The hookd row: connections hookd req/s p50 p99 max errors non2xx cpu ratio.
-				awk -v m="$mode" -v n="$n" -v r="$round" -v relay="$relay" '
-					$2 == "hookd" && $3 ~ /^[0-9]+$/ && !done { split($9, c, "/"); printf "%-7s %-3s %-5s %9s %8s %9s %9s %-18s %s\n", m, n, r, $3, $11, $5, c[1], $9, relay; done = 1 }' "$f"
+				awk -v m="$mode" -v n="$n" -v r="$round" -v relay="$relay" -v conns="$conns" -v note="$note" -v rtt="$rtt" '
+					$2 == "hookd" && $3 ~ /^[0-9]+$/ && !done { split($9, c, "/"); printf "%-7s %-3s %-5s %9s %8s %9s %9s %-18s %-9s %-11s %s\n", m, n, r, $3, $11, $5, c[1], $9, relay, rtt, conns note; done = 1 }' "$f"
 			else
-				awk -v m="$mode" -v n="$n" -v r="$round" -v relay="$relay" '
+				awk -v m="$mode" -v n="$n" -v r="$round" -v relay="$relay" -v conns="$conns" -v note="$note" -v rtt="$rtt" '
 					/^ingest: client/ { p99 = $7; cpu = $8; split(cpu, c, "/") }
 					/^delivered: hookd/ { d = $5 }
 					/^end-to-end events/ { ratio = $NF }
-					END { printf "%-7s %-3s %-5s %9s %8s %9s %9s %-18s %s\n", m, n, r, d, ratio, p99, c[1], cpu, relay }' "$f"
+					END { printf "%-7s %-3s %-5s %9s %8s %9s %9s %-18s %-9s %-11s %s\n", m, n, r, d, ratio, p99, c[1], cpu, relay, rtt, conns note }' "$f"
 			fi | tee -a "$out/summary.txt"
 		done
 	done
@@ -269,7 +335,7 @@ done
 {
 	echo
 	echo "# median over rounds (hookd/s: ingest req/s, or e2e delivered events/s; ratio: to the bare server of the same run)"
-	awk 'NF >= 9 && $1 !~ /^#/ && $1 != "mode" { k = $1 " " $2; v[k] = v[k] " " $4; r[k] = r[k] " " $5; keys[k] = 1 }
+	awk 'NF == 11 && $1 !~ /^#/ && $1 != "mode" { k = $1 " " $2; v[k] = v[k] " " $4; r[k] = r[k] " " $5; keys[k] = 1 }
 		function median(s,   a, n, i, j, x) {
 			n = split(s, a, " ")
 			for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { x = a[i]; a[i] = a[j]; a[j] = x }
