@@ -218,7 +218,7 @@ rtt_line=$( { echo '\timing on'; for _ in $(seq 41); do echo 'SELECT 1;'; done; 
 say "$rtt_line (psql in $([ "$use_ns" = 1 ] && echo "the namespace" || echo "the host"), DSN host $([ "$use_ns" = 1 ] && echo "$host_ip" || echo 127.0.0.1))"
 
 {
-	echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $0 --rtt-ms $rtt_ms --replicas '$replicas' --rounds $rounds --modes '$modes' --connections $connections$([ "$per_replica" = 1 ] && echo " --per-replica") --duration $duration --warmup $warmup"
+	echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $0 --rtt-ms $rtt_ms --replicas '$replicas' --rounds $rounds --modes '$modes' --connections $connections$([ "$per_replica" = 1 ] && echo " --per-replica")$([ "$force_netns" = 1 ] && echo " --netns") --duration $duration --warmup $warmup"
 	echo "# added delay: $how"
 	echo "# $rtt_line"
 	echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg); busiest processes:"
@@ -288,7 +288,7 @@ for round in $(seq "$rounds"); do
 			conns=$connections
 			[ "$per_replica" = 1 ] && conns=$((connections * n))
 			args=(bench "${sub[@]}" --postgres "$dsn" --replicas "$n" --connections "$conns" --duration "$duration" --warmup "$warmup")
-			echo "# command: ${run_in[*]} $hookd ${args[*]}" >"$f"
+			echo "# command: ${run_in[*]} $hookd $(printf '%q ' "${args[@]}")" >"$f"
 			: >"$f.waits"
 			sample_waits "$f.waits"
 			: >"$f.rtt"
