@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -41,7 +42,12 @@ type benchFlags struct {
 	// postgres, when set, is the DSN of a PostgreSQL database: hookd
 	// stores into a fresh schema there instead of SQLite.
 	postgres string
+	// replicas is the number of 'hookd serve' processes on that schema.
+	replicas int
 }
+
+// maxReplicas bounds --replicas.
+const maxReplicas = 16
 
 // childStopGrace is how long a server may take to exit after SIGTERM.
 const childStopGrace = 30 * time.Second
@@ -61,12 +67,19 @@ the bare server, then hookd, with that many keep-alive connections, each in
 a closed loop of POSTs of a 1 KiB JSON body with a unique id, and prints
 req/s, p50, p99 and max latency, errors and non-2xx answers.
 
+With --postgres, hookd stores into a fresh schema of that database. With
+--replicas N as well, bench starts N 'hookd serve' processes on that one
+schema (each on a port of its own) and spreads the connections over them
+round-robin: the hookd rows show the total, and a second table each
+replica's part (connections, req/s, latencies, CPU).
+
 At the end it stops hookd and counts the events in its database: the count
 must equal the number of 200 answers hookd gave. Nothing here asserts speed;
 bench reports.`,
 		Example: `  hookd bench
   hookd bench --duration 10s --procs 1
-  hookd bench --connections 16,64,256 --json`,
+  hookd bench --connections 16,64,256 --json
+  hookd bench --postgres postgres://postgres@127.0.0.1:5432/test --replicas 2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBench(cmd, f)
@@ -82,8 +95,9 @@ bench reports.`,
 	fl.BoolVar(&f.keep, "keep", false, "keep the temporary directory instead of removing it")
 	fl.BoolVar(&f.json, "json", false, "also print the results as JSON")
 	fl.StringVar(&f.postgres, "postgres", "", "measure hookd on PostgreSQL: the DSN of a database where bench creates (and drops) a schema of its own")
+	fl.IntVar(&f.replicas, "replicas", 1, "hookd processes on the one PostgreSQL schema (needs --postgres); the connections are spread over them round-robin")
 	cmd.MarkFlagDirname("dir")
-	cmd.AddCommand(newBareServerCmd(), newBenchE2ECmd(), newBenchSlowCmd())
+	cmd.AddCommand(newBareServerCmd(), newBenchE2ECmd(), newBenchSlowCmd(), newDelayProxyCmd())
 	return cmd
 }
 
@@ -123,6 +137,9 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 	}
 	if f.procs < 0 {
 		return errors.New("--procs must not be negative")
+	}
+	if err := checkReplicas(f.replicas, f.postgres); err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(cmdContext(cmd), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -209,22 +226,20 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		return err
 	}
 	children = append(children, bare)
-	hookdSrv, err := loadgen.StartChild(ctx, loadgen.ChildSpec{
-		Name: "hookd", Path: exe, Env: env,
-		Args:   []string{"serve", "--config", cfgPath, "--listen", "127.0.0.1:0"},
-		Addr:   serveAddr,
-		Stderr: stderr, StderrLines: 20,
-	})
+	replicas, err := startBenchReplicas(ctx, f.replicas, exe, env, cfgPath, stderr)
+	children = append(children, replicas...)
 	if err != nil {
 		return err
 	}
-	children = append(children, hookdSrv)
+	hookdT := replicaTarget(replicas)
+	wc := newWindowCounters(replicas)
+	hookdT.OnWindow = wc.onWindow
 
 	rep.WriteHeader(stdout)
-	fmt.Fprintf(stdout, "# servers:  bare on %s; hookd on %s, %s\n", bare.Addr, hookdSrv.Addr, store)
+	fmt.Fprintf(stdout, "# servers:  bare on %s; %s, %s\n", bare.Addr, describeReplicas(replicas), store)
 	results, runErr := loadgen.Compare(ctx, []loadgen.Target{
 		{Name: "bare", Addr: bare.Addr, Path: "/in/bench", PID: bare.PID()},
-		{Name: "hookd", Addr: hookdSrv.Addr, Path: "/in/bench", PID: hookdSrv.PID()},
+		hookdT,
 	}, loadgen.Options{
 		Connections: f.connections, Warmup: f.warmup, Duration: f.duration,
 		Settle: time.Second, RunID: "b" + randomHex(4), Rounds: f.rounds,
@@ -236,6 +251,16 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 	if len(results) > 0 {
 		fmt.Fprintln(stdout)
 		if err := loadgen.WriteTable(stdout, results); err != nil {
+			return err
+		}
+		if len(replicas) > 1 {
+			fmt.Fprintln(stdout)
+			if err := loadgen.WriteShares(stdout, results); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintln(stdout, "\n# group commit of each hookd in its windows (its /metrics): writer busy is the share of the window inside a commit")
+		if err := wc.writeCommits(stdout, results, false); err != nil {
 			return err
 		}
 		if f.rounds > 1 {
@@ -264,8 +289,10 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 			warn("%s at %d connections flagged %d answers as duplicates, yet every request carries a new id", r.Server, r.Connections, r.Duplicates)
 		}
 	}
-	if n := hookdSrv.StderrLines(); n > 0 {
-		fmt.Fprintf(stdout, "hookd wrote %d lines to stderr (log level warn; the first ones are on the bench's stderr)\n", n)
+	for _, r := range replicas {
+		if n := r.StderrLines(); n > 0 {
+			fmt.Fprintf(stdout, "%s wrote %d lines to stderr (log level warn; the first ones are on the bench's stderr)\n", r.Name, n)
+		}
 	}
 	if stopErr != nil {
 		warn("stopping the servers: %v", stopErr)
@@ -312,6 +339,65 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		return exitError{code: 1}
 	}
 	return nil
+}
+
+// checkReplicas checks --replicas: more than one needs PostgreSQL, since a
+// SQLite data directory belongs to one process.
+func checkReplicas(n int, postgres string) error {
+	if n < 1 || n > maxReplicas {
+		return fmt.Errorf("--replicas: %d is not between 1 and %d", n, maxReplicas)
+	}
+	if n > 1 && postgres == "" {
+		return errors.New("--replicas: more than one hookd needs --postgres (a SQLite data directory belongs to one process)")
+	}
+	return nil
+}
+
+// startBenchReplicas starts n 'hookd serve' children with the configuration at
+// cfgPath, one after the other, each on a port of its own. It returns those
+// it started, also when a later one failed (the caller stops them).
+func startBenchReplicas(ctx context.Context, n int, exe string, env []string, cfgPath string, stderr io.Writer) ([]*loadgen.Child, error) {
+	var out []*loadgen.Child
+	for i := range n {
+		name := "hookd"
+		if n > 1 {
+			name = "hookd-" + strconv.Itoa(i+1)
+		}
+		c, err := loadgen.StartChild(ctx, loadgen.ChildSpec{
+			Name: name, Path: exe, Env: env,
+			Args:   []string{"serve", "--config", cfgPath, "--listen", "127.0.0.1:0"},
+			Addr:   serveAddr,
+			Stderr: stderr, StderrLines: 20,
+		})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// replicaTarget is the load generator's target "hookd": the replicas'
+// addresses and processes.
+func replicaTarget(replicas []*loadgen.Child) loadgen.Target {
+	t := loadgen.Target{Name: "hookd", Path: "/in/bench"}
+	for _, r := range replicas {
+		t.Addrs = append(t.Addrs, r.Addr)
+		t.PIDs = append(t.PIDs, r.PID())
+	}
+	return t
+}
+
+// describeReplicas says where hookd listens, for the header.
+func describeReplicas(replicas []*loadgen.Child) string {
+	if len(replicas) == 1 {
+		return "hookd on " + replicas[0].Addr
+	}
+	addrs := make([]string, len(replicas))
+	for i, r := range replicas {
+		addrs[i] = r.Addr
+	}
+	return fmt.Sprintf("hookd ×%d on %s (connections round-robin)", len(replicas), strings.Join(addrs, ", "))
 }
 
 func formatRatios(rs []float64) string {

@@ -30,6 +30,9 @@ type benchE2EFlags struct {
 	procs            int
 	dir              string
 	keep             bool
+	// postgres and replicas are as bench's.
+	postgres string
+	replicas int
 }
 
 func newBenchE2ECmd() *cobra.Command {
@@ -50,9 +53,16 @@ client→server ceiling of this machine), then drives hookd's ingest the same
 way, and counts the deliveries that reach the sink during the measured
 window: events/s end to end, and its ratio to the ceiling. It then waits
 until every acknowledged event has reached the sink and reports the drain
-time and duplicates. Nothing here asserts speed; e2e reports.`,
+time and duplicates. Nothing here asserts speed; e2e reports.
+
+With --postgres, hookd stores into a fresh schema of that database; with
+--replicas N as well, N 'hookd serve' processes share it, the ingest
+connections are spread over them round-robin, and each one's part is shown:
+its ingest, its CPU, its group commit and the deliveries it made (from its
+/metrics).`,
 		Example: `  hookd bench e2e
-  hookd bench e2e --connections 64 --duration 20s`,
+  hookd bench e2e --connections 64 --duration 20s
+  hookd bench e2e --postgres postgres://postgres@127.0.0.1:5432/test --replicas 2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runBenchE2E(cmd, f) },
 	}
@@ -64,6 +74,8 @@ time and duplicates. Nothing here asserts speed; e2e reports.`,
 	fl.IntVar(&f.procs, "procs", 0, "GOMAXPROCS of the servers (0 leaves it unset)")
 	fl.StringVar(&f.dir, "dir", "", "where to create the temporary directory (default the system temp dir)")
 	fl.BoolVar(&f.keep, "keep", false, "keep the temporary directory")
+	fl.StringVar(&f.postgres, "postgres", "", "measure hookd on PostgreSQL: the DSN of a database where bench creates (and drops) a schema of its own")
+	fl.IntVar(&f.replicas, "replicas", 1, "hookd processes on the one PostgreSQL schema (needs --postgres); the connections are spread over them round-robin")
 	return cmd
 }
 
@@ -102,6 +114,9 @@ func runBenchE2E(cmd *cobra.Command, f benchE2EFlags) error {
 	if f.duration <= 0 || f.warmup < 0 {
 		return errors.New("--duration must be positive and --warmup not negative")
 	}
+	if err := checkReplicas(f.replicas, f.postgres); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(cmdContext(cmd), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	exe, err := os.Executable()
@@ -131,7 +146,22 @@ func runBenchE2E(cmd *cobra.Command, f benchE2EFlags) error {
 
 	dataDir := filepath.Join(tmp, "data")
 	cfgPath := filepath.Join(tmp, "hookd.yaml")
-	cfg := string(benchConfig(dataDir, randomHex(16))) + fmt.Sprintf(`egress:
+	base := benchConfig(dataDir, randomHex(16))
+	store := "SQLite in " + dataDir
+	if f.postgres != "" {
+		pg, err := newBenchSchema(ctx, f.postgres)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if !f.keep {
+				pg.drop()
+			}
+		}()
+		base = benchConfigOn(pg.storageYAML(), randomHex(16))
+		store = "PostgreSQL schema " + pg.schema
+	}
+	cfg := string(base) + fmt.Sprintf(`egress:
   allow_private: ["127.0.0.0/8"]
 destinations:
   - name: sink
@@ -169,16 +199,18 @@ subscriptions:
 		return err
 	}
 	children = append(children, bare)
-	srv, err := loadgen.StartChild(ctx, loadgen.ChildSpec{Name: "hookd", Path: exe, Env: env,
-		Args: []string{"serve", "--config", cfgPath, "--listen", "127.0.0.1:0"}, Addr: serveAddr, Stderr: stderr, StderrLines: 20})
+	replicas, err := startBenchReplicas(ctx, f.replicas, exe, env, cfgPath, stderr)
+	children = append(children, replicas...)
 	if err != nil {
 		return err
 	}
-	children = append(children, srv)
+	target := replicaTarget(replicas)
+	wc := newWindowCounters(replicas)
 
 	fmt.Fprintf(stdout, "# hookd bench e2e: %s\n", commandLine(os.Args))
 	fmt.Fprintf(stdout, "# machine: %d CPUs, %s %s/%s, load %s; servers GOMAXPROCS %s\n", runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, loadAverage(), childProcs(f.procs))
 	fmt.Fprintf(stdout, "# %d connections, warmup %s, window %s; destination concurrency %d; 1 KiB JSON bodies\n", f.connections, f.warmup, f.duration, f.concurrency)
+	fmt.Fprintf(stdout, "# servers: bare on %s; %s, %s; the sink in this process on %s\n", bare.Addr, describeReplicas(replicas), store, ln.Addr())
 	runID := "e" + randomHex(4)
 	fmt.Fprintln(stderr, "bench: ceiling: client → bare server")
 	ceil, err := loadgen.Run(ctx, loadgen.Config{Addr: bare.Addr, Path: "/in/bench", Connections: f.connections,
@@ -201,8 +233,8 @@ subscriptions:
 		sleepCtx(ctx, f.duration-time.Since(t0)+f.warmup)
 		atEnd = sink.n.Load()
 	}()
-	res, err := loadgen.Run(ctx, loadgen.Config{Addr: srv.Addr, Path: "/in/bench", Connections: f.connections,
-		Warmup: f.warmup, Duration: f.duration, RunID: runID + "h", ServerPID: srv.PID()})
+	res, err := loadgen.Run(ctx, loadgen.Config{Addrs: target.Addrs, Path: "/in/bench", Connections: f.connections,
+		Warmup: f.warmup, Duration: f.duration, RunID: runID + "h", ServerPIDs: target.PIDs, OnWindow: wc.onWindow})
 	edges.Wait()
 	if err != nil {
 		return err
@@ -224,14 +256,26 @@ subscriptions:
 	window := f.duration.Seconds()
 	delivered := float64(atEnd-atStart) / window
 	fmt.Fprintln(stdout)
-	fmt.Fprintf(stdout, "%-28s %12s %10s %10s\n", "", "per second", "p50", "p99")
-	fmt.Fprintf(stdout, "%-28s %12.0f %10s %10s\n", "ceiling: client → bare", ceil.RPS(), ceil.Latency.P50.Round(10*time.Microsecond), ceil.Latency.P99.Round(10*time.Microsecond))
-	fmt.Fprintf(stdout, "%-28s %12.0f %10s %10s\n", "ingest: client → hookd", res.RPS(), res.Latency.P50.Round(10*time.Microsecond), res.Latency.P99.Round(10*time.Microsecond))
+	fmt.Fprintf(stdout, "%-28s %12s %10s %10s  %s\n", "", "per second", "p50", "p99", "cpu srv/gen/other")
+	fmt.Fprintf(stdout, "%-28s %12.0f %10s %10s  %s\n", "ceiling: client → bare", ceil.RPS(), ceil.Latency.P50.Round(10*time.Microsecond), ceil.Latency.P99.Round(10*time.Microsecond), e2eCPU(ceil.CPU))
+	fmt.Fprintf(stdout, "%-28s %12.0f %10s %10s  %s\n", "ingest: client → hookd", res.RPS(), res.Latency.P50.Round(10*time.Microsecond), res.Latency.P99.Round(10*time.Microsecond), e2eCPU(res.CPU))
+	for i, sh := range res.Shares {
+		cpu := "-"
+		if sh.CPU >= 0 {
+			cpu = fmt.Sprintf("%.2f", sh.CPU)
+		}
+		fmt.Fprintf(stdout, "%-28s %12.0f %10s %10s  %s\n", fmt.Sprintf("  via %s (%d conns)", replicas[i].Name, sh.Connections), sh.RPS(),
+			sh.Latency.P50.Round(10*time.Microsecond), sh.Latency.P99.Round(10*time.Microsecond), cpu)
+	}
 	fmt.Fprintf(stdout, "%-28s %12.0f\n", "delivered: hookd → sink", delivered)
 	if ceil.RPS() > 0 {
 		fmt.Fprintf(stdout, "end-to-end events/s ÷ ceiling: %.2f\n", delivered/ceil.RPS())
 	}
 	fmt.Fprintf(stdout, "acknowledged %d events; %d reached the sink (%d duplicate deliveries); drained %s after the load stopped\n", res.Acked, distinct, dups, drain.Round(time.Millisecond))
+	fmt.Fprintln(stdout, "\n# each hookd in the window (its /metrics): its group commit (writer busy: share of the window inside a commit) and the deliveries it made")
+	if err := wc.writeCommits(stdout, []*loadgen.Result{withServer(res, "hookd")}, true); err != nil {
+		return err
+	}
 	if distinct < res.Acked {
 		fmt.Fprintf(stdout, "WARNING: %d acknowledged events had not reached the sink after %s\n", res.Acked-distinct, drain.Round(time.Second))
 		return exitError{code: 1}
@@ -241,6 +285,27 @@ subscriptions:
 		return exitError{code: 1}
 	}
 	return nil
+}
+
+// e2eCPU renders a run's CPU as server/generator/other; the generator's
+// figure includes the sink, which runs in the same process.
+func e2eCPU(c *loadgen.CPU) string {
+	if c == nil {
+		return "-"
+	}
+	f := func(v float64) string {
+		if v < 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", v)
+	}
+	return f(c.Server) + "/" + f(c.Generator) + "/" + f(c.Other)
+}
+
+// withServer returns r named server.
+func withServer(r *loadgen.Result, server string) *loadgen.Result {
+	r.Server = server
+	return r
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

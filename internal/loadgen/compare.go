@@ -19,6 +19,12 @@ type Target struct {
 	Path string
 	// PID, when set, is the server's process id, for its CPU use.
 	PID int
+	// Addrs and PIDs, when set, replace Addr and PID: replicas of one
+	// server sharing the connections round-robin (see Config.Addrs).
+	Addrs []string
+	PIDs  []int
+	// OnWindow is passed to every run of the target (see Config).
+	OnWindow func(start bool)
 }
 
 // Options configures Compare.
@@ -67,11 +73,13 @@ func Compare(ctx context.Context, targets []Target, o Options) ([]*Result, error
 					fmt.Fprintf(o.Progress, "bench: %s at %d connections: warmup %s, then %s measured\n", t.Name, conns, o.Warmup, o.Duration)
 				}
 				res, err := Run(ctx, Config{
-					Addr: t.Addr, Path: t.Path, Connections: conns,
+					Addr: t.Addr, Addrs: t.Addrs, Path: t.Path, Connections: conns,
 					Warmup: o.Warmup, Duration: o.Duration, Drain: o.Drain, DialTimeout: o.DialTimeout,
 					RunID:           o.RunID + "-" + strconv.Itoa(i) + "r" + strconv.Itoa(round),
 					DuplicateHeader: o.DuplicateHeader,
 					ServerPID:       t.PID,
+					ServerPIDs:      t.PIDs,
+					OnWindow:        t.OnWindow,
 				})
 				if err != nil {
 					return out, fmt.Errorf("%s at %d connections: %w", t.Name, conns, err)

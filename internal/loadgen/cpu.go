@@ -10,7 +10,8 @@ import (
 // CPU is how many cores were busy during a measured window, from /proc
 // (Linux only). Where a figure is unknown it is negative.
 type CPU struct {
-	// Server is the server process's user and system time per second.
+	// Server is the server process's user and system time per second
+	// (the sum of the servers' when a run has several).
 	Server float64
 	// Generator is the bench process's (the load generator's).
 	Generator float64
@@ -28,20 +29,40 @@ const clockTick = time.Second / 100
 
 // cpuSample is a snapshot of CPU times.
 type cpuSample struct {
-	server, self     time.Duration
+	// server is the sum of servers, each process's time; serverOK is
+	// false unless every one was read.
+	server           time.Duration
+	servers          []time.Duration
+	self             time.Duration
 	busy, idle       time.Duration
 	serverOK, selfOK bool
 	machineOK        bool
 }
 
-func sampleCPU(serverPID int) cpuSample {
+func sampleCPU(serverPIDs []int) cpuSample {
 	var s cpuSample
-	if serverPID > 0 {
-		s.server, s.serverOK = procCPU(strconv.Itoa(serverPID))
+	if len(serverPIDs) > 0 {
+		s.serverOK = true
+		s.servers = make([]time.Duration, len(serverPIDs))
+		for i, pid := range serverPIDs {
+			d, ok := procCPU(strconv.Itoa(pid))
+			s.servers[i] = d
+			s.server += d
+			s.serverOK = s.serverOK && ok
+		}
 	}
 	s.self, s.selfOK = procCPU("self")
 	s.busy, s.idle, s.machineOK = machineCPU()
 	return s
+}
+
+// serverCores is the cores server i of the samples used between them;
+// -1 where unknown.
+func serverCores(a, b cpuSample, i int, elapsed time.Duration) float64 {
+	if !a.serverOK || !b.serverOK || i >= len(a.servers) || i >= len(b.servers) || elapsed <= 0 {
+		return -1
+	}
+	return (b.servers[i] - a.servers[i]).Seconds() / elapsed.Seconds()
 }
 
 // cpuBetween turns two samples taken elapsed apart into cores.

@@ -30,7 +30,7 @@ func TestSampleCPU(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("no /proc")
 	}
-	s := sampleCPU(os.Getpid())
+	s := sampleCPU([]int{os.Getpid()})
 	if !s.serverOK || !s.selfOK || !s.machineOK {
 		t.Errorf("sampleCPU(own pid) = %+v, want every figure read", s)
 	}

@@ -33,6 +33,11 @@ import (
 type Config struct {
 	// Addr is the server's host:port.
 	Addr string
+	// Addrs, when set, replaces Addr: several servers (replicas of one
+	// service) share the connections round-robin, connection i going to
+	// Addrs[i%len(Addrs)]. With more than one, Result.Shares has each
+	// server's part.
+	Addrs []string
 	// Path is the request path, such as "/in/bench". Default "/".
 	Path string
 	// Connections is the number of keep-alive connections, each driven by
@@ -57,6 +62,15 @@ type Config struct {
 	// ServerPID, when set, is the server's process id, for its CPU use
 	// during the window (Linux only).
 	ServerPID int
+	// ServerPIDs, when set, replaces ServerPID: the process ids of the
+	// servers at Addrs, in the same order. Their CPU use is summed in
+	// Result.CPU and shown apart in Result.Shares.
+	ServerPIDs []int
+	// OnWindow, when set, is called as the measured window starts (true)
+	// and as it ends (false), from Run's goroutine, such as to read the
+	// servers' own counters. It should be quick: the window waits for it
+	// at its start, and the connections go on during it at its end.
+	OnWindow func(start bool)
 }
 
 // Result is what one run measured. The fields before Sent cover the
@@ -94,6 +108,36 @@ type Result struct {
 	Duplicates int64
 	// Statuses counts the non-2xx answers by status code.
 	Statuses map[int]int64
+	// Shares is each server's part of the measured window, in the order
+	// of Config.Addrs, when there were several.
+	Shares []Share
+}
+
+// Share is one server's part of a run over several servers: the
+// connections it was given and what they measured in the window.
+type Share struct {
+	// Addr is the server's address.
+	Addr string
+	// Connections is the number of connections it was given.
+	Connections int
+	// Elapsed is the window (the run's).
+	Elapsed time.Duration
+	// OK, Non2xx and Errors count as Result's do, for this server's
+	// connections.
+	OK, Non2xx, Errors int64
+	// Latency summarises its 2xx answers in the window.
+	Latency Summary
+	// CPU is the cores its process used in the window; negative where
+	// unknown.
+	CPU float64
+}
+
+// RPS is the server's rate of 2xx answers in the window, per second.
+func (s *Share) RPS() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.OK) / s.Elapsed.Seconds()
 }
 
 // RPS is the rate of 2xx answers in the measured window, per second.
@@ -121,12 +165,15 @@ type run struct {
 // worker drives one connection. Its counters are its own until Run has
 // waited for it.
 type worker struct {
-	n    int
-	req  *request
-	seq  uint64
-	br   *bufio.Reader
-	lat  []time.Duration
-	dupH string
+	n int
+	// target is the index of its server in Config.Addrs.
+	target int
+	addr   string
+	req    *request
+	seq    uint64
+	br     *bufio.Reader
+	lat    []time.Duration
+	dupH   string
 
 	mu     sync.Mutex // guards conn and closed against closeConn
 	conn   net.Conn
@@ -156,17 +203,27 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	if c.Connections < 1 {
 		return nil, fmt.Errorf("connections must be at least 1, got %d", c.Connections)
 	}
+	if len(c.Addrs) == 0 {
+		c.Addrs = []string{c.Addr}
+	}
+	if len(c.ServerPIDs) == 0 && c.ServerPID > 0 {
+		c.ServerPIDs = []int{c.ServerPID}
+	}
+	if len(c.ServerPIDs) > 0 && len(c.ServerPIDs) != len(c.Addrs) {
+		return nil, fmt.Errorf("%d server process ids for %d addresses", len(c.ServerPIDs), len(c.Addrs))
+	}
 	if c.Duration <= 0 {
 		return nil, fmt.Errorf("duration must be positive, got %s", c.Duration)
 	}
 	r := &run{cfg: c, dialer: net.Dialer{Timeout: c.DialTimeout}, stop: make(chan struct{})}
 	workers := make([]*worker, c.Connections)
 	for i := range workers {
-		req, err := newRequest(c.Addr, c.Path, c.RunID, i)
+		t := i % len(c.Addrs)
+		req, err := newRequest(c.Addrs[t], c.Path, c.RunID, i)
 		if err != nil {
 			return nil, err
 		}
-		workers[i] = &worker{n: i, req: req, dupH: c.DuplicateHeader, statuses: map[int]int64{},
+		workers[i] = &worker{n: i, target: t, addr: c.Addrs[t], req: req, dupH: c.DuplicateHeader, statuses: map[int]int64{},
 			lat: make([]time.Duration, 0, 4096)}
 	}
 	closeAll := func() {
@@ -177,7 +234,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	for _, w := range workers {
 		if err := w.dial(r); err != nil {
 			closeAll()
-			return nil, fmt.Errorf("connect to %s: %w", c.Addr, err)
+			return nil, fmt.Errorf("connect to %s: %w", w.addr, err)
 		}
 	}
 
@@ -201,13 +258,20 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		<-finished
 		return nil, err
 	}
-	cpu0 := sampleCPU(c.ServerPID)
+	if c.OnWindow != nil {
+		c.OnWindow(true)
+	}
+	cpu0 := sampleCPU(c.ServerPIDs)
 	start := time.Now()
 	r.phase.Store(phaseMeasure)
 	err := sleep(ctx, c.Duration)
 	stopNow()
 	elapsed := time.Since(start)
-	cpu := cpuBetween(cpu0, sampleCPU(c.ServerPID), elapsed)
+	cpu1 := sampleCPU(c.ServerPIDs)
+	if c.OnWindow != nil && err == nil {
+		c.OnWindow(false)
+	}
+	cpu := cpuBetween(cpu0, cpu1, elapsed)
 	if err != nil {
 		closeAll()
 		<-finished
@@ -248,7 +312,31 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		}
 	}
 	res.Latency = Summarize(lat)
+	if len(c.Addrs) > 1 {
+		res.Shares = shares(c.Addrs, workers, elapsed, cpu0, cpu1)
+	}
 	return res, nil
+}
+
+// shares is each server's part of a run over several servers.
+func shares(addrs []string, workers []*worker, elapsed time.Duration, cpu0, cpu1 cpuSample) []Share {
+	out := make([]Share, len(addrs))
+	lats := make([][]time.Duration, len(addrs))
+	for i, a := range addrs {
+		out[i] = Share{Addr: a, Elapsed: elapsed, CPU: serverCores(cpu0, cpu1, i, elapsed)}
+	}
+	for _, w := range workers {
+		s := &out[w.target]
+		s.Connections++
+		s.OK += w.ok
+		s.Non2xx += w.non2xx
+		s.Errors += w.errs
+		lats[w.target] = append(lats[w.target], w.lat...)
+	}
+	for i := range out {
+		out[i].Latency = Summarize(lats[i])
+	}
+	return out
 }
 
 // loop is one connection's closed loop: one request, its answer, the next.
@@ -330,7 +418,7 @@ func (w *worker) roundTrip() (status int, dup, keep bool, err error) {
 }
 
 func (w *worker) dial(r *run) error {
-	conn, err := r.dialer.Dial("tcp", r.cfg.Addr)
+	conn, err := r.dialer.Dial("tcp", w.addr)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -184,5 +185,76 @@ func TestChildEnv(t *testing.T) {
 	}, "GOMAXPROCS=1")
 	if want := "PATH=/bin GOMAXPROCS=1"; strings.Join(got, " ") != want {
 		t.Errorf("ChildEnv = %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+// TestRunSpreadsOverServers drives three servers with seven connections:
+// connection i goes to server i%3 (3, 2 and 2 connections), each server
+// sees its own Host, and the shares add up to the whole.
+func TestRunSpreadsOverServers(t *testing.T) {
+	t.Parallel()
+	type seen struct {
+		n     atomic.Int64
+		hosts sync.Map
+	}
+	var srvs [3]*httptest.Server
+	var counts [3]seen
+	addrs := make([]string, 3)
+	for i := range srvs {
+		srvs[i] = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			counts[i].n.Add(1)
+			counts[i].hosts.Store(r.Host, true)
+		}))
+		defer srvs[i].Close()
+		addrs[i] = strings.TrimPrefix(srvs[i].URL, "http://")
+	}
+	r, err := Run(context.Background(), Config{Addrs: addrs, Connections: 7, Warmup: 20 * time.Millisecond,
+		Duration: 100 * time.Millisecond, RunID: "spread", ServerPIDs: []int{os.Getpid(), os.Getpid(), os.Getpid()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Shares) != 3 {
+		t.Fatalf("got %d shares, want 3", len(r.Shares))
+	}
+	var ok int64
+	for i, s := range r.Shares {
+		if want := []int{3, 2, 2}[i]; s.Addr != addrs[i] || s.Connections != want {
+			t.Errorf("share %d: %s with %d connections, want %s with %d", i, s.Addr, s.Connections, addrs[i], want)
+		}
+		if s.OK == 0 || s.Latency.Count != int(s.OK) {
+			t.Errorf("share %d: ok %d, %d latencies; want some, one per answer", i, s.OK, s.Latency.Count)
+		}
+		ok += s.OK
+		if got := counts[i].n.Load(); got < s.OK {
+			t.Errorf("server %d saw %d requests, fewer than the %d its share counted", i, got, s.OK)
+		}
+		counts[i].hosts.Range(func(h, _ any) bool {
+			if h != addrs[i] {
+				t.Errorf("server %d got a request for host %v", i, h)
+			}
+			return true
+		})
+		if _, err := os.Stat("/proc/self/stat"); err == nil && s.CPU < 0 {
+			t.Errorf("share %d: CPU unknown", i)
+		}
+	}
+	if ok != r.OK {
+		t.Errorf("shares add up to %d answers, the run counted %d", ok, r.OK)
+	}
+	var total int64
+	for i := range counts {
+		total += counts[i].n.Load()
+	}
+	if total != r.Sent {
+		t.Errorf("the servers saw %d requests, the generator sent %d", total, r.Sent)
+	}
+
+	var buf bytes.Buffer
+	if err := WriteShares(&buf, []*Result{r}); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(buf.String()), "\n"); len(lines) != 4 || !strings.Contains(lines[1], addrs[0]) {
+		t.Errorf("shares table:\n%s\nwant a header and a row per server", buf.String())
 	}
 }

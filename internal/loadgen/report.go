@@ -85,6 +85,52 @@ func WriteTable(w io.Writer, results []*Result) error {
 	return nil
 }
 
+// WriteShares writes, for every result over several servers, one row per
+// server: its connections, req/s, latencies and CPU. It writes nothing when
+// no result has shares.
+func WriteShares(w io.Writer, results []*Result) error {
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 8, 2, ' ', 0)
+	header := false
+	rounds := map[[2]any]int{}
+	for _, r := range results {
+		k := [2]any{r.Connections, r.Server}
+		rounds[k]++
+		if len(r.Shares) < 2 {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(tw, "connections\tserver\tround\treplica\taddress\tconns\treq/s\tshare\tp50\tp99\terrors\tnon2xx\tcpu\t")
+			header = true
+		}
+		for j := range r.Shares {
+			s := &r.Shares[j]
+			share := 0.0
+			if r.RPS() > 0 {
+				share = s.RPS() / r.RPS()
+			}
+			cpu := "-"
+			if s.CPU >= 0 {
+				cpu = fmt.Sprintf("%.2f", s.CPU)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%d\t%.0f\t%.2f\t%s\t%s\t%d\t%d\t%s\t\n", r.Connections, r.Server, rounds[k], j+1, s.Addr,
+				s.Connections, s.RPS(), share, FormatLatency(s.Latency.P50), FormatLatency(s.Latency.P99), s.Errors, s.Non2xx, cpu)
+		}
+	}
+	if !header {
+		return nil
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for line := range strings.Lines(buf.String()) {
+		if _, err := io.WriteString(w, strings.TrimRight(line, " \n")+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // formatCPU renders the cores busy in the window as server/generator/other.
 func formatCPU(c *CPU) string {
 	if c == nil {
@@ -129,6 +175,18 @@ type jsonResult struct {
 	Duplicates  int64            `json:"duplicates"`
 	Statuses    map[string]int64 `json:"statuses,omitempty"`
 	Ratio       *float64         `json:"ratio,omitempty"`
+	Shares      []jsonShare      `json:"replicas,omitempty"`
+}
+
+type jsonShare struct {
+	Addr        string      `json:"addr"`
+	Connections int         `json:"connections"`
+	RPS         float64     `json:"rps"`
+	OK          int64       `json:"ok"`
+	Non2xx      int64       `json:"non2xx"`
+	Errors      int64       `json:"errors"`
+	LatencyUS   jsonLatency `json:"latency_us"`
+	CPUCores    *float64    `json:"cpu_cores,omitempty"`
 }
 
 type jsonReport struct {
@@ -171,6 +229,15 @@ func (r *Report) WriteJSON(w io.Writer) error {
 			if c.Server >= 0 {
 				j.CPUCores.Server, j.CPUCores.Other = &c.Server, &c.Other
 			}
+		}
+		for k := range res.Shares {
+			sh := &res.Shares[k]
+			js := jsonShare{Addr: sh.Addr, Connections: sh.Connections, RPS: sh.RPS(), OK: sh.OK, Non2xx: sh.Non2xx, Errors: sh.Errors,
+				LatencyUS: jsonLatency{P50: us(sh.Latency.P50), P99: us(sh.Latency.P99), Max: us(sh.Latency.Max), Mean: us(sh.Latency.Mean)}}
+			if sh.CPU >= 0 {
+				js.CPUCores = &sh.CPU
+			}
+			j.Shares = append(j.Shares, js)
 		}
 		if len(res.Statuses) > 0 {
 			j.Statuses = map[string]int64{}
