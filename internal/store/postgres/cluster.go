@@ -34,8 +34,12 @@ func (s *Store) ReplicaBeat(ctx context.Context, id string, ttl time.Duration, h
 		ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at, alive_until = excluded.alive_until`,
 		id, nullText(host), ttl.Microseconds())
 	if len(held) > 0 {
+		// Locked in id order, as the outcome writer writes them (no
+		// deadlock between the two).
 		b.Queue(`UPDATE deliveries SET lease_until = `+dbNow+` + $2
-			WHERE id = ANY($3::text[]) AND status = 'delivering' AND owner = $1 AND lease_until >= `+dbNow+`
+			WHERE id IN (SELECT id FROM deliveries
+				WHERE id = ANY($3::text[]) AND status = 'delivering' AND owner = $1 AND lease_until >= `+dbNow+`
+				ORDER BY id FOR UPDATE)
 			RETURNING id`,
 			id, ttl.Microseconds(), held).Query(func(rows pgx.Rows) error {
 			var r string

@@ -90,8 +90,21 @@ func (s *Store) DeliveryWriteMany(ctx context.Context, writes []*store.DeliveryW
 	now := time.Now()
 	applied := make([]bool, len(writes))
 	ids := make([]string, len(writes))
-	b := &pgx.Batch{}
+	// Rows are written in id order (writes to one row keep theirs), the
+	// order in which a replica's heartbeat locks the claims it renews: two
+	// transactions taking the same rows never wait for each other in a
+	// cycle.
+	order := make([]int, len(writes))
 	for i, w := range writes {
+		order[i] = i
+		if ids[i] = w.Delivery.ID; ids[i] == "" {
+			ids[i] = store.DeliveryID(w.Delivery.EventID, w.Delivery.Destination)
+		}
+	}
+	sort.SliceStable(order, func(a, b int) bool { return ids[order[a]] < ids[order[b]] })
+	b := &pgx.Batch{}
+	for _, i := range order {
+		w := writes[i]
 		d := w.Delivery
 		id := d.ID
 		if id == "" {

@@ -95,7 +95,8 @@ type Options struct {
 	// search_path is that schema alone); Open creates it when missing.
 	// Empty: the search_path of the DSN or the server.
 	Schema string
-	// MaxConns bounds the connections the Store opens. Default 8.
+	// MaxConns bounds the connections the Store opens. Default: the
+	// DSN's pool_max_conns, else 8.
 	MaxConns int
 }
 
@@ -137,10 +138,14 @@ func Open(ctx context.Context, dsn string, log *slog.Logger, opt Options) (*Stor
 	if cc.ConnectTimeout == 0 {
 		cc.ConnectTimeout = 10 * time.Second
 	}
-	if opt.MaxConns <= 0 {
-		opt.MaxConns = 8
+	switch {
+	case opt.MaxConns > 0:
+		cfg.MaxConns = int32(opt.MaxConns)
+	case strings.Contains(dsn, "pool_max_conns"):
+		// The DSN's own pool_max_conns, as pgx read it.
+	default:
+		cfg.MaxConns = 8
 	}
-	cfg.MaxConns = int32(opt.MaxConns)
 	// pgxpool pings a connection that sat idle for over a second before
 	// handing it out, and drops broken ones: a server restart costs no
 	// failed query.
