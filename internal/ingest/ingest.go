@@ -177,6 +177,10 @@ func (h *Handler) build(c config.Source) (*source, error) {
 	if s.verify, err = verify.Build(env, c.Verify); err != nil {
 		return nil, fmt.Errorf("source %s: %w", c.Name, err)
 	}
+	// A provider's preset brings the selectors of its event id, type and
+	// timestamp; the source's own win.
+	c.Event = verify.PresetEvent(c.Verify, c.Event)
+	s.cfg.Event = c.Event
 	for _, p := range []struct {
 		dst *Selector
 		sel string
