@@ -6,6 +6,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -61,11 +62,29 @@ type Handler struct {
 	maxJSONDepth int
 	log          *slog.Logger
 	now          func() time.Time
+	// onHandshake is told of every handshake answered or refused.
+	onHandshake func(HandshakeRecord)
+}
+
+// HandshakeRecord is what ingest reports of a handshake it answered (or
+// refused, Err set): hookd stores none as an event.
+type HandshakeRecord struct {
+	Source string
+	// Kind names the handshake, such as "slack.url_verification".
+	Kind string
+	// Status is the status answered.
+	Status int
+	At     time.Time
+	// Err is the refusal, nil when answered.
+	Err error
 }
 
 type source struct {
-	cfg              config.Source
-	verify           verify.Chain
+	cfg    config.Source
+	verify verify.Chain
+	// methods are the methods other than POST the source's handshakes
+	// use (GET for Meta's, Dropbox's and Okta's).
+	methods          []string
 	id, typ, ts, key Selector
 	// needJSON: a selector or a verifier reads fields of the JSON body,
 	// so a body nested beyond the limit is refused.
@@ -104,6 +123,9 @@ type Options struct {
 	// verifier reads as JSON (server.max_json_depth); beyond it such a
 	// source answers 400. Default jsonlimit.DefaultDepth.
 	MaxJSONDepth int
+	// OnHandshake, if set, is told of every handshake answered or
+	// refused (metrics, the source's last handshake). It must not block.
+	OnHandshake func(HandshakeRecord)
 }
 
 // headers whose values are credentials: they are stored as "[redacted]".
@@ -111,7 +133,7 @@ var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie
 
 // New builds the handler and every source's verifiers and selectors.
 func New(o Options) (*Handler, error) {
-	h := &Handler{ins: o.Inserter, errs: o.Errors, ack: o.AckDeadline, log: o.Log, now: o.Now, egress: o.Egress, issuer: o.Issuer, inFlight: o.InFlight}
+	h := &Handler{ins: o.Inserter, errs: o.Errors, ack: o.AckDeadline, log: o.Log, now: o.Now, egress: o.Egress, issuer: o.Issuer, inFlight: o.InFlight, onHandshake: o.OnHandshake}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -191,6 +213,7 @@ func (h *Handler) build(c config.Source) (*source, error) {
 		s.needJSON = s.needJSON || p.dst.NeedsJSON()
 	}
 	s.needJSON = s.needJSON || s.verify.ReadsJSONBody()
+	s.methods = s.verify.HandshakeMethods()
 	if c.RateLimit != nil {
 		burst := c.Burst
 		if burst == 0 {
@@ -226,9 +249,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	if src == nil {
 		return hookd.Errorf(hookd.ENotFound, "unknown source %q", httpserver.Clip(r.PathValue("source"), 64))
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		return hookd.Errorf(hookd.EMethod, "use POST to send events to a source")
+	if r.Method != http.MethodPost && !slices.Contains(src.methods, r.Method) {
+		return methodNotAllowed(w, src)
 	}
 	if src.limiter != nil {
 		if res := src.limiter.ReserveN(start, 1); !res.OK() || res.DelayFrom(start) > 0 {
@@ -255,7 +277,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		return httpserver.ErrInFlight
 	}
 	defer h.inFlight.Leave()
-	if err := h.verify(w, r, src, body); err != nil {
+	vr := &verify.Request{Method: r.Method, URL: r.URL, Header: r.Header, RemoteAddr: r.RemoteAddr, Body: body, MaxJSONDepth: h.maxJSONDepth}
+	if hs, kind, ok := src.verify.Handshake(vr); ok {
+		return h.handshake(w, r, src, vr, hs, kind)
+	}
+	if r.Method != http.MethodPost {
+		// A GET that is not the source's handshake.
+		return methodNotAllowed(w, src)
+	}
+	if err := h.verify(w, r, src, vr); err != nil {
 		return err
 	}
 	rid := httpserver.RequestID(r.Context())
@@ -304,14 +334,16 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 
 // verify runs the source's verification chain on the raw bytes, bounded by
 // the verify timeout, and sets the WWW-Authenticate challenge of a failure.
-func (h *Handler) verify(w http.ResponseWriter, r *http.Request, src *source, body []byte) error {
-	if len(src.verify) == 0 {
-		return nil
-	}
-	vr := &verify.Request{Method: r.Method, URL: r.URL, Header: r.Header, RemoteAddr: r.RemoteAddr, Body: body, MaxJSONDepth: h.maxJSONDepth}
+func (h *Handler) verify(w http.ResponseWriter, r *http.Request, src *source, vr *verify.Request) error {
+	return h.runVerify(w, r, vr, src.verify.Verify)
+}
+
+// runVerify runs check (a chain's verification) bounded by the verify
+// timeout, and sets the WWW-Authenticate challenge of a failure.
+func (h *Handler) runVerify(w http.ResponseWriter, r *http.Request, vr *verify.Request, check func(context.Context, *verify.Request) error) error {
 	ctx, cancel := context.WithTimeout(r.Context(), h.verifyTimeout)
 	defer cancel()
-	err := src.verify.Verify(ctx, vr)
+	err := check(ctx, vr)
 	if err != nil && hookd.ErrorCode(err) == hookd.EInternal && ctx.Err() != nil {
 		err = verify.Unavailable("verification took too long", err)
 	}
@@ -321,6 +353,66 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, src *source, bo
 		}
 	}
 	return err
+}
+
+// methodNotAllowed answers 405 naming the methods src accepts.
+func methodNotAllowed(w http.ResponseWriter, src *source) error {
+	allow := http.MethodPost
+	for _, m := range src.methods {
+		allow += ", " + m
+	}
+	w.Header().Set("Allow", allow)
+	return hookd.Errorf(hookd.EMethod, "use POST to send events to a source")
+}
+
+// handshake answers a provider's handshake: a signed one after the whole
+// chain passed, an unsigned one after the chain's guards (ip_allow), the
+// handshaker checking its own token. Nothing is stored; the outcome is
+// logged and reported to OnHandshake.
+func (h *Handler) handshake(w http.ResponseWriter, r *http.Request, src *source, vr *verify.Request, hs verify.Handshaker, kind verify.HandshakeKind) error {
+	check := src.verify.VerifyGuards
+	if kind.Signed {
+		check = src.verify.Verify
+	}
+	err := h.runVerify(w, r, vr, check)
+	var ans *verify.HandshakeAnswer
+	if err == nil {
+		ctx, cancel := context.WithTimeout(r.Context(), h.verifyTimeout)
+		ans, err = hs.AnswerHandshake(ctx, vr)
+		cancel()
+		if err != nil && hookd.ErrorCode(err) == hookd.EInternal && ctx.Err() != nil {
+			err = verify.Unavailable("answering the handshake took too long", err)
+		}
+	}
+	rec := HandshakeRecord{Source: src.cfg.Name, Kind: kind.Name, At: h.now().UTC(), Err: err}
+	if err != nil {
+		rec.Status = httpserver.Status(hookd.ErrorCode(err))
+	} else {
+		rec.Status = cmp.Or(ans.Status, http.StatusOK)
+	}
+	if h.log != nil {
+		if err != nil {
+			h.log.Warn("handshake refused", "source", src.cfg.Name, "kind", kind.Name, "status", rec.Status, "error", err)
+		} else {
+			h.log.Info("handshake answered", "source", src.cfg.Name, "kind", kind.Name, "status", rec.Status)
+		}
+	}
+	if h.onHandshake != nil {
+		h.onHandshake(rec)
+	}
+	if err != nil {
+		return err
+	}
+	hdr := w.Header()
+	for k, v := range ans.Header {
+		hdr[k] = v
+	}
+	if ans.ContentType != "" {
+		hdr.Set("Content-Type", ans.ContentType)
+	}
+	w.WriteHeader(rec.Status)
+	w.Write(ans.Body)
+	return nil
 }
 
 // readBody reads the whole body, at most limit bytes.

@@ -58,6 +58,13 @@ func newHarness(t *testing.T, sourcesYAML string) *harness {
 
 func newHarnessConfig(t *testing.T, cfg *config.Config) *harness {
 	t.Helper()
+	return newHarnessWith(t, cfg, nil)
+}
+
+// newHarnessWith is newHarnessConfig with options changed by opt (a clock,
+// an egress guard, a handshake observer) before the handler is built.
+func newHarnessWith(t *testing.T, cfg *config.Config, opt func(*ingest.Options)) *harness {
+	t.Helper()
 	log := discardLog()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, t.TempDir(), log, sqlite.Options{})
@@ -71,11 +78,15 @@ func newHarnessConfig(t *testing.T, cfg *config.Config) *harness {
 	}
 	t.Cleanup(func() { b.Stop(context.Background()) })
 	errs := &httpserver.Errors{Log: log, RetryAfter: cfg.Server.RetryAfter.D()}
-	in, err := ingest.New(ingest.Options{
+	o := ingest.Options{
 		Sources: cfg.Sources, Inserter: b, Errors: errs,
 		AckDeadline: cfg.Server.AckDeadline.D(), VerifyTimeout: cfg.Server.VerifyTimeout.D(), Log: log,
 		MaxJSONDepth: cfg.Server.MaxJSONDepth,
-	})
+	}
+	if opt != nil {
+		opt(&o)
+	}
+	in, err := ingest.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -388,3 +388,7 @@ func fwdIsTokenChar(c byte) bool {
 	}
 	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
+
+// GuardsHandshakes: the allowed networks apply to a provider's unsigned
+// handshakes too.
+func (v *ipAllowVerifier) GuardsHandshakes() bool { return true }

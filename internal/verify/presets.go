@@ -15,11 +15,17 @@ import (
 // scheme is timestamped, a tolerance (default 5m, both directions).
 
 func init() {
-	Register("standard_webhooks", newStandardWebhooks)
-	Register("github", newGitHub)
-	Register("stripe", newStripe)
-	Register("shopify", newShopify)
-	Register("slack", newSlack)
+	// Standard Webhooks: the id and timestamp headers; the payload's type.
+	RegisterPreset("standard_webhooks", newStandardWebhooks, config.EventRules{
+		ID: "header:webhook-id", Type: "json:type", Timestamp: "header:webhook-timestamp"})
+	RegisterPreset("github", newGitHub, config.EventRules{
+		ID: "header:X-GitHub-Delivery", Type: "header:X-GitHub-Event"})
+	RegisterPreset("stripe", newStripe, config.EventRules{
+		ID: "json:id", Type: "json:type", Timestamp: "json:created"})
+	RegisterPreset("shopify", newShopify, config.EventRules{
+		ID: "header:X-Shopify-Event-Id", Type: "header:X-Shopify-Topic", Timestamp: "header:X-Shopify-Triggered-At"})
+	RegisterPreset("slack", newSlack, config.EventRules{
+		ID: "json:event_id", Type: "json:event.type", Timestamp: "json:event_time"})
 }
 
 // standardWebhooksOptions configures the standard_webhooks preset.
