@@ -214,6 +214,13 @@ func (h *Handler) build(c config.Source) (*source, error) {
 	}
 	s.needJSON = s.needJSON || s.verify.ReadsJSONBody()
 	s.methods = s.verify.HandshakeMethods()
+	for _, v := range s.verify {
+		if _, ok := v.(verify.Handshaker); ok {
+			// Handshakes are recognised by fields of the JSON body
+			// (Slack's type, SNS's Type): its nesting is checked first.
+			s.needJSON = true
+		}
+	}
 	if c.RateLimit != nil {
 		burst := c.Burst
 		if burst == 0 {
