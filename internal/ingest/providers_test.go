@@ -93,7 +93,7 @@ func runProviderCase(t *testing.T, c providerCase) {
 	if e.Type != c.wantType {
 		t.Errorf("%s: event type: got %q, want %q", c.preset, e.Type, c.wantType)
 	}
-	if !e.OccurredAt.Equal(c.wantTime) {
+	if !e.OccurredAt.Equal(c.wantTime.Truncate(time.Microsecond)) {
 		t.Errorf("%s: event time: got %v, want %v", c.preset, e.OccurredAt, c.wantTime)
 	}
 	for _, v := range c.bad {

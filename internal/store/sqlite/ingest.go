@@ -178,8 +178,13 @@ func (s *Store) decide(in *store.EventInsert, lsn uint64, seq *int64, undo *[]pe
 	}
 	keyRef := dedupeRef{e.Source, e.Key}
 	var newest int64
-	if e.Key != "" && !e.OccurredAt.IsZero() {
+	if !e.OccurredAt.IsZero() {
+		// Stored whatever the key: the event's time is shown.
 		r.hasOccurred, r.occurred = true, e.OccurredAt.UnixMicro()
+	}
+	// An event with a key and a time takes part in out-of-order checks.
+	keyed := e.Key != "" && r.hasOccurred
+	if keyed {
 		keyRefHash = keyHash(keyRef.source, keyRef.key)
 		n, found, err := s.newestForKey(keyRef, keyRefHash)
 		if err != nil {
@@ -194,14 +199,14 @@ func (s *Store) decide(in *store.EventInsert, lsn uint64, seq *int64, undo *[]pe
 	}
 	*seq++
 	r.seq = *seq
-	s.filterAdd(refHash, keyRefHash, r.dedupeKey != "", r.hasOccurred)
+	s.filterAdd(refHash, keyRefHash, r.dedupeKey != "", keyed)
 	s.pendMu.Lock()
 	if r.dedupeKey != "" {
 		old, had := s.pendDedupe[ref]
 		*undo = append(*undo, pendUndo{lsn: lsn, dedupe: true, ref: ref, had: had, ev: old})
 		s.pendDedupe[ref] = pendingEvent{id: r.id, seq: r.seq, received: received, lsn: lsn}
 	}
-	if r.hasOccurred {
+	if keyed {
 		old, had := s.pendKeys[keyRef]
 		*undo = append(*undo, pendUndo{lsn: lsn, ref: keyRef, had: had, key: old})
 		s.pendKeys[keyRef] = pendingKey{newest: newest, lsn: lsn}
@@ -297,7 +302,7 @@ func (s *Store) unpend(recs []*logRecord) {
 				delete(s.pendDedupe, ref)
 			}
 		}
-		if r.hasOccurred {
+		if r.hasOccurred && r.key != "" {
 			ref := dedupeRef{r.source, r.key}
 			if p, ok := s.pendKeys[ref]; ok && p.lsn == r.lsn {
 				delete(s.pendKeys, ref)

@@ -181,6 +181,8 @@ func testRoundTrip(t *testing.T, st store.Store) {
 
 	utf8 := newEvent("other", "ext-utf8", base.Add(2*time.Second))
 	utf8.Body = []byte(`{"name":"Zoë","emoji":"🚀"}`)
+	// A provider's time without a key is kept too (it is shown).
+	utf8.OccurredAt = base.Add(-time.Hour)
 
 	in := []*hookd.Event{full, empty, utf8}
 	// Keep copies: a driver may write Seq and Stale into the events it is
