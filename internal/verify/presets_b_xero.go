@@ -21,6 +21,8 @@ type xero struct {
 	*sigVerifier
 }
 
+var _ Handshaker = (*xero)(nil)
+
 // newXero builds the xero preset.
 func newXero(env *Env, m config.Verify) (Verifier, error) {
 	var p bodyMACOptions
