@@ -445,3 +445,22 @@ func TestProviderZendesk(t *testing.T) {
 		},
 	})
 }
+
+// TestProviderTwilioFormSelector: a twilio source can take its event type
+// from a form parameter of the signed body.
+func TestProviderTwilioFormSelector(t *testing.T) {
+	t.Parallel()
+	form := url.Values{}
+	for k, v := range twilioParams {
+		form.Set(k, v)
+	}
+	cfg := parseSources(t, "- name: p\n  verify:\n    - {type: twilio, secrets: [\"12345\"], url: https://mycompany.com/myapp.php}\n"+
+		"  event: {type: form:Reason, key: form:CallSid}\n")
+	h := newHarnessConfig(t, cfg)
+	a := send(t, h.srv, http.MethodPost, "/in/p?foo=1&bar=2", strings.NewReader(form.Encode()), http.Header{
+		"X-Twilio-Signature": {"vOEb5UThFn24KEfnOFLQY2AE5FY="}, "Content-Type": {"application/x-www-form-urlencoded"}})
+	e := h.event(t, wantOK(t, a, http.StatusOK).ID)
+	if e.Type != "Participant" || e.Key != "CA1234567890ABCDE" {
+		t.Fatalf("got type %q key %q, want Participant and CA1234567890ABCDE", e.Type, e.Key)
+	}
+}
