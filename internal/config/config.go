@@ -330,7 +330,8 @@ type Source struct {
 }
 
 // EventRules are a source's metadata selectors. Each is "header:Name",
-// "json:path.to.field" or "query:name".
+// "json:path.to.field", "query:name" or "form:name" (a parameter of a
+// form-encoded body).
 type EventRules struct {
 	// ID selects the provider's event id, used for dedupe.
 	ID string `yaml:"id"`
@@ -900,10 +901,10 @@ func ValidSelector(sel string) error {
 	}
 	kind, arg, ok := strings.Cut(sel, ":")
 	if !ok || arg == "" {
-		return fmt.Errorf("invalid selector %q (want header:Name, json:path.to.field or query:name)", sel)
+		return fmt.Errorf("invalid selector %q (want header:Name, json:path.to.field, query:name or form:name)", sel)
 	}
 	switch kind {
-	case "header", "query":
+	case "header", "query", "form":
 		return nil
 	case "json":
 		for _, seg := range strings.Split(arg, ".") {
@@ -913,7 +914,7 @@ func ValidSelector(sel string) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("invalid selector %q: unknown kind %q (want header, json or query)", sel, kind)
+	return fmt.Errorf("invalid selector %q: unknown kind %q (want header, json, query or form)", sel, kind)
 }
 
 var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()

@@ -556,6 +556,8 @@ func TestValidSelector(t *testing.T) {
 	}{
 		{"header:X-Id", true},
 		{"query:id", true},
+		{"form:MessageStatus", true},
+		{"form:", false},
 		{"json:id", true},
 		{"json:a.b.0.c", true},
 		{"json:", false},

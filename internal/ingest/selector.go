@@ -18,15 +18,16 @@ import (
 )
 
 // Selector reads one metadata field from a request: a header, a query
-// parameter or a field of the JSON body.
+// parameter, a field of the JSON body or a parameter of a form-encoded body.
 type Selector struct {
-	kind  string   // "header", "query" or "json"
-	name  string   // header or query parameter name
+	kind  string   // "header", "query", "json" or "form"
+	name  string   // header, query or form parameter name
 	path  []string // JSON path segments
 	gpath string   // the same path, escaped for gjson
 }
 
-// ParseSelector parses "header:Name", "query:name" or "json:a.b.c".
+// ParseSelector parses "header:Name", "query:name", "json:a.b.c" or
+// "form:name".
 // An empty string is the zero Selector, which selects nothing.
 func ParseSelector(s string) (Selector, error) {
 	if s == "" {
@@ -40,7 +41,7 @@ func ParseSelector(s string) (Selector, error) {
 	switch kind {
 	case "header":
 		sel.name = http.CanonicalHeaderKey(arg)
-	case "query":
+	case "query", "form":
 		sel.name = arg
 	case "json":
 		sel.path = strings.Split(arg, ".")
@@ -83,6 +84,11 @@ type message struct {
 
 	checked bool
 	jsonErr error
+
+	// form is the body read as application/x-www-form-urlencoded, on
+	// first use; nil when it is not.
+	form       url.Values
+	formParsed bool
 }
 
 // checkDepth is jsonlimit.Check; tests count its calls.
@@ -107,7 +113,9 @@ func (m *message) validJSON() error {
 }
 
 // Select returns the selected value, "" when absent. The error is set only
-// when a json selector meets a body that is not JSON.
+// when a json selector meets a body that is not JSON; a form selector
+// reads "" from a body that is not form-encoded. A repeated query or form
+// parameter gives its first value.
 func (s Selector) Select(m *message) (string, error) {
 	switch s.kind {
 	case "header":
@@ -119,6 +127,14 @@ func (s Selector) Select(m *message) (string, error) {
 			return "", err
 		}
 		return jsonScalar(gjson.GetBytes(m.body, s.gpath)), nil
+	case "form":
+		if !m.formParsed {
+			m.formParsed = true
+			if f, err := url.ParseQuery(string(m.body)); err == nil {
+				m.form = f
+			}
+		}
+		return m.form.Get(s.name), nil
 	}
 	return "", nil
 }

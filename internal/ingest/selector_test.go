@@ -207,6 +207,32 @@ func TestSelectNotJSON(t *testing.T) {
 	}
 }
 
+func TestSelectForm(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		sel, body, want string
+	}{
+		{"form:MessageStatus", "MessageSid=SM1&MessageStatus=delivered", "delivered"},
+		{"form:To", "To=%2B18005551212", "+18005551212"},
+		{"form:Body", "Body=a+b", "a b"},
+		{"form:multi", "multi=one&multi=two", "one"},
+		{"form:messagestatus", "MessageStatus=delivered", ""}, // names are case-sensitive
+		{"form:missing", "a=1", ""},
+		{"form:a", "a=%zz&b=1", ""}, // not form-encoded: nothing
+		{"form:a", `{"a":"1"}`, ""},
+	}
+	for _, tt := range tests {
+		sel, err := ParseSelector(tt.sel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := sel.Select(newMessage(http.Header{}, "", tt.body))
+		if err != nil || got != tt.want {
+			t.Errorf("Select(%s) of %q: got %q, %v; want %q, nil", tt.sel, tt.body, got, err, tt.want)
+		}
+	}
+}
+
 func TestSelectHeaderAndQuery(t *testing.T) {
 	t.Parallel()
 	h := http.Header{}
