@@ -68,6 +68,10 @@ func (v *slackVerifier) AnswerHandshake(_ context.Context, r *Request) (*Handsha
 // HandshakeMethods: Slack's handshake is a POST.
 func (v *slackVerifier) HandshakeMethods() []string { return nil }
 
+// sigBase returns the signature verifier a preset is built on; presets
+// that embed one (and answer a handshake besides) get it by promotion.
+func (v *sigVerifier) sigBase() *sigVerifier { return v }
+
 // handshakeMaxChallenge bounds a challenge hookd echoes. Providers send a
 // few dozen characters.
 const handshakeMaxChallenge = 1024
