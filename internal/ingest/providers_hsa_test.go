@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -582,4 +584,57 @@ func TestHandshakeDiscordPing(t *testing.T) {
 		},
 		event: discordEventCase(t),
 	})
+}
+
+// TestDiscordDeferredResponse: Discord needs an interaction response to
+// each interaction; a source answering DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
+// ({"type":5}) still answers the PING with a PONG.
+func TestDiscordDeferredResponse(t *testing.T) {
+	t.Parallel()
+	pub := hex.EncodeToString(discordKey.Public().(ed25519.PublicKey))
+	cfg := parseSources(t, `
+  - name: p
+    verify: [{type: discord, public_keys: [`+pub+`]}]
+    response: {body: '{"type":5}', content_type: application/json}
+`)
+	h := newHarnessWith(t, cfg, func(o *ingest.Options) { o.Now = func() time.Time { return discordNow } })
+	ping := `{"id":"1250000000000000000","application_id":"1240000000000000000","type":1,"token":"cGluZy10b2tlbg","version":1}`
+	a := send(t, h.srv, http.MethodPost, "/in/p", strings.NewReader(ping), providerHeader(discordSigned(t, discordKey, ping, discordNow.Unix()), nil))
+	if a.status != http.StatusOK || string(a.body) != `{"type":1}` {
+		t.Errorf("PING: got %d %s, want 200 {\"type\":1}", a.status, a.body)
+	}
+	e := discordEventCase(t)
+	a = send(t, h.srv, http.MethodPost, "/in/p", strings.NewReader(e.body), providerHeader(e.header, nil))
+	var r discordgo.InteractionResponse
+	if err := json.Unmarshal(a.body, &r); a.status != http.StatusOK || err != nil || r.Type != discordgo.InteractionResponseDeferredChannelMessageWithSource {
+		t.Errorf("command: got %d %s, want 200 and a deferred channel message response", a.status, a.body)
+	}
+	h.wantCount(t, 1)
+}
+
+// TestProvidersDocHSA: each YAML snippet of docs/providers.d/hsa.md is a
+// configuration hookd accepts, with its variables set.
+func TestProvidersDocHSA(t *testing.T) {
+	for k, v := range map[string]string{
+		"SLACK_SIGNING_SECRET": slackTestSecret, "META_APP_SECRET": metaTestSecret, "META_VERIFY_TOKEN": "meatyhamhock",
+		"ZOOM_SECRET_TOKEN": zoomTestSecret, "TWITCH_EVENTSUB_SECRET": twitchTestSecret,
+		"DISCORD_PUBLIC_KEY": hex.EncodeToString(discordKey.Public().(ed25519.PublicKey)),
+	} {
+		t.Setenv(k, v)
+	}
+	doc, err := os.ReadFile("../../docs/providers.d/hsa.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllSubmatch(doc, -1)
+	if len(blocks) != 5 {
+		t.Fatalf("got %d YAML snippets, want 5", len(blocks))
+	}
+	for _, b := range blocks {
+		cfg := parseConfig(t, string(b[1]))
+		newHarnessConfig(t, cfg)
+		if len(cfg.Sources) != 1 || len(cfg.Sources[0].Verify) != 1 {
+			t.Errorf("snippet %s: want one source with one method", b[1])
+		}
+	}
 }
