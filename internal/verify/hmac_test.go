@@ -74,6 +74,8 @@ func sigOps(v Verifier) int64 {
 			n += s.ops.Load()
 		}
 		return n
+	case interface{ sigBase() *sigVerifier }:
+		return v.sigBase().ops.Load()
 	}
 	panic(fmt.Sprintf("sigOps: unexpected %T", v))
 }

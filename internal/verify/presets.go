@@ -172,18 +172,3 @@ func newShopify(env *Env, m config.Verify) (Verifier, error) {
 		Signature: "header:X-Shopify-Hmac-Sha256", Encoding: sigEncBase64,
 	})
 }
-
-// newSlack verifies X-Slack-Signature: "v0=" + hex HMAC-SHA256 of
-// "v0:{X-Slack-Request-Timestamp}:{body}".
-func newSlack(env *Env, m config.Verify) (Verifier, error) {
-	var p presetTimestampedOptions
-	if err := m.Decode(&p); err != nil {
-		return nil, err
-	}
-	return sigBuildMAC(env, "slack", &sigOptions{
-		Algorithm: "sha256", Secrets: p.Secrets,
-		Signature: "header:X-Slack-Signature", Prefix: "v0=",
-		Timestamp: "header:X-Slack-Request-Timestamp", Tolerance: p.Tolerance,
-		Signed: "v0:{timestamp}:{body}", Encoding: sigEncHex,
-	})
-}
