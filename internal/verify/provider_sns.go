@@ -81,6 +81,9 @@ var (
 	snsFetchBurst = 10
 )
 
+// newSNSLimiter returns the bound of a source's new certificate fetches.
+func newSNSLimiter() *rate.Limiter { return rate.NewLimiter(snsFetchRate, snsFetchBurst) }
+
 // Message types.
 const (
 	snsNotification = "Notification"
@@ -140,7 +143,7 @@ func newSNS(env *Env, m config.Verify) (Verifier, error) {
 	v.certs = &snsCertCache{
 		client: v.client, env: env, now: v.now,
 		m:     map[string]*snsCertEntry{},
-		limit: rate.NewLimiter(snsFetchRate, snsFetchBurst),
+		limit: newSNSLimiter(),
 	}
 	return v, nil
 }
