@@ -37,6 +37,9 @@ type providerCase struct {
 	// bad are variants the preset must refuse (401 or 403): at least one,
 	// and for a scheme that signs the body, a changed body.
 	bad []providerVariant
+	// options, if set, changes the handler's options (an egress guard
+	// for a preset that fetches keys).
+	options func(*ingest.Options)
 }
 
 // providerVariant changes a providerCase's request: headers set (a value
@@ -72,7 +75,7 @@ func runProviderCase(t *testing.T, c providerCase) {
 	if len(c.bad) == 0 {
 		t.Fatalf("%s: give at least one request the preset must refuse", c.preset)
 	}
-	h := providerHarness(t, c.verify, c.now)
+	h := providerHarnessWith(t, c.verify, c.now, c.options)
 	target := c.target
 	if target == "" {
 		target = "/in/p"
@@ -99,7 +102,7 @@ func runProviderCase(t *testing.T, c providerCase) {
 	for _, v := range c.bad {
 		hv := h
 		if v.verify != "" {
-			hv = providerHarness(t, v.verify, c.now)
+			hv = providerHarnessWith(t, v.verify, c.now, c.options)
 		}
 		body := c.body
 		if v.body != nil {
@@ -124,6 +127,13 @@ func runProviderCase(t *testing.T, c providerCase) {
 // clock at now (the real clock when zero).
 func providerHarness(t *testing.T, verifyYAML string, now time.Time) *harness {
 	t.Helper()
+	return providerHarnessWith(t, verifyYAML, now, nil)
+}
+
+// providerHarnessWith is providerHarness with the handler's options
+// changed by opt.
+func providerHarnessWith(t *testing.T, verifyYAML string, now time.Time, opt func(*ingest.Options)) *harness {
+	t.Helper()
 	var b strings.Builder
 	b.WriteString("- name: p\n  verify:\n")
 	for _, l := range strings.Split(strings.TrimRight(verifyYAML, "\n"), "\n") {
@@ -133,6 +143,9 @@ func providerHarness(t *testing.T, verifyYAML string, now time.Time) *harness {
 	return newHarnessWith(t, cfg, func(o *ingest.Options) {
 		if !now.IsZero() {
 			o.Now = func() time.Time { return now }
+		}
+		if opt != nil {
+			opt(o)
 		}
 	})
 }
