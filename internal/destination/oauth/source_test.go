@@ -452,6 +452,7 @@ func FuzzTokenResponse(f *testing.F) {
 		`{"access_token":"abc","token_type":"mac"}`,
 		`{"access_token":"a b"}`,
 		`{"error":"invalid_client"}`,
+		`{"error":"invalid_client","error_description":"bad secret cs_s3cr3t_value\u0000\u00e9"}`,
 		`{"access_token":"abc","expires_in":-1e309}`,
 		``,
 	} {
@@ -463,8 +464,15 @@ func FuzzTokenResponse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		tr, err := parseTokenResponse(body)
-		if _, ok := parseOAuthError(body); ok && jsonlimit.Check(body, 0) != nil {
-			t.Fatalf("read an error code from an answer nested beyond the limit")
+		if e, ok := parseOAuthError(body); ok {
+			if jsonlimit.Check(body, 0) != nil {
+				t.Fatalf("read an error code from an answer nested beyond the limit")
+			}
+			src := &Source{s: &settings{clientSecret: testSecret}}
+			d := src.description(e.Description)
+			if len(d) > MaxDescription || !printable(d) || strings.Contains(d, testSecret) {
+				t.Fatalf("description %q: longer than %d bytes, not printable, or showing the secret", d, MaxDescription)
+			}
 		}
 		if err != nil {
 			var raw struct {
