@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"time"
 
@@ -65,6 +66,9 @@ type Env struct {
 	// with it when opened and dial through it. hookd serve must always set it;
 	// nil (tests only) means no guard.
 	Egress *egress.Guard
+	// Log is the destination's logger (for what its deliveries' outcomes
+	// cannot show, such as a token endpoint's refusal). Nil means none.
+	Log *slog.Logger
 }
 
 // Factory opens a destination of one kind.

@@ -822,7 +822,7 @@ func (e *Engine) openDestination(ctx context.Context, def config.Destination) (*
 	if err != nil {
 		return nil, err
 	}
-	dest, err := destination.Open(ctx, def.Type, &destination.Env{Name: def.Name, Now: e.clock.Now, Egress: e.egress}, destOptions{def})
+	dest, err := destination.Open(ctx, def.Type, &destination.Env{Name: def.Name, Now: e.clock.Now, Egress: e.egress, Log: e.log.With("destination", def.Name)}, destOptions{def})
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -35,6 +36,8 @@ const (
 	MinBackoff = time.Second
 	// MaxBackoff caps the wait between failed token requests.
 	MaxBackoff = time.Minute
+	// MaxDescription bounds the error_description of a refusal in the log.
+	MaxDescription = 256
 )
 
 // Options are what a Source uses besides its Config.
@@ -48,6 +51,9 @@ type Options struct {
 	// Egress is the SSRF guard: when set, token_url is checked by it and,
 	// unless Client is set, every connection is dialed through it.
 	Egress *egress.Guard
+	// Log gets a warning each time the token endpoint refuses the client
+	// (an RFC 6749 §5.2 error answer). Nil means no log.
+	Log *slog.Logger
 }
 
 // Source gets, caches and refreshes one client's token. It is safe for
@@ -56,6 +62,7 @@ type Source struct {
 	s      *settings
 	now    func() time.Time
 	client *http.Client
+	log    *slog.Logger
 
 	mu        sync.Mutex
 	token     string
@@ -74,9 +81,12 @@ func New(c Config, o Options) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	src := &Source{s: s, now: o.Now, client: o.Client}
+	src := &Source{s: s, now: o.Now, client: o.Client, log: o.Log}
 	if src.now == nil {
 		src.now = time.Now
+	}
+	if src.log == nil {
+		src.log = slog.New(slog.DiscardHandler)
 	}
 	if o.Egress != nil {
 		if err := o.Egress.CheckURL(s.tokenURL); err != nil {
@@ -216,15 +226,13 @@ func (src *Source) Invalidate(token string) {
 func (src *Source) fetch(ctx context.Context) (tokenResponse, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RequestTimeout)
 	defer cancel()
-	form := url.Values{"grant_type": {"client_credentials"}}
-	if src.s.scope != "" {
-		form.Set("scope", src.s.scope)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, src.s.tokenURL, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, src.s.tokenURL, strings.NewReader(src.s.body))
 	if err != nil {
 		return tokenResponse{}, fmt.Errorf("%w: build token request", ErrTokenUnavailable)
 	}
-	req.SetBasicAuth(src.s.clientID, src.s.clientSecret)
+	if src.s.basicUser != "" {
+		req.SetBasicAuth(src.s.basicUser, src.s.basicPass)
+	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	resp, err := src.client.Do(req)
@@ -240,7 +248,17 @@ func (src *Source) fetch(ctx context.Context) (tokenResponse, error) {
 		return tokenResponse{}, fmt.Errorf("%w: token endpoint: answer larger than %d bytes", ErrTokenUnavailable, MaxResponse)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return tokenResponse{}, fmt.Errorf("%w: token endpoint answered %d%s", ErrTokenUnavailable, resp.StatusCode, oauthErrorCode(body))
+		e, ok := parseOAuthError(body)
+		switch {
+		case ok && refusal(resp.StatusCode):
+			src.log.Warn("oauth2 token endpoint refused the client",
+				"token_url", logURL(src.s.tokenURL), "status", resp.StatusCode,
+				"error", e.Error, "error_description", src.description(e.Description))
+			return tokenResponse{}, fmt.Errorf("%w: token endpoint refused: %s (answered %d)", ErrTokenUnavailable, e.Error, resp.StatusCode)
+		case ok:
+			return tokenResponse{}, fmt.Errorf("%w: token endpoint answered %d (error: %s)", ErrTokenUnavailable, resp.StatusCode, e.Error)
+		}
+		return tokenResponse{}, fmt.Errorf("%w: token endpoint answered %d", ErrTokenUnavailable, resp.StatusCode)
 	}
 	tr, err := parseTokenResponse(body)
 	if err != nil {
@@ -258,22 +276,65 @@ func transportReason(err error) error {
 	return err
 }
 
-// oauthErrorCode returns " (error: invalid_client)" when body is an RFC
-// 6749 §5.2 error answer with a well-formed code, else "". The description
-// is not shown: the server may echo anything in it.
-func oauthErrorCode(body []byte) string {
-	var e struct {
-		Error string `json:"error"`
-	}
+// oauthError is an RFC 6749 §5.2 error answer.
+type oauthError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+// parseOAuthError reads body as an RFC 6749 §5.2 error answer; ok is
+// false unless it is one with a well-formed error code (at most 64 bytes
+// of letters, digits, '_', '-' and '.'). The description is returned as
+// sent: see Source.description before showing it.
+func parseOAuthError(body []byte) (e oauthError, ok bool) {
 	if answerDepth(body) != nil || json.Unmarshal(body, &e) != nil || e.Error == "" || len(e.Error) > 64 {
-		return ""
+		return oauthError{}, false
 	}
 	for i := 0; i < len(e.Error); i++ {
 		if c := e.Error[i]; !(c == '_' || c == '-' || c == '.' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
-			return ""
+			return oauthError{}, false
 		}
 	}
-	return " (error: " + e.Error + ")"
+	return e, true
+}
+
+// refusal reports whether a token endpoint's status, with an RFC 6749
+// §5.2 error answer, is a refusal of the request or of the client (400 and
+// 401 by §5.2; 403 as some servers answer unauthorized_client) rather than
+// a failure of the server.
+func refusal(status int) bool {
+	return status == http.StatusBadRequest || status == http.StatusUnauthorized || status == http.StatusForbidden
+}
+
+// description is a refusal's error_description made fit for a log: the
+// client secret (as configured and form-encoded) replaced by [redacted],
+// bytes outside printable ASCII by '?', at most MaxDescription bytes.
+func (src *Source) description(d string) string {
+	if sec := src.s.clientSecret; sec != "" {
+		d = strings.ReplaceAll(d, sec, "[redacted]")
+		if enc := url.QueryEscape(sec); enc != sec {
+			d = strings.ReplaceAll(d, enc, "[redacted]")
+		}
+	}
+	b := make([]byte, 0, min(len(d), MaxDescription))
+	for i := 0; i < len(d) && len(b) < MaxDescription; i++ {
+		c := d[i]
+		if c < 0x20 || c > 0x7e {
+			c = '?'
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+// logURL is u without its query (which may hold a secret).
+func logURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	p.RawQuery, p.ForceQuery = "", false
+	return p.String()
 }
 
 // tokenResponse is a parsed successful token answer (RFC 6749 §5.1).

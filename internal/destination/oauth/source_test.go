@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,7 +62,7 @@ func (ts *tokenServer) serve(w http.ResponseWriter, r *http.Request) {
 	if ts.gate != nil {
 		<-ts.gate
 	}
-	id, secret, ok := r.BasicAuth()
+	id, secret, ok := basicCredentials(r)
 	switch {
 	case r.Method != http.MethodPost:
 		ts.complain("method " + r.Method)
@@ -80,6 +81,18 @@ func (ts *tokenServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(ans)
+}
+
+// basicCredentials reads HTTP Basic client credentials as RFC 6749
+// §2.3.1 defines them: each form-encoded.
+func basicCredentials(r *http.Request) (id, secret string, ok bool) {
+	u, p, ok := r.BasicAuth()
+	if !ok {
+		return "", "", false
+	}
+	id, err1 := url.QueryUnescape(u)
+	secret, err2 := url.QueryUnescape(p)
+	return id, secret, err1 == nil && err2 == nil
 }
 
 func (ts *tokenServer) complain(s string) {
@@ -288,7 +301,10 @@ func TestTokenEndpointAnswers(t *testing.T) {
 		body    string
 		wantErr string
 	}{
-		{"Unauthorized", 401, `{"error":"invalid_client","error_description":"secret cs_s3cr3t_value is wrong"}`, "answered 401 (error: invalid_client)"},
+		{"Unauthorized", 401, `{"error":"invalid_client","error_description":"secret cs_s3cr3t_value is wrong"}`, "token endpoint refused: invalid_client (answered 401)"},
+		{"BadRequest", 400, `{"error":"invalid_scope"}`, "token endpoint refused: invalid_scope (answered 400)"},
+		{"Unavailable", 503, `{"error":"temporarily_unavailable"}`, "token endpoint answered 503 (error: temporarily_unavailable)"},
+		{"RefusedNoCode", 401, `{"error":"bad code!"}`, "token endpoint answered 401"},
 		{"Redirect", 302, ``, "answered 302"},
 		{"NotJSON", 200, `<html>`, "not a JSON token response"},
 		{"NoToken", 200, `{"token_type":"bearer"}`, "no access_token"},
@@ -334,14 +350,36 @@ func TestConfigValidate(t *testing.T) {
 		{"FTP", "token_url: ftp://id.example/\nclient_id: c\nclient_secret: x", `token_url: scheme "ftp"`},
 		{"Credentials", "token_url: https://u:cs_s3cr3t_value@id.example/\nclient_id: c\nclient_secret: x", "token_url: credentials"},
 		{"NoClientID", "token_url: https://id.example/token\nclient_secret: cs_s3cr3t_value", "client_id: required"},
-		{"ColonClientID", "token_url: https://id.example/token\nclient_id: a:b\nclient_secret: cs_s3cr3t_value", "client_id: must not contain ':'"},
+		{"ColonClientID", "token_url: https://id.example/token\nclient_id: a:b\nclient_secret: cs_s3cr3t_value", ""},
+		{"AuthStyleBasic", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nauth_style: basic", ""},
+		{"AuthStylePost", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nauth_style: post", ""},
+		{"AuthStyleUnknown", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nauth_style: jwt", `auth_style: "jwt" is not supported (want basic or post)`},
+		{"AuthStyleCase", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nauth_style: Basic", `auth_style: "Basic" is not supported`},
+		{"ScopeList", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nscope: [a, b]", ""},
+		{"ScopeListSpace", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nscope: [a b]", `scope: "a b" is not a scope`},
+		{"ScopeQuote", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nscope: 'a\"b'", `scope: "a\"b" is not a scope`},
+		{"ScopeEmptyItem", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nscope: [a, '']", "scope: an empty scope"},
+		{"ScopeMap", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nscope: {a: b}", "scope: want a string or a list"},
+		{"ScopeTooLong", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nscope: " + strings.Repeat("s ", MaxScope), "scope: longer than 4096 bytes"},
+		{"Audience", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\naudience: https://api.example/", ""},
+		{"AudienceControl", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\naudience: \"a\\tb\"", "audience: contains a control character"},
+		{"Params", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nparams: {resource: 'https://api.example/', n: 5}", ""},
+		{"ParamsGrantType", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nparams: {grant_type: password}", "params.grant_type: cannot be set in params"},
+		{"ParamsClientSecret", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nparams: {client_secret: cs_s3cr3t_value}", "params.client_secret: cannot be set in params"},
+		{"ParamsClientID", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nparams: {Client_ID: d}", "params.Client_ID: cannot be set in params"},
+		{"ParamsScope", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nparams: {scope: a}", "params.scope: cannot be set in params (use scope)"},
+		{"ParamsAudience", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nparams: {audience: a}", "params.audience: cannot be set in params (use audience)"},
+		{"ParamsEmptyName", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nparams: {'': a}", "params: a parameter has no name"},
+		{"ParamsSpaceName", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nparams: {'a b': a}", `params: "a b" is not a parameter name`},
+		{"ParamsControlValue", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nparams: {resource: \"a\\nb\"}", "params.resource: contains a control character"},
+		{"ParamsList", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nparams: [a]", "cannot unmarshal"},
 		{"NoSecret", "token_url: https://id.example/token\nclient_id: c", "client_secret: required"},
 		{"SecretControl", "token_url: https://id.example/token\nclient_id: c\nclient_secret: \"cs_s3cr3t_value\\n\"", "client_secret: contains a control character"},
 		{"NegativeRefresh", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nrefresh_before: -1m", "refresh_before: must not be negative"},
 		{"ValidityZero", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nvalidity: 0", "validity: 0 hours is out of range"},
 		{"ValidityWord", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nvalidity: forever", "validity: invalid value"},
 		{"ValidityTiny", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nvalidity: 10ms", "validity: must be between 1s"},
-		{"Unknown", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\naudience: y", "field audience not found"},
+		{"Unknown", "token_url: https://id.example/token\nclient_id: c\nclient_secret: x\nresource: y", "field resource not found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -414,6 +452,7 @@ func FuzzTokenResponse(f *testing.F) {
 		`{"access_token":"abc","token_type":"mac"}`,
 		`{"access_token":"a b"}`,
 		`{"error":"invalid_client"}`,
+		`{"error":"invalid_client","error_description":"bad secret cs_s3cr3t_value\u0000\u00e9"}`,
 		`{"access_token":"abc","expires_in":-1e309}`,
 		``,
 	} {
@@ -425,8 +464,15 @@ func FuzzTokenResponse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		tr, err := parseTokenResponse(body)
-		if oauthErrorCode(body) != "" && jsonlimit.Check(body, 0) != nil {
-			t.Fatalf("read an error code from an answer nested beyond the limit")
+		if e, ok := parseOAuthError(body); ok {
+			if jsonlimit.Check(body, 0) != nil {
+				t.Fatalf("read an error code from an answer nested beyond the limit")
+			}
+			src := &Source{s: &settings{clientSecret: testSecret}}
+			d := src.description(e.Description)
+			if len(d) > MaxDescription || !printable(d) || strings.Contains(d, testSecret) {
+				t.Fatalf("description %q: longer than %d bytes, not printable, or showing the secret", d, MaxDescription)
+			}
 		}
 		if err != nil {
 			var raw struct {

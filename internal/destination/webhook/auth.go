@@ -20,7 +20,7 @@ const (
 //
 //	{type: header, header: X-Api-Key, value: …}
 //	{type: basic, username: …, password: …}
-//	{type: oauth2, token_url: …, client_id: …, client_secret: …, scope: …, refresh_before: 30m, validity: 1}
+//	{type: oauth2, token_url: …, client_id: …, client_secret: …, auth_style: basic, scope: …, audience: …, params: {…}, refresh_before: 30m, validity: 1}
 //
 // Keys of another type are errors. Secret values are never printed.
 type AuthOptions struct {
@@ -35,7 +35,8 @@ type AuthOptions struct {
 	// Password is the password (type basic). Secret.
 	Password string `yaml:"password"`
 	// Config holds the oauth2 keys (token_url, client_id, client_secret,
-	// scope, refresh_before, validity): see oauth.Config.
+	// auth_style, scope, audience, params, refresh_before, validity): see
+	// oauth.Config.
 	oauth.Config `yaml:",inline"`
 }
 
@@ -56,7 +57,8 @@ func (a *AuthOptions) validate(static http.Header) (*authSettings, error) {
 		"header": a.Header != "", "value": a.Value != "",
 		"username": a.Username != "", "password": a.Password != "",
 		"token_url": a.TokenURL != "", "client_id": a.ClientID != "", "client_secret": a.ClientSecret != "",
-		"scope": a.Scope != "", "refresh_before": a.RefreshBefore != nil, "validity": a.Validity.IsSet(),
+		"auth_style": a.AuthStyle != "", "scope": len(a.Scope) > 0, "audience": a.Audience != "", "params": len(a.Params) > 0,
+		"refresh_before": a.RefreshBefore != nil, "validity": a.Validity.IsSet(),
 	}
 	var allowed []string
 	switch a.Type {
@@ -93,7 +95,7 @@ func (a *AuthOptions) validate(static http.Header) (*authSettings, error) {
 		s.header = "Authorization"
 		s.value = "Basic " + base64.StdEncoding.EncodeToString([]byte(a.Username+":"+a.Password))
 	case AuthOAuth2:
-		allowed = []string{"token_url", "client_id", "client_secret", "scope", "refresh_before", "validity"}
+		allowed = []string{"token_url", "client_id", "client_secret", "auth_style", "scope", "audience", "params", "refresh_before", "validity"}
 		if err := a.Config.Validate(); err != nil {
 			return nil, fmt.Errorf("auth.%w", err)
 		}
@@ -103,7 +105,7 @@ func (a *AuthOptions) validate(static http.Header) (*authSettings, error) {
 	default:
 		return nil, fmt.Errorf("auth.type: %q is not supported (want header, basic or oauth2)", a.Type)
 	}
-	for _, k := range []string{"header", "value", "username", "password", "token_url", "client_id", "client_secret", "scope", "refresh_before", "validity"} {
+	for _, k := range []string{"header", "value", "username", "password", "token_url", "client_id", "client_secret", "auth_style", "scope", "audience", "params", "refresh_before", "validity"} {
 		if used[k] && !contains(allowed, k) {
 			return nil, fmt.Errorf("auth.%s: not an option of type %s", k, a.Type)
 		}

@@ -1,10 +1,12 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -239,6 +241,62 @@ func TestOAuth2DeadTokenServer(t *testing.T) {
 	t.Logf("dead token server: %v", err)
 }
 
+// TestOAuth2TokenRefused: a token endpoint that refuses the client fails
+// the attempt as retriable (like any token_unavailable before the first
+// send), its reason naming the OAuth error code, and the refusal is
+// logged on the destination's logger.
+func TestOAuth2TokenRefused(t *testing.T) {
+	t.Parallel()
+	te := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":"invalid_client","error_description":"unknown client"}`))
+	}))
+	t.Cleanup(te.Close)
+	sink := bearerSink(t, nil)
+	var logs safeBuffer
+	env := newClock(t0).env()
+	env.Log = slog.New(slog.NewJSONHandler(&logs, nil)).With("destination", env.Name)
+	d := openOpts(t, env, oauthOpts(sink.URL, te.URL))
+	_, err := d.Deliver(deliverCtx(t), message(1))
+	switch {
+	case err == nil:
+		t.Fatal("Deliver: got success, want token_unavailable")
+	case destination.IsPermanent(err) || destination.IsGone(err):
+		t.Fatalf("Deliver: got final %v, want retriable", err)
+	case err.Error() != "not sent: token_unavailable: token endpoint refused: invalid_client (answered 401)":
+		t.Fatalf("Deliver: got %q, want not sent: token_unavailable: token endpoint refused: invalid_client (answered 401)", err)
+	}
+	if got := len(sink.requests()); got != 0 {
+		t.Errorf("sends: got %d, want 0", got)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(logs.String()), &rec); err != nil {
+		t.Fatalf("log %q: %v", logs.String(), err)
+	}
+	if rec["destination"] != "test" || rec["error"] != "invalid_client" || rec["error_description"] != "unknown client" {
+		t.Errorf("log record: got %v, want destination test, error invalid_client, error_description unknown client", rec)
+	}
+}
+
+// safeBuffer is a bytes.Buffer safe for concurrent use.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 func TestHeaderAndBasicAuth(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -307,6 +365,13 @@ func TestAuthOptions(t *testing.T) {
 		{"OAuth2NoSecret", map[string]any{"url": u, "auth": map[string]any{"type": "oauth2", "token_url": "https://id.example.com/t", "client_id": "c"}}, "auth.client_secret: required"},
 		{"OAuth2BadValidity", map[string]any{"url": u, "auth": oa(map[string]any{"validity": "soon"})}, "validity: invalid value"},
 		{"OAuth2WithPassword", map[string]any{"url": u, "auth": oa(map[string]any{"password": "s3cr3t"})}, "auth.password: not an option of type oauth2"},
+		{"OAuth2AllOptions", map[string]any{"url": u, "auth": oa(map[string]any{"auth_style": "post", "scope": []string{"a", "b"}, "audience": "https://api.example.com/", "params": map[string]any{"resource": "r"}})}, ""},
+		{"OAuth2BadAuthStyle", map[string]any{"url": u, "auth": oa(map[string]any{"auth_style": "jwt"})}, `auth.auth_style: "jwt" is not supported (want basic or post)`},
+		{"OAuth2ParamsOverride", map[string]any{"url": u, "auth": oa(map[string]any{"params": map[string]any{"grant_type": "password"}})}, "auth.params.grant_type: cannot be set in params"},
+		{"OAuth2BadScope", map[string]any{"url": u, "auth": oa(map[string]any{"scope": []string{"a b"}})}, `auth.scope: "a b" is not a scope`},
+		{"BasicWithAuthStyle", map[string]any{"url": u, "auth": map[string]any{"type": "basic", "username": "u", "password": "s3cr3t", "auth_style": "post"}}, "auth.auth_style: not an option of type basic"},
+		{"HeaderWithAudience", map[string]any{"url": u, "auth": map[string]any{"type": "header", "header": "X-K", "value": "v", "audience": "a"}}, "auth.audience: not an option of type header"},
+		{"HeaderWithParams", map[string]any{"url": u, "auth": map[string]any{"type": "header", "header": "X-K", "value": "v", "params": map[string]any{"a": "b"}}}, "auth.params: not an option of type header"},
 		{"OAuth2CollidesStatic", map[string]any{"url": u, "headers": map[string]string{"authorization": "x"}, "auth": oa(nil)}, "headers: Authorization is set by auth"},
 	}
 	for _, tt := range tests {

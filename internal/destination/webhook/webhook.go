@@ -97,7 +97,7 @@ func New(env *destination.Env, o Options) (*Destination, error) {
 	if s.auth != nil && s.auth.typ == AuthOAuth2 {
 		oo := oauth.Options{Now: now}
 		if env != nil {
-			oo.Egress = env.Egress
+			oo.Egress, oo.Log = env.Egress, env.Log
 		}
 		if tokens, err = oauth.New(s.auth.oauth, oo); err != nil {
 			return nil, fmt.Errorf("auth.%w", err)
