@@ -281,7 +281,7 @@ func metaEventCase() providerCase {
 	body := `{"object":"page","entry":[{"id":"44444444444","time":1520383571,"changes":[{"field":"feed","value":{"item":"status","verb":"add","post_id":"44444444444_1234"}}]}]}`
 	return providerCase{
 		preset: "meta",
-		vector: "documentation: Meta for Developers, Webhooks, Getting Started (Event Notifications sample shape; Validating Payloads scheme)",
+		vector: "built per the documentation: Meta for Developers, Webhooks, Getting Started (an Event Notification of the documented shape, signed in the test as Validating Payloads describes)",
 		verify: "- type: meta\n  secrets: [" + metaTestSecret + "]\n  verify_token: meatyhamhock",
 		header: map[string]string{
 			"Content-Type":        "application/json",
@@ -309,7 +309,7 @@ func TestHandshakeMetaSubscribe(t *testing.T) {
 	t.Parallel()
 	runHandshakeCase(t, handshakeCase{
 		kind:   "meta.subscribe",
-		vector: "documentation: Meta for Developers, Webhooks, Getting Started, Verification Requests",
+		vector: "built per the documentation: Meta for Developers, Webhooks, Getting Started, Verification Requests (the documented query parameters)",
 		verify: metaEventCase().verify,
 		method: http.MethodGet, target: "/in/p?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=meatyhamhock",
 		wantContentType: "text/plain; charset=utf-8", wantBody: "1158201444",
@@ -365,7 +365,7 @@ func zoomEventCase() providerCase {
 	body := `{"event":"meeting.started","event_ts":1654503849680,"payload":{"account_id":"AAAAAABBBB","object":{"id":"1234567890","uuid":"4444AAAiAAAAAiAiAiiAii==","host_id":"x1yCzABCDEfg23HiJKl4mN","topic":"My Meeting","type":2,"start_time":"2022-06-06T08:24:09Z","timezone":"America/Los_Angeles","duration":60}}}`
 	return providerCase{
 		preset: "zoom",
-		vector: "documentation: Zoom, Using webhooks, Verify webhook events (scheme) and the meeting.started event's example payload",
+		vector: "built per the documentation: Zoom, Using webhooks, Verify webhook events (a meeting.started event of the documented shape, signed in the test by that scheme)",
 		verify: "- type: zoom\n  secrets: [" + zoomTestSecret + "]",
 		now:    zoomNow,
 		header: zoomSigned(zoomTestSecret, body, zoomNow.Unix()),
@@ -394,7 +394,7 @@ func TestHandshakeZoomURLValidation(t *testing.T) {
 	want := `{"plainToken":"qgg8vlvZRS6UYooatFL8Aw","encryptedToken":"` + shakeHMAC(zoomTestSecret, "qgg8vlvZRS6UYooatFL8Aw") + `"}`
 	c := handshakeCase{
 		kind:   "zoom.url_validation",
-		vector: "documentation: Zoom, Using webhooks, Validate your webhook endpoint (example request)",
+		vector: "built per the documentation: Zoom, Using webhooks, Validate your webhook endpoint (the documented request shape, signed in the test)",
 		verify: zoomEventCase().verify,
 		now:    zoomNow,
 		header: zoomSigned(zoomTestSecret, body, zoomNow.Unix()),
@@ -446,7 +446,7 @@ func twitchEventCase() providerCase {
 	const id, ts = "befa7b53-d79d-478f-86b9-120f112b044e", "2019-11-16T10:11:12.464757833Z"
 	return providerCase{
 		preset: "twitch",
-		vector: "documentation: Twitch, EventSub, Handling Webhook Events, Processing an event (example notification; signed as Verifying the event message)",
+		vector: "built per the documentation: Twitch, EventSub, Handling Webhook Events (a notification of the documented shape, signed in the test as Verifying the event message describes)",
 		verify: "- type: twitch\n  secrets: [" + twitchTestSecret + "]",
 		now:    twitchNow,
 		header: twitchSigned(twitchTestSecret, "notification", id, ts, body),
@@ -476,7 +476,7 @@ func TestHandshakeTwitchCallbackVerification(t *testing.T) {
 	const id, ts = "e76c6bd4-55c9-4987-8304-da1588d8988b", "2019-11-16T10:11:12.634234626Z"
 	runHandshakeCase(t, handshakeCase{
 		kind:   "twitch.webhook_callback_verification",
-		vector: "documentation: Twitch, EventSub, Handling Webhook Events, Responding to a challenge request (example request)",
+		vector: "built per the documentation: Twitch, EventSub, Handling Webhook Events, Responding to a challenge request (the documented request shape, signed in the test)",
 		verify: twitchEventCase().verify,
 		now:    twitchNow,
 		header: twitchSigned(twitchTestSecret, "webhook_callback_verification", id, ts, body),

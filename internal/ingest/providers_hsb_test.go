@@ -90,7 +90,7 @@ const (
 func TestProviderDropbox(t *testing.T) {
 	runProviderCase(t, providerCase{
 		preset: "dropbox",
-		vector: "documentation: Dropbox, Webhooks reference, Receiving notifications (body and X-Dropbox-Signature)",
+		vector: "built per the documentation: Dropbox, Webhooks reference, Receiving notifications (the documented body, X-Dropbox-Signature computed in the test)",
 		verify: "- type: dropbox\n  secrets: [" + dropboxSecret + "]",
 		header: map[string]string{"X-Dropbox-Signature": hmacSHA256Hex(dropboxSecret, dropboxBody), "Content-Type": "application/json"},
 		body:   dropboxBody,
