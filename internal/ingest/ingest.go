@@ -239,6 +239,9 @@ func (h *Handler) build(c config.Source) (*source, error) {
 	}
 	if c.Response.Body != "" {
 		s.body, s.contentType = []byte(c.Response.Body), c.Response.ContentType
+	} else if verify.PresetAnswersEmpty(c.Verify) {
+		// The provider requires an answer with no body.
+		s.body = []byte{}
 	}
 	return s, nil
 }
@@ -327,7 +330,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		hdr[httpserver.HeaderDuplicate] = headerTrue
 	}
 	if src.body != nil {
-		hdr.Set("Content-Type", src.contentType)
+		if src.contentType != "" {
+			hdr.Set("Content-Type", src.contentType)
+		}
 		w.WriteHeader(src.status)
 		w.Write(src.body)
 		return nil

@@ -38,3 +38,18 @@ func PresetEvent(vs []config.Verify, ev config.EventRules) config.EventRules {
 	}
 	return ev
 }
+
+// presetEmptyAnswer are the presets whose providers require a success
+// answer with no body (Xero: "There is no body in the response").
+var presetEmptyAnswer = map[string]bool{}
+
+// PresetAnswersEmpty reports whether a preset among vs requires its
+// source's success answer to have no body.
+func PresetAnswersEmpty(vs []config.Verify) bool {
+	for _, v := range vs {
+		if presetEmptyAnswer[v.Type] {
+			return true
+		}
+	}
+	return false
+}

@@ -27,6 +27,8 @@ func init() {
 		Type: "json:event", Timestamp: "json:created_at"})
 	RegisterPreset("xero", newXero, config.EventRules{
 		Type: "json:events.0.eventCategory"})
+	// Xero, Configuring your server: "There is no body in the response".
+	presetEmptyAnswer["xero"] = true
 	RegisterPreset("lemonsqueezy", newBodyMACPreset("lemonsqueezy", bodyMAC{
 		alg: "sha256", header: "X-Signature", enc: sigEncHex}),
 		config.EventRules{Type: "json:meta.event_name"})
