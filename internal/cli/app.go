@@ -40,6 +40,7 @@ import (
 	"hookd/internal/store"
 	"hookd/internal/store/postgres"
 	"hookd/internal/store/sqlite"
+	"hookd/internal/tlsserver"
 	"hookd/internal/verify"
 )
 
@@ -69,6 +70,13 @@ type App struct {
 	metricsLn  net.Listener
 	// guard is the SSRF guard of every outbound connection.
 	guard *egress.Guard
+	// tls serves the listener over TLS (server.tls); nil: plain HTTP.
+	tls *tlsserver.Server
+	// tlsReloadEvery is how often, at most, the certificate files are
+	// checked; 0 is tlsserver's default. Tests set it before Open.
+	tlsReloadEvery time.Duration
+	// prefetchStop ends the first ACME issuance when Shutdown comes.
+	prefetchStop context.CancelFunc
 	// cluster keeps the definitions in step with the other processes on
 	// a PostgreSQL schema; nil with SQLite.
 	cluster *clusterSync
@@ -286,12 +294,22 @@ func (a *App) Open(ctx context.Context) (err error) {
 		return err
 	}
 	a.batcherStarted = true
+	if t := a.cfg.Server.TLS; t != nil {
+		if a.tls, err = tlsserver.New(t, tlsserver.Options{DataDir: a.cfg.Storage.Path, Guard: guard, Log: a.log, ReloadEvery: a.tlsReloadEvery}); err != nil {
+			return err
+		}
+	}
 	if a.ln, err = net.Listen("tcp", a.cfg.Listen); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	// The listener lets the handler see a request that declares its
-	// length twice, which net/http would otherwise accept.
-	a.ln = httpserver.NewListener(a.ln)
+	// length twice, which net/http would otherwise accept; over TLS it
+	// reads the plaintext, beneath the handshake.
+	if a.tls != nil {
+		a.ln = httpserver.NewTLSListener(a.ln, a.tls.Config(), a.cfg.Server.ReadHeaderTimeout.D())
+	} else {
+		a.ln = httpserver.NewListener(a.ln)
+	}
 	if a.metrics != nil && a.cfg.Metrics.Listen != "" {
 		if a.metricsLn, err = net.Listen("tcp", a.cfg.Metrics.Listen); err != nil {
 			return fmt.Errorf("metrics.listen: %w", err)
@@ -436,6 +454,13 @@ func (a *App) Serve() error {
 			}
 		}()
 	}
+	if a.tls != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		a.mu.Lock()
+		a.prefetchStop = cancel
+		a.mu.Unlock()
+		go a.tls.Prefetch(ctx)
+	}
 	err := a.srv.Serve(a.ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -466,6 +491,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 		stopHard := context.AfterFunc(ctx, func() { time.AfterFunc(stopSlack, cancelHard) })
 		defer stopHard()
 		var errs []error
+		a.mu.Lock()
+		if a.prefetchStop != nil {
+			a.prefetchStop()
+		}
+		a.mu.Unlock()
 		drained := make(chan error, 1)
 		go func() { drained <- a.srv.Shutdown(ctx) }()
 		// http.Server.Shutdown waits for a connection that never sent a
@@ -606,7 +636,14 @@ func (a *App) PrintBanner(w io.Writer) {
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		host = "localhost"
 	}
-	base := "http://" + net.JoinHostPort(host, port)
+	scheme := "http://"
+	if t := a.cfg.Server.TLS; t != nil {
+		scheme = "https://"
+		if t.ACME != nil {
+			host = t.ACME.Domains[0]
+		}
+	}
+	base := scheme + net.JoinHostPort(host, port)
 	fmt.Fprintf(w, "hookd %s listening on %s\n", hookd.Version, addr)
 	if a.cfg.Storage.Driver == "sqlite" {
 		abs, err := filepath.Abs(a.cfg.Storage.Path)

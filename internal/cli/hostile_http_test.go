@@ -90,6 +90,19 @@ func TestSlowBodiesDoNotStarveOthers(t *testing.T) {
 func TestRequestSmugglingIsRefused(t *testing.T) {
 	app, base := startHostileApp(t)
 	addr := app.Addr()
+	testRequestSmuggling(t, func() (net.Conn, error) { return net.Dial("tcp", addr) }, func() int {
+		code, v := apiDo(t, "GET", base+"/api/v1/events", "tok", "")
+		if code != 200 {
+			t.Fatalf("GET /api/v1/events: %d %v", code, v)
+		}
+		items, _ := v["data"].([]any)
+		return len(items)
+	})
+}
+
+// testRequestSmuggling is TestRequestSmugglingIsRefused on connections
+// from dial; events counts the events stored.
+func testRequestSmuggling(t *testing.T, dial func() (net.Conn, error), events func() int) {
 	// The second request is what a front proxy framing by Content-Length
 	// would not see: hookd must never answer it.
 	const next = "POST /in/s HTTP/1.1\r\nHost: hookd\r\nContent-Length: 2\r\n\r\n{}"
@@ -100,7 +113,7 @@ func TestRequestSmugglingIsRefused(t *testing.T) {
 		"SecondOnTheConn": "",
 	} {
 		t.Run(name, func(t *testing.T) {
-			c, err := net.Dial("tcp", addr)
+			c, err := dial()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -148,14 +161,12 @@ func TestRequestSmugglingIsRefused(t *testing.T) {
 	}
 	// Nothing of the refused requests was stored: only the good first
 	// request of SecondOnTheConn.
-	if code, v := apiDo(t, "GET", base+"/api/v1/events", "tok", ""); code != 200 {
-		t.Fatalf("GET /api/v1/events: %d %v", code, v)
-	} else if items, _ := v["data"].([]any); len(items) != 1 {
-		t.Errorf("stored events: got %d, want 1", len(items))
+	if n := events(); n != 1 {
+		t.Errorf("stored events: got %d, want 1", n)
 	}
 
 	t.Run("PlainChunkedIsKept", func(t *testing.T) {
-		c, err := net.Dial("tcp", addr)
+		c, err := dial()
 		if err != nil {
 			t.Fatal(err)
 		}

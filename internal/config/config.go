@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -295,7 +297,52 @@ type Server struct {
 	// every request comes from the proxy's address: set it to
 	// MaxBodyMemory there. Default a quarter of MaxBodyMemory.
 	MaxBodyMemoryPerAddress Size `yaml:"max_body_memory_per_address"`
+	// TLS, when set, serves the listener over TLS (docs/TLS.md): from
+	// certificate files (CertFile, KeyFile) or from an ACME server (ACME).
+	// Default none: plain HTTP.
+	TLS *TLS `yaml:"tls"`
 }
+
+// TLS serves the main listener over TLS 1.2 or later (docs/TLS.md).
+// Either CertFile and KeyFile or ACME is set, not both.
+type TLS struct {
+	// CertFile is the PEM certificate chain, leaf first. hookd reads it
+	// again when it changes (checked every few seconds, on a handshake):
+	// a rotation needs no restart, and a replacement that does not load
+	// keeps the current pair in service (the reason is logged).
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the PEM private key of CertFile, reloaded with it.
+	KeyFile string `yaml:"key_file"`
+	// ClientCAFile, when set, is a PEM bundle of CA certificates: every
+	// client must then present a certificate issued by one of them, or
+	// its handshake fails. Default none: no client certificate is asked.
+	ClientCAFile string `yaml:"client_ca_file"`
+	// ACME obtains and renews the certificate from an ACME server.
+	ACME *ACME `yaml:"acme"`
+}
+
+// ACME obtains certificates from an ACME server (RFC 8555) with the
+// tls-alpn-01 challenge, answered on the main listener.
+type ACME struct {
+	// Domains are the names a certificate is obtained for; a handshake for
+	// any other name fails. At least one.
+	Domains []string `yaml:"domains"`
+	// Email is the contact address of the ACME account. Optional.
+	Email string `yaml:"email"`
+	// Directory is the ACME server's directory URL (https). Default Let's
+	// Encrypt's production directory, DefaultACMEDirectory.
+	Directory string `yaml:"directory"`
+	// CARootFile is a PEM bundle of CA certificates trusted for the HTTPS
+	// connections to Directory, instead of the system's roots: for a
+	// private ACME server. Default none.
+	CARootFile string `yaml:"ca_root_file"`
+	// Storage is the directory that keeps the account key and the
+	// certificates across restarts. Default <storage.path>/acme.
+	Storage string `yaml:"storage"`
+}
+
+// DefaultACMEDirectory is the default of server.tls.acme.directory.
+const DefaultACMEDirectory = "https://acme-v02.api.letsencrypt.org/directory"
 
 // Log configures logging.
 type Log struct {
@@ -530,6 +577,11 @@ func (c *Config) applyDefaults() {
 	}
 	if s.MaxBodyMemoryPerAddress == 0 {
 		s.MaxBodyMemoryPerAddress = s.MaxBodyMemory / 4
+	}
+	if t := s.TLS; t != nil && t.ACME != nil {
+		if t.ACME.Directory == "" {
+			t.ACME.Directory = DefaultACMEDirectory
+		}
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
@@ -796,6 +848,7 @@ func (c *Config) Validate() error {
 	if s.MaxBodyMemoryPerAddress < 64<<10 || s.MaxBodyMemoryPerAddress > s.MaxBodyMemory {
 		bad("server.max_body_memory_per_address", "must be between 64KiB and server.max_body_memory (%s), got %s", s.MaxBodyMemory.text(), s.MaxBodyMemoryPerAddress.text())
 	}
+	c.validateTLS(bad)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -872,6 +925,51 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// validateTLS checks server.tls; the files are read at Open.
+func (c *Config) validateTLS(bad func(field, format string, args ...any)) {
+	t := c.Server.TLS
+	if t == nil {
+		return
+	}
+	files := t.CertFile != "" || t.KeyFile != ""
+	switch {
+	case files && t.ACME != nil:
+		bad("server.tls", "cert_file and key_file, or acme: not both")
+	case t.ACME == nil && t.CertFile == "":
+		bad("server.tls.cert_file", "required (or server.tls.acme)")
+	case t.ACME == nil && t.KeyFile == "":
+		bad("server.tls.key_file", "required with server.tls.cert_file")
+	}
+	a := t.ACME
+	if a == nil {
+		return
+	}
+	if len(a.Domains) == 0 {
+		bad("server.tls.acme.domains", "at least one domain is required")
+	}
+	for i, d := range a.Domains {
+		if !acmeDomain.MatchString(d) || !strings.Contains(d, ".") || net.ParseIP(d) != nil {
+			bad(fmt.Sprintf("server.tls.acme.domains[%d]", i), "%q is not a DNS name (letters, digits, '-' and dots, like hooks.example.com)", d)
+		}
+	}
+	if u, err := url.Parse(a.Directory); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+		bad("server.tls.acme.directory", "want an https URL without credentials, got %q", a.Directory)
+	}
+	if a.Email != "" && (!strings.Contains(a.Email, "@") || strings.ContainsAny(a.Email, " \t\r\n<>,")) {
+		bad("server.tls.acme.email", "%q is not an email address", a.Email)
+	}
+}
+
+// StorageDir is Storage, or <dataDir>/acme when it is empty.
+func (a *ACME) StorageDir(dataDir string) string {
+	if a.Storage != "" {
+		return a.Storage
+	}
+	return filepath.Join(dataDir, "acme")
+}
+
+var acmeDomain = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
 
 // validateLimits checks the caps, and the file's definitions against them.
 func (c *Config) validateLimits(bad func(field, format string, args ...any)) {

@@ -482,6 +482,31 @@ func TestValidate(t *testing.T) {
 		{"IssuerMaxAddressesNegative", func(c *Config) { c.OAuthIssuer.MaxAddresses = -1 }, "oauth_issuer.max_addresses"},
 		{"ClusterLeaseShort", func(c *Config) { c.Cluster.Lease = Duration(999 * time.Millisecond) }, "cluster.lease"},
 		{"ClusterReconcileNegative", func(c *Config) { c.Cluster.Reconcile = Duration(-time.Second) }, "cluster.reconcile"},
+		{"TLSEmpty", func(c *Config) { c.Server.TLS = &TLS{} }, "server.tls.cert_file"},
+		{"TLSCertWithoutKey", func(c *Config) { c.Server.TLS = &TLS{CertFile: "c.pem"} }, "server.tls.key_file"},
+		{"TLSKeyWithoutCert", func(c *Config) { c.Server.TLS = &TLS{KeyFile: "k.pem"} }, "server.tls.cert_file"},
+		{"TLSFilesAndACME", func(c *Config) {
+			c.Server.TLS = &TLS{CertFile: "c.pem", KeyFile: "k.pem", ACME: &ACME{Domains: []string{"a.example.com"}, Directory: DefaultACMEDirectory}}
+		}, "server.tls"},
+		{"ACMENoDomains", func(c *Config) { c.Server.TLS = &TLS{ACME: &ACME{Directory: DefaultACMEDirectory}} }, "server.tls.acme.domains"},
+		{"ACMEDomainIP", func(c *Config) {
+			c.Server.TLS = &TLS{ACME: &ACME{Domains: []string{"a.example.com", "10.0.0.1"}, Directory: DefaultACMEDirectory}}
+		}, "server.tls.acme.domains[1]"},
+		{"ACMEDomainWildcard", func(c *Config) {
+			c.Server.TLS = &TLS{ACME: &ACME{Domains: []string{"*.example.com"}, Directory: DefaultACMEDirectory}}
+		}, "server.tls.acme.domains[0]"},
+		{"ACMEDomainOneLabel", func(c *Config) {
+			c.Server.TLS = &TLS{ACME: &ACME{Domains: []string{"localhost"}, Directory: DefaultACMEDirectory}}
+		}, "server.tls.acme.domains[0]"},
+		{"ACMEDirectoryHTTP", func(c *Config) {
+			c.Server.TLS = &TLS{ACME: &ACME{Domains: []string{"a.example.com"}, Directory: "http://acme.example.com/dir"}}
+		}, "server.tls.acme.directory"},
+		{"ACMEDirectoryCredentials", func(c *Config) {
+			c.Server.TLS = &TLS{ACME: &ACME{Domains: []string{"a.example.com"}, Directory: "https://u:p@acme.example.com/dir"}}
+		}, "server.tls.acme.directory"},
+		{"ACMEEmail", func(c *Config) {
+			c.Server.TLS = &TLS{ACME: &ACME{Domains: []string{"a.example.com"}, Directory: DefaultACMEDirectory, Email: "ops"}}
+		}, "server.tls.acme.email"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -520,6 +545,10 @@ func TestValidateAccepts(t *testing.T) {
 		{"DedupeDisabled", func(c *Config) { d := Duration(0); c.Sources[0].DedupeWindow = &d }},
 		{"NoSources", func(c *Config) { c.Sources = nil }},
 		{"AckDeadlineOneMinute", func(c *Config) { c.Server.AckDeadline = Duration(time.Minute) }},
+		{"TLSFiles", func(c *Config) { c.Server.TLS = &TLS{CertFile: "c.pem", KeyFile: "k.pem", ClientCAFile: "ca.pem"} }},
+		{"TLSACME", func(c *Config) {
+			c.Server.TLS = &TLS{ACME: &ACME{Domains: []string{"hooks.example.com", "Hooks-2.Example.org"}, Email: "ops@example.com", Directory: "https://acme.internal:14000/dir"}}
+		}},
 		{"ClusterShortest", func(c *Config) {
 			c.Cluster.Lease, c.Cluster.Reconcile = Duration(time.Second), Duration(time.Millisecond)
 		}},
@@ -899,5 +928,31 @@ func TestParseSourceMaxBodyBeyondAddressMemory(t *testing.T) {
 	_, err := c.ParseSource([]byte(`{"name": "big", "max_body": "65MiB"}`))
 	if err == nil || !strings.Contains(err.Error(), "server.max_body_memory_per_address") {
 		t.Errorf("max_body 65MiB: got %v, want an error naming server.max_body_memory_per_address", err)
+	}
+}
+
+// server.tls is decoded strictly, and acme's directory defaults to Let's
+// Encrypt's; its storage, to <storage.path>/acme, also when the data
+// directory is set after the file is read.
+func TestParseTLS(t *testing.T) {
+	t.Parallel()
+	c, err := Parse([]byte("server:\n  tls:\n    acme: {domains: [hooks.example.com], email: ops@example.com}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Server.TLS.ACME
+	if a.Directory != DefaultACMEDirectory {
+		t.Errorf("directory: got %q, want %q", a.Directory, DefaultACMEDirectory)
+	}
+	c.ApplyEnv(func(k string) string { return map[string]string{"HOOKD_DATA": "/var/lib/hookd"}[k] })
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := a.StorageDir(c.Storage.Path), "/var/lib/hookd/acme"; got != want {
+		t.Errorf("storage: got %q, want %q", got, want)
+	}
+	_, err = Parse([]byte("server:\n  tls: {cert_file: c.pem, key_file: k.pem, client_ca: ca.pem}\n"))
+	if err == nil || !strings.Contains(err.Error(), "client_ca") {
+		t.Errorf("unknown key client_ca: got %v, want an error naming it", err)
 	}
 }

@@ -3,10 +3,12 @@ package httpserver
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
+	"time"
 )
 
 // A request with both Content-Length and Transfer-Encoding is refused and
@@ -22,16 +24,39 @@ import (
 // NewListener wraps ln so that Handler can refuse a request that carries
 // both Content-Length and Transfer-Encoding. Serve the server New returns
 // on it.
-func NewListener(ln net.Listener) net.Listener { return &framingListener{ln} }
+func NewListener(ln net.Listener) net.Listener { return &framingListener{Listener: ln} }
 
-type framingListener struct{ net.Listener }
+// NewTLSListener is NewListener over TLS: each connection accepted from
+// ln is served with cfg, and the framing is followed on the plaintext
+// beneath it. The handshake runs on the connection's first read (in the
+// connection's own goroutine, never in Accept), bounded by
+// handshakeTimeout; a connection whose handshake fails is closed without
+// an answer. Handler gives each request its connection's TLS state
+// (r.TLS), which net/http gives only to a *tls.Conn it serves itself;
+// for the same reason net/http cannot serve HTTP/2 here, and cfg should
+// offer only http/1.1.
+func NewTLSListener(ln net.Listener, cfg *tls.Config, handshakeTimeout time.Duration) net.Listener {
+	return &framingListener{Listener: ln, tls: cfg, handshakeTimeout: handshakeTimeout}
+}
+
+type framingListener struct {
+	net.Listener
+	tls              *tls.Config // nil: plain
+	handshakeTimeout time.Duration
+}
 
 func (l *framingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &framedConn{Conn: c, f: framing{first: true}}, nil
+	fc := &framedConn{Conn: c, f: framing{first: true}}
+	if l.tls != nil {
+		fc.tls = tls.Server(c, l.tls)
+		fc.Conn = fc.tls
+		fc.handshakeTimeout = l.handshakeTimeout
+	}
+	return fc, nil
 }
 
 // framedConn follows the framing of what is read from it. net/http never
@@ -41,9 +66,27 @@ type framedConn struct {
 	net.Conn
 	f         framing
 	ambiguous atomic.Bool
+
+	tls              *tls.Conn // the Conn, over TLS; nil: plain
+	handshakeTimeout time.Duration
+	handshaken       bool
 }
 
 func (c *framedConn) Read(p []byte) (int, error) {
+	if c.tls != nil && !c.handshaken {
+		// Without a bound of its own the handshake's writes would wait
+		// on a peer that never reads.
+		ctx, cancel := context.Background(), context.CancelFunc(func() {})
+		if c.handshakeTimeout > 0 {
+			ctx, cancel = context.WithTimeout(ctx, c.handshakeTimeout)
+		}
+		err := c.tls.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			return 0, err
+		}
+		c.handshaken = true
+	}
 	n, err := c.Conn.Read(p)
 	if n > 0 && !c.ambiguous.Load() && c.f.feed(p[:n]) {
 		c.ambiguous.Store(true)
@@ -60,6 +103,17 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 		return context.WithValue(ctx, connKey{}, fc)
 	}
 	return ctx
+}
+
+// tlsState returns the TLS state of r's connection, or nil when it is
+// plain (or not from NewTLSListener).
+func tlsState(r *http.Request) *tls.ConnectionState {
+	fc, _ := r.Context().Value(connKey{}).(*framedConn)
+	if fc == nil || fc.tls == nil {
+		return nil
+	}
+	st := fc.tls.ConnectionState()
+	return &st
 }
 
 // ambiguousFraming reports whether a request on r's connection declared

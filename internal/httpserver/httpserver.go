@@ -135,6 +135,9 @@ func Handler(next http.Handler, errs *Errors) http.Handler {
 		rid := hookd.RequestIDPrefix + hookd.NewULID(time.Now())
 		w.Header()[HeaderRequestID] = []string{rid} // canonical already
 		r = r.WithContext(WithRequestID(r.Context(), rid))
+		if r.TLS == nil {
+			r.TLS = tlsState(r)
+		}
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
