@@ -20,7 +20,9 @@ func TestValidateHandshake(t *testing.T) {
 		{"PostJSON", func(h *Handshake) {
 			*h = Handshake{When: "json:type=url_verification", Challenge: "json:challenge", Answer: "json:challenge", Signed: true, Status: 201}
 		}, ""},
-		{"PresenceOfHeader", func(h *Handshake) { *h = Handshake{Method: "post", When: "header:X-Hook-Secret", Challenge: "header:X-Hook-Secret"} }, ""},
+		{"PresenceOfHeader", func(h *Handshake) {
+			*h = Handshake{Method: "post", When: "header:X-Hook-Secret", Challenge: "header:X-Hook-Secret"}
+		}, ""},
 		{"ChallengeMissing", func(h *Handshake) { h.Challenge = "" }, "handshake.challenge"},
 		{"ChallengeBadSelector", func(h *Handshake) { h.Challenge = "body:x" }, "handshake.challenge"},
 		{"ChallengeJSONOnGET", func(h *Handshake) { h.Method, h.Challenge = "GET", "json:challenge" }, "handshake.challenge"},
