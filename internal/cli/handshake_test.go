@@ -146,3 +146,32 @@ func TestLastHandshakeAcrossReplicas(t *testing.T) {
 		return h != nil && h["status"] == float64(403)
 	})
 }
+
+// A source created through the API takes a handshake; its verify tokens
+// are never shown.
+func TestAPISourceHandshakeTokenRedacted(t *testing.T) {
+	cfg, err := config.Parse([]byte("admin: {tokens: [tok]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Storage.Path = t.TempDir()
+	_, base := startApp(t, cfg, nil)
+	const spec = `{"name": "api-hub", "handshake": {"challenge": "query:hub.challenge",
+		"token": {"from": "query:hub.verify_token", "values": ["a-verify-token-of-ours"]}}}`
+	if code, m := apiDo(t, "POST", base+"/api/v1/sources", "tok", spec); code != 201 {
+		t.Fatalf("create: %d %v", code, m)
+	}
+	if code, m := apiDo(t, "POST", base+"/api/v1/sources", "tok", `{"name": "bad", "handshake": {"challenge": "query:c", "answer": "xml"}}`); code != 400 || !strings.Contains(fmt.Sprint(m), "handshake.answer") {
+		t.Errorf("create with a bad answer: got %d %v, want 400 naming handshake.answer", code, m)
+	}
+	code, body := getHandshake(t, base, "api-hub", "hub.challenge=c-9&hub.verify_token=a-verify-token-of-ours")
+	if code != 200 || body != "c-9" {
+		t.Fatalf("handshake: got %d %q, want 200 c-9", code, body)
+	}
+	for _, path := range []string{"/api/v1/sources/api-hub", "/api/v1/sources"} {
+		code, m := apiDo(t, "GET", base+path, "tok", "")
+		if code != 200 || strings.Contains(fmt.Sprint(m), "a-verify-token-of-ours") || !strings.Contains(fmt.Sprint(m), "[redacted]") {
+			t.Errorf("GET %s: got %d %v, want the token redacted", path, code, m)
+		}
+	}
+}
