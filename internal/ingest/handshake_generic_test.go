@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"hookd"
+	"hookd/internal/config"
 	"hookd/internal/ingest"
 	"hookd/internal/verify"
 )
@@ -35,12 +36,17 @@ func (h *handshakes) all() []ingest.HandshakeRecord {
 // handshakeHarness is a harness whose handshakes are recorded.
 func handshakeHarness(t *testing.T, sourcesYAML string) (*harness, *handshakes) {
 	t.Helper()
+	return handshakeHarnessConfig(t, parseSources(t, sourcesYAML))
+}
+
+func handshakeHarnessConfig(t *testing.T, cfg *config.Config) (*harness, *handshakes) {
+	t.Helper()
 	rec := &handshakes{}
-	h := newHarnessWith(t, parseSources(t, sourcesYAML), func(o *ingest.Options) { o.OnHandshake = rec.add })
+	h := newHarnessWith(t, cfg, func(o *ingest.Options) { o.OnHandshake = rec.add })
 	return h, rec
 }
 
-// wantRecords checks the handshakes reported: their kind and status.
+// want checks the handshakes reported: their kind and status.
 func (h *handshakes) want(t *testing.T, source string, statuses ...int) {
 	t.Helper()
 	recs := h.all()
