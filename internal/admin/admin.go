@@ -41,6 +41,8 @@ type API struct {
 	sources []config.Source
 	eng     *engine.Engine
 	mux     *http.ServeMux
+	// handshakes keeps each source's last handshake; nil shows none.
+	handshakes *HandshakeLog
 }
 
 // Options configures the API.
@@ -57,11 +59,14 @@ type Options struct {
 	Sources     []config.Source
 	// Engine serves destinations, subscriptions, retries and replays.
 	Engine *engine.Engine
+	// Handshakes, when set, gives GET /api/v1/sources/{name} the
+	// source's last_handshake.
+	Handshakes *HandshakeLog
 }
 
 // New returns the admin API; mount it at /api/v1/.
 func New(o Options) *API {
-	a := &API{st: o.Store, errs: o.Errors, log: o.Log, sources: o.Sources, eng: o.Engine, mux: http.NewServeMux()}
+	a := &API{st: o.Store, errs: o.Errors, log: o.Log, sources: o.Sources, eng: o.Engine, mux: http.NewServeMux(), handshakes: o.Handshakes}
 	for _, t := range o.Tokens {
 		a.tokens = append(a.tokens, sha256.Sum256([]byte(t)))
 	}

@@ -31,7 +31,7 @@ func (a *API) routeDelivery() {
 	}
 	a.handle("GET /api/v1/sources", listPaged(a.eng.Sources, sourceKey))
 	a.handle("POST /api/v1/sources", putOne("", true, a.eng.SourcePut))
-	a.handle("GET /api/v1/sources/{name}", getOne("name", a.eng.Source))
+	a.handle("GET /api/v1/sources/{name}", a.getSource)
 	a.handle("PUT /api/v1/sources/{name}", putOne("name", false, a.eng.SourcePut))
 	a.handle("DELETE /api/v1/sources/{name}", deleteOne("name", a.eng.SourceDelete))
 	a.handle("GET /api/v1/destinations", listPaged(a.eng.Destinations, destinationKey))

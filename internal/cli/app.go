@@ -77,6 +77,8 @@ type App struct {
 	tlsReloadEvery time.Duration
 	// prefetchStop ends the first ACME issuance when Shutdown comes.
 	prefetchStop context.CancelFunc
+	// handshakes keeps each source's last handshake in the store.
+	handshakes *admin.HandshakeLog
 	// cluster keeps the definitions in step with the other processes on
 	// a PostgreSQL schema; nil with SQLite.
 	cluster *clusterSync
@@ -224,11 +226,17 @@ func (a *App) Open(ctx context.Context) (err error) {
 	// request to either takes its slot only once its body is in.
 	public := httpserver.NewGate(a.cfg.Server.MaxInFlight)
 	adminGate := httpserver.NewGate(a.cfg.Server.AdminMaxInFlight)
+	// Handshakes are logged by ingest, counted, and each source's last
+	// one kept in the store for every replica's API: written by one
+	// goroutine, never on the answer's path.
+	a.handshakes = admin.NewHandshakeLog(a.st, a.log, admin.HandshakeLogOptions{Now: a.now})
+	a.handshakes.Start(ctx)
 	in, err := ingest.New(ingest.Options{
 		Sources: a.cfg.Sources, Inserter: a.batcher, Errors: errs,
 		AckDeadline: a.cfg.Server.AckDeadline.D(), VerifyTimeout: a.cfg.Server.VerifyTimeout.D(), Log: a.log,
 		Now: a.now, Egress: guard, Issuer: issuer, InFlight: public,
 		MaxJSONDepth: a.cfg.Server.MaxJSONDepth,
+		OnHandshake:  a.onHandshake,
 	})
 	if err != nil {
 		return err
@@ -239,7 +247,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 	if err := a.engine.LoadSources(ctx); err != nil {
 		return fmt.Errorf("load sources: %w", err)
 	}
-	aopts := admin.Options{Store: a.st, Errors: errs, Log: a.log, Tokens: a.cfg.Admin.Tokens, Sources: a.cfg.Sources, Engine: a.engine}
+	aopts := admin.Options{Store: a.st, Errors: errs, Log: a.log, Tokens: a.cfg.Admin.Tokens, Sources: a.cfg.Sources, Engine: a.engine, Handshakes: a.handshakes}
 	if a.storedToken {
 		aopts.StoredToken = func(ctx context.Context) (string, error) { return a.st.SettingGet(ctx, admin.TokenSetting) }
 	}
@@ -337,6 +345,20 @@ func (a *App) Open(ctx context.Context) (err error) {
 	a.ready = true
 	a.mu.Unlock()
 	return nil
+}
+
+// onHandshake takes ingest's report of a handshake: counted, and kept as
+// the source's last handshake. It does not block.
+func (a *App) onHandshake(r ingest.HandshakeRecord) {
+	if a.metrics != nil {
+		a.metrics.Handshake(r.Source, r.Kind, r.Err == nil)
+	}
+	h := admin.LastHandshake{Kind: r.Kind, Status: r.Status, At: r.At}
+	if r.Err != nil {
+		// What the provider was told, never an internal detail.
+		h.Error = hookd.ErrorMessage(r.Err)
+	}
+	a.handshakes.Record(r.Source, h)
 }
 
 // MasterKeyFile is where hookd keeps the master key it generated, in the
@@ -545,6 +567,13 @@ func (a *App) Shutdown(ctx context.Context) error {
 			a.metricsSrv.Close()
 			a.metricsLn.Close() // when Serve never ran
 		}
+		if a.handshakes != nil {
+			// The last handshakes still waiting are written before the
+			// store closes, within what is left of the grace period.
+			hsCtx, cancelHS := context.WithTimeout(hard, time.Second)
+			a.handshakes.Stop(hsCtx)
+			cancelHS()
+		}
 		if err := closeBounded(hard, a.st); err != nil {
 			errs = append(errs, fmt.Errorf("close storage: %w", err))
 		}
@@ -623,6 +652,11 @@ func (a *App) closeAll() {
 	}
 	if a.metricsLn != nil {
 		a.metricsLn.Close()
+	}
+	if a.handshakes != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		a.handshakes.Stop(ctx)
+		cancel()
 	}
 	if a.st != nil {
 		a.st.Close()

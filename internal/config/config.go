@@ -374,6 +374,9 @@ type Source struct {
 	// Burst is how many requests the rate limit lets through at once.
 	// Default: one second's worth of the rate.
 	Burst int `yaml:"burst"`
+	// Handshake answers the verification handshake of a provider that
+	// has no preset (docs/providers.d/handshakes.md). Default none.
+	Handshake *Handshake `yaml:"handshake"`
 }
 
 // EventRules are a source's metadata selectors. Each is "header:Name",
@@ -906,6 +909,9 @@ func (c *Config) Validate() error {
 		}
 		if src.RateLimit != nil && src.Burst < 0 {
 			bad(f+".burst", "must not be negative")
+		}
+		if src.Handshake != nil {
+			src.Handshake.validate(f+".handshake", len(src.Verify) > 0, bad)
 		}
 		if r := c.Retention.Events; r != nil && *r > 0 && src.DedupeWindow != nil && src.DedupeWindow.D() > r.D() {
 			bad(f+".dedupe_window", "%s is longer than retention.events (%s): a duplicate arriving after its event was deleted would be stored again; lengthen retention.events or shorten the window", src.DedupeWindow.D(), r.D())

@@ -73,6 +73,8 @@ func redactSource(m map[string]any) map[string]any {
 	for _, v := range verify {
 		redactDeep(v)
 	}
+	// A handshake's verify tokens (handshake.token).
+	redactDeep(m["handshake"])
 	return m
 }
 

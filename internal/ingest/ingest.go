@@ -199,6 +199,15 @@ func (h *Handler) build(c config.Source) (*source, error) {
 	if s.verify, err = verify.Build(env, c.Verify); err != nil {
 		return nil, fmt.Errorf("source %s: %w", c.Name, err)
 	}
+	if c.Handshake != nil {
+		// The source's own handshake comes after its verifiers: a
+		// preset's handshake is recognised first.
+		g, err := verify.NewGenericHandshake(env, c.Handshake)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", c.Name, err)
+		}
+		s.verify = append(s.verify, g)
+	}
 	// A provider's preset brings the selectors of its event id, type and
 	// timestamp; the source's own win.
 	c.Event = verify.PresetEvent(c.Verify, c.Event)

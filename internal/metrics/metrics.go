@@ -30,6 +30,7 @@ type Metrics struct {
 	ingestRequests   *prometheus.CounterVec
 	ingestDuplicates *prometheus.CounterVec
 	ingestDuration   *prometheus.HistogramVec
+	ingestHandshakes *prometheus.CounterVec
 
 	commits        *prometheus.CounterVec
 	commitEvents   prometheus.Histogram
@@ -57,6 +58,10 @@ func New(version string) *Metrics {
 		Help:    "Time from the request's headers to its answer (verification, durable commit), by source.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"source"})
+	m.ingestHandshakes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookd_ingest_handshakes_total",
+		Help: "Providers' verification handshakes (answered, never stored as events), by source, kind and outcome: answered or refused.",
+	}, []string{"source", "kind", "outcome"})
 	m.commits = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hookd_store_commits_total",
 		Help: "Group commits of received events, by result: ok, error (the transaction failed), sync_error (the sync after it failed).",
@@ -91,7 +96,7 @@ func New(version string) *Metrics {
 	}, []string{"version", "go_version"})
 	build.WithLabelValues(version, runtime.Version()).Set(1)
 	m.reg.MustRegister(
-		m.ingestRequests, m.ingestDuplicates, m.ingestDuration,
+		m.ingestRequests, m.ingestDuplicates, m.ingestDuration, m.ingestHandshakes,
 		m.commits, m.commitEvents, m.commitDuration, m.syncDuration,
 		m.attempts, m.attemptDuration, build,
 		collectors.NewGoCollector(),
@@ -200,6 +205,18 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the connection.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Handshake counts one handshake of source (ingest.Options.OnHandshake):
+// answered, or refused. Kinds are a fixed set (the presets' handshakes and
+// the generic one), and only served sources have handshakes, so the series
+// are bounded.
+func (m *Metrics) Handshake(source, kind string, answered bool) {
+	outcome := "refused"
+	if answered {
+		outcome = "answered"
+	}
+	m.ingestHandshakes.WithLabelValues(source, kind, outcome).Inc()
+}
 
 // Committed implements store.BatchObserver.
 func (m *Metrics) Committed(events int, d time.Duration, err error) {

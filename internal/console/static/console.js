@@ -363,7 +363,15 @@
         break;
       case 'failed': viewFailed(ctx); break;
       case 'destinations': viewDestinations(ctx); break;
-      case 'sources': viewSources(ctx); break;
+      case 'sources':
+        if (parts.length > 1) {
+          let name = parts.slice(1).join('/');
+          try { name = decodeURIComponent(name); } catch (e) { /* keep raw */ }
+          viewSource(ctx, name);
+        } else {
+          viewSources(ctx);
+        }
+        break;
       default: location.replace('#/events');
     }
   }
@@ -960,7 +968,7 @@
       if (!ctx.alive()) return;
       const list = rows(res);
       tbody.replaceChildren(...list.map((s) => h('tr', null,
-        h('td', null, h('strong', null, String(s.name))),
+        h('td', null, h('a', { href: '#/sources/' + encodeURIComponent(String(s.name)) }, h('strong', null, String(s.name)))),
         h('td', null, s.origin === 'api' ? 'API' : muted('config file')),
         h('td', { class: 'mono' }, orDash(s.path)),
         h('td', null, Array.isArray(s.verify) && s.verify.length ? s.verify.join(', ') : muted('none')),
@@ -973,6 +981,64 @@
       tbody.replaceChildren(emptyRow(7, 'Could not load sources.'));
       showError(e);
     });
+  }
+
+  // ---- view: one source ---------------------------------------------------
+  //
+  // A source with its last handshake: the provider's verification request
+  // hookd answered (or refused) and did not store as an event.
+
+  function viewSource(ctx, name) {
+    const back = h('a', { href: '#/sources' }, '← Sources');
+    const refresh = h('button', { type: 'button' }, 'Refresh');
+    const body = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
+    ctx.view.append(h('div', { class: 'toolbar' }, back, h('span', { class: 'spacer' }), refresh),
+      h('h1', null, 'Source ', h('span', { class: 'mono' }, name)), body);
+
+    async function load() {
+      refresh.disabled = true;
+      try {
+        const s = await api('/api/v1/sources/' + encodeURIComponent(name));
+        if (!ctx.alive()) return;
+        body.replaceChildren(renderSource(s));
+      } catch (e) {
+        if (!ctx.alive()) return;
+        body.replaceChildren(h('p', { class: 'empty' }, 'Could not load this source.'));
+        showError(e);
+      } finally {
+        refresh.disabled = false;
+      }
+    }
+    refresh.addEventListener('click', load);
+    load();
+  }
+
+  function renderSource(s) {
+    const meta = h('dl', { class: 'meta' });
+    const item = (k, v) => meta.append(h('dt', null, k), h('dd', null, v));
+    item('Name', h('span', { class: 'mono' }, String(s.name)));
+    item('Origin', s.origin === 'api' ? 'API' : 'config file');
+    item('Ingest path', h('span', { class: 'mono' }, String(s.path)));
+    item('Verification', Array.isArray(s.verify) && s.verify.length ? s.verify.join(', ') : muted('none'));
+    item('Dedupe window', orDash(s.dedupe_window));
+    item('Max body', fmtBytes(s.max_body));
+    item('Events', h('a', { href: '#/events' + qs({ source: s.name }) }, 'events of this source'));
+
+    const hs = s.last_handshake && typeof s.last_handshake === 'object' ? s.last_handshake : null;
+    const hsMeta = h('dl', { class: 'meta' });
+    const hsItem = (k, v) => hsMeta.append(h('dt', null, k), h('dd', null, v));
+    if (hs) {
+      hsItem('Kind', h('span', { class: 'mono' }, String(hs.kind)));
+      hsItem('Outcome', hs.error ? badge('refused', 'failed') : badge('answered', 'succeeded'));
+      hsItem('Status', String(hs.status));
+      hsItem('At', timeEl(hs.at, true));
+      if (hs.error) hsItem('Error', String(hs.error));
+    }
+    return h('div', null,
+      h('section', null, h('h2', null, 'Source'), h('div', { class: 'panel' }, meta)),
+      h('section', null, h('h2', null, 'Last handshake'),
+        hs ? h('div', { class: 'panel' }, hsMeta)
+          : h('p', { class: 'empty' }, 'No handshake yet. Handshakes are answered and not stored as events.')));
   }
 
   // ---- start -----------------------------------------------------------------
