@@ -375,7 +375,7 @@ type Source struct {
 	// Default: one second's worth of the rate.
 	Burst int `yaml:"burst"`
 	// Handshake answers the verification handshake of a provider that
-	// has no preset (docs/providers.d/handshakes.md). Default none.
+	// has no preset (docs/PROVIDERS.md (Handshakes)). Default none.
 	Handshake *Handshake `yaml:"handshake"`
 }
 

@@ -9,7 +9,7 @@ import (
 // Handshake is a source's own verification handshake, for a provider that
 // has no preset in hookd: how hookd recognises the request, where it reads
 // the challenge, what it checks, and how it answers. hookd answers it and
-// never stores it as an event. See docs/providers.d/handshakes.md.
+// never stores it as an event. See docs/PROVIDERS.md (Handshakes).
 type Handshake struct {
 	// Method is the handshake's method, GET or POST. Default POST when
 	// the challenge is read from the JSON body, GET otherwise.

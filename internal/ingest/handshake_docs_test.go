@@ -11,10 +11,10 @@ import (
 	"testing"
 )
 
-// The YAML examples of docs/providers.d/handshakes.md load, build and
+// The handshake: examples of docs/PROVIDERS.md load, build and
 // answer their handshake.
 func TestHandshakeDocExamples(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/providers.d/handshakes.md")
+	doc, err := os.ReadFile("../../docs/PROVIDERS.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,12 @@ func TestHandshakeDocExamples(t *testing.T) {
 	t.Setenv("CRM_APP_SECRET", "an-app-secret-of-32-bytes-length")
 	t.Setenv("CRM_VERIFY_TOKEN", "a-verify-token-of-ours")
 	t.Setenv("BILLING_SECRET", "a-billing-secret-of-some-length")
+	n := 0
 	for _, b := range blocks {
+		if !strings.Contains(b[1], "    handshake:") {
+			continue // a preset's snippet: TestProvidersDoc
+		}
+		n++
 		h, rec := handshakeHarnessConfig(t, parseConfig(t, b[1]))
 		switch {
 		case strings.Contains(b[1], "name: crm"):
@@ -52,6 +57,9 @@ func TestHandshakeDocExamples(t *testing.T) {
 		default:
 			t.Errorf("an example this test does not know:\n%s", b[1])
 		}
+	}
+	if n < 2 {
+		t.Errorf("handshake: examples: got %d, want at least 2", n)
 	}
 }
 

@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -612,29 +610,3 @@ func TestDiscordDeferredResponse(t *testing.T) {
 	h.wantCount(t, 1)
 }
 
-// TestProvidersDocHSA: each YAML snippet of docs/providers.d/hsa.md is a
-// configuration hookd accepts, with its variables set.
-func TestProvidersDocHSA(t *testing.T) {
-	for k, v := range map[string]string{
-		"SLACK_SIGNING_SECRET": slackTestSecret, "META_APP_SECRET": metaTestSecret, "META_VERIFY_TOKEN": "meatyhamhock",
-		"ZOOM_SECRET_TOKEN": zoomTestSecret, "TWITCH_EVENTSUB_SECRET": twitchTestSecret,
-		"DISCORD_PUBLIC_KEY": hex.EncodeToString(discordKey.Public().(ed25519.PublicKey)),
-	} {
-		t.Setenv(k, v)
-	}
-	doc, err := os.ReadFile("../../docs/providers.d/hsa.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllSubmatch(doc, -1)
-	if len(blocks) != 5 {
-		t.Fatalf("got %d YAML snippets, want 5", len(blocks))
-	}
-	for _, b := range blocks {
-		cfg := parseConfig(t, string(b[1]))
-		newHarnessConfig(t, cfg)
-		if len(cfg.Sources) != 1 || len(cfg.Sources[0].Verify) != 1 {
-			t.Errorf("snippet %s: want one source with one method", b[1])
-		}
-	}
-}
