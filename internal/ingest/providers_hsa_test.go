@@ -609,4 +609,3 @@ func TestDiscordDeferredResponse(t *testing.T) {
 	}
 	h.wantCount(t, 1)
 }
-

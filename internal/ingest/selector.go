@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"encoding/json"
 	"errors"
 	"math"
 	"net/http"
@@ -9,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -126,7 +124,7 @@ func (s Selector) Select(m *message) (string, error) {
 		if err := m.validJSON(); err != nil {
 			return "", err
 		}
-		return jsonScalar(gjson.GetBytes(m.body, s.gpath)), nil
+		return jsonlimit.Scalar(gjson.GetBytes(m.body, s.gpath)), nil
 	case "form":
 		if !m.formParsed {
 			m.formParsed = true
@@ -137,33 +135,6 @@ func (s Selector) Select(m *message) (string, error) {
 		return m.form.Get(s.name), nil
 	}
 	return "", nil
-}
-
-// jsonScalar renders the value a path led to: strings unescaped, numbers as
-// written, booleans as true/false. Objects, arrays, null and a missing path
-// are "". Lookup walks objects by key and arrays by index; where an object
-// repeats a key, the first occurrence counts.
-func jsonScalar(r gjson.Result) string {
-	switch r.Type {
-	case gjson.String:
-		if strings.IndexByte(r.Raw, '\\') < 0 && utf8.ValidString(r.Str) {
-			return r.Str
-		}
-		// Escapes and invalid UTF-8 are decoded the way encoding/json does
-		// (lone surrogates and bad bytes become U+FFFD).
-		var v string
-		if err := json.Unmarshal([]byte(r.Raw), &v); err != nil {
-			return r.Str
-		}
-		return v
-	case gjson.Number:
-		return r.Raw
-	case gjson.True:
-		return "true"
-	case gjson.False:
-		return "false"
-	}
-	return ""
 }
 
 // ParseTimestamp reads an event timestamp: RFC 3339, or a number of epoch

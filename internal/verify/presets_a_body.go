@@ -6,14 +6,12 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -323,7 +321,7 @@ func (v *adyenVerifier) verifyItem(item gjson.Result) error {
 	if !item.IsObject() {
 		return Unauthorized("signature missing")
 	}
-	raw := adyenString(item.Get("additionalData.hmacSignature"))
+	raw := jsonlimit.Scalar(item.Get("additionalData.hmacSignature"))
 	if raw == "" {
 		return Unauthorized("signature missing")
 	}
@@ -339,7 +337,7 @@ func (v *adyenVerifier) verifyItem(item gjson.Result) error {
 		if i > 0 {
 			msg = append(msg, ':')
 		}
-		msg = append(msg, adyenString(item.Get(f))...)
+		msg = append(msg, jsonlimit.Scalar(item.Get(f))...)
 	}
 	sums := make([][]byte, 0, len(v.secrets))
 	for _, s := range v.secrets {
@@ -351,28 +349,4 @@ func (v *adyenVerifier) verifyItem(item gjson.Result) error {
 		return Unauthorized("signature mismatch")
 	}
 	return nil
-}
-
-// adyenString renders a field as Adyen signs it: a string unescaped, a
-// number as written, a boolean as true or false; anything else, or a
-// missing field, as "".
-func adyenString(r gjson.Result) string {
-	switch r.Type {
-	case gjson.String:
-		if strings.IndexByte(r.Raw, '\\') < 0 && utf8.ValidString(r.Str) {
-			return r.Str
-		}
-		var s string
-		if err := json.Unmarshal([]byte(r.Raw), &s); err != nil {
-			return r.Str
-		}
-		return s
-	case gjson.Number:
-		return r.Raw
-	case gjson.True:
-		return "true"
-	case gjson.False:
-		return "false"
-	}
-	return ""
 }
