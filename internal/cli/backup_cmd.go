@@ -211,11 +211,17 @@ func backupOffline(ctx context.Context, configPath, data, dir string, withKey bo
 	}()
 	m, err := backup.Extract(pr, dir)
 	pr.CloseWithError(errors.New("backup: extraction ended"))
-	if werr := <-done; werr != nil {
-		return nil, werr
-	}
+	werr := <-done
 	if err != nil {
+		// The writer's error, when there is one, is the cause (Extract
+		// then saw the archive end early); otherwise Extract's.
+		if werr != nil && !strings.Contains(werr.Error(), "extraction ended") {
+			return nil, werr
+		}
 		return nil, fmt.Errorf("backup into %s: %w", dir, err)
+	}
+	if werr != nil {
+		return nil, werr
 	}
 	return m, nil
 }
