@@ -43,6 +43,8 @@ type API struct {
 	mux     *http.ServeMux
 	// handshakes keeps each source's last handshake; nil shows none.
 	handshakes *HandshakeLog
+	// backup serves POST /api/v1/backup; nil: no such route.
+	backup BackupFunc
 }
 
 // Options configures the API.
@@ -62,11 +64,13 @@ type Options struct {
 	// Handshakes, when set, gives GET /api/v1/sources/{name} the
 	// source's last_handshake.
 	Handshakes *HandshakeLog
+	// Backup, when set, serves POST /api/v1/backup (backup.go).
+	Backup BackupFunc
 }
 
 // New returns the admin API; mount it at /api/v1/.
 func New(o Options) *API {
-	a := &API{st: o.Store, errs: o.Errors, log: o.Log, sources: o.Sources, eng: o.Engine, mux: http.NewServeMux(), handshakes: o.Handshakes}
+	a := &API{st: o.Store, errs: o.Errors, log: o.Log, sources: o.Sources, eng: o.Engine, mux: http.NewServeMux(), handshakes: o.Handshakes, backup: o.Backup}
 	for _, t := range o.Tokens {
 		a.tokens = append(a.tokens, sha256.Sum256([]byte(t)))
 	}
@@ -82,6 +86,9 @@ func New(o Options) *API {
 	}
 	a.handle("GET /api/v1/sources/{name}/events", a.sourceStream)
 	a.routeDelivery()
+	if a.backup != nil {
+		a.handle("POST /api/v1/backup", a.postBackup)
+	}
 	a.mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openAPI)

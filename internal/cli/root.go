@@ -70,13 +70,14 @@ listening on :8080), or on PostgreSQL with storage.driver: postgres. The other
 commands (events, deliveries, replay, sources, destinations, subscriptions)
 drive a running hookd through its admin API; 'hookd admin-token reset' writes a
 new generated admin token to the database itself (same --config and --data as
-serve), and 'hookd bench' measures.`,
+serve), 'hookd backup' and 'hookd restore' copy the embedded store while it
+serves and make a data directory of the copy, and 'hookd bench' measures.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(), newVersionCmd(), newBenchCmd(), newAdminTokenCmd())
+	root.AddCommand(newServeCmd(), newVersionCmd(), newBenchCmd(), newAdminTokenCmd(), newBackupCmd(), newRestoreCmd())
 	root.AddCommand(newEventsCmd(), newDeliveriesCmd(), newReplayCmd(), newSourcesCmd(), newDestinationsCmd(), newSubscriptionsCmd())
 	return root
 }

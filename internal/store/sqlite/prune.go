@@ -136,8 +136,11 @@ func (s *Store) Prune(ctx context.Context, p store.PruneParams) (store.PruneResu
 // releaseSegments gives the log back the segments that no event row
 // points into any more (their events deleted, or none but duplicates),
 // once everything in them is indexed. The deletes are made durable first:
-// a released segment may be overwritten.
+// a released segment may be overwritten. It waits while a Backup copies
+// the log.
 func (s *Store) releaseSegments(ctx context.Context) error {
+	s.releaseMu.Lock()
+	defer s.releaseMu.Unlock()
 	indexed := s.indexed.Load()
 	var candidates []uint64
 	for _, sg := range s.wal.Sealed() {

@@ -141,6 +141,10 @@ type Store struct {
 	// dirLock keeps other processes out of the data directory until
 	// Close.
 	dirLock *dirLock
+	// backupMu runs one Backup at a time; releaseMu keeps log segments
+	// from being released while a backup copies them (backup.go).
+	backupMu  sync.Mutex
+	releaseMu sync.Mutex
 }
 
 // Options tunes the driver; zero values take the defaults.
@@ -203,6 +207,7 @@ func Open(ctx context.Context, dir string, log *slog.Logger, opt Options) (*Stor
 			dl.release()
 		}
 	}()
+	removeBackupTemps(dir)
 	path := filepath.Join(dir, FileName)
 	if opt.CheckpointInterval <= 0 {
 		opt.CheckpointInterval = 100 * time.Millisecond
