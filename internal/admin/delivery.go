@@ -303,7 +303,7 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 	if p.Until, err = timeParam("until", q.Get("until")); err != nil {
 		return err
 	}
-	ds, next, err := a.st.DeliveryList(r.Context(), p)
+	ds, next, err := a.eng.DeliveryList(r.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -319,7 +319,7 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getDelivery(w http.ResponseWriter, r *http.Request) error {
-	d, err := a.st.DeliveryGet(r.Context(), r.PathValue("id"))
+	d, err := a.eng.DeliveryGet(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -390,9 +390,14 @@ func (a *API) getReplay(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// eventDeliveries renders an event's deliveries with their attempts.
+// eventDeliveries renders an event's deliveries with their attempts
+// (those the engine has not written yet too).
 func (a *API) eventDeliveries(r *http.Request, eventID string) ([]*DeliveryJSON, error) {
-	ds, err := a.st.DeliveryListByEvent(r.Context(), eventID)
+	list := a.st.DeliveryListByEvent
+	if a.eng != nil {
+		list = a.eng.DeliveryListByEvent
+	}
+	ds, err := list(r.Context(), eventID)
 	if err != nil {
 		return nil, err
 	}

@@ -37,12 +37,12 @@ type DestinationView struct {
 	// destination's attempts kept in the store (store.AttemptCounts): by
 	// every process on it, across restarts and replaces. Only the
 	// *Counted methods fill them.
-	Attempts  int64 `json:"attempts"`
-	Succeeded int64 `json:"succeeded"`
-	Failed    int64 `json:"failed"`
-	Retried   int64 `json:"retried"`
-	CreatedAt      time.Time      `json:"created_at"`
-	UpdatedAt      time.Time      `json:"updated_at"`
+	Attempts  int64     `json:"attempts"`
+	Succeeded int64     `json:"succeeded"`
+	Failed    int64     `json:"failed"`
+	Retried   int64     `json:"retried"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 	// HeadTimeout is the destination's head_timeout ("10m0s"), empty when
 	// unset (strict order).
 	HeadTimeout string `json:"head_timeout,omitempty"`
