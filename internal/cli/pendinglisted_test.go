@@ -107,3 +107,86 @@ subscriptions: [{source: shop, destination: slow}]
 		})
 	}
 }
+
+// Pages of GET /api/v1/deliveries hold the stored deliveries and those
+// not yet written in one order (newest event first, then destination),
+// each once, whatever the page size.
+func TestDeliveryListPagesMixStoredAndUnwritten(t *testing.T) {
+	held := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		<-held
+	}))
+	t.Cleanup(slow.Close)
+	fast := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
+	t.Cleanup(fast.Close)
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`admin: {tokens: [tok]}
+egress: {allow_private: ["127.0.0.0/8"]}
+sources: [{name: shop, event: {id: "json:id", type: "json:type"}}]
+destinations: [{name: fast, type: http, url: %q}, {name: slow, type: http, url: %q}]
+subscriptions: [{source: shop, destination: fast}, {source: shop, destination: slow}]
+`, fast.URL, slow.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Storage.Path = t.TempDir()
+	_, base := startApp(t, cfg, nil)
+	t.Cleanup(func() { close(held) })
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, postEvent(t, base, "shop", fmt.Sprintf(`{"id": "o-%d", "type": "order.paid"}`, i)))
+	}
+	var want []string
+	for i := len(ids) - 1; i >= 0; i-- {
+		want = append(want, ids[i]+"/fast", ids[i]+"/slow")
+	}
+	page := func(q string) ([]string, []string, string) {
+		t.Helper()
+		code, v := apiDo(t, "GET", base+"/api/v1/deliveries?"+q, "tok", "")
+		if code != 200 {
+			t.Fatalf("GET /api/v1/deliveries?%s: HTTP %d %v", q, code, v)
+		}
+		var keys, statuses []string
+		data, _ := v["data"].([]any)
+		for _, d := range data {
+			m := d.(map[string]any)
+			keys = append(keys, fmt.Sprint(m["event_id"], "/", m["destination"]))
+			statuses = append(statuses, fmt.Sprint(m["status"]))
+		}
+		next, _ := v["next_cursor"].(string)
+		return keys, statuses, next
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, st, _ := page("destination=fast&status=succeeded")
+		if len(st) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the deliveries to fast did not succeed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, limit := range []int{1, 2, 4, 6, 50} {
+		var got []string
+		q := fmt.Sprintf("limit=%d", limit)
+		for pages := 0; ; pages++ {
+			keys, _, next := page(q)
+			if len(keys) > limit || pages > 6 {
+				t.Fatalf("limit %d: page of %d, page %d", limit, len(keys), pages)
+			}
+			got = append(got, keys...)
+			if next == "" {
+				break
+			}
+			q = fmt.Sprintf("limit=%d&cursor=%s", limit, next)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("limit %d: listed\n%v\nwant\n%v", limit, got, want)
+		}
+	}
+	keys, statuses, _ := page("status=pending")
+	if fmt.Sprint(keys) != fmt.Sprint([]string{want[1], want[3], want[5]}) || fmt.Sprint(statuses) != "[pending pending pending]" {
+		t.Errorf("status=pending: got %v %v, want the three to slow, pending", keys, statuses)
+	}
+}

@@ -190,12 +190,10 @@ func (e *Engine) DeliveryList(ctx context.Context, p *store.DeliveryListParams) 
 		seen[d.ID] = true
 	}
 	out := stored
+	// The first limit of both in order are the page: when the store cut
+	// its page short, it holds limit rows up to its last one, so nothing
+	// of memory after that row is among them.
 	for _, d := range mem {
-		// Past the end of a page the store cut short, the store's next
-		// page decides.
-		if next != "" && len(stored) > 0 && listingOrder(d, stored[len(stored)-1]) > 0 {
-			break
-		}
 		if !seen[d.ID] {
 			out = append(out, d)
 		}
