@@ -34,9 +34,9 @@ func (a *API) routeDelivery() {
 	a.handle("GET /api/v1/sources/{name}", a.getSource)
 	a.handle("PUT /api/v1/sources/{name}", putOne("name", false, a.eng.SourcePut))
 	a.handle("DELETE /api/v1/sources/{name}", deleteOne("name", a.eng.SourceDelete))
-	a.handle("GET /api/v1/destinations", listPaged(a.eng.Destinations, destinationKey))
+	a.handle("GET /api/v1/destinations", listPagedCtx(a.eng.DestinationsCounted, destinationKey))
 	a.handle("POST /api/v1/destinations", putOne("", true, a.eng.DestinationPut))
-	a.handle("GET /api/v1/destinations/{name}", getOne("name", a.eng.Destination))
+	a.handle("GET /api/v1/destinations/{name}", getOneCtx("name", a.eng.DestinationCounted))
 	a.handle("PUT /api/v1/destinations/{name}", putOne("name", false, a.eng.DestinationPut))
 	a.handle("DELETE /api/v1/destinations/{name}", deleteOne("name", a.eng.DestinationDelete))
 	a.handle("POST /api/v1/destinations/{name}/enable", a.enableDestination)
@@ -110,6 +110,17 @@ func listPaged[V any](list func() []V, key func(*V) string) func(http.ResponseWr
 	}
 }
 
+// listPagedCtx is listPaged for a list that reads the store.
+func listPagedCtx[V any](list func(context.Context) ([]V, error), key func(*V) string) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		items, err := list(r.Context())
+		if err != nil {
+			return err
+		}
+		return listPaged(func() []V { return items }, key)(w, r)
+	}
+}
+
 // page returns the items after the key after, at most limit of them;
 // items are in the order of their keys.
 func page[V any](items []V, key func(*V) string, after string, limit int) dataJSON[V] {
@@ -157,6 +168,13 @@ func getOne[V any](key string, get func(string) (V, error)) func(http.ResponseWr
 		}
 		httpserver.WriteJSON(w, http.StatusOK, v)
 		return nil
+	}
+}
+
+// getOneCtx is getOne for a get that reads the store.
+func getOneCtx[V any](key string, get func(context.Context, string) (V, error)) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		return getOne(key, func(name string) (V, error) { return get(r.Context(), name) })(w, r)
 	}
 }
 
@@ -285,7 +303,7 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 	if p.Until, err = timeParam("until", q.Get("until")); err != nil {
 		return err
 	}
-	ds, next, err := a.st.DeliveryList(r.Context(), p)
+	ds, next, err := a.eng.DeliveryList(r.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -301,7 +319,7 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getDelivery(w http.ResponseWriter, r *http.Request) error {
-	d, err := a.st.DeliveryGet(r.Context(), r.PathValue("id"))
+	d, err := a.eng.DeliveryGet(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -372,9 +390,14 @@ func (a *API) getReplay(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// eventDeliveries renders an event's deliveries with their attempts.
+// eventDeliveries renders an event's deliveries with their attempts
+// (those the engine has not written yet too).
 func (a *API) eventDeliveries(r *http.Request, eventID string) ([]*DeliveryJSON, error) {
-	ds, err := a.st.DeliveryListByEvent(r.Context(), eventID)
+	list := a.st.DeliveryListByEvent
+	if a.eng != nil {
+		list = a.eng.DeliveryListByEvent
+	}
+	ds, err := list(r.Context(), eventID)
 	if err != nil {
 		return nil, err
 	}

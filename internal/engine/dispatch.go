@@ -144,9 +144,6 @@ type dispatcher struct {
 	// cut are fresh items whose attempt shutdown cut short: spilled with
 	// the rest when the destination is replaced or removed.
 	cut []*item
-
-	// counters
-	attempts, succeeded, failed, retried int64
 }
 
 const (
@@ -887,7 +884,7 @@ func (d *dispatcher) finish(it *item, dec Decision, start time.Time, dur time.Du
 		row.Status = store.StatusFailed
 		row.Reason = dec.Reason
 	}
-	w := &store.DeliveryWrite{Delivery: &row, Fence: prev.Attempts}
+	w := &store.DeliveryWrite{Delivery: &row, Fence: prev.Attempts, Outcome: true}
 	if err != nil {
 		w.Attempt = &store.Attempt{Number: row.Attempts, StartedAt: start, Duration: dur, StatusCode: res.StatusCode, Error: row.LastError, ResponseExcerpt: res.ResponseExcerpt}
 	}
@@ -952,18 +949,13 @@ func (d *dispatcher) finish(it *item, dec Decision, start time.Time, dur time.Du
 	}})
 
 	d.mu.Lock()
-	d.attempts++
 	d.flying--
 	keep := false
 	switch dec.Outcome {
 	case OutcomeSucceeded:
-		d.succeeded++
 		d.failingSince = time.Time{}
 	case OutcomeRetry:
-		d.retried++
 		keep = d.ordered() // the head keeps its lane until it is done
-	default:
-		d.failed++
 	}
 	if dec.Outcome != OutcomeSucceeded && err != nil && d.failingSince.IsZero() {
 		d.failingSince = start

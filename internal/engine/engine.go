@@ -184,6 +184,9 @@ type Engine struct {
 	skipStale atomic.Int64
 
 	marks *marks
+	// unrec holds the deliveries routed here that have no row yet (a
+	// single process; see unrecorded.go).
+	unrec *unrecorded
 	sched *scheduler
 	w     *writer
 	wstop chan struct{}
@@ -219,7 +222,7 @@ func New(o Options) *Engine {
 		memCap: o.MemCap, memBytes: o.MemBytes, maxSources: o.MaxSources, maxDests: o.MaxDestinations, maxSubs: o.MaxSubscriptions, idleAfter: o.IdleAfter, lease: o.Lease, keys: o.Keyring, newKeys: o.NewKeyring,
 		dests: map[string]*destEntry{}, subs: map[string]*subEntry{}, jobs: map[string]*ReplayJob{},
 		inWake: make(chan struct{}, 1), inStop: make(chan struct{}), inDone: make(chan struct{}),
-		wstop: make(chan struct{}),
+		wstop: make(chan struct{}), unrec: newUnrecorded(),
 	}
 	e.defs.onChange = o.OnChange
 	if e.log == nil {
@@ -294,6 +297,7 @@ func (e *Engine) Open(ctx context.Context, dests []config.Destination, subs []co
 	}
 	e.marks = newMarks(wm)
 	e.w = newWriter(e.st, e.log, e.marks, wm)
+	e.w.recorded = e.unrec.recorded
 	go e.w.run(e.wstop)
 	e.sched.start()
 	e.mu.Lock()
@@ -475,6 +479,7 @@ func (e *Engine) OnCommit(ins []*store.EventInsert, res []store.EventInsertResul
 		if res[i].Duplicate {
 			continue
 		}
+		e.unrec.handedOver(1)
 		ev := *in.Event
 		ev.Seq, ev.Stale = res[i].Seq, res[i].Stale
 		ev.Headers = nil
@@ -582,6 +587,7 @@ func (e *Engine) dispatcher(name string) *dispatcher {
 // route hands committed events to their destinations' dispatchers.
 func (e *Engine) route() {
 	defer close(e.inDone)
+	defer e.unrec.stop()
 	var batch []inboxEvent
 	for {
 		select {
@@ -614,18 +620,28 @@ func (e *Engine) route() {
 			if !ie.bodyless {
 				held = ev
 			}
-			for _, d := range ds {
+			des := make([]*destEntry, len(ds))
+			kept := ds[:0:0]
+			for j, d := range ds {
 				e.mu.Lock()
-				de := e.dests[d.Destination]
+				des[j] = e.dests[d.Destination]
 				e.mu.Unlock()
-				if de == nil {
+				if des[j] == nil {
 					// Removed meanwhile: nothing will hold the mark.
 					e.marks.done(ev.Seq)
 					continue
 				}
-				de.d.add(&item{d: d, ev: held, fresh: true})
+				kept = append(kept, d)
+			}
+			// Listed pending until their row is written.
+			e.unrec.add(ev, kept, e.clock.Now())
+			for j, d := range ds {
+				if des[j] != nil {
+					des[j].d.add(&item{d: d, ev: held, fresh: true})
+				}
 			}
 			batch[i] = inboxEvent{}
+			e.unrec.routedOne()
 		}
 	}
 }

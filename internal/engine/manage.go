@@ -33,12 +33,16 @@ type DestinationView struct {
 	DisabledReason string         `json:"disabled_reason,omitempty"`
 	InMemory       int            `json:"in_memory"`
 	InFlight       int            `json:"in_flight"`
-	Attempts       int64          `json:"attempts"`
-	Succeeded      int64          `json:"succeeded"`
-	Failed         int64          `json:"failed"`
-	Retried        int64          `json:"retried"`
-	CreatedAt      time.Time      `json:"created_at"`
-	UpdatedAt      time.Time      `json:"updated_at"`
+	// Attempts, Succeeded, Failed and Retried count the outcomes of the
+	// destination's attempts kept in the store (store.AttemptCounts): by
+	// every process on it, across restarts and replaces. Only the
+	// *Counted methods fill them.
+	Attempts  int64     `json:"attempts"`
+	Succeeded int64     `json:"succeeded"`
+	Failed    int64     `json:"failed"`
+	Retried   int64     `json:"retried"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 	// HeadTimeout is the destination's head_timeout ("10m0s"), empty when
 	// unset (strict order).
 	HeadTimeout string `json:"head_timeout,omitempty"`
@@ -50,8 +54,7 @@ func (e *Engine) viewOf(de *destEntry) DestinationView {
 	v := DestinationView{
 		Name: de.def.Name, Type: de.typ, Origin: de.origin, Ordering: d.ordering, Concurrency: d.concurrency,
 		Retry: d.policy.Name(), Disabled: d.disabled, DisabledReason: d.disabledReason,
-		InMemory: len(d.held), InFlight: d.flying, Attempts: d.attempts, Succeeded: d.succeeded, Failed: d.failed, Retried: d.retried,
-		CreatedAt: de.created, UpdatedAt: de.updated,
+		InMemory: len(d.held), InFlight: d.flying, CreatedAt: de.created, UpdatedAt: de.updated,
 	}
 	if d.headTimeout > 0 {
 		v.HeadTimeout = d.headTimeout.String()
@@ -122,7 +125,59 @@ func redactSpec(v any) any {
 	return v
 }
 
-// Destinations lists the destinations by name.
+// DestinationsCounted lists the destinations by name with their attempt
+// counts.
+func (e *Engine) DestinationsCounted(ctx context.Context) ([]DestinationView, error) {
+	vs := e.Destinations()
+	if err := e.count(ctx, vs); err != nil {
+		return nil, err
+	}
+	return vs, nil
+}
+
+// DestinationCounted returns one destination with its attempt counts.
+func (e *Engine) DestinationCounted(ctx context.Context, name string) (DestinationView, error) {
+	v, err := e.Destination(name)
+	if err != nil {
+		return v, err
+	}
+	vs := []DestinationView{v}
+	if err := e.count(ctx, vs); err != nil {
+		return DestinationView{}, err
+	}
+	return vs[0], nil
+}
+
+// count fills the attempt counts of vs from the store.
+func (e *Engine) count(ctx context.Context, vs []DestinationView) error {
+	if len(vs) == 0 {
+		return nil
+	}
+	totals, err := e.st.AttemptCountTotals(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range vs {
+		c := totals[vs[i].Name]
+		vs[i].Attempts, vs[i].Succeeded, vs[i].Failed, vs[i].Retried = c.Attempts, c.Succeeded, c.Failed, c.Retried
+	}
+	return nil
+}
+
+// countedView is a view that a write returns: the write is done, so a
+// failure to read the counts leaves them out (logged) rather than failing
+// the request.
+func (e *Engine) countedView(ctx context.Context, v DestinationView) DestinationView {
+	vs := []DestinationView{v}
+	if err := e.count(ctx, vs); err != nil {
+		e.log.Warn("read a destination's attempt counts", "destination", v.Name, "err", err)
+		return v
+	}
+	return vs[0]
+}
+
+// Destinations lists the destinations by name, without their attempt
+// counts (DestinationsCounted has them).
 func (e *Engine) Destinations() []DestinationView {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -133,7 +188,8 @@ func (e *Engine) Destinations() []DestinationView {
 	return out
 }
 
-// Destination returns one destination.
+// Destination returns one destination, without its attempt counts
+// (DestinationCounted has them).
 func (e *Engine) Destination(name string) (DestinationView, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -262,7 +318,7 @@ func (e *Engine) destinationPut(ctx context.Context, name string, spec []byte, c
 	if started {
 		d.start()
 	}
-	return e.viewOf(de), nil
+	return e.countedView(ctx, e.viewOf(de)), nil
 }
 
 // DestinationDelete deletes an API-created destination. Its subscriptions
@@ -330,7 +386,7 @@ func (e *Engine) destinationEnable(ctx context.Context, name string) (Destinatio
 	}
 	de.d.setDisabled(false, "")
 	e.log.Info("destination enabled", "destination", name)
-	return e.viewOf(de), nil
+	return e.countedView(ctx, e.viewOf(de)), nil
 }
 
 // SubscriptionView is a subscription as the admin API shows it.

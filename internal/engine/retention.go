@@ -46,8 +46,16 @@ func (e *Engine) Prune(ctx context.Context) (store.PruneResult, error) {
 		total.Attempts += r.Attempts
 		total.Duplicates += r.Duplicates
 		total.Kept += r.Kept
-		if err != nil || r.Done {
+		if err != nil {
 			return total, err
+		}
+		if r.Done {
+			// The per-minute attempt counts go with the events of
+			// their time (the totals stay).
+			if _, err := e.st.AttemptCountPrune(ctx, p.Before); err != nil {
+				return total, err
+			}
+			return total, nil
 		}
 		p.After = r.Next
 		// Let the commits waiting for the writer through.

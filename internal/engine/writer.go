@@ -40,6 +40,9 @@ type writer struct {
 	// only (the next start derives it again).
 	ctx    context.Context
 	giveUp context.CancelFunc
+	// recorded, when set, is told the id of each fresh delivery whose row
+	// is committed (or was already stored).
+	recorded func(id string)
 
 	mu        sync.Mutex
 	lost      int   // outcomes given up at the stop
@@ -285,6 +288,9 @@ func (w *writer) write(batch []writeReq) {
 	for _, r := range batch {
 		if r.seq > 0 {
 			w.marks.done(r.seq)
+			if w.recorded != nil {
+				w.recorded(r.w.Delivery.ID)
+			}
 		}
 		if r.skipped != nil && skip[r.w.Delivery.ID] {
 			r.skipped()

@@ -76,6 +76,20 @@ type DeliveryStore interface {
 	// one destination ("" for all).
 	DeliveryCountByStatus(ctx context.Context, destination string) (map[string]int64, error)
 
+	// AttemptCountTotals returns the attempt counts of every destination
+	// that has any, by name: every outcome written with
+	// DeliveryWrite.Outcome since the store was created, by every process
+	// on it. Deleting a destination keeps its counts (as it keeps its
+	// deliveries).
+	AttemptCountTotals(ctx context.Context) (map[string]AttemptCounts, error)
+	// AttemptCountList returns the per-minute attempt counts p selects,
+	// oldest minute first, then by destination.
+	AttemptCountList(ctx context.Context, p *AttemptCountListParams) ([]*AttemptMinute, error)
+	// AttemptCountPrune deletes the per-minute counts of the minutes that
+	// start before before (the totals stay) and returns how many rows it
+	// deleted.
+	AttemptCountPrune(ctx context.Context, before time.Time) (int64, error)
+
 	// WatermarkGet returns the fan-out watermark: every event with a seq at
 	// or below it has a delivery row for every subscription that matched
 	// it. 0 when never set.
@@ -213,6 +227,12 @@ type DeliveryWrite struct {
 	// entry with the same Number; Number 0 is Delivery.Attempts). It is
 	// not when the write is skipped.
 	Attempt *Attempt
+	// Outcome marks the write as the outcome of an attempt: when it
+	// applies, the destination's attempt counts (AttemptCountTotals, and
+	// AttemptCountList at the minute of Delivery.UpdatedAt) take it, by
+	// Delivery.Status, in the same transaction. A skipped write is not
+	// counted.
+	Outcome bool
 }
 
 // Fences of DeliveryWrite besides an attempt count.

@@ -151,7 +151,15 @@ func (s *Store) DeliveryWriteMany(ctx context.Context, writes []*store.DeliveryW
 			ON CONFLICT (name) DO UPDATE SET value = excluded.value
 			WHERE settings.value::bigint < excluded.value::bigint`, strconv.FormatInt(watermark, 10))
 	}
-	if err := s.sendBatch(ctx, b); err != nil {
+	counted := false
+	for _, w := range writes {
+		counted = counted || w.Outcome
+	}
+	if !counted {
+		if err := s.sendBatch(ctx, b); err != nil {
+			return nil, fmt.Errorf("write deliveries: %w", mapErr(err))
+		}
+	} else if err := s.writeCounted(ctx, b, writes, applied, now); err != nil {
 		return nil, fmt.Errorf("write deliveries: %w", mapErr(err))
 	}
 	var skipped []string

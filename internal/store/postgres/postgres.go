@@ -57,6 +57,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"path"
 	"sort"
@@ -112,6 +113,9 @@ type Store struct {
 	// resolved, when set (tests only), runs in EventInsertMany between
 	// reading the stored state and inserting: another writer's moment.
 	resolved func()
+	// countSlot is the slot of the attempt counts this process adds to
+	// (see counts.go), drawn at Open.
+	countSlot int16
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -153,7 +157,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger, opt Options) (*Stor
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	s := &Store{log: log, pool: pool}
+	s := &Store{log: log, pool: pool, countSlot: int16(rand.IntN(countSlots))}
 	if err := s.init(ctx, opt.Schema); err != nil {
 		pool.Close()
 		return nil, err

@@ -169,7 +169,8 @@ func (s *Store) DeliveryWriteMany(ctx context.Context, writes []*store.DeliveryW
 	var upsert, attempt *sql.Stmt
 	now := time.Now()
 	var skipped []string
-	for _, w := range writes {
+	applied := make([]bool, len(writes))
+	for i, w := range writes {
 		d := w.Delivery
 		id := d.ID
 		if id == "" {
@@ -202,6 +203,7 @@ func (s *Store) DeliveryWriteMany(ctx context.Context, writes []*store.DeliveryW
 			skipped = append(skipped, id)
 			continue
 		}
+		applied[i] = true
 		if a := w.Attempt; a != nil {
 			num := a.Number
 			if num == 0 {
@@ -215,6 +217,10 @@ func (s *Store) DeliveryWriteMany(ctx context.Context, writes []*store.DeliveryW
 				return nil, fmt.Errorf("write attempt %d of %s: %w", num, id, mapErr(err))
 			}
 		}
+	}
+	totals, minutes := store.CountOutcomes(writes, func(i int) bool { return applied[i] }, now)
+	if err := addCounts(ctx, tx, totals, minutes); err != nil {
+		return nil, err
 	}
 	if watermark > 0 {
 		if _, err := tx.StmtContext(ctx, s.dlv.watermark).ExecContext(ctx, strconv.FormatInt(watermark, 10)); err != nil {

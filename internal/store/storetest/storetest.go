@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CloseIdempotent", testCloseIdempotent},
 	}
 	cases = append(cases, deliveryCases...)
+	cases = append(cases, countCases...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
