@@ -78,6 +78,8 @@ serve), and 'hookd bench' measures.`,
 	root.SetErr(stderr)
 	root.AddCommand(newServeCmd(), newVersionCmd(), newBenchCmd(), newAdminTokenCmd())
 	root.AddCommand(newEventsCmd(), newDeliveriesCmd(), newReplayCmd(), newSourcesCmd(), newDestinationsCmd(), newSubscriptionsCmd())
+	root.AddCommand(newSendCmd())
+	addCompletions(root)
 	return root
 }
 
