@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"hookd/internal/config"
 )
 
 // -f takes YAML as well as JSON: by the file's extension, or by its
@@ -279,5 +281,25 @@ func TestCompletionFromServer(t *testing.T) {
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("completion with %v took %v, want it bounded by %v", c, d, completionTimeout)
 		}
+	}
+}
+
+// The tour's steps keep their data apart: the signed step and the
+// delivery step start empty whatever the zero-config start left in
+// ./hookd-data (its demo event, its generated token).
+func TestTourDataDirectories(t *testing.T) {
+	seen := map[string]string{config.DefaultDataDir: "the zero-config start"}
+	for _, f := range []string{"tour.yaml", "deliver.yaml"} {
+		cfg, err := config.Load("../../examples/" + f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		p := filepath.Clean(cfg.Storage.Path)
+		for dir, who := range seen {
+			if p == filepath.Clean(dir) {
+				t.Errorf("examples/%s keeps its data in %s, as %s does", f, p, who)
+			}
+		}
+		seen[p] = f
 	}
 }

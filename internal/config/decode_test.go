@@ -279,3 +279,21 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+// The admin API's bodies reach these parsers: whatever they hold, an
+// error (or a definition), never a panic or a Go type name.
+func FuzzParseDefinition(f *testing.F) {
+	for _, s := range []string{`{"name":"gh","dedup_window":"1h"}`, `{"name":"d","type":"http","concurrency":"x"}`,
+		`{"destination":"d","events":"*"}`, `{"name":"a","verify":[{"type":["x"]}]}`, "name: a\nevent: &x {id: json:id}\nresponse: *x\n",
+		`{"name":"a","max_body":{"a":[1,{"b":null}]}}`, `{"retry":{"policy":[]},"rate":{}}`} {
+		f.Add(s)
+	}
+	c := Default()
+	f.Fuzz(func(t *testing.T, body string) {
+		for _, parse := range []func([]byte) error{srcParser(c), destParser, subParser} {
+			if err := parse([]byte(body)); err != nil && strings.Contains(err.Error(), "config.") {
+				t.Errorf("error %q names a Go type", err)
+			}
+		}
+	})
+}
