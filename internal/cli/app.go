@@ -719,8 +719,8 @@ func (a *App) PrintBanner(w io.Writer) {
 
 // Warnings logs what a user should know about the configuration.
 func (a *App) Warnings() {
-	for _, name := range a.cfg.UnsetEnv {
-		a.log.Warn("configuration refers to an unset environment variable; it expanded to an empty string", "var", name)
+	for _, r := range a.cfg.UnsetRefs {
+		a.log.Warn("configuration refers to an unset environment variable; it expanded to an empty string", "var", r.Var, "key", r.Key)
 	}
 	if ingest.ListensBeyondLoopback(a.cfg.Listen) {
 		var open []string

@@ -127,8 +127,8 @@ func newDestinationsEnableCmd(conn *connFlags) *cobra.Command {
 func newDestinationsCreateCmd(conn *connFlags) *cobra.Command {
 	return newSpecCmd(conn, specVerb[destinationView]{
 		use:   "create -f FILE",
-		short: "Create a destination from a JSON definition (- reads stdin)",
-		long: `Create a destination from a JSON definition: the keys of a destination in
+		short: "Create a destination from a JSON or YAML definition (- reads stdin)",
+		long: `Create a destination from a JSON or YAML definition: the keys of a destination in
 the configuration file, for example
   {"name": "orders", "type": "http", "url": "https://example.com/hooks"}`,
 		args:   cobra.NoArgs,
@@ -141,7 +141,7 @@ the configuration file, for example
 func newDestinationsUpdateCmd(conn *connFlags) *cobra.Command {
 	return newSpecCmd(conn, specVerb[destinationView]{
 		use:    "update NAME -f FILE",
-		short:  "Replace a destination's definition with a JSON one (- reads stdin)",
+		short:  "Replace a destination's definition with a JSON or YAML one (- reads stdin)",
 		args:   cobra.ExactArgs(1),
 		method: http.MethodPut,
 		path:   func(args []string) string { return destinationPath(args[0]) },

@@ -76,45 +76,11 @@ receivers dedupe by webhook-id.`,
 				fmt.Fprintf(out, "replay %s: %s\n", job.ID, job.State)
 				return nil
 			}
-			bar := newProgress(cmd.ErrOrStderr(), "replay "+job.ID)
-			bar.update(job.Done, job.Total)
-			tick := time.NewTicker(replayPollInterval)
-			defer tick.Stop()
-			for job.State == "running" {
-				select {
-				case <-ctx.Done():
-					return failf(cmd, "%v (replay %s goes on on the server)", ctx.Err(), job.ID)
-				case <-tick.C:
-				}
-				if raw, err = c.get(ctx, "/api/v1/replays/"+url.PathEscape(job.ID), nil, &job); err != nil {
-					if bar.tty {
-						fmt.Fprintln(bar.w)
-					}
-					return fail(cmd, err)
-				}
-				if job.State == "running" {
-					bar.update(job.Done, job.Total)
-				}
-			}
-			bar.finish(job.Done, job.Total, job.State)
-			if c.output == "json" {
-				if err := printJSON(out, raw); err != nil {
-					return err
-				}
-			} else {
-				fmt.Fprintf(out, "replay %s: %s, %d/%d processed, %d deliveries queued\n", job.ID, job.State, job.Done, job.Total, job.Queued)
-			}
-			if job.State == "failed" {
-				msg := job.Error
-				if msg == "" {
-					msg = "no reason given"
-				}
-				return failf(cmd, "replay %s failed: %s", job.ID, msg)
-			}
-			return nil
+			return followReplay(cmd, c, job, raw)
 		},
 	}
 	addConnFlags(cmd, &conn)
+	cmd.AddCommand(newReplayGetCmd(&conn))
 	fl := cmd.Flags()
 	fl.StringVar(&f.Source, "source", "", "only events of this source")
 	fl.StringVar(&f.Type, "type", "", "only events of this type")
@@ -125,3 +91,55 @@ receivers dedupe by webhook-id.`,
 	fl.BoolVar(&noWait, "no-wait", false, "start the replay and exit, without following its progress")
 	return cmd
 }
+
+// followReplay shows the progress of job (its answer raw) on stderr until
+// it is no longer running, then prints its outcome; a failed replay is an
+// error.
+func followReplay(cmd *cobra.Command, c *apiClient, job replayJobView, raw json.RawMessage) error {
+	ctx := cmd.Context()
+	out := cmd.OutOrStdout()
+	bar := newProgress(cmd.ErrOrStderr(), "replay "+job.ID)
+	bar.update(job.Done, job.Total)
+	tick := time.NewTicker(replayPollInterval)
+	defer tick.Stop()
+	for job.State == "running" {
+		select {
+		case <-ctx.Done():
+			return failf(cmd, "%v (replay %s goes on on the server)", ctx.Err(), job.ID)
+		case <-tick.C:
+		}
+		var err error
+		if raw, err = c.get(ctx, replayPath(job.ID), nil, &job); err != nil {
+			if bar.tty {
+				fmt.Fprintln(bar.w)
+			}
+			return fail(cmd, err)
+		}
+		if job.State == "running" {
+			bar.update(job.Done, job.Total)
+		}
+	}
+	bar.finish(job.Done, job.Total, job.State)
+	if c.output == "json" {
+		if err := printJSON(out, raw); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(out, "replay %s: %s, %d/%d processed, %d deliveries queued\n", job.ID, job.State, job.Done, job.Total, job.Queued)
+	}
+	return replayFailed(cmd, job)
+}
+
+// replayFailed is the error of a failed replay, or nil.
+func replayFailed(cmd *cobra.Command, job replayJobView) error {
+	if job.State != "failed" {
+		return nil
+	}
+	msg := job.Error
+	if msg == "" {
+		msg = "no reason given"
+	}
+	return failf(cmd, "replay %s failed: %s", job.ID, msg)
+}
+
+func replayPath(id string) string { return "/api/v1/replays/" + url.PathEscape(id) }

@@ -79,6 +79,8 @@ serves and make a data directory of the copy, and 'hookd bench' measures.`,
 	root.SetErr(stderr)
 	root.AddCommand(newServeCmd(), newVersionCmd(), newBenchCmd(), newAdminTokenCmd(), newBackupCmd(), newRestoreCmd())
 	root.AddCommand(newEventsCmd(), newDeliveriesCmd(), newReplayCmd(), newSourcesCmd(), newDestinationsCmd(), newSubscriptionsCmd())
+	root.AddCommand(newSendCmd())
+	addCompletions(root)
 	return root
 }
 

@@ -70,8 +70,8 @@ func printSource(w io.Writer, s *sourceView) {
 func newSourcesCreateCmd(conn *connFlags) *cobra.Command {
 	return newSpecCmd(conn, specVerb[sourceView]{
 		use:   "create -f FILE",
-		short: "Create a source from a JSON definition (- reads stdin)",
-		long: `Create a source from a JSON definition: the keys of a source in the
+		short: "Create a source from a JSON or YAML definition (- reads stdin)",
+		long: `Create a source from a JSON or YAML definition: the keys of a source in the
 configuration file, for example
   {"name": "shop", "verify": [{"type": "api_key", "keys": ["..."]}],
    "event": {"id": "header:Idempotency-Key", "type": "json:type"}}
@@ -87,7 +87,7 @@ stored encrypted and shown redacted.`,
 func newSourcesUpdateCmd(conn *connFlags) *cobra.Command {
 	return newSpecCmd(conn, specVerb[sourceView]{
 		use:    "update NAME -f FILE",
-		short:  "Replace a source's definition with a JSON one (- reads stdin)",
+		short:  "Replace a source's definition with a JSON or YAML one (- reads stdin)",
 		args:   cobra.ExactArgs(1),
 		method: http.MethodPut,
 		path:   func(args []string) string { return sourcePath(args[0]) },

@@ -207,19 +207,19 @@ func newDeleteCmd(conn *connFlags, use, short string, path func(string) string) 
 	}
 }
 
-// addFileFlag adds -f/--file, the JSON definition of create and update.
+// addFileFlag adds -f/--file, the definition of create and update.
 func addFileFlag(cmd *cobra.Command, file *string) {
-	cmd.Flags().StringVarP(file, "file", "f", "", "JSON definition file, or - for stdin (required)")
+	cmd.Flags().StringVarP(file, "file", "f", "", "definition file, JSON or YAML (by its extension, or its content), or - for stdin (required)")
 }
 
-// readSpec reads the JSON definition named by -f (- is stdin); the error
-// is already printed.
+// readSpec reads the definition named by -f (- is stdin), JSON or YAML,
+// as JSON; the error is already printed.
 func readSpec(cmd *cobra.Command, file string) (json.RawMessage, error) {
 	var b []byte
 	var err error
 	switch file {
 	case "":
-		return nil, failf(cmd, "-f FILE is required (a JSON file, or - for stdin)")
+		return nil, failf(cmd, "-f FILE is required (a JSON or YAML file, or - for stdin)")
 	case "-":
 		b, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), maxAnswer))
 		file = "stdin"
@@ -232,6 +232,13 @@ func readSpec(cmd *cobra.Command, file string) (json.RawMessage, error) {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 {
 		return nil, failf(cmd, "%s is empty", file)
+	}
+	if specIsYAML(file, b) {
+		j, err := yamlToJSON(b)
+		if err != nil {
+			return nil, failf(cmd, "%s is not a valid YAML definition: %v", file, err)
+		}
+		return j, nil
 	}
 	var v any
 	if err := json.Unmarshal(b, &v); err != nil {

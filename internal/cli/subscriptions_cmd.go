@@ -75,8 +75,8 @@ func printSubscription(w io.Writer, s *subscriptionView) {
 func newSubscriptionsCreateCmd(conn *connFlags) *cobra.Command {
 	return newSpecCmd(conn, specVerb[subscriptionView]{
 		use:   "create -f FILE",
-		short: "Create a subscription from a JSON definition (- reads stdin) and print its id",
-		long: `Create a subscription from a JSON definition (- reads stdin) and print its id.
+		short: "Create a subscription from a JSON or YAML definition (- reads stdin) and print its id",
+		long: `Create a subscription from a JSON or YAML definition (- reads stdin) and print its id.
 The definition is
   {"source": "app", "destination": "orders", "events": ["order.*"]}
 with optional filter, skip_stale and active; or the providers' shape
@@ -92,7 +92,7 @@ which creates an http destination for the subscription as well.`,
 func newSubscriptionsUpdateCmd(conn *connFlags) *cobra.Command {
 	return newSpecCmd(conn, specVerb[subscriptionView]{
 		use:    "update ID -f FILE",
-		short:  "Replace a subscription's definition with a JSON one (- reads stdin)",
+		short:  "Replace a subscription's definition with a JSON or YAML one (- reads stdin)",
 		args:   cobra.ExactArgs(1),
 		method: http.MethodPut,
 		path:   func(args []string) string { return subscriptionPath(args[0]) },

@@ -72,6 +72,8 @@ type Config struct {
 	// UnsetEnv names the variables the file refers to that were not set;
 	// they expanded to "". Not a YAML key.
 	UnsetEnv []string `yaml:"-"`
+	// UnsetRefs are the keys whose values refer to them. Not a YAML key.
+	UnsetRefs []EnvRef `yaml:"-"`
 }
 
 // Storage selects the database.
@@ -418,6 +420,7 @@ type Verify struct {
 	Line int
 
 	node *yaml.Node
+	src  origin
 }
 
 // UnmarshalYAML keeps the method's options for package verify.
@@ -458,21 +461,28 @@ func (v Verify) Decode(dst any) error {
 			}
 		}
 	}
-	return decodeStrict(&n, dst)
+	return decodeStrict(&n, dst, v.src.lines, "type")
 }
 
+// Explain names the environment variable behind an error about one of the
+// method's options whose ${VAR} was not set ("secrets[0]: environment
+// variable GITHUB_WEBHOOK_SECRET is not set"); other errors are returned
+// as they are.
+func (v Verify) Explain(err error) error { return v.src.explain(err) }
+
 // decodeStrict decodes n into dst (a pointer to a struct with yaml tags):
-// every key must be a field of dst, errors name the line and never quote a
-// value. A nil node decodes nothing.
-func decodeStrict(n *yaml.Node, dst any) error {
+// every key must be a field of dst (or one of extra, keys its caller
+// read), errors name the key path (and the line, for the file) and never
+// quote a value. A nil node decodes nothing.
+func decodeStrict(n *yaml.Node, dst any, lines bool, extra ...string) error {
 	if n == nil {
 		return nil
 	}
-	if err := knownFields(n, reflect.TypeOf(dst).Elem()); err != nil {
+	if err := checkKeys(n, reflect.TypeOf(dst).Elem(), "", lines, extra...); err != nil {
 		return err
 	}
 	if err := n.Decode(dst); err != nil {
-		return redactValues(err)
+		return yamlError(err)
 	}
 	return nil
 }
@@ -639,7 +649,7 @@ func Load(path string) (*Config, error) {
 		}
 	}
 	c.ApplyEnv(os.Getenv)
-	if err := c.Validate(); err != nil {
+	if err := c.explainUnset(c.Validate()); err != nil {
 		if path != "" {
 			return nil, fmt.Errorf("config %s: %w", path, err)
 		}
@@ -656,39 +666,49 @@ func Parse(raw []byte) (*Config, error) {
 	if err := yaml.Unmarshal(raw, &root); err != nil {
 		return nil, err
 	}
-	var missing []string
-	expandNode(&root, os.LookupEnv, &missing)
+	var unset []EnvRef
+	expandNode(&root, "", os.LookupEnv, &unset)
 	c := &Config{}
 	if len(bytes.TrimSpace(raw)) > 0 && root.Kind != 0 {
-		if err := knownFields(&root, reflect.TypeOf(c).Elem()); err != nil {
+		if err := checkKeys(&root, reflect.TypeOf(c).Elem(), "", true); err != nil {
 			return nil, err
 		}
 		if err := root.Decode(c); err != nil {
-			return nil, err
+			return nil, yamlError(err)
 		}
 	}
 	c.applyDefaults()
-	c.UnsetEnv = missing
+	c.setUnset(unset)
 	return c, nil
 }
 
 var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
-func expandNode(n *yaml.Node, lookup func(string) (string, bool), missing *[]string) {
+// expandNode expands the scalars under n, the node at key path path, and
+// appends the references to unset variables to unset.
+func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool), unset *[]EnvRef) {
 	switch n.Kind {
-	case yaml.DocumentNode, yaml.SequenceNode:
+	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			expandNode(c, lookup, missing)
+			expandNode(c, path, lookup, unset)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			expandNode(c, fmt.Sprintf("%s[%d]", path, i), lookup, unset)
 		}
 	case yaml.MappingNode:
 		for i := 1; i < len(n.Content); i += 2 {
-			expandNode(n.Content[i], lookup, missing)
+			expandNode(n.Content[i], joinKey(path, n.Content[i-1].Value), lookup, unset)
 		}
 	case yaml.ScalarNode:
 		if !strings.Contains(n.Value, "$") {
 			return
 		}
-		n.Value = ExpandEnv(n.Value, lookup, missing)
+		var missing []string
+		n.Value = ExpandEnv(n.Value, lookup, &missing)
+		for _, v := range missing {
+			*unset = append(*unset, EnvRef{Key: path, Var: v})
+		}
 		// The expanded value is re-typed from its text, as if it had been
 		// written in the file: "100" for an int field, "true" for a bool.
 		// Only the scalar's type can change, never the structure.
@@ -1023,7 +1043,6 @@ func ValidSelector(sel string) error {
 
 var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
 
-// knownFields reports the first mapping key that no field of t takes.
 // yamlFields adds the YAML keys of struct type t to fields, with the keys
 // of its ",inline" fields.
 func yamlFields(t reflect.Type, fields map[string]reflect.Type) {
@@ -1046,52 +1065,6 @@ func yamlFields(t reflect.Type, fields map[string]reflect.Type) {
 	}
 }
 
-func knownFields(n *yaml.Node, t reflect.Type) error {
-	if n.Kind == yaml.DocumentNode {
-		for _, c := range n.Content {
-			if err := knownFields(c, t); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if reflect.PointerTo(t).Implements(unmarshalerType) {
-		return nil
-	}
-	switch t.Kind() {
-	case reflect.Slice:
-		if n.Kind == yaml.SequenceNode {
-			for _, c := range n.Content {
-				if err := knownFields(c, t.Elem()); err != nil {
-					return err
-				}
-			}
-		}
-	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			return nil
-		}
-		fields := map[string]reflect.Type{}
-		yamlFields(t, fields)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
-			ft, ok := fields[k.Value]
-			if !ok {
-				return fmt.Errorf("line %d: field %s not found in type %s", k.Line, k.Value, t)
-			}
-			if err := knownFields(n.Content[i+1], ft); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-var unknownField = regexp.MustCompile(`^line \d+: field (\S+) not found in type`)
-
 // ParseSource reads one source's definition, in JSON or YAML with the
 // keys of the configuration file (no ${ENV} expansion: it comes from the
 // admin API), applies the defaults and validates it against the rest of
@@ -1108,15 +1081,12 @@ func (c *Config) ParseSource(spec []byte) (Source, error) {
 		return Source{}, fmt.Errorf("a source is an object")
 	}
 	var src Source
-	if err := knownFields(&root, reflect.TypeOf(src)); err != nil {
-		// A definition from the API has no lines worth naming.
-		if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
-			return Source{}, fmt.Errorf("unknown key %q", m[1])
-		}
+	// A definition from the API has no lines worth naming.
+	if err := checkKeys(&root, reflect.TypeOf(src), "", false); err != nil {
 		return Source{}, err
 	}
 	if err := root.Decode(&src); err != nil {
-		return Source{}, redactValues(err)
+		return Source{}, yamlError(err)
 	}
 	tmp := &Config{Retention: c.Retention, Server: c.Server, Sources: []Source{src}}
 	tmp.applyDefaults()

@@ -39,6 +39,7 @@ type Destination struct {
 
 	retry   *yaml.Node
 	options *yaml.Node
+	src     origin
 }
 
 // destinationKeys are the keys of Destination itself; the rest belong to
@@ -88,13 +89,58 @@ func (d *Destination) UnmarshalYAML(n *yaml.Node) error {
 // DecodeOptions decodes the kind's own keys into dst (a pointer to a
 // struct with yaml tags): every key must be a field of dst.
 func (d Destination) DecodeOptions(dst any) error {
-	return decodeStrict(d.options, dst)
+	return decodeStrict(d.options, dst, d.src.lines, sharedKeys...)
+}
+
+// sharedKeys are destinationKeys as a list, for suggestions.
+var sharedKeys = keysOf(destinationSharedType, nil)
+
+// Explain names the environment variable behind an error about one of
+// the destination's keys whose ${VAR} was not set ("auth: client_secret:
+// environment variable CS is not set"); other errors are returned as they
+// are.
+func (d Destination) Explain(err error) error { return d.src.explain(err) }
+
+// ParseDestination reads one destination's definition, in JSON or YAML
+// with the keys of the configuration file (no ${ENV} expansion: it comes
+// from the admin API), and checks its shared keys. Its kind checks the
+// rest when it is opened.
+func ParseDestination(spec []byte) (Destination, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(spec, &root); err != nil {
+		return Destination{}, err
+	}
+	if err := checkKeys(&root, destinationType, "", false); err != nil {
+		return Destination{}, err
+	}
+	var d Destination
+	if err := root.Decode(&d); err != nil {
+		return Destination{}, yamlError(err)
+	}
+	return d, nil
+}
+
+// ParseSubscription reads one subscription's definition, in JSON or YAML
+// with the keys of the configuration file.
+func ParseSubscription(spec []byte) (Subscription, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(spec, &root); err != nil {
+		return Subscription{}, err
+	}
+	if err := checkKeys(&root, subscriptionType, "", false); err != nil {
+		return Subscription{}, err
+	}
+	var s Subscription
+	if err := root.Decode(&s); err != nil {
+		return Subscription{}, yamlError(err)
+	}
+	return s, nil
 }
 
 // DecodeRetry decodes the retry policy's keys into dst; nothing is done
 // when the destination has no retry section.
 func (d Destination) DecodeRetry(dst any) error {
-	return decodeStrict(d.retry, dst)
+	return decodeStrict(d.retry, dst, d.src.lines)
 }
 
 // Subscription routes events of some source(s) to a destination (SPEC §3).

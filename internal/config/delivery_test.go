@@ -75,7 +75,7 @@ func TestValidateDelivery(t *testing.T) {
 		{"UnknownSource", "destinations: [{name: d, type: http}]\nsubscriptions: [{source: nope, destination: d}]", `subscriptions[0].source: no source named "nope"`},
 		{"BadPattern", "destinations: [{name: d, type: http}]\nsubscriptions: [{destination: d, events: [\"a.**\"]}]", "subscriptions[0].events[0]:"},
 		{"BadFilter", "destinations: [{name: d, type: http}]\nsubscriptions: [{destination: d, filter: {path: a, op: gt, value: x}}]", "subscriptions[0].filter"},
-		{"UnknownSubscriptionKey", "subscriptions: [{destination: d, evnts: []}]", "field evnts not found"},
+		{"UnknownSubscriptionKey", "subscriptions: [{destination: d, evnts: []}]", "unknown key \"evnts\""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

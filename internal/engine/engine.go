@@ -829,7 +829,8 @@ const (
 )
 
 // openDestination builds the dispatcher of def (not started).
-func (e *Engine) openDestination(ctx context.Context, def config.Destination) (*dispatcher, error) {
+func (e *Engine) openDestination(ctx context.Context, def config.Destination) (_ *dispatcher, err error) {
+	defer func() { err = def.Explain(err) }() // name an unset ${VAR} behind the error
 	var rc RetryConfig
 	if err := def.DecodeRetry(&rc); err != nil {
 		return nil, fmt.Errorf("retry: %w", err)

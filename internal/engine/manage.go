@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"hookd"
 	"hookd/internal/config"
 	"hookd/internal/store"
@@ -203,8 +201,8 @@ func (e *Engine) Destination(name string) (DestinationView, error) {
 // parseDestinationSpec reads a destination's JSON definition: the keys of
 // the configuration file (JSON is YAML).
 func parseDestinationSpec(spec []byte) (config.Destination, error) {
-	var def config.Destination
-	if err := yaml.Unmarshal(spec, &def); err != nil {
+	def, err := config.ParseDestination(spec)
+	if err != nil {
 		return def, err
 	}
 	if err := def.Validate(); err != nil {
@@ -450,8 +448,8 @@ func (e *Engine) Subscription(id string) (SubscriptionView, error) {
 var subscriptionKeys = map[string]bool{"source": true, "destination": true, "events": true, "filter": true, "skip_stale": true, "active": true}
 
 func parseSubscriptionSpec(spec []byte) (config.Subscription, error) {
-	var s config.Subscription
-	if err := yaml.Unmarshal(spec, &s); err != nil {
+	s, err := config.ParseSubscription(spec)
+	if err != nil {
 		return s, err
 	}
 	if err := s.Validate(); err != nil {

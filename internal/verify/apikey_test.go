@@ -57,7 +57,7 @@ func TestAPIKeyOptions(t *testing.T) {
 		{"ShortKey", map[string]any{"keys": []string{"tour-app-key-123"[:15]}}, "keys: shorter than 16 characters"},
 		{"ShortRotatedKey", map[string]any{"keys": []string{"k-0123456789abcdef", "short"}}, "keys[1]: shorter than 16 characters"},
 		{"Whitespace", map[string]any{"keys": []string{"a-0123456789abcdef", "b "}}, "keys[1]: starts or ends with whitespace"},
-		{"UnknownOption", map[string]any{"keys": []string{"k-0123456789abcdef"}, "header": "X-Key"}, "field header not found"},
+		{"UnknownOption", map[string]any{"keys": []string{"k-0123456789abcdef"}, "header": "X-Key"}, "unknown key \"header\""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -57,7 +57,7 @@ func TestHeaderOptions(t *testing.T) {
 		{"OneSecretNotInAList", map[string]any{"header": "X-Auth-Token", "secrets": "s-0123456789abcdef"}, ""},
 		{"SecretsMap", map[string]any{"header": "X-Auth-Token", "secrets": map[string]any{"s3cr3t": "v4lue"}}, "want a string or a list"},
 		{"SecretsNested", map[string]any{"header": "X-Auth-Token", "secrets": []any{[]string{"s3cr3t"}}}, "want a string"},
-		{"UnknownOption", map[string]any{"header": "X-Auth-Token", "secrets": []string{"s-0123456789abcdef"}, "secret": "s"}, "field secret not found"},
+		{"UnknownOption", map[string]any{"header": "X-Auth-Token", "secrets": []string{"s-0123456789abcdef"}, "secret": "s"}, "unknown key \"secret\""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -631,7 +631,7 @@ func TestSignatureOptionsInvalid(t *testing.T) {
 		{"NoSecrets", "", nil, "secrets: at least one"},
 		{"BadSecretBase64", "", nil, "secrets[0]: not valid base64"},
 		{"UnknownAlgorithm", "", nil, "algorithm: unknown"},
-		{"UnknownOption", "", nil, "field secret not found"},
+		{"UnknownOption", "", nil, "unknown key \"secret\""},
 		{"UnknownEncoding", "", nil, "encoding: unknown"},
 		{"UnknownScheme", "", nil, "scheme: unknown"},
 		{"PrefixOnKV", "", nil, "not options of scheme kv"},

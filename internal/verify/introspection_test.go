@@ -408,7 +408,7 @@ func TestOAuthIntrospectionConfig(t *testing.T) {
 		{"NegativeTTL", base(map[string]any{"cache_ttl": "-1s"}), "cache_ttl"},
 		{"ZeroTimeout", base(map[string]any{"timeout": "0s"}), "timeout"},
 		{"BlankScope", base(map[string]any{"scope": " "}), "scope: empty"},
-		{"UnknownOption", base(map[string]any{"client_secrets": "x"}), "field client_secrets not found"},
+		{"UnknownOption", base(map[string]any{"client_secrets": "x"}), "unknown key \"client_secrets\""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -106,7 +106,7 @@ func TestIPAllowOptions(t *testing.T) {
 		{"BadCIDR", map[string]any{"cidrs": []string{"192.0.2.0/24", "192.0.2.0/33"}}, "cidrs[1]: invalid CIDR or address"},
 		{"BadProxy", map[string]any{"cidrs": []string{"192.0.2.0/24"}, "trusted_proxies": []string{"proxy.local"}}, "trusted_proxies[0]: invalid"},
 		{"BadForwardedHeader", map[string]any{"cidrs": []string{"192.0.2.0/24"}, "forwarded_header": "X-Real-IP"}, "forwarded_header: unknown header"},
-		{"UnknownOption", map[string]any{"cidrs": []string{"192.0.2.0/24"}, "allow": []string{"x"}}, "field allow not found"},
+		{"UnknownOption", map[string]any{"cidrs": []string{"192.0.2.0/24"}, "allow": []string{"x"}}, "unknown key \"allow\""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

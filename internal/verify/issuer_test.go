@@ -470,8 +470,8 @@ func TestIssuerConfig(t *testing.T) {
 			src("a", map[string]any{"clients": []any{client("c", "s-0123456789abcdef")}}),
 			src("b", map[string]any{"clients": []any{client("d", "s-0123456789abcdef"), client("c", "s-0123456789abcdef")}}),
 		}, "source b: verify[0] (oauth_issuer): clients[1].id: client \"c\" is already listed by source a"},
-		{"UnknownOption", []config.Source{src("a", map[string]any{"clients": []any{client("c", "s-0123456789abcdef")}, "audience": "x"})}, "field audience not found"},
-		{"UnknownClientOption", []config.Source{src("a", map[string]any{"clients": []any{map[string]any{"id": "c", "secret": "s-0123456789abcdef", "scope": "x"}}})}, "field scope not found"},
+		{"UnknownOption", []config.Source{src("a", map[string]any{"clients": []any{client("c", "s-0123456789abcdef")}, "audience": "x"})}, "unknown key \"audience\""},
+		{"UnknownClientOption", []config.Source{src("a", map[string]any{"clients": []any{map[string]any{"id": "c", "secret": "s-0123456789abcdef", "scope": "x"}}})}, "unknown key \"scope\""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -488,7 +488,7 @@ func TestOAuthJWTConfig(t *testing.T) {
 		{"BadJWKSURL", map[string]any{"algorithms": []string{"RS256"}, "jwks_url": "issuer.example/jwks"}, "invalid URL"},
 		{"JWKSTTLTooShort", map[string]any{"algorithms": []string{"RS256"}, "jwks_url": "https://issuer.example/jwks", "jwks_ttl": "10s"}, "jwks_ttl"},
 		{"JWKSTTLWithoutURL", map[string]any{"algorithms": []string{"RS256"}, "keys": []any{rsaPEM}, "jwks_ttl": "1h"}, "only apply with jwks_url"},
-		{"UnknownOption", map[string]any{"algorithms": []string{"RS256"}, "keys": []any{rsaPEM}, "isuer": "x"}, "field isuer not found"},
+		{"UnknownOption", map[string]any{"algorithms": []string{"RS256"}, "keys": []any{rsaPEM}, "isuer": "x"}, "unknown key \"isuer\""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -336,12 +336,12 @@ func TestPresetOptionsInvalid(t *testing.T) {
 		{"standard_webhooks", map[string]any{}, "secrets or public_keys"},
 		{"standard_webhooks", map[string]any{"secrets": []any{"whsec_%%%"}}, "secrets[0]: not valid whsec"},
 		{"standard_webhooks", map[string]any{"public_keys": []any{"whpk_AAAA"}}, "public_keys[0]: a whpk_ key"},
-		{"standard_webhooks", map[string]any{"secrets": []any{sigWhsec("x")}, "signature": "header:X"}, "field signature not found"},
+		{"standard_webhooks", map[string]any{"secrets": []any{sigWhsec("x")}, "signature": "header:X"}, "unknown key \"signature\""},
 		{"github", map[string]any{}, "secrets: at least one"},
-		{"github", map[string]any{"secrets": []any{"x"}, "tolerance": "5m"}, "field tolerance not found"},
+		{"github", map[string]any{"secrets": []any{"x"}, "tolerance": "5m"}, "unknown key \"tolerance\""},
 		{"stripe", map[string]any{"secrets": []any{""}}, "secrets[0]: empty"},
 		{"stripe", map[string]any{"secrets": []any{"x"}, "tolerance": "-1m"}, "tolerance: must be positive"},
-		{"shopify", map[string]any{"secrets": []any{"x"}, "algorithm": "sha1"}, "field algorithm not found"},
+		{"shopify", map[string]any{"secrets": []any{"x"}, "algorithm": "sha1"}, "unknown key \"algorithm\""},
 		{"slack", map[string]any{}, "secrets: at least one"},
 	} {
 		_, err := sigTryBuild(c.typ, c.opts, sigClock(sigT0))

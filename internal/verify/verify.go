@@ -152,7 +152,7 @@ func Build(env *Env, list []config.Verify) (Chain, error) {
 		}
 		v, err := f(env, m)
 		if err != nil {
-			return nil, fmt.Errorf("verify[%d] (%s): %w", i, m.Type, err)
+			return nil, fmt.Errorf("verify[%d] (%s): %w", i, m.Type, m.Explain(err))
 		}
 		c = append(c, v)
 	}
