@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -84,22 +85,14 @@ func New(c config.Tracing, o Options) (*Tracer, error) {
 		if c.Protocol != "" && c.Protocol != config.TracingHTTPProtobuf {
 			return nil, fmt.Errorf("tracing: protocol %q is not supported", c.Protocol)
 		}
-		// The exporter's own client, not the egress guard's: the
+		// The exporter dials directly, not through the egress guard: the
 		// collector is named by the operator alone (the configuration
 		// file), and is usually on a private address that deliveries
-		// must not reach (docs/TRACING.md). No proxy either: the
-		// environment's HTTP_PROXY does not apply.
-		client := &http.Client{Transport: &http.Transport{
-			Proxy:                 nil,
-			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          2,
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ResponseHeaderTimeout: c.ExportTimeout.D(),
-		}}
+		// must not reach (docs/TRACING.md). No proxy either: neither
+		// egress.proxy nor the environment's HTTPS_PROXY applies.
 		opts := []otlptracehttp.Option{
 			otlptracehttp.WithEndpointURL(c.EndpointURL()),
-			otlptracehttp.WithHTTPClient(client),
+			otlptracehttp.WithProxy(func(*http.Request) (*url.URL, error) { return nil, nil }),
 			otlptracehttp.WithTimeout(c.ExportTimeout.D()),
 		}
 		if len(c.Headers) > 0 {
