@@ -192,7 +192,16 @@ func postTraced(t *testing.T, url, traceparent string) {
 // route and the attempt children of ingest), the exporter sends the
 // configured headers, and the sink receives a traceparent whose parent is
 // the attempt's span.
+//
+// On PostgreSQL the delivery is claimed from the database and its event
+// read back from it: the attempt's parent comes from the stored context.
 func TestTracingSpansFromIngestToDelivery(t *testing.T) {
+	for _, driver := range []string{"sqlite", "postgres"} {
+		t.Run(driver, func(t *testing.T) { testTracingSpans(t, driver) })
+	}
+}
+
+func testTracingSpans(t *testing.T, driver string) {
 	recv := newOTLPReceiver(t)
 	sink := newTraceSink(t)
 	cfg := tracingConfig(t, sink.srv.URL, `
@@ -203,6 +212,9 @@ tracing:
   batch_timeout: 20ms
   headers: {authorization: "Bearer collector-token"}
 `)
+	if driver == "postgres" {
+		cfg.Storage.Driver, cfg.Storage.DSN = "postgres", testPostgresDSN(t)
+	}
 	_, base := startApp(t, cfg, nil)
 
 	const callerTrace, callerSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
