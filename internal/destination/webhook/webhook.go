@@ -277,8 +277,8 @@ func (d *Destination) newRequest(ctx context.Context, m *destination.Message) (*
 	}
 	h.Set(HeaderAttempt, strconv.Itoa(m.Attempt))
 	// With tracing on, ctx holds the attempt's span: the receiver gets
-	// its W3C traceparent (and tracestate), replacing any configured.
-	// Nothing is set when tracing is off.
+	// its W3C traceparent, replacing any configured. Nothing is set when
+	// tracing is off.
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		traceContext.Inject(ctx, propagation.HeaderCarrier(h))
 	}
