@@ -47,6 +47,11 @@ type Event struct {
 	Headers map[string][]string
 	// Body is the raw request body.
 	Body []byte
+	// TraceParent is the W3C traceparent of the span of the request that
+	// created the event, when tracing is on: delivery attempts, made
+	// later and maybe by another replica, continue its trace. Empty when
+	// tracing is off.
+	TraceParent string
 }
 
 // Request describes one ingest request as the request log resolves it:

@@ -41,6 +41,7 @@ import (
 	"hookd/internal/store/postgres"
 	"hookd/internal/store/sqlite"
 	"hookd/internal/tlsserver"
+	"hookd/internal/tracing"
 	"hookd/internal/verify"
 )
 
@@ -70,6 +71,8 @@ type App struct {
 	metricsLn  net.Listener
 	// guard is the SSRF guard of every outbound connection.
 	guard *egress.Guard
+	// tracer makes OpenTelemetry spans (tracing.go); nil: tracing off.
+	tracer *tracing.Tracer
 	// tls serves the listener over TLS (server.tls); nil: plain HTTP.
 	tls *tlsserver.Server
 	// tlsReloadEvery is how often, at most, the certificate files are
@@ -158,6 +161,9 @@ func (a *App) Open(ctx context.Context) (err error) {
 		return err
 	}
 	a.guard = guard
+	if err := a.openTracer(); err != nil {
+		return err
+	}
 	// The engine recovers what the last process left unfinished before
 	// the first event is committed, then takes every committed batch.
 	keys, newKeys, err := a.keyring()
@@ -193,7 +199,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		MaxSources: a.cfg.Limits.MaxSources, MaxDestinations: a.cfg.Limits.MaxDestinations, MaxSubscriptions: a.cfg.Limits.MaxSubscriptions,
 		MaxJSONDepth: a.cfg.Server.MaxJSONDepth,
 		Cluster:      cl, Lease: lease, Announce: announce,
-		OnChange: onChange,
+		OnChange: onChange, Tracer: a.tracer,
 	})
 	if err := a.engine.Open(ctx, a.cfg.Destinations, a.cfg.Subscriptions); err != nil {
 		return fmt.Errorf("delivery: %w", err)
@@ -236,7 +242,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		AckDeadline: a.cfg.Server.AckDeadline.D(), VerifyTimeout: a.cfg.Server.VerifyTimeout.D(), Log: a.log,
 		Now: a.now, Egress: guard, Issuer: issuer, InFlight: public,
 		MaxJSONDepth: a.cfg.Server.MaxJSONDepth,
-		OnHandshake:  a.onHandshake,
+		OnHandshake:  a.onHandshake, Tracer: a.tracer,
 	})
 	if err != nil {
 		return err
@@ -577,6 +583,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if err := closeBounded(hard, a.st); err != nil {
 			errs = append(errs, fmt.Errorf("close storage: %w", err))
 		}
+		// The last spans are exported, not waited for past the bound: a
+		// collector that does not answer costs them, not the stop.
+		if err := a.stopTracer(hard); err != nil {
+			a.log.Warn("tracing: the last spans were not exported", "err", err)
+		}
 		if a.guard != nil {
 			a.guard.CloseIdleConnections()
 		}
@@ -661,6 +672,7 @@ func (a *App) closeAll() {
 	if a.st != nil {
 		a.st.Close()
 	}
+	a.stopTracer(context.Background())
 }
 
 // PrintBanner tells the user where things are and how to try them.

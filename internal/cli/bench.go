@@ -44,6 +44,9 @@ type benchFlags struct {
 	postgres string
 	// replicas is the number of 'hookd serve' processes on that schema.
 	replicas int
+	// tracing turns hookd's tracing on, exporting to a receiver in the
+	// bench's process (bench_tracing.go).
+	tracing bool
 }
 
 // maxReplicas bounds --replicas.
@@ -96,6 +99,7 @@ bench reports.`,
 	fl.BoolVar(&f.json, "json", false, "also print the results as JSON")
 	fl.StringVar(&f.postgres, "postgres", "", "measure hookd on PostgreSQL: the DSN of a database where bench creates (and drops) a schema of its own")
 	fl.IntVar(&f.replicas, "replicas", 1, "hookd processes on the one PostgreSQL schema (needs --postgres); the connections are spread over them round-robin")
+	fl.BoolVar(&f.tracing, "tracing", false, "turn hookd's tracing on (sample ratio 1), exporting every span to an OTLP receiver in the bench's process")
 	cmd.MarkFlagDirname("dir")
 	cmd.AddCommand(newBareServerCmd(), newBenchE2ECmd(), newBenchSlowCmd(), newDelayProxyCmd())
 	return cmd
@@ -177,6 +181,15 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		}()
 		conf = benchConfigOn(pg.storageYAML(), randomHex(16))
 		store = "PostgreSQL schema " + pg.schema
+	}
+	if f.tracing {
+		otlp, err := startBenchOTLP()
+		if err != nil {
+			return err
+		}
+		defer otlp.close()
+		defer func() { fmt.Fprintln(stdout, otlp.summary()) }()
+		conf = append(conf, otlp.yaml()...)
 	}
 	if err := os.WriteFile(cfgPath, conf, 0o600); err != nil {
 		return fmt.Errorf("write the config: %w", err)

@@ -30,9 +30,10 @@ type benchE2EFlags struct {
 	procs            int
 	dir              string
 	keep             bool
-	// postgres and replicas are as bench's.
+	// postgres, replicas and tracing are as bench's.
 	postgres string
 	replicas int
+	tracing  bool
 }
 
 func newBenchE2ECmd() *cobra.Command {
@@ -76,6 +77,7 @@ its ingest, its CPU, its group commit and the deliveries it made (from its
 	fl.BoolVar(&f.keep, "keep", false, "keep the temporary directory")
 	fl.StringVar(&f.postgres, "postgres", "", "measure hookd on PostgreSQL: the DSN of a database where bench creates (and drops) a schema of its own")
 	fl.IntVar(&f.replicas, "replicas", 1, "hookd processes on the one PostgreSQL schema (needs --postgres); the connections are spread over them round-robin")
+	fl.BoolVar(&f.tracing, "tracing", false, "turn hookd's tracing on (sample ratio 1), exporting every span to an OTLP receiver in the bench's process")
 	return cmd
 }
 
@@ -171,6 +173,15 @@ destinations:
 subscriptions:
   - {source: bench, destination: sink}
 `, yamlString("http://"+ln.Addr().String()+"/sink"), f.concurrency)
+	if f.tracing {
+		otlp, err := startBenchOTLP()
+		if err != nil {
+			return err
+		}
+		defer otlp.close()
+		defer func() { fmt.Fprintln(cmd.OutOrStdout(), otlp.summary()) }()
+		cfg += otlp.yaml()
+	}
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}

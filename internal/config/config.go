@@ -65,6 +65,9 @@ type Config struct {
 	// Cluster tunes several hookd processes (replicas) sharing one
 	// PostgreSQL schema.
 	Cluster Cluster `yaml:"cluster"`
+	// Tracing configures OpenTelemetry tracing; off by default
+	// (docs/TRACING.md).
+	Tracing Tracing `yaml:"tracing"`
 
 	// Demo is true when no configuration file was given and hookd runs on
 	// its embedded default with a demo source. Not a YAML key.
@@ -523,6 +526,7 @@ func Default() *Config {
 }
 
 func (c *Config) applyDefaults() {
+	c.applyTracingDefaults()
 	if c.Delivery.DisableAfter == nil {
 		d := DefaultDisableAfter
 		c.Delivery.DisableAfter = &d
@@ -884,6 +888,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateDelivery(bad)
 	c.validateLimits(bad)
+	c.validateTracing(bad)
 	seen := map[string]bool{}
 	for i, src := range c.Sources {
 		f := fmt.Sprintf("sources[%d]", i)

@@ -10,11 +10,13 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"hookd"
 	"hookd/internal/destination"
 	"hookd/internal/store"
+	"hookd/internal/tracing"
 )
 
 // Orderings of a destination.
@@ -650,12 +652,25 @@ func (d *dispatcher) attempt(it *item, wait time.Duration) {
 		}
 		it.ev = ev
 	}
+	ctx, span := d.ctx, trace.Span(nil)
+	if t := d.e.tracer; t != nil {
+		// The attempt's span is the child of the event's ingest span;
+		// an http destination sends its traceparent on.
+		ctx, span = t.StartFrom(d.ctx, ev.TraceParent, tracing.SpanAttempt, trace.SpanKindClient)
+		if span.IsRecording() {
+			span.SetAttributes(tracing.AttrDestination.String(d.name), tracing.AttrDeliveryID.String(it.d.ID),
+				tracing.AttrEventID.String(ev.ID), tracing.AttrAttempt.Int(it.d.Attempts+1))
+		}
+	}
 	start := d.e.clock.Now()
-	res, err := d.deliver(&destination.Message{Event: ev, DeliveryID: it.d.ID, Attempt: it.d.Attempts + 1})
+	res, err := d.deliver(ctx, &destination.Message{Event: ev, DeliveryID: it.d.ID, Attempt: it.d.Attempts + 1})
 	end := d.e.clock.Now()
 	if d.ctx.Err() != nil && err != nil {
 		// Cut by shutdown: no retry is spent, and the delivery is
 		// attempted again after the restart.
+		if span != nil {
+			tracing.End(span, tracing.ErrCut)
+		}
 		d.requeue(it)
 		return
 	}
@@ -666,6 +681,15 @@ func (d *dispatcher) attempt(it *item, wait time.Duration) {
 	dec := d.limitHead(Decide(d.policy, it.d.RoundAttempts+1, first, end, err), first, end, err)
 	if _, panicked := err.(*panicError); panicked {
 		dec = Decision{Outcome: OutcomeFailed, Reason: ReasonInternalError, Err: err}
+	}
+	if span != nil {
+		if span.IsRecording() {
+			span.SetAttributes(tracing.AttrOutcome.String(dec.Outcome.String()))
+			if res.StatusCode != 0 {
+				span.SetAttributes(tracing.AttrStatusCode.Int(res.StatusCode))
+			}
+		}
+		tracing.End(span, err)
 	}
 	d.finish(it, dec, start, end.Sub(start), res, err)
 }
@@ -709,14 +733,14 @@ func (e *panicError) Error() string { return fmt.Sprintf("internal error: panic:
 // deliver is the destination's Deliver, with a panic turned into the
 // attempt's error, a *panicError ("internal error: panic: …"), and logged
 // with its stack: one event never takes the process down.
-func (d *dispatcher) deliver(m *destination.Message) (res destination.Result, err error) {
+func (d *dispatcher) deliver(ctx context.Context, m *destination.Message) (res destination.Result, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			d.e.log.Error("delivery attempt panicked; the delivery fails", "destination", d.name, "delivery", m.DeliveryID, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			res, err = destination.Result{}, &panicError{v: r}
 		}
 	}()
-	return d.dest.Deliver(d.ctx, m)
+	return d.dest.Deliver(ctx, m)
 }
 
 // dequeue forgets an item whose delivery is settled (it has its row):

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"hookd"
@@ -22,6 +23,7 @@ import (
 	"hookd/internal/route"
 	"hookd/internal/secret"
 	"hookd/internal/store"
+	"hookd/internal/tracing"
 )
 
 // ReasonEventGone: the event of a delivery was deleted (retention) before
@@ -128,6 +130,10 @@ type Options struct {
 	// deleted, a destination enabled or disabled): other processes on the
 	// same store reload then (see Reload).
 	OnChange func()
+	// Tracer makes a span of each event's routing and of each delivery
+	// attempt, children of the event's stored ingest span. Nil: tracing
+	// off.
+	Tracer *tracing.Tracer
 }
 
 // Engine is the delivery engine: it routes each committed event to the
@@ -140,6 +146,7 @@ type Engine struct {
 	egress       *egress.Guard
 	disableAfter time.Duration
 	onAttempt    func(destination, outcome string, d time.Duration)
+	tracer       *tracing.Tracer
 
 	// srcs are the sources (configured and API-created) once SetSources
 	// has run; srcReg serves them and parseSource reads a definition.
@@ -223,6 +230,7 @@ func New(o Options) *Engine {
 		dests: map[string]*destEntry{}, subs: map[string]*subEntry{}, jobs: map[string]*ReplayJob{},
 		inWake: make(chan struct{}, 1), inStop: make(chan struct{}), inDone: make(chan struct{}),
 		wstop: make(chan struct{}), unrec: newUnrecorded(),
+		tracer: o.Tracer,
 	}
 	e.defs.onChange = o.OnChange
 	if e.log == nil {
@@ -362,7 +370,7 @@ func (e *Engine) recoverRouting(ctx context.Context, upTo int64) (int64, error) 
 				done = true
 				break
 			}
-			ds = append(ds, e.fanOut(ev)...)
+			ds = append(ds, e.fanOutTraced(ev)...)
 			wm = ev.Seq
 		}
 		if len(ds) > 0 {
@@ -455,6 +463,21 @@ func (e *Engine) fanOut(ev *hookd.Event) (out []*store.Delivery) {
 	return out
 }
 
+// fanOutTraced is fanOut in a route span, the child of the event's
+// ingest span, when tracing is on.
+func (e *Engine) fanOutTraced(ev *hookd.Event) []*store.Delivery {
+	if e.tracer == nil {
+		return e.fanOut(ev)
+	}
+	_, span := e.tracer.StartFrom(context.Background(), ev.TraceParent, tracing.SpanRoute, trace.SpanKindInternal)
+	ds := e.fanOut(ev)
+	if span.IsRecording() {
+		span.SetAttributes(tracing.AttrEventID.String(ev.ID), tracing.AttrSource.String(ev.Source), tracing.AttrDeliveries.Int(len(ds)))
+	}
+	span.End()
+	return ds
+}
+
 // defaultInboxBytes bounds the bodies waiting for routing.
 const defaultInboxBytes = 64 << 20
 
@@ -508,7 +531,7 @@ func (e *Engine) Route(in *store.EventInsert) {
 	}
 	ev := *in.Event
 	ev.Stale = false
-	in.Deliveries = e.fanOut(&ev)
+	in.Deliveries = e.fanOutTraced(&ev)
 	if e.skipStale.Load() > 0 {
 		ev.Stale = true
 		in.StaleDeliveries = e.fanOut(&ev)
@@ -614,7 +637,7 @@ func (e *Engine) route() {
 					}
 				}
 			}
-			ds := e.fanOut(ev)
+			ds := e.fanOutTraced(ev)
 			e.marks.add(ev.Seq, len(ds))
 			var held *hookd.Event // what the dispatchers keep: nil, read at the attempt
 			if !ie.bodyless {

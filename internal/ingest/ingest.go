@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"hookd"
@@ -32,6 +33,7 @@ import (
 	"hookd/internal/httpserver"
 	"hookd/internal/jsonlimit"
 	"hookd/internal/store"
+	"hookd/internal/tracing"
 	"hookd/internal/verify"
 )
 
@@ -64,6 +66,8 @@ type Handler struct {
 	now          func() time.Time
 	// onHandshake is told of every handshake answered or refused.
 	onHandshake func(HandshakeRecord)
+	// tracer makes the spans of a request; nil: tracing off.
+	tracer *tracing.Tracer
 }
 
 // HandshakeRecord is what ingest reports of a handshake it answered (or
@@ -126,6 +130,9 @@ type Options struct {
 	// OnHandshake, if set, is told of every handshake answered or
 	// refused (metrics, the source's last handshake). It must not block.
 	OnHandshake func(HandshakeRecord)
+	// Tracer makes a span per request (with verify and commit spans) and
+	// its context is stored with the event. Nil: tracing off.
+	Tracer *tracing.Tracer
 }
 
 // headers whose values are credentials: they are stored as "[redacted]".
@@ -133,7 +140,7 @@ var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie
 
 // New builds the handler and every source's verifiers and selectors.
 func New(o Options) (*Handler, error) {
-	h := &Handler{ins: o.Inserter, errs: o.Errors, ack: o.AckDeadline, log: o.Log, now: o.Now, egress: o.Egress, issuer: o.Issuer, inFlight: o.InFlight, onHandshake: o.OnHandshake}
+	h := &Handler{ins: o.Inserter, errs: o.Errors, ack: o.AckDeadline, log: o.Log, now: o.Now, egress: o.Egress, issuer: o.Issuer, inFlight: o.InFlight, onHandshake: o.OnHandshake, tracer: o.Tracer}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -258,10 +265,47 @@ func (h *Handler) build(c config.Source) (*source, error) {
 // ServeHTTP handles one ingest request. It expects the path value "source".
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
+	if h.tracer != nil {
+		h.serveTraced(w, r, start)
+		return
+	}
 	if err := h.serve(w, r, start); err != nil {
 		h.errs.Write(w, r, err)
 	}
 }
+
+// serveTraced is ServeHTTP in the request's span (tracing on): the child
+// of the request's traceparent, when it has one.
+func (h *Handler) serveTraced(w http.ResponseWriter, r *http.Request, start time.Time) {
+	ctx, span := h.tracer.StartIngest(r.Context(), r.Header, r.PathValue("source"))
+	defer span.End()
+	r = r.WithContext(ctx)
+	sw := &statusWriter{ResponseWriter: w}
+	err := h.serve(sw, r, start)
+	if err != nil {
+		h.errs.Write(sw, r, err)
+		tracing.SetError(span, err)
+	}
+	if span.IsRecording() {
+		span.SetAttributes(tracing.AttrMethod.String(r.Method), tracing.AttrStatusCode.Int(cmp.Or(sw.status, http.StatusOK)),
+			tracing.AttrRequestID.String(httpserver.RequestID(r.Context())))
+	}
+}
+
+// statusWriter notes the status written (for the request's span).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time) error {
 	src := (*h.sources.Load())[r.PathValue("source")]
@@ -304,7 +348,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		// A GET that is not the source's handshake.
 		return methodNotAllowed(w, src)
 	}
-	if err := h.verify(w, r, src, vr); err != nil {
+	_, vspan := h.tracer.Start(r.Context(), tracing.SpanVerify, trace.SpanKindInternal)
+	err = h.verify(w, r, src, vr)
+	tracing.End(vspan, err)
+	if err != nil {
 		return err
 	}
 	rid := httpserver.RequestID(r.Context())
@@ -322,10 +369,27 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	// The headers are stored as their JSON encoding, with credentials
 	// redacted; the event carries that encoding, not a copy of the map.
 	hj := src.encodeHeaders(r.Header)
+	var cspan trace.Span
+	if h.tracer != nil {
+		// The request's span is stored with the event: its deliveries'
+		// spans are its children.
+		span := trace.SpanFromContext(r.Context())
+		e.TraceParent = tracing.TraceParent(span)
+		if span.IsRecording() {
+			span.SetAttributes(tracing.AttrEventID.String(e.ID))
+		}
+		_, cspan = h.tracer.Start(r.Context(), tracing.SpanCommit, trace.SpanKindInternal)
+	}
 	// The ack deadline bounds the wait to enter a batch (then the wait
 	// is for the batch's outcome), not the upload: a slow sender is
 	// bounded by server.read_timeout instead.
 	res, err := h.ins.InsertBy(r.Context(), time.Now().Add(h.ack), &store.EventInsert{Event: e, DedupeWindow: src.dedupe, HeadersJSON: hj})
+	if cspan != nil {
+		if err == nil && cspan.IsRecording() {
+			cspan.SetAttributes(tracing.AttrDuplicate.Bool(res.Duplicate), tracing.AttrEventID.String(res.ID))
+		}
+		tracing.End(cspan, err)
+	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		if hookd.ErrorCode(err) == hookd.EInternal {
 			err = &hookd.Error{Code: hookd.EUnavailable, Message: "storage too slow to commit", Err: err}

@@ -26,6 +26,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"hookd"
 	"hookd/internal/destination"
 	"hookd/internal/destination/oauth"
@@ -273,8 +276,16 @@ func (d *Destination) newRequest(ctx context.Context, m *destination.Message) (*
 		h.Set(HeaderSource, headerSafe(ev.Source))
 	}
 	h.Set(HeaderAttempt, strconv.Itoa(m.Attempt))
+	// With tracing on, ctx holds the attempt's span: the receiver gets
+	// its W3C traceparent, replacing any configured. Nothing is set when
+	// tracing is off.
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		traceContext.Inject(ctx, propagation.HeaderCarrier(h))
+	}
 	return req, nil
 }
+
+var traceContext propagation.TraceContext
 
 // transportError describes a failure to get an answer, without the URL
 // (its query may hold a token). ctx is the caller's context: when it is

@@ -144,7 +144,7 @@ const horizonXidSQL = `(WITH l AS MATERIALIZED (
 // deliveries.event_seq). It reads pg_locks: use it once per statement.
 const horizonSQL = `((` + horizonXidSQL + `::text::bigint << 20) + ` + seqBaseSQL + `)`
 
-// insertEventsQuery is the bulk insert of new events ($1…$13, n their
+// insertEventsQuery is the bulk insert of new events ($1…$13 and $34, n their
 // positions, 1-based) and, in the same statement, of their deliveries
 // ($14…$33, joined to the inserted events by event id): a row whose dedupe
 // key another transaction took meanwhile is not inserted (and not
@@ -153,15 +153,15 @@ const horizonSQL = `((` + horizonXidSQL + `::text::bigint << 20) + ` + seqBaseSQ
 // their defaults.
 const insertEventsQuery = `WITH ins AS (
 		INSERT INTO events (seq, id, source, external_id, dedupe_key, type, key, occurred_at, received_at,
-			stale, content_type, headers, body)
+			stale, content_type, headers, body, trace_parent)
 		OVERRIDING SYSTEM VALUE
 		SELECT (pg_current_xact_id()::text::bigint << 20) + ` + seqBaseSQL + ` + u.n,
 			u.id, u.source, u.external_id, u.dedupe_key, u.type, u.key, u.occurred_at, u.received_at,
-			u.stale, u.content_type, u.headers, u.body
+			u.stale, u.content_type, u.headers, u.body, u.trace_parent
 		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-			$8::bigint[], $9::bigint[], $10::boolean[], $11::text[], $12::text[], $13::bytea[])
+			$8::bigint[], $9::bigint[], $10::boolean[], $11::text[], $12::text[], $13::bytea[], $34::text[])
 			AS u(n, id, source, external_id, dedupe_key, type, key, occurred_at, received_at,
-				stale, content_type, headers, body)
+				stale, content_type, headers, body, trace_parent)
 		ON CONFLICT (source, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
 		RETURNING id, seq),
 	dl AS (
@@ -586,6 +586,7 @@ func insertArgs(rows []eventRow, newIdx []int, stale []bool, keys []*string, now
 		occurred, received = make([]*int64, n), make([]int64, n)
 		stales             = make([]bool, n)
 		headers, bodies    = make([]string, n), make([][]byte, n)
+		traces             = make([]*string, n)
 		d                  newDeliveries
 	)
 	for k, j := range order {
@@ -596,6 +597,7 @@ func insertArgs(rows []eventRow, newIdx []int, stale []bool, keys []*string, now
 		types[k], ekeys[k], ctypes[k] = r.typ, r.key, r.ctype
 		occurred[k], received[k], stales[k] = r.occurred, r.received, stale[i]
 		headers[k], bodies[k] = r.headers, r.body
+		traces[k] = textPtr(r.e.TraceParent)
 		for _, dl := range r.deliveries(stale[i]) {
 			d.add(r.e.ID, dl, now)
 		}
@@ -604,7 +606,7 @@ func insertArgs(rows []eventRow, newIdx []int, stale []bool, keys []*string, now
 		d.ids, d.eventIDs, d.eventKeys, d.destinations, d.subs, d.statuses,
 		d.attempts, d.roundAttempts, d.first, d.next, d.lease,
 		d.lastAt, d.lastCodes, d.lastErrs, d.lastDurs, d.excerpts,
-		d.reasons, d.generations, d.created, d.updated)
+		d.reasons, d.generations, d.created, d.updated, traces)
 }
 
 // newDeliveries are the delivery columns of insertEventsQuery, one entry
@@ -679,7 +681,7 @@ func microPtr(t time.Time) *int64 {
 	return &us
 }
 
-const eventCols = `seq, id, source, external_id, type, key, occurred_at, received_at, stale, content_type`
+const eventCols = `seq, id, source, external_id, type, key, occurred_at, received_at, stale, content_type, trace_parent`
 
 // EventGet returns one event with its body and headers.
 func (s *Store) EventGet(ctx context.Context, id string) (*hookd.Event, error) {
@@ -873,10 +875,11 @@ func scanEvent(scan func(...any) error, withBody bool) (*hookd.Event, error) {
 	var (
 		e                               hookd.Event
 		extID, typ, key, ctype, headers *string
+		traceParent                     *string
 		occurred                        *int64
 		received                        int64
 	)
-	dst := []any{&e.Seq, &e.ID, &e.Source, &extID, &typ, &key, &occurred, &received, &e.Stale, &ctype}
+	dst := []any{&e.Seq, &e.ID, &e.Source, &extID, &typ, &key, &occurred, &received, &e.Stale, &ctype, &traceParent}
 	if withBody {
 		dst = append(dst, &headers, &e.Body)
 	}
@@ -884,6 +887,7 @@ func scanEvent(scan func(...any) error, withBody bool) (*hookd.Event, error) {
 		return nil, err
 	}
 	e.ExternalID, e.Type, e.Key, e.ContentType = str(extID), str(typ), str(key), str(ctype)
+	e.TraceParent = str(traceParent)
 	e.OccurredAt = fromMicro(occurred)
 	e.ReceivedAt = time.UnixMicro(received).UTC()
 	e.RequestID = hookd.RequestIDForEvent(e.ID)

@@ -239,7 +239,7 @@ func (s *Store) syncIndex() {
 // (its body and headers are not there: they stay in the log).
 func recordSize(r *logRecord) int {
 	return 200 + len(r.id) + len(r.source) + len(r.externalID) + len(r.dedupeKey) + len(r.typ) +
-		len(r.key) + len(r.contentType) + len(r.headers) + len(r.body) + len(r.requestID) + len(r.eventID)
+		len(r.key) + len(r.contentType) + len(r.headers) + len(r.traceParent) + len(r.body) + len(r.requestID) + len(r.eventID)
 }
 
 // indexBatch writes recs into SQLite in one transaction, with the LSN of
@@ -379,7 +379,7 @@ func (x *rawTx) record(r *logRecord) error {
 		occurred = r.occurred
 	}
 	vals := []any{r.seq, r.id, r.source, nullStr(r.externalID), nullStr(r.dedupeKey), nullStr(r.typ), nullStr(r.key),
-		occurred, r.received, r.stale, nullStr(r.contentType), int64(r.segment), r.offset}
+		occurred, r.received, r.stale, nullStr(r.contentType), int64(r.segment), r.offset, nullStr(r.traceParent)}
 	if r.dedupeKey == "" {
 		_, err := x.exec(stInsert, vals...)
 		return err
@@ -411,8 +411,8 @@ const indexedSetting = "log_indexed_lsn"
 
 // An event's row holds an empty body and no headers: both stay in its
 // log record, which log_segment and log_offset locate.
-const insertEvent = `INSERT INTO events (seq, id, source, external_id, dedupe_key, type, key, occurred_at, received_at, stale, content_type, body, log_segment, log_offset)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, x'', ?, ?)`
+const insertEvent = `INSERT INTO events (seq, id, source, external_id, dedupe_key, type, key, occurred_at, received_at, stale, content_type, body, log_segment, log_offset, trace_parent)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, x'', ?, ?, ?)`
 
 var indexSQL = [stCount]string{
 	stInsert:    insertEvent,

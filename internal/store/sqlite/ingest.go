@@ -169,6 +169,7 @@ func (s *Store) decide(in *store.EventInsert, lsn uint64, seq *int64, undo *[]pe
 		lsn: lsn, kind: recEvent, received: received,
 		id: e.ID, source: e.Source, externalID: e.ExternalID, dedupeKey: ref.key,
 		typ: e.Type, key: e.Key, contentType: e.ContentType, headers: in.HeadersJSON, body: e.Body,
+		traceParent: e.TraceParent,
 	}
 	if r.headers == "" {
 		var err error

@@ -41,6 +41,10 @@ type logRecord struct {
 	key         string
 	contentType string
 	headers     string
+	// traceParent is the event's hookd.Event.TraceParent; a record has
+	// it (flagTrace) only when it is not empty, so that records written
+	// with tracing off, and before it existed, are the same bytes.
+	traceParent string
 	body        []byte
 
 	// recDuplicate
@@ -48,7 +52,7 @@ type logRecord struct {
 	eventID   string
 }
 
-const flagStale, flagOccurred = 1, 2
+const flagStale, flagOccurred, flagTrace = 1, 2, 4
 
 // appendTo appends r's encoding (its payload in the log) to b.
 func (r *logRecord) appendTo(b []byte) []byte {
@@ -62,6 +66,9 @@ func (r *logRecord) appendTo(b []byte) []byte {
 		if r.hasOccurred {
 			flags |= flagOccurred
 		}
+		if r.traceParent != "" {
+			flags |= flagTrace
+		}
 		b = append(b, flags)
 		b = binary.AppendUvarint(b, uint64(r.seq))
 		b = binary.AppendVarint(b, r.received)
@@ -70,6 +77,9 @@ func (r *logRecord) appendTo(b []byte) []byte {
 		}
 		for _, s := range [...]string{r.id, r.source, r.externalID, r.dedupeKey, r.typ, r.key, r.contentType, r.headers} {
 			b = appendString(b, s)
+		}
+		if r.traceParent != "" {
+			b = appendString(b, r.traceParent)
 		}
 		b = binary.AppendUvarint(b, uint64(len(r.body)))
 		b = append(b, r.body...)
@@ -96,7 +106,7 @@ func decodeLogRecord(lsn uint64, p []byte) (*logRecord, error) {
 	switch r.kind {
 	case recEvent:
 		flags := d.byte()
-		if flags&^(flagStale|flagOccurred) != 0 {
+		if flags&^(flagStale|flagOccurred|flagTrace) != 0 {
 			return nil, fmt.Errorf("log record %d: unknown flags %#x", lsn, flags)
 		}
 		r.stale, r.hasOccurred = flags&flagStale != 0, flags&flagOccurred != 0
@@ -111,6 +121,9 @@ func decodeLogRecord(lsn uint64, p []byte) (*logRecord, error) {
 		}
 		for _, s := range [...]*string{&r.id, &r.source, &r.externalID, &r.dedupeKey, &r.typ, &r.key, &r.contentType, &r.headers} {
 			*s = d.string()
+		}
+		if flags&flagTrace != 0 {
+			r.traceParent = d.string()
 		}
 		r.body = d.bytes()
 	case recDuplicate:

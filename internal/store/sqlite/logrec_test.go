@@ -12,6 +12,8 @@ func TestLogRecordRoundTrip(t *testing.T) {
 			id: "evt_x", source: "s", externalID: "e", dedupeKey: "e", typ: "t", key: "k", contentType: "application/json",
 			headers: `{"A":["b"]}`, body: []byte{0, 1, 2, 255}},
 		{kind: recEvent, seq: 1, received: 1, id: "evt_y", source: "s", body: []byte{}},
+		{kind: recEvent, seq: 2, received: 2, id: "evt_t", source: "s", body: []byte("{}"),
+			traceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
 		{kind: recDuplicate, received: 42, requestID: "req_z", eventID: "evt_x"},
 	} {
 		p := r.appendTo(nil)
@@ -20,7 +22,7 @@ func TestLogRecordRoundTrip(t *testing.T) {
 			t.Fatalf("decode %+v: %v", r, err)
 		}
 		got.lsn = r.lsn
-		if !bytes.Equal(got.appendTo(nil), p) {
+		if !bytes.Equal(got.appendTo(nil), p) || got.traceParent != r.traceParent {
 			t.Errorf("round trip of %+v: got %+v", r, got)
 		}
 	}
@@ -32,6 +34,8 @@ func TestLogRecordRoundTrip(t *testing.T) {
 func FuzzLogRecord(f *testing.F) {
 	f.Add((&logRecord{kind: recEvent, seq: 3, hasOccurred: true, occurred: 99, received: 100, id: "evt_a", source: "s",
 		externalID: "x", dedupeKey: "x", typ: "t", headers: "{}", body: []byte("{}")}).appendTo(nil))
+	f.Add((&logRecord{kind: recEvent, seq: 4, received: 100, id: "evt_b", source: "s", body: []byte("{}"),
+		traceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}).appendTo(nil))
 	f.Add((&logRecord{kind: recDuplicate, received: 5, requestID: "req_b", eventID: "evt_a"}).appendTo(nil))
 	f.Add([]byte{recEvent, 0xff})
 	f.Add([]byte{recDuplicate, 0x80, 0x00, 0x00, 0x00}) // a varint written longer than needed

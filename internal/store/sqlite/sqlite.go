@@ -614,7 +614,7 @@ func (s *Store) closeDBs() error {
 	return errors.Join(s.ckpt.Close(), s.pr.Close(), s.r.Close(), s.w.Close())
 }
 
-const eventCols = `seq, id, source, external_id, type, key, occurred_at, received_at, stale, content_type`
+const eventCols = `seq, id, source, external_id, type, key, occurred_at, received_at, stale, content_type, trace_parent`
 
 // bodyCols are where an event's body and headers are: in the row, or in
 // the log record the row locates.
@@ -745,11 +745,12 @@ func (s *Store) scanEvent(scan func(...any) error, withBody bool) (*hookd.Event,
 	var (
 		e                               hookd.Event
 		extID, typ, key, ctype, headers sql.NullString
+		traceParent                     sql.NullString
 		occurred, segment, offset       sql.NullInt64
 		received                        int64
 		stale                           bool
 	)
-	dst := []any{&e.Seq, &e.ID, &e.Source, &extID, &typ, &key, &occurred, &received, &stale, &ctype}
+	dst := []any{&e.Seq, &e.ID, &e.Source, &extID, &typ, &key, &occurred, &received, &stale, &ctype, &traceParent}
 	if withBody {
 		dst = append(dst, &headers, &e.Body, &segment, &offset)
 	}
@@ -757,6 +758,7 @@ func (s *Store) scanEvent(scan func(...any) error, withBody bool) (*hookd.Event,
 		return nil, err
 	}
 	e.ExternalID, e.Type, e.Key, e.ContentType = extID.String, typ.String, key.String, ctype.String
+	e.TraceParent = traceParent.String
 	if occurred.Valid {
 		e.OccurredAt = time.UnixMicro(occurred.Int64).UTC()
 	}

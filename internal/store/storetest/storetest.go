@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DedupeEmptyExternalIDNeverDedupes", testDedupeEmptyExternalID},
 		{"StaleOlderThanNewest", testStale},
 		{"StaleWithinOneBatch", testStaleWithinOneBatch},
+		{"EventTraceParentStored", testTraceParent},
 		{"EventGetNotFound", testEventGetNotFound},
 		{"RequestGetNotFound", testRequestGetNotFound},
 		{"EventListOrder", testEventListOrder},
@@ -228,6 +229,7 @@ func checkEvent(t *testing.T, got, want *hookd.Event) {
 		{"Key", got.Key, want.Key},
 		{"ContentType", got.ContentType, want.ContentType},
 		{"RequestID", got.RequestID, hookd.RequestIDForEvent(want.ID)},
+		{"TraceParent", got.TraceParent, want.TraceParent},
 	} {
 		if f.got != f.want {
 			t.Errorf("%s: got %s %q, want %q", id, f.name, f.got, f.want)
@@ -901,5 +903,32 @@ func testCloseIdempotent(t *testing.T, st store.Store) {
 	}
 	if err := st.Ping(ctxFor(t)); err == nil {
 		t.Errorf("Ping after Close: got nil error, want one")
+	}
+}
+
+// testTraceParent: the trace context ingest stores with an event (tracing
+// on) comes back from EventGet and EventList, with or without bodies, and
+// an event stored without one (tracing off) has none.
+func testTraceParent(t *testing.T, st store.Store) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	traced := newEvent("src", "traced", base)
+	traced.TraceParent = tp
+	plain := newEvent("src", "plain", base.Add(time.Second))
+	insert(t, st, window, traced, plain)
+	for _, c := range []struct {
+		id, want string
+	}{{traced.ID, tp}, {plain.ID, ""}} {
+		if got := get(t, st, c.id).TraceParent; got != c.want {
+			t.Errorf("EventGet(%s): got TraceParent %q, want %q", c.id, got, c.want)
+		}
+	}
+	for _, withBody := range []bool{false, true} {
+		evs := listAll(t, st, store.EventListParams{Order: store.OrderAsc, WithBody: withBody}, 10)
+		if len(evs) != 2 {
+			t.Fatalf("EventList(WithBody=%v): got %d events, want 2", withBody, len(evs))
+		}
+		if evs[0].TraceParent != tp || evs[1].TraceParent != "" {
+			t.Errorf("EventList(WithBody=%v): got TraceParents %q, %q; want %q, \"\"", withBody, evs[0].TraceParent, evs[1].TraceParent, tp)
+		}
 	}
 }
