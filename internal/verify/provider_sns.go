@@ -91,9 +91,21 @@ const (
 	snsUnsubscribe  = "UnsubscribeConfirmation"
 )
 
-// snsHost matches the hosts SNS serves certificates and confirmations
-// from: sns.<region>.amazonaws.com, and .amazonaws.com.cn in China.
-var snsHost = regexp.MustCompile(`^sns\.[a-z0-9]+(-[a-z0-9]+)*\.amazonaws\.com(\.cn)?$`)
+// snsHost reports whether h is a host SNS serves certificates and
+// confirmations from: sns.<region>.amazonaws.com, and sns.cn-<…>.amazonaws.com.cn in
+// China, where a region is a partition prefix (us, eu, ap, us-gov, …), a
+// direction and a number. Other names of that shape under amazonaws.com
+// are not SNS's: sns.s3.amazonaws.com, sns.s3-us-west-2.amazonaws.com and
+// the like are the S3 bucket named sns, whose content anyone can write.
+// The China regions (cn-…) are served only under amazonaws.com.cn.
+func snsHost(h string) bool {
+	return snsHostRE.MatchString(h) && strings.HasPrefix(h, "sns.cn-") == strings.HasSuffix(h, ".cn")
+}
+
+var snsHostRE = regexp.MustCompile(`^sns\.[a-z]{2}(?:-gov)?-` + snsDirections + `-[1-9][0-9]?\.amazonaws\.com(?:\.cn)?$`)
+
+// snsDirections are the directions of region names.
+const snsDirections = `(?:east|west|north|south|central|northeast|northwest|southeast|southwest)`
 
 // snsOptions configures the sns preset.
 type snsOptions struct {
@@ -254,7 +266,7 @@ func snsCheckURL(raw string, cert bool) error {
 		return errors.New("not a plain https URL")
 	case u.Port() != "" && u.Port() != "443":
 		return errors.New("not on port 443")
-	case !snsHost.MatchString(u.Hostname()):
+	case !snsHost(u.Hostname()):
 		return errors.New("not on an SNS host (sns.<region>.amazonaws.com)")
 	case cert && (u.RawQuery != "" || u.ForceQuery || !strings.HasSuffix(u.Path, ".pem")):
 		return errors.New("not a .pem file")
