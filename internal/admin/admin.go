@@ -62,7 +62,7 @@ type Options struct {
 	// Engine serves destinations, subscriptions, retries and replays.
 	Engine *engine.Engine
 	// Handshakes, when set, gives GET /api/v1/sources/{name} the
-	// source's last_handshake.
+	// source's last_handshake and last_refused_handshake.
 	Handshakes *HandshakeLog
 	// Backup, when set, serves POST /api/v1/backup (backup.go).
 	Backup BackupFunc

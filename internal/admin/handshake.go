@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,11 +18,17 @@ import (
 )
 
 // HandshakeSettingPrefix prefixes the setting that keeps a source's last
-// handshake: "handshake:<source>".
-const HandshakeSettingPrefix = "handshake:"
+// answered handshake: "handshake:<source>"; HandshakeRefusedSettingPrefix
+// the one that keeps its last refused handshake. They are kept apart:
+// anyone can send a handshake that is refused (an unsigned GET with a
+// wrong token), and it must not hide the last one the provider passed.
+const (
+	HandshakeSettingPrefix        = "handshake:"
+	HandshakeRefusedSettingPrefix = "handshake_refused:"
+)
 
 // LastHandshake is a source's last handshake (a provider's verification
-// request, answered and never stored as an event) as the API shows it.
+// request, never stored as an event) as the API shows it.
 type LastHandshake struct {
 	// Kind names the handshake, such as "slack.url_verification".
 	Kind string `json:"kind"`
@@ -31,6 +38,9 @@ type LastHandshake struct {
 	// Error is why it was refused, as the provider was told; empty when
 	// it was answered.
 	Error string `json:"error,omitempty"`
+	// Refused: the handshake was refused (kept as the source's last
+	// refused handshake, apart from the last answered one).
+	Refused bool `json:"-"`
 }
 
 // HandshakeStore is the part of the store the handshake log uses.
@@ -52,9 +62,10 @@ type HandshakeLogOptions struct {
 	Now func() time.Time
 }
 
-// HandshakeLog keeps each source's last handshake, in memory and in the
-// store (setting "handshake:<source>"), so that every replica on a shared
-// database shows it. Record never blocks ingest: writes are made by one
+// HandshakeLog keeps each source's last answered and last refused
+// handshake, in memory and in the store (settings "handshake:<source>"
+// and "handshake_refused:<source>"), so that every replica on a shared
+// database shows them. Record never blocks ingest: writes are made by one
 // goroutine from a bounded queue, at most one per source per Interval,
 // and dropped when the queue is full.
 type HandshakeLog struct {
@@ -66,16 +77,25 @@ type HandshakeLog struct {
 	dropped  atomic.Int64
 
 	mu     sync.Mutex
-	latest map[string]LastHandshake // what this process saw last, per source
+	latest map[string]LastHandshake // what this process saw last, per setting name
 
 	startOnce, stopOnce sync.Once
 	stop                chan struct{}
 	done                chan struct{}
 }
 
+// handshakeEntry is a handshake to write under the setting key.
 type handshakeEntry struct {
-	source string
-	h      LastHandshake
+	key string
+	h   LastHandshake
+}
+
+// handshakeKey is the setting that keeps source's last handshake like h.
+func handshakeKey(source string, refused bool) string {
+	if refused {
+		return HandshakeRefusedSettingPrefix + source
+	}
+	return HandshakeSettingPrefix + source
 }
 
 // NewHandshakeLog returns a log writing to st; Start it.
@@ -95,16 +115,18 @@ func NewHandshakeLog(st HandshakeStore, log *slog.Logger, o HandshakeLogOptions)
 	return l
 }
 
-// Record notes source's handshake; it never blocks.
+// Record notes source's handshake, answered or refused (h.Refused); it
+// never blocks.
 func (l *HandshakeLog) Record(source string, h LastHandshake) {
 	h.At = h.At.UTC()
+	key := handshakeKey(source, h.Refused)
 	l.mu.Lock()
-	if old, ok := l.latest[source]; !ok || !h.At.Before(old.At) {
-		l.latest[source] = h
+	if old, ok := l.latest[key]; !ok || !h.At.Before(old.At) {
+		l.latest[key] = h
 	}
 	l.mu.Unlock()
 	select {
-	case l.queue <- handshakeEntry{source, h}:
+	case l.queue <- handshakeEntry{key, h}:
 	default:
 		l.dropped.Add(1)
 	}
@@ -113,13 +135,23 @@ func (l *HandshakeLog) Record(source string, h LastHandshake) {
 // Dropped counts the handshakes not written because the queue was full.
 func (l *HandshakeLog) Dropped() int64 { return l.dropped.Load() }
 
-// Last returns source's last handshake: the newer of what this process
-// saw and what the store holds (another replica's); nil when none.
+// Last returns source's last answered handshake: the newer of what this
+// process saw and what the store holds (another replica's); nil when
+// none.
 func (l *HandshakeLog) Last(ctx context.Context, source string) (*LastHandshake, error) {
+	return l.last(ctx, handshakeKey(source, false))
+}
+
+// LastRefused returns source's last refused handshake, as Last does.
+func (l *HandshakeLog) LastRefused(ctx context.Context, source string) (*LastHandshake, error) {
+	return l.last(ctx, handshakeKey(source, true))
+}
+
+func (l *HandshakeLog) last(ctx context.Context, key string) (*LastHandshake, error) {
 	l.mu.Lock()
-	mem, inMem := l.latest[source]
+	mem, inMem := l.latest[key]
 	l.mu.Unlock()
-	stored, err := l.read(ctx, source)
+	stored, err := l.read(ctx, key)
 	switch {
 	case err != nil && inMem:
 		return &mem, err
@@ -133,17 +165,24 @@ func (l *HandshakeLog) Last(ctx context.Context, source string) (*LastHandshake,
 	return nil, nil
 }
 
-func (l *HandshakeLog) read(ctx context.Context, source string) (*LastHandshake, error) {
-	v, err := l.st.SettingGet(ctx, HandshakeSettingPrefix+source)
+// read reads the handshake stored under the setting key.
+func (l *HandshakeLog) read(ctx context.Context, key string) (*LastHandshake, error) {
+	v, err := l.st.SettingGet(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read the last handshake of %s: %w", source, err)
+		return nil, fmt.Errorf("read the handshake setting %s: %w", key, err)
 	}
 	var h LastHandshake
 	if err := json.Unmarshal([]byte(v), &h); err != nil {
-		return nil, fmt.Errorf("decode the last handshake of %s: %w", source, err)
+		return nil, fmt.Errorf("decode the handshake setting %s: %w", key, err)
+	}
+	h.Refused = strings.HasPrefix(key, HandshakeRefusedSettingPrefix)
+	if !h.Refused && h.Error != "" {
+		// Written before refused handshakes were kept apart: not an
+		// answered one.
+		return nil, nil
 	}
 	return &h, nil
 }
@@ -171,8 +210,8 @@ func (l *HandshakeLog) Stop(ctx context.Context) error {
 	}
 }
 
-// run writes the queued handshakes: each source's newest, at most once an
-// interval. The pending map holds one entry per source.
+// run writes the queued handshakes: each setting's newest, at most once an
+// interval. The pending map holds one entry per setting.
 func (l *HandshakeLog) run() {
 	defer close(l.done)
 	pending := map[string]LastHandshake{}
@@ -180,8 +219,8 @@ func (l *HandshakeLog) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	add := func(e handshakeEntry) {
-		if old, ok := pending[e.source]; !ok || !e.h.At.Before(old.At) {
-			pending[e.source] = e.h
+		if old, ok := pending[e.key]; !ok || !e.h.At.Before(old.At) {
+			pending[e.key] = e.h
 		}
 	}
 	for {
@@ -228,35 +267,38 @@ func (l *HandshakeLog) run() {
 	}
 }
 
-// write stores h as source's last handshake, unless the store holds a
-// newer one (another replica's).
-func (l *HandshakeLog) write(source string, h LastHandshake) {
+// write stores h under the setting key, unless the store holds a newer
+// one (another replica's).
+func (l *HandshakeLog) write(key string, h LastHandshake) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := func() error {
-		if cur, err := l.read(ctx, source); err == nil && cur != nil && cur.At.After(h.At) {
+		if cur, err := l.read(ctx, key); err == nil && cur != nil && cur.At.After(h.At) {
 			return nil
 		}
 		b, err := json.Marshal(h)
 		if err != nil {
 			return err
 		}
-		return l.st.SettingPut(ctx, HandshakeSettingPrefix+source, string(b))
+		return l.st.SettingPut(ctx, key, string(b))
 	}()
 	if err != nil && l.log != nil {
-		l.log.Warn("could not store a source's last handshake", "source", source, "err", err)
+		l.log.Warn("could not store a source's last handshake", "setting", key, "err", err)
 	}
 }
 
 // sourceWithHandshake is a source as GET /api/v1/sources/{name} shows it.
 type sourceWithHandshake struct {
 	engine.SourceView
-	// LastHandshake is null until the source's first handshake.
+	// LastHandshake is the last answered handshake, null until the first.
 	LastHandshake *LastHandshake `json:"last_handshake"`
+	// LastRefusedHandshake is the last refused handshake, null until the
+	// first.
+	LastRefusedHandshake *LastHandshake `json:"last_refused_handshake"`
 }
 
-// getSource answers one source with its last handshake. A store that
-// cannot be read leaves what this process saw.
+// getSource answers one source with its last answered and last refused
+// handshakes. A store that cannot be read leaves what this process saw.
 func (a *API) getSource(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	v, err := a.eng.Source(name)
@@ -268,6 +310,10 @@ func (a *API) getSource(w http.ResponseWriter, r *http.Request) error {
 		out.LastHandshake, err = a.handshakes.Last(r.Context(), name)
 		if err != nil && a.log != nil {
 			a.log.Warn("could not read a source's last handshake", "source", name, "err", err)
+		}
+		out.LastRefusedHandshake, err = a.handshakes.LastRefused(r.Context(), name)
+		if err != nil && a.log != nil {
+			a.log.Warn("could not read a source's last refused handshake", "source", name, "err", err)
 		}
 	}
 	httpserver.WriteJSON(w, http.StatusOK, out)

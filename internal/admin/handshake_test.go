@@ -60,7 +60,7 @@ func TestHandshakeLogWritesAtMostOncePerInterval(t *testing.T) {
 
 	l.Record("a", admin.LastHandshake{Kind: "generic", Status: 200, At: at(0)})
 	waitUntil(t, "the first handshake written", func() bool { return st.puts.Load() == 1 })
-	l.Record("a", admin.LastHandshake{Kind: "generic", Status: 403, At: at(1), Error: "no"})
+	l.Record("a", admin.LastHandshake{Kind: "generic", Status: 200, At: at(1)})
 	l.Record("a", admin.LastHandshake{Kind: "generic", Status: 200, At: at(2)})
 	// b's write comes after a's two handshakes were taken from the queue.
 	l.Record("b", admin.LastHandshake{Kind: "generic", Status: 200, At: at(3)})
@@ -91,6 +91,42 @@ func TestHandshakeLogWritesAtMostOncePerInterval(t *testing.T) {
 	}
 	if h, err := other.Last(ctx, "none"); err != nil || h != nil {
 		t.Errorf("Last(none): got %+v, %v, want nil, nil", h, err)
+	}
+}
+
+// A refused handshake is kept apart from the answered ones: a later
+// refusal (which anyone can cause) leaves the last answered handshake as
+// it was, here and for another replica.
+func TestHandshakeLogKeepsRefusedApart(t *testing.T) {
+	t.Parallel()
+	st := openCountingStore(t)
+	l := admin.NewHandshakeLog(st, nil, admin.HandshakeLogOptions{})
+	l.Start(context.Background())
+	ctx := context.Background()
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	l.Record("a", admin.LastHandshake{Kind: "generic", Status: 200, At: at})
+	l.Record("a", admin.LastHandshake{Kind: "generic", Status: 403, At: at.Add(time.Second), Error: "no", Refused: true})
+	for _, lg := range []*admin.HandshakeLog{l, nil} {
+		if lg == nil {
+			if err := l.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			lg = admin.NewHandshakeLog(st, nil, admin.HandshakeLogOptions{}) // another replica
+		}
+		if h, err := lg.Last(ctx, "a"); err != nil || h == nil || h.Status != 200 || !h.At.Equal(at) {
+			t.Errorf("Last(a) after a refusal: got %+v, %v, want the answered one at %s", h, err, at)
+		}
+		if h, err := lg.LastRefused(ctx, "a"); err != nil || h == nil || h.Status != 403 || h.Error != "no" {
+			t.Errorf("LastRefused(a): got %+v, %v, want the 403", h, err)
+		}
+	}
+	// A refusal stored under the answered setting (as before the two were
+	// kept apart) is not shown as answered.
+	if err := st.SettingPut(ctx, admin.HandshakeSettingPrefix+"old", `{"kind":"generic","status":403,"at":"2026-01-02T03:04:05Z","error":"no"}`); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := admin.NewHandshakeLog(st, nil, admin.HandshakeLogOptions{}).Last(ctx, "old"); err != nil || h != nil {
+		t.Errorf("Last(old): got %+v, %v, want nil", h, err)
 	}
 }
 

@@ -1,13 +1,19 @@
 package cli
 
 import (
+	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +27,7 @@ import (
 	"github.com/letsencrypt/pebble/v2/db"
 	"github.com/letsencrypt/pebble/v2/va"
 	"github.com/letsencrypt/pebble/v2/wfe"
+	"golang.org/x/crypto/acme"
 
 	"hookd/internal/config"
 )
@@ -198,5 +205,99 @@ func TestACMEDirectoryGoesThroughEgressGuard(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "server.tls.acme.directory") || !strings.Contains(err.Error(), "egress.allow_private") {
 		t.Errorf("Open: got %v, want it to name server.tls.acme.directory and egress.allow_private", err)
+	}
+}
+
+// With ACME and server.tls.client_ca_file, a client offering only
+// acme-tls/1 gets the challenge's configuration, which asks for no client
+// certificate, and, while a token certificate is held (a challenge in
+// progress, or one a crash left in the ACME storage), its handshake
+// completes. That connection is closed after the handshake: no request on
+// it is served. A client with a certificate from the client CA is served.
+func TestACMEChallengeConnectionServesNoRequest(t *testing.T) {
+	p := startPebble(t)
+	cfg := acmeConfig(t, p, true)
+	clients := newTestCA(t, "clients CA")
+	caFile := filepath.Join(t.TempDir(), "clients.pem")
+	if err := os.WriteFile(caFile, clients.pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Server.TLS.ClientCAFile = caFile
+	app, _ := startAppWith(t, cfg, func(*App) {})
+	certPEM, keyPEM := clients.issue(t, "sender", false)
+	clientCert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Wait for the startup issuance to end: the certificate stored, and
+	// the challenge's token certificate removed.
+	dir := cfg.Server.TLS.ACME.StorageDir(cfg.Storage.Path)
+	tokenFile := filepath.Join(dir, "hooks.example.com+token")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, errCert := os.Stat(filepath.Join(dir, "hooks.example.com"))
+		_, errToken := os.Stat(tokenFile)
+		if errCert == nil && os.IsNotExist(errToken) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("issuance not done after 60s: certificate %v, token %v", errCert, errToken)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A token certificate in the storage, as the ACME client writes one
+	// for a tls-alpn-01 challenge.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), DNSNames: []string{"hooks.example.com"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+	token = append(token, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	if err := os.WriteFile(tokenFile, token, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	post := func(c *tls.Conn) (*http.Response, error) {
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		body := `{"acme": true}`
+		if _, err := fmt.Fprintf(c, "POST /in/s HTTP/1.1\r\nHost: hooks.example.com\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body); err != nil {
+			return nil, err
+		}
+		return http.ReadResponse(bufio.NewReader(c), nil)
+	}
+
+	c, err := tls.Dial("tcp", app.Addr(), &tls.Config{ServerName: "hooks.example.com", InsecureSkipVerify: true, NextProtos: []string{acme.ALPNProto}})
+	if err != nil {
+		t.Fatalf("acme-tls/1 handshake: got %v, want it completed (the ACME server's validation needs it)", err)
+	}
+	defer c.Close()
+	if resp, err := post(c); err == nil {
+		resp.Body.Close()
+		t.Errorf("POST /in/s over acme-tls/1 without a client certificate: got %d, want the connection closed unanswered", resp.StatusCode)
+	}
+
+	c2, err := tls.Dial("tcp", app.Addr(), &tls.Config{ServerName: "hooks.example.com", RootCAs: p.issuer, Certificates: []tls.Certificate{clientCert}})
+	if err != nil {
+		t.Fatalf("handshake with a client certificate: %v", err)
+	}
+	defer c2.Close()
+	resp, err := post(c2)
+	if err != nil {
+		t.Fatalf("POST with a client certificate: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("POST with a client certificate: got %d, want 200", resp.StatusCode)
 	}
 }

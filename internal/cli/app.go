@@ -359,7 +359,7 @@ func (a *App) onHandshake(r ingest.HandshakeRecord) {
 	if a.metrics != nil {
 		a.metrics.Handshake(r.Source, r.Kind, r.Err == nil)
 	}
-	h := admin.LastHandshake{Kind: r.Kind, Status: r.Status, At: r.At}
+	h := admin.LastHandshake{Kind: r.Kind, Status: r.Status, At: r.At, Refused: r.Err != nil}
 	if r.Err != nil {
 		// What the provider was told, never an internal detail.
 		h.Error = hookd.ErrorMessage(r.Err)

@@ -35,25 +35,39 @@ func getHandshake(t *testing.T, base, source, query string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// lastHandshake returns GET /api/v1/sources/{name}'s last_handshake: nil
-// when null.
+// lastHandshake returns GET /api/v1/sources/{name}'s last_handshake (the
+// last answered one): nil when null.
 func lastHandshake(t *testing.T, base, source string) map[string]any {
+	t.Helper()
+	return sourceField(t, base, source, "last_handshake")
+}
+
+// lastRefusedHandshake returns GET /api/v1/sources/{name}'s
+// last_refused_handshake: nil when null.
+func lastRefusedHandshake(t *testing.T, base, source string) map[string]any {
+	t.Helper()
+	return sourceField(t, base, source, "last_refused_handshake")
+}
+
+func sourceField(t *testing.T, base, source, field string) map[string]any {
 	t.Helper()
 	code, m := apiDo(t, "GET", base+"/api/v1/sources/"+source, "tok", "")
 	if code != 200 {
 		t.Fatalf("GET source %s: %d %v", source, code, m)
 	}
-	v, ok := m["last_handshake"]
+	v, ok := m[field]
 	if !ok {
-		t.Fatalf("GET source %s: no last_handshake in %v", source, m)
+		t.Fatalf("GET source %s: no %s in %v", source, field, m)
 	}
 	h, _ := v.(map[string]any)
 	return h
 }
 
 // A handshake is answered, not stored, counted in
-// hookd_ingest_handshakes_total, and shown as the source's last_handshake
-// in the admin API, also after a restart.
+// hookd_ingest_handshakes_total, and shown in the admin API, also after a
+// restart: the last answered one as the source's last_handshake, the last
+// refused one apart as last_refused_handshake, so that a refused request
+// (which anyone can send) does not hide the last one the provider passed.
 func TestHandshakeMetricsAndLastHandshake(t *testing.T) {
 	cfg, err := config.Parse([]byte("admin: {tokens: [tok]}\n" + handshakeSources))
 	if err != nil {
@@ -65,6 +79,9 @@ func TestHandshakeMetricsAndLastHandshake(t *testing.T) {
 
 	if h := lastHandshake(t, base, "hub"); h != nil {
 		t.Fatalf("last_handshake before any: got %v, want null", h)
+	}
+	if h := lastRefusedHandshake(t, base, "hub"); h != nil {
+		t.Fatalf("last_refused_handshake before any: got %v, want null", h)
 	}
 	code, body := getHandshake(t, base, "hub", "hub.mode=subscribe&hub.challenge=c-1&hub.verify_token=a-verify-token-of-ours")
 	if code != 200 || body != "c-1" {
@@ -82,9 +99,11 @@ func TestHandshakeMetricsAndLastHandshake(t *testing.T) {
 	if code != 403 {
 		t.Fatalf("handshake with a wrong token: got %d, want 403", code)
 	}
-	h = lastHandshake(t, base, "hub")
-	if h["status"] != float64(403) || !strings.Contains(fmt.Sprint(h["error"]), "verify token") {
-		t.Errorf("last_handshake after a refused one: got %v, want status 403 and the refusal", h)
+	if h := lastRefusedHandshake(t, base, "hub"); h["status"] != float64(403) || !strings.Contains(fmt.Sprint(h["error"]), "verify token") {
+		t.Errorf("last_refused_handshake: got %v, want status 403 and the refusal", h)
+	}
+	if h := lastHandshake(t, base, "hub"); h["status"] != float64(200) || h["error"] != nil {
+		t.Errorf("last_handshake after a refused one: got %v, want still the answered one", h)
 	}
 
 	text := scrape(t, base+"/metrics")
@@ -106,8 +125,11 @@ func TestHandshakeMetricsAndLastHandshake(t *testing.T) {
 	cfg2, _ := config.Parse([]byte("admin: {tokens: [tok]}\n" + handshakeSources))
 	cfg2.Storage.Path = dir
 	_, base2 := startApp(t, cfg2, nil)
-	if h := lastHandshake(t, base2, "hub"); h["status"] != float64(403) || h["kind"] != "generic" {
-		t.Errorf("last_handshake after a restart: got %v, want the refused one", h)
+	if h := lastHandshake(t, base2, "hub"); h["status"] != float64(200) || h["kind"] != "generic" {
+		t.Errorf("last_handshake after a restart: got %v, want the answered one", h)
+	}
+	if h := lastRefusedHandshake(t, base2, "hub"); h["status"] != float64(403) || h["kind"] != "generic" {
+		t.Errorf("last_refused_handshake after a restart: got %v, want the refused one", h)
 	}
 }
 
@@ -137,14 +159,18 @@ func TestLastHandshakeAcrossReplicas(t *testing.T) {
 		t.Errorf("B's last_handshake: got %v, want A's answered generic handshake", h)
 	}
 
-	// A later refusal at B is then A's last handshake too.
+	// A later refusal at B is then A's last refused handshake too; A's
+	// last answered one stays.
 	if code, _ := getHandshake(t, baseB, "hub", "hub.mode=subscribe&hub.challenge=c-2&hub.verify_token=wrong"); code != 403 {
 		t.Fatalf("handshake at B with a wrong token: got %d, want 403", code)
 	}
 	waitFor(t, 10*time.Second, "B's refusal shown by A", func() bool {
-		h = lastHandshake(t, baseA, "hub")
+		h = lastRefusedHandshake(t, baseA, "hub")
 		return h != nil && h["status"] == float64(403)
 	})
+	if h := lastHandshake(t, baseA, "hub"); h["status"] != float64(200) {
+		t.Errorf("A's last_handshake after B's refusal: got %v, want the answered one", h)
+	}
 }
 
 // A source created through the API takes a handshake; its verify tokens

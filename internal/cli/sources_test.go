@@ -236,3 +236,61 @@ func TestHostDestinationsRefusedThroughTheAPI(t *testing.T) {
 		t.Errorf("subscription with an exec destination: %d %s, want 400 naming the configuration file", code, msg)
 	}
 }
+
+// No credential of a source created through the API is shown: not by
+// GET /api/v1/sources/{name}, not in the list. One source per kind of
+// credential the verification methods and presets take.
+func TestSourceCredentialsNotShown(t *testing.T) {
+	cfg, err := config.Parse([]byte(sourcesConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Storage.Path = t.TempDir()
+	_, base := startApp(t, cfg, nil)
+
+	cases := []struct {
+		name, verify string
+		secrets      []string
+	}{
+		{"github", `{"type": "github", "secrets": ["gh-secret-0123456789abcdef"]}`, []string{"gh-secret-0123456789abcdef"}},
+		{"meta", `{"type": "meta", "secrets": ["meta-app-secret-0123456789"], "verify_token": "meta-verify-token-0123456789"}`,
+			[]string{"meta-app-secret-0123456789", "meta-verify-token-0123456789"}},
+		{"msgraph", `{"type": "msgraph", "client_states": ["graph-client-state-0123456789", "graph-client-state-9876543210"]}`,
+			[]string{"graph-client-state-0123456789", "graph-client-state-9876543210"}},
+		{"postmark", `{"type": "postmark", "users": [{"username": "postmark", "password": "pm-password-0123456789"}]}`, []string{"pm-password-0123456789"}},
+		{"okta", `{"type": "okta", "secrets": ["okta-hook-secret-0123456789"]}`, []string{"okta-hook-secret-0123456789"}},
+		{"twilio", `{"type": "twilio", "secrets": ["twilio-auth-token-0123456789"], "url": "https://hooks.example.com/in/twilio"}`, []string{"twilio-auth-token-0123456789"}},
+		{"basic", `{"type": "basic", "users": [{"username": "u", "password": ["basic-password-0123456789", "basic-password-rotated-01"]}]}`,
+			[]string{"basic-password-0123456789", "basic-password-rotated-01"}},
+		{"apikey", `{"type": "api_key", "keys": ["api-key-0123456789abcdef"]}`, []string{"api-key-0123456789abcdef"}},
+		{"introspection", `{"type": "oauth_introspection", "url": "https://127.0.0.1:9/introspect", "client_id": "hookd", "client_secret": "introspection-secret-0123456789"}`,
+			[]string{"introspection-secret-0123456789"}},
+		{"hmac", `{"type": "hmac", "signature": "header:X-Sig", "secrets": ["hmac-secret-0123456789ab"]}`, []string{"hmac-secret-0123456789ab"}},
+	}
+	for _, c := range cases {
+		code, v := apiDo(t, "POST", base+"/api/v1/sources", "tok", fmt.Sprintf(`{"name": %q, "verify": [%s]}`, c.name, c.verify))
+		if code != 201 {
+			t.Fatalf("create %s: %d %v", c.name, code, v)
+		}
+		for _, s := range c.secrets {
+			if strings.Contains(fmt.Sprint(v), s) {
+				t.Errorf("POST /api/v1/sources (%s): the answer shows %q", c.name, s)
+			}
+		}
+	}
+	_, list := apiDo(t, "GET", base+"/api/v1/sources", "tok", "")
+	for _, c := range cases {
+		code, v := apiDo(t, "GET", base+"/api/v1/sources/"+c.name, "tok", "")
+		if code != 200 || !strings.Contains(fmt.Sprint(v["definition"]), "[redacted]") {
+			t.Fatalf("GET /api/v1/sources/%s: got %d %v, want its definition with [redacted]", c.name, code, v)
+		}
+		for _, s := range c.secrets {
+			if strings.Contains(fmt.Sprint(v), s) {
+				t.Errorf("GET /api/v1/sources/%s shows %q", c.name, s)
+			}
+			if strings.Contains(fmt.Sprint(list), s) {
+				t.Errorf("GET /api/v1/sources shows %q (%s)", s, c.name)
+			}
+		}
+	}
+}

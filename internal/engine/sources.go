@@ -65,8 +65,14 @@ func sourceView(s *sourceEntry) SourceView {
 }
 
 // sourceSecretKeys are the keys of verification methods whose values are
-// never shown: shared secrets, API keys, passwords, client secrets.
-var sourceSecretKeys = map[string]bool{"secret": true, "secrets": true, "keys": true, "password": true, "client_secret": true, "token": true, "tokens": true}
+// never shown: shared secrets, API keys, passwords, client secrets, verify
+// tokens (meta's verify_token, a handshake's token) and Microsoft Graph's
+// client states. Public keys are shown; URLs hold no credentials (every
+// url option refuses them).
+var sourceSecretKeys = map[string]bool{
+	"secret": true, "secrets": true, "keys": true, "password": true, "client_secret": true,
+	"token": true, "tokens": true, "verify_token": true, "client_states": true,
+}
 
 func redactSource(m map[string]any) map[string]any {
 	verify, _ := m["verify"].([]any)

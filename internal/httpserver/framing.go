@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -85,6 +86,14 @@ func (c *framedConn) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
+		// Only HTTP/1.1 is served. Another protocol the configuration
+		// offers (ACME's tls-alpn-01 validation, acme-tls/1, whose
+		// handshake may skip the client certificate) ends with its
+		// handshake: the connection is closed before a byte is read.
+		if p := c.tls.ConnectionState().NegotiatedProtocol; p != "" && p != "http/1.1" {
+			c.tls.Close()
+			return 0, errProtocol
+		}
 		c.handshaken = true
 	}
 	n, err := c.Conn.Read(p)
@@ -93,6 +102,10 @@ func (c *framedConn) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// errProtocol is the error of a connection whose handshake negotiated
+// a protocol other than HTTP/1.1.
+var errProtocol = errors.New("tls: negotiated protocol is not http/1.1")
 
 type connKey struct{}
 

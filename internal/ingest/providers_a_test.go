@@ -274,13 +274,29 @@ func TestProviderPostmark(t *testing.T) {
 		verify: "- type: postmark\n  users: [{username: postmark, password: pm-hook-password-0123}]",
 		header: map[string]string{"Authorization": basic("postmark", "pm-hook-password-0123"), "Content-Type": "application/json"},
 		body:   body,
-		wantID: "883953f4-6105-42a2-a16a-77a8eac79483", wantType: "Delivery",
+		// Postmark sends no event id: MessageID names the email, which
+		// its Delivery, Open, Click and Bounce events share.
+		wantID: "", wantType: "Delivery",
 		bad: []providerVariant{
 			{name: "password changed", header: map[string]string{"Authorization": basic("postmark", "pm-hook-password-0124")}},
 			{name: "no credentials", header: map[string]string{"Authorization": ""}},
 			wrongSecret("- type: postmark\n  users: [{username: postmark, password: other-password-0123}]"),
 		},
 	})
+
+	// The Delivery and then the Open event of one email are two events:
+	// neither is taken for a duplicate of the other.
+	h := providerHarness(t, "- type: postmark\n  users: [{username: postmark, password: pm-hook-password-0123}]", time.Time{})
+	hdr := providerHeader(map[string]string{"Authorization": basic("postmark", "pm-hook-password-0123"), "Content-Type": "application/json"}, nil)
+	open := `{"RecordType":"Open","MessageStream":"outbound","FirstOpen":true,"MessageID":"883953f4-6105-42a2-a16a-77a8eac79483","ReceivedAt":"2019-11-05T16:35:12Z","Recipient":"john@example.com"}`
+	first := wantOK(t, send(t, h.srv, http.MethodPost, "/in/p", strings.NewReader(body), hdr), http.StatusOK)
+	second := wantOK(t, send(t, h.srv, http.MethodPost, "/in/p", strings.NewReader(open), hdr), http.StatusOK)
+	if first.ID == second.ID {
+		t.Errorf("Open after Delivery of one email: got the Delivery's event %s again, want a new event", first.ID)
+	}
+	if evs := h.events(t); len(evs) != 2 {
+		t.Errorf("stored events: got %d, want 2 (Delivery and Open)", len(evs))
+	}
 }
 
 func TestProviderSquare(t *testing.T) {

@@ -144,8 +144,10 @@ func TestProviderHubSpot(t *testing.T) {
 			"X-HubSpot-Signature-v3":      "G28DN+ijGdc68ZHsGQjrUD8MXO2RqZp+ihu3I0ER2To=",
 			"X-HubSpot-Request-Timestamp": "1714644060123",
 		},
-		body:     body,
-		wantID:   "1234567890",
+		body: body,
+		// HubSpot's eventId is not guaranteed unique, and one request
+		// carries up to 100 events: no id is read.
+		wantID:   "",
 		wantType: "contact.creation",
 		wantTime: time.UnixMilli(1714644060123),
 		bad: []providerVariant{

@@ -116,7 +116,9 @@ func New(c *config.TLS, o Options) (*Server, error) {
 	cfg.NextProtos = append(cfg.NextProtos, acme.ALPNProto)
 	if cfg.ClientAuth != tls.NoClientCert {
 		// The ACME server's tls-alpn-01 validation presents no client
-		// certificate; it gets nothing but the challenge's certificate.
+		// certificate; it gets nothing but the challenge's certificate,
+		// and the listener (httpserver.NewTLSListener) closes a
+		// connection that negotiated acme-tls/1 after its handshake.
 		challenge := cfg.Clone()
 		challenge.ClientAuth, challenge.ClientCAs = tls.NoClientCert, nil
 		challenge.NextProtos = []string{acme.ALPNProto}

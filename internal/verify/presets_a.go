@@ -33,8 +33,10 @@ func init() {
 		Timestamp: "json:0.timestamp"})
 	RegisterPreset("mailgun", newMailgun, config.EventRules{
 		ID: "json:signature.token", Type: "json:event-data.event", Timestamp: "json:event-data.timestamp"})
+	// Postmark sends no event id: MessageID names the email, shared by
+	// its Delivery, Open, Click and Bounce events.
 	RegisterPreset("postmark", newBasic, config.EventRules{
-		ID: "json:MessageID", Type: "json:RecordType"})
+		Type: "json:RecordType"})
 	RegisterPreset("square", newSquare, config.EventRules{
 		ID: "json:event_id", Type: "json:type", Timestamp: "json:created_at"})
 	RegisterPreset("paddle", newPaddle, config.EventRules{

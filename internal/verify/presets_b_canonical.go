@@ -23,9 +23,11 @@ import (
 
 func init() {
 	// HubSpot sends a JSON array of events, up to 100 per request: the
-	// selectors read the first.
+	// selectors read the first. No id is read: the first event's eventId
+	// would stand for the whole batch, and HubSpot does not guarantee
+	// eventId unique.
 	RegisterPreset("hubspot", newHubSpot, config.EventRules{
-		ID: "json:0.eventId", Type: "json:0.subscriptionType", Timestamp: "json:0.occurredAt"})
+		Type: "json:0.subscriptionType", Timestamp: "json:0.occurredAt"})
 	RegisterPreset("contentful", newContentful, config.EventRules{
 		ID: "header:X-Contentful-Idempotency-Key", Type: "header:X-Contentful-Topic", Timestamp: "header:X-Contentful-Timestamp"})
 	RegisterPreset("docusign", newDocuSign, config.EventRules{

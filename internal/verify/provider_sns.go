@@ -13,8 +13,8 @@ package verify
 //     MessageId, SubscribeURL, Timestamp, Token, TopicArn, Type.
 //
 // hookd fetches the certificate only from https://sns.<region>.
-// amazonaws.com[.cn]/….pem, through the egress guard, and keeps the last
-// few it fetched. A SubscriptionConfirmation of an accepted topic is
+// amazonaws.com[.cn]/….pem, through the egress guard, and keeps the
+// few that verify (snsCertCache). A SubscriptionConfirmation of an accepted topic is
 // confirmed by fetching its SubscribeURL (on an SNS host too) and answered
 // 200; an UnsubscribeConfirmation is answered 200; neither is stored. A
 // Notification is stored: its id is MessageId, its time Timestamp, and
@@ -91,9 +91,21 @@ const (
 	snsUnsubscribe  = "UnsubscribeConfirmation"
 )
 
-// snsHost matches the hosts SNS serves certificates and confirmations
-// from: sns.<region>.amazonaws.com, and .amazonaws.com.cn in China.
-var snsHost = regexp.MustCompile(`^sns\.[a-z0-9]+(-[a-z0-9]+)*\.amazonaws\.com(\.cn)?$`)
+// snsHost reports whether h is a host SNS serves certificates and
+// confirmations from: sns.<region>.amazonaws.com, and sns.cn-<…>.amazonaws.com.cn in
+// China, where a region is a partition prefix (us, eu, ap, us-gov, …), a
+// direction and a number. Other names of that shape under amazonaws.com
+// are not SNS's: sns.s3.amazonaws.com, sns.s3-us-west-2.amazonaws.com and
+// the like are the S3 bucket named sns, whose content anyone can write.
+// The China regions (cn-…) are served only under amazonaws.com.cn.
+func snsHost(h string) bool {
+	return snsHostRE.MatchString(h) && strings.HasPrefix(h, "sns.cn-") == strings.HasSuffix(h, ".cn")
+}
+
+var snsHostRE = regexp.MustCompile(`^sns\.[a-z]{2}(?:-gov)?-` + snsDirections + `-[1-9][0-9]?\.amazonaws\.com(?:\.cn)?$`)
+
+// snsDirections are the directions of region names.
+const snsDirections = `(?:east|west|north|south|central|northeast|northwest|southeast|southwest)`
 
 // snsOptions configures the sns preset.
 type snsOptions struct {
@@ -140,11 +152,7 @@ func newSNS(env *Env, m config.Verify) (Verifier, error) {
 		}
 	}
 	v.client = oauthHTTPClient(env, snsFetchTimeout)
-	v.certs = &snsCertCache{
-		client: v.client, env: env, now: v.now,
-		m:     map[string]*snsCertEntry{},
-		limit: newSNSLimiter(),
-	}
+	v.certs = newSNSCertCache(v.client, env, v.now)
 	return v, nil
 }
 
@@ -254,7 +262,7 @@ func snsCheckURL(raw string, cert bool) error {
 		return errors.New("not a plain https URL")
 	case u.Port() != "" && u.Port() != "443":
 		return errors.New("not on port 443")
-	case !snsHost.MatchString(u.Hostname()):
+	case !snsHost(u.Hostname()):
 		return errors.New("not on an SNS host (sns.<region>.amazonaws.com)")
 	case cert && (u.RawQuery != "" || u.ForceQuery || !strings.HasSuffix(u.Path, ".pem")):
 		return errors.New("not a .pem file")
@@ -316,6 +324,7 @@ func (v *snsVerifier) Verify(ctx context.Context, r *Request) error {
 	if rsa.VerifyPKCS1v15(cert.PublicKey.(*rsa.PublicKey), h, sum, sig) != nil {
 		return Unauthorized("signature mismatch")
 	}
+	v.certs.verifiedBy(m.certURL)
 	return nil
 }
 
@@ -376,81 +385,147 @@ func (v *snsVerifier) AnswerHandshake(ctx context.Context, r *Request) (*Handsha
 // HandshakeMethods: SNS posts its confirmations.
 func (v *snsVerifier) HandshakeMethods() []string { return nil }
 
-// snsCertCache holds the signing certificates a source fetched, at most
-// snsCertCacheSize, the oldest dropped first. One fetch per URL runs at a
-// time; its waiters share its outcome. A failed fetch is retried after
-// snsCertRetry.
+// snsCertCache holds the signing certificates a source fetched. Anyone
+// who knows an accepted topic ARN can make it fetch (a message naming a
+// made-up certificate URL costs a fetch before its signature can be
+// checked), so what it keeps is arranged for such messages not to push
+// out the certificate SNS signs with:
+//
+//   - certificates fetched, at most snsCertCacheSize: when one more is
+//     fetched, the one that verified a signature least recently goes (one
+//     that never verified any first, the oldest fetched of those); one that
+//     verified within snsCertKeep is never dropped for one that verified
+//     less recently (the new one is then used but not kept);
+//   - failed fetches apart, at most snsFailCacheSize, each for
+//     snsCertRetry: they never push out a certificate;
+//   - new fetches bounded by a limiter; a URL whose certificate once
+//     verified a signature (remembered for snsVerifiedSize URLs) is
+//     fetched again on a budget of its own, which no made-up URL spends.
+//
+// One fetch per URL runs at a time; its waiters share its outcome.
 type snsCertCache struct {
 	client *http.Client
 	env    *Env
 	now    func() time.Time
 
-	mu    sync.Mutex
-	m     map[string]*snsCertEntry
-	limit *rate.Limiter
+	mu       sync.Mutex
+	m        map[string]*snsCertEntry
+	pending  map[string]*snsFetch
+	failed   map[string]snsFailure
+	verified map[string]time.Time // URL → when its certificate last verified a signature
+	// limit bounds fetches of URLs never verified; limitVerified those of
+	// URLs in verified.
+	limit, limitVerified *rate.Limiter
 }
 
-// snsCertEntry is one URL's certificate, or the fetch in flight.
+// Bounds of the certificate cache.
+const (
+	// snsCertKeep is how long a certificate that verified a signature is
+	// kept over certificates that did not since.
+	snsCertKeep = time.Hour
+	// snsFailCacheSize caps the failed fetches remembered per source.
+	snsFailCacheSize = 32
+	// snsVerifiedSize caps the URLs remembered as having verified.
+	snsVerifiedSize = 64
+)
+
+// snsCertEntry is a certificate held.
 type snsCertEntry struct {
+	cert     *x509.Certificate
+	fetched  time.Time
+	verified time.Time // zero: it has verified no signature
+}
+
+// snsFetch is a fetch in flight.
+type snsFetch struct {
 	done chan struct{} // closed when the fetch ends
-	at   time.Time     // when the fetch started, then when it ended
 	cert *x509.Certificate
 	err  error
+}
+
+// snsFailure is a failed fetch.
+type snsFailure struct {
+	at  time.Time
+	err error
+}
+
+// newSNSCertCache returns an empty cache fetching with client.
+func newSNSCertCache(client *http.Client, env *Env, now func() time.Time) *snsCertCache {
+	return &snsCertCache{
+		client: client, env: env, now: now,
+		m:             map[string]*snsCertEntry{},
+		pending:       map[string]*snsFetch{},
+		failed:        map[string]snsFailure{},
+		verified:      map[string]time.Time{},
+		limit:         newSNSLimiter(),
+		limitVerified: newSNSLimiter(),
+	}
 }
 
 // get returns the RSA certificate at u, fetching it when not held.
 func (c *snsCertCache) get(ctx context.Context, u string) (*x509.Certificate, error) {
 	c.mu.Lock()
 	now := c.now()
-	e := c.m[u]
-	if e != nil {
-		select {
-		case <-e.done:
-			if e.err != nil && now.Sub(e.at) >= snsCertRetry {
-				delete(c.m, u)
-				e = nil
-			}
-		default:
-		}
+	if e := c.m[u]; e != nil {
+		c.mu.Unlock()
+		return e.cert, nil
 	}
-	if e == nil {
-		if !c.limit.AllowN(now, 1) {
+	f := c.pending[u]
+	if f == nil {
+		if fl, ok := c.failed[u]; ok {
+			if now.Sub(fl.at) < snsCertRetry {
+				c.mu.Unlock()
+				return nil, Unavailable("could not fetch the SNS signing certificate", fl.err)
+			}
+			delete(c.failed, u)
+		}
+		limit := c.limit
+		if _, ok := c.verified[u]; ok {
+			limit = c.limitVerified
+		}
+		if !limit.AllowN(now, 1) {
 			c.mu.Unlock()
 			return nil, Unavailable("too many SNS signing certificates fetched; try again later", nil)
 		}
-		if len(c.m) >= snsCertCacheSize {
-			c.evictOldest()
-		}
-		e = &snsCertEntry{done: make(chan struct{}), at: now}
-		c.m[u] = e
-		go c.fetch(u, e)
+		f = &snsFetch{done: make(chan struct{})}
+		c.pending[u] = f
+		go c.fetch(u, f)
 	}
 	c.mu.Unlock()
 	select {
-	case <-e.done:
+	case <-f.done:
 	case <-ctx.Done():
 		return nil, Unavailable("fetching the SNS signing certificate took too long", ctx.Err())
 	}
-	if e.err != nil {
-		return nil, Unavailable("could not fetch the SNS signing certificate", e.err)
+	if f.err != nil {
+		return nil, Unavailable("could not fetch the SNS signing certificate", f.err)
 	}
-	return e.cert, nil
+	return f.cert, nil
 }
 
-// evictOldest drops the entry fetched longest ago. c.mu is held.
-func (c *snsCertCache) evictOldest() {
-	var oldest string
-	var at time.Time
-	for u, e := range c.m {
-		if oldest == "" || e.at.Before(at) {
-			oldest, at = u, e.at
+// verifiedBy records that the certificate at u verified a signature.
+func (c *snsCertCache) verifiedBy(u string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if e := c.m[u]; e != nil {
+		e.verified = now
+	}
+	if _, ok := c.verified[u]; !ok && len(c.verified) >= snsVerifiedSize {
+		var oldest string
+		var at time.Time
+		for v, t := range c.verified {
+			if oldest == "" || t.Before(at) {
+				oldest, at = v, t
+			}
 		}
+		delete(c.verified, oldest)
 	}
-	delete(c.m, oldest)
+	c.verified[u] = now
 }
 
-// fetch fetches the certificate at u into e.
-func (c *snsCertCache) fetch(u string, e *snsCertEntry) {
+// fetch fetches the certificate at u into f, then keeps it or the failure.
+func (c *snsCertCache) fetch(u string, f *snsFetch) {
 	ctx, cancel := context.WithTimeout(context.Background(), snsFetchTimeout)
 	defer cancel()
 	cert, err := c.download(ctx, u)
@@ -458,9 +533,52 @@ func (c *snsCertCache) fetch(u string, e *snsCertEntry) {
 		c.env.Log.Warn("sns signing certificate fetch failed", "source", c.env.Source, "error", err)
 	}
 	c.mu.Lock()
-	e.cert, e.err, e.at = cert, err, c.now()
+	now := c.now()
+	delete(c.pending, u)
+	if err != nil {
+		c.keepFailure(u, snsFailure{at: now, err: err})
+	} else {
+		c.keep(u, &snsCertEntry{cert: cert, fetched: now, verified: c.verified[u]})
+	}
+	f.cert, f.err = cert, err
 	c.mu.Unlock()
-	close(e.done)
+	close(f.done)
+}
+
+// keep holds e, dropping the certificate that verified least recently
+// when the cache is full; e is not held when that one verified within
+// snsCertKeep and more recently than e. c.mu is held.
+func (c *snsCertCache) keep(u string, e *snsCertEntry) {
+	if len(c.m) >= snsCertCacheSize {
+		var victim string
+		var ve *snsCertEntry
+		for v, x := range c.m {
+			if ve == nil || x.verified.Before(ve.verified) || (x.verified.Equal(ve.verified) && x.fetched.Before(ve.fetched)) {
+				victim, ve = v, x
+			}
+		}
+		if !ve.verified.IsZero() && e.fetched.Sub(ve.verified) < snsCertKeep && !ve.verified.Before(e.verified) {
+			return
+		}
+		delete(c.m, victim)
+	}
+	c.m[u] = e
+}
+
+// keepFailure remembers a failed fetch, dropping the oldest one when
+// snsFailCacheSize are held. c.mu is held.
+func (c *snsCertCache) keepFailure(u string, f snsFailure) {
+	if len(c.failed) >= snsFailCacheSize {
+		var oldest string
+		var at time.Time
+		for v, x := range c.failed {
+			if oldest == "" || x.at.Before(at) {
+				oldest, at = v, x.at
+			}
+		}
+		delete(c.failed, oldest)
+	}
+	c.failed[u] = f
 }
 
 // download fetches and parses the PEM certificate at u, through the

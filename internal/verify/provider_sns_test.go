@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -32,6 +33,26 @@ func TestSNSCheckURL(t *testing.T) {
 		{"https://sns.us-gov-west-1.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem", true, true},
 		{"https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-0123456789abcdef.pem", true, true},
 		{"https://sns.eu-west-3.amazonaws.com:443/cert.pem", true, true},
+		{"https://sns.eu-central-2.amazonaws.com/cert.pem", true, true},
+		{"https://sns.ap-southeast-3.amazonaws.com/cert.pem", true, true},
+		{"https://sns.ap-northeast-1.amazonaws.com/cert.pem", true, true},
+		{"https://sns.il-central-1.amazonaws.com/cert.pem", true, true},
+		{"https://sns.mx-central-1.amazonaws.com/cert.pem", true, true},
+		{"https://sns.me-south-1.amazonaws.com/cert.pem", true, true},
+		{"https://sns.cn-northwest-1.amazonaws.com.cn/cert.pem", true, true},
+		{"https://sns.us-gov-east-1.amazonaws.com/cert.pem", true, true},
+		// The S3 bucket named sns: anyone can own it and write to it.
+		{"https://sns.s3.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem", true, false},
+		{"https://sns.s3-accelerate.amazonaws.com/cert.pem", true, false},
+		{"https://sns.s3-us-west-2.amazonaws.com/cert.pem", true, false},
+		{"https://sns.s3-external-1.amazonaws.com/cert.pem", true, false},
+		{"https://sns.s3-website-us-east-1.amazonaws.com/cert.pem", true, false},
+		{"https://sns.s3.us-east-1.amazonaws.com/cert.pem", true, false},
+		{"https://sns.compute-1.amazonaws.com/cert.pem", true, false},
+		{"https://sns.us-east-1.amazonaws.com.cn/cert.pem", true, false},
+		{"https://sns.cn-north-1.amazonaws.com/cert.pem", true, false},
+		{"https://sns.us-east.amazonaws.com/cert.pem", true, false},
+		{"https://sns.us-up-1.amazonaws.com/cert.pem", true, false},
 		{"https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-east-1:1:t&Token=x", false, true},
 		{"https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription", true, false}, // a cert URL names a .pem
 		{"https://sns.us-east-1.amazonaws.com/cert.pem?x=1", true, false},
@@ -103,8 +124,9 @@ func snsTestCert(t *testing.T, pub, priv any) []byte {
 }
 
 // snsTestCache is a certificate cache fetching from a TLS server on
-// 127.0.0.1 that serves /rsa.pem, /ecdsa.pem, /big.pem (too large) and
-// /fail.pem (500), counting requests per path; its clock is *now.
+// 127.0.0.1 that serves /rsa.pem and /signing.pem (the same
+// certificate), /ecdsa.pem, /big.pem (too large) and /fail.pem (500),
+// counting requests per path; its clock is *now.
 func snsTestCache(t *testing.T, now *time.Time) (*snsCertCache, string, map[string]*atomic.Int64) {
 	t.Helper()
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -117,13 +139,14 @@ func snsTestCache(t *testing.T, now *time.Time) (*snsCertCache, string, map[stri
 	}
 	rsaPEM := snsTestCert(t, &rsaKey.PublicKey, rsaKey)
 	bodies := map[string][]byte{
-		"/rsa.pem":   rsaPEM,
-		"/ecdsa.pem": snsTestCert(t, &ecKey.PublicKey, ecKey),
+		"/rsa.pem":     rsaPEM,
+		"/signing.pem": rsaPEM,
+		"/ecdsa.pem":   snsTestCert(t, &ecKey.PublicKey, ecKey),
 		// A good certificate, then more than the limit.
 		"/big.pem": append(rsaPEM, strings.Repeat("\n", snsCertMaxBytes)...),
 	}
 	hits := map[string]*atomic.Int64{}
-	for _, p := range []string{"/rsa.pem", "/ecdsa.pem", "/big.pem", "/fail.pem"} {
+	for _, p := range []string{"/rsa.pem", "/signing.pem", "/ecdsa.pem", "/big.pem", "/fail.pem"} {
 		hits[p] = &atomic.Int64{}
 	}
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -140,9 +163,7 @@ func snsTestCache(t *testing.T, now *time.Time) (*snsCertCache, string, map[stri
 	client := srv.Client()
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	env := &Env{Egress: oauthTestEgress(t)}
-	c := &snsCertCache{client: client, env: env, now: func() time.Time { return *now }, m: map[string]*snsCertEntry{}}
-	c.limit = newSNSLimiter()
-	return c, srv.URL, hits
+	return newSNSCertCache(client, env, func() time.Time { return *now }), srv.URL, hits
 }
 
 func TestSNSCertCache(t *testing.T) {
@@ -219,6 +240,102 @@ func TestSNSCertCacheBounds(t *testing.T) {
 	c.mu.Unlock()
 	if n != snsCertCacheSize {
 		t.Errorf("cache holds %d certificates, want %d", n, snsCertCacheSize)
+	}
+}
+
+// Anyone who knows an accepted topic ARN can send messages naming
+// made-up certificate URLs on an SNS host, as fast as the fetch limit
+// allows: some fail, some fetch a certificate that verifies nothing. The
+// certificate SNS signs with stays held: its messages never wait for a
+// fetch, and it is fetched once.
+func TestSNSCertCacheFloodKeepsVerifiedCertificate(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	c, base, hits := snsTestCache(t, &now)
+	ctx := context.Background()
+	genuine := base + "/signing.pem"
+	if _, err := c.get(ctx, genuine); err != nil {
+		t.Fatal(err)
+	}
+	c.verifiedBy(genuine)
+	refused := 0
+	for i := 0; i < 400; i++ {
+		now = now.Add(time.Second)
+		made := fmt.Sprintf("%s/fail.pem?a%d", base, i)
+		if i%2 == 1 {
+			made = fmt.Sprintf("%s/rsa.pem?a%d", base, i)
+		}
+		if _, err := c.get(ctx, made); err != nil {
+			refused++
+		}
+		if i%10 == 5 {
+			if _, err := c.get(ctx, genuine); err != nil {
+				t.Fatalf("after %ds of made-up URLs, SNS's certificate: got %v, want it served from the cache", i+1, err)
+			}
+			c.verifiedBy(genuine)
+		}
+	}
+	if n := hits["/signing.pem"].Load(); n != 1 {
+		t.Errorf("SNS's certificate fetched %d times, want once", n)
+	}
+	if refused == 0 {
+		t.Errorf("made-up URLs: none refused, want the fetch limit to refuse some")
+	}
+	c.mu.Lock()
+	held, failed := len(c.m), len(c.failed)
+	c.mu.Unlock()
+	if held > snsCertCacheSize || failed > snsFailCacheSize {
+		t.Errorf("cache holds %d certificates and %d failures, want at most %d and %d", held, failed, snsCertCacheSize, snsFailCacheSize)
+	}
+}
+
+// A certificate that verified a signature, once dropped from a full
+// cache, is fetched again on a budget of its own: made-up URLs that
+// spent the fetch limit do not block it.
+func TestSNSCertCacheVerifiedURLHasOwnBudget(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	c, base, hits := snsTestCache(t, &now)
+	ctx := context.Background()
+	genuine := base + "/signing.pem"
+	urls := []string{genuine}
+	for i := 1; i < snsCertCacheSize; i++ {
+		urls = append(urls, fmt.Sprintf("%s/rsa.pem?v%d", base, i))
+	}
+	for _, u := range urls {
+		now = now.Add(time.Minute)
+		if _, err := c.get(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		c.verifiedBy(u)
+	}
+	// Hours later, one more certificate: the one that verified least
+	// recently, genuine, is dropped for it.
+	now = now.Add(2 * snsCertKeep)
+	if _, err := c.get(ctx, base+"/rsa.pem?new"); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	_, held := c.m[genuine]
+	c.mu.Unlock()
+	if held {
+		t.Fatalf("cache full of certificates idle for %v: the least recently verified is still held", 2*snsCertKeep)
+	}
+	// Made-up URLs spend the fetch limit.
+	for i := 0; ; i++ {
+		_, err := c.get(ctx, fmt.Sprintf("%s/fail.pem?b%d", base, i))
+		if err != nil && strings.Contains(err.Error(), "too many") {
+			break
+		}
+		if i > 10*snsFetchBurst {
+			t.Fatal("the fetch limit refuses no made-up URL")
+		}
+	}
+	if _, err := c.get(ctx, genuine); err != nil {
+		t.Fatalf("a certificate that verified before, with the fetch limit spent: got %v, want it fetched", err)
+	}
+	if n := hits["/signing.pem"].Load(); n != 2 {
+		t.Errorf("SNS's certificate fetched %d times, want twice", n)
 	}
 }
 

@@ -1024,21 +1024,29 @@
     item('Max body', fmtBytes(s.max_body));
     item('Events', h('a', { href: '#/events' + qs({ source: s.name }) }, 'events of this source'));
 
-    const hs = s.last_handshake && typeof s.last_handshake === 'object' ? s.last_handshake : null;
-    const hsMeta = h('dl', { class: 'meta' });
-    const hsItem = (k, v) => hsMeta.append(h('dt', null, k), h('dd', null, v));
-    if (hs) {
+    // The last answered and the last refused handshake are kept apart:
+    // anyone can send a handshake that is refused.
+    const handshake = (hs, refused) => {
+      const hsMeta = h('dl', { class: 'meta' });
+      const hsItem = (k, v) => hsMeta.append(h('dt', null, k), h('dd', null, v));
       hsItem('Kind', h('span', { class: 'mono' }, String(hs.kind)));
-      hsItem('Outcome', hs.error ? badge('refused', 'failed') : badge('answered', 'succeeded'));
+      hsItem('Outcome', refused ? badge('refused', 'failed') : badge('answered', 'succeeded'));
       hsItem('Status', String(hs.status));
       hsItem('At', timeEl(hs.at, true));
       if (hs.error) hsItem('Error', String(hs.error));
-    }
+      return h('div', { class: 'panel' }, hsMeta);
+    };
+    const asObject = (v) => (v && typeof v === 'object' ? v : null);
+    const answered = asObject(s.last_handshake);
+    const refused = asObject(s.last_refused_handshake);
     return h('div', null,
       h('section', null, h('h2', null, 'Source'), h('div', { class: 'panel' }, meta)),
-      h('section', null, h('h2', null, 'Last handshake'),
-        hs ? h('div', { class: 'panel' }, hsMeta)
-          : h('p', { class: 'empty' }, 'No handshake yet. Handshakes are answered and not stored as events.')));
+      h('section', null, h('h2', null, 'Last answered handshake'),
+        answered ? handshake(answered, false)
+          : h('p', { class: 'empty' }, 'No handshake answered yet. Handshakes are answered and not stored as events.')),
+      h('section', null, h('h2', null, 'Last refused handshake'),
+        refused ? handshake(refused, true)
+          : h('p', { class: 'empty' }, 'No handshake refused.')));
   }
 
   // ---- start -----------------------------------------------------------------
