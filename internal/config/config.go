@@ -65,6 +65,9 @@ type Config struct {
 	// Cluster tunes several hookd processes (replicas) sharing one
 	// PostgreSQL schema.
 	Cluster Cluster `yaml:"cluster"`
+	// Alerts configures hookd's operational events (the built-in source
+	// "hookd", docs/ALERTS.md).
+	Alerts Alerts `yaml:"alerts"`
 
 	// Demo is true when no configuration file was given and hookd runs on
 	// its embedded default with a demo source. Not a YAML key.
@@ -524,6 +527,7 @@ func (c *Config) applyDefaults() {
 	if c.Retention.Interval == 0 {
 		c.Retention.Interval = Duration(time.Hour)
 	}
+	c.Alerts.applyDefaults()
 	if c.Cluster.Lease == 0 {
 		c.Cluster.Lease = DefaultClusterLease
 	}
@@ -864,6 +868,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateDelivery(bad)
 	c.validateLimits(bad)
+	c.validateAlerts(bad)
 	seen := map[string]bool{}
 	for i, src := range c.Sources {
 		f := fmt.Sprintf("sources[%d]", i)
