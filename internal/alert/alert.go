@@ -16,6 +16,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -277,8 +278,9 @@ func (e *Emitter) insert(a hookd.Alert) error {
 		ID   string      `json:"id"`
 		Type string      `json:"type"`
 		Time time.Time   `json:"time"`
+		Text string      `json:"text"`
 		Data hookd.Alert `json:"data"`
-	}{id, a.Type, a.Time.UTC(), a})
+	}{id, a.Type, a.Time.UTC(), Text(a), a})
 	if err != nil {
 		return err
 	}
@@ -436,4 +438,48 @@ func (e *Emitter) putMark(dest string, m mark) {
 	if err := e.o.Store.SettingPut(ctx, markSetting(dest), m.String()); err != nil {
 		e.log.Warn("store a failed queue's mark", "destination", dest, "err", err)
 	}
+}
+
+// Text is the alert in one line, for people: the body's "text" field,
+// which a Slack incoming webhook shows as the message.
+func Text(a hookd.Alert) string {
+	var b strings.Builder
+	b.WriteString("hookd: ")
+	switch a.Type {
+	case hookd.AlertDestinationDisabled:
+		fmt.Fprintf(&b, "destination %s disabled", a.Destination)
+		if a.By == hookd.ByOperator {
+			b.WriteString(" by an operator")
+		}
+		if a.Reason != "" {
+			b.WriteString(": " + a.Reason)
+		}
+		if a.DeliveryID != "" {
+			fmt.Fprintf(&b, " (delivery %s)", a.DeliveryID)
+		}
+	case hookd.AlertDestinationEnabled:
+		fmt.Fprintf(&b, "destination %s enabled again", a.Destination)
+	case hookd.AlertDeliveryFailed:
+		fmt.Fprintf(&b, "delivery %s to %s failed after %d attempt(s)", a.DeliveryID, a.Destination, a.Attempts)
+		if a.Reason != "" {
+			b.WriteString(": " + a.Reason)
+		}
+	case hookd.AlertFailedQueueThreshold:
+		fmt.Fprintf(&b, "the failed queue of %s holds %d deliveries (threshold %d)", a.Destination, a.Failed, a.Threshold)
+	case hookd.AlertStorageRefusing:
+		b.WriteString("the store refused writes")
+		if a.Since != nil && a.Until != nil {
+			fmt.Fprintf(&b, " from %s to %s", a.Since.Format(time.RFC3339), a.Until.Format(time.RFC3339))
+		}
+		fmt.Fprintf(&b, " (%d refused)", a.Refused)
+		if a.Error != "" {
+			b.WriteString(": " + a.Error)
+		}
+	default:
+		b.WriteString(a.Type)
+	}
+	if a.Replica != "" {
+		fmt.Fprintf(&b, " [replica %s]", a.Replica)
+	}
+	return b.String()
 }

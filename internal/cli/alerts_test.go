@@ -27,6 +27,7 @@ type alertEvent struct {
 	ID        string          `json:"id"`
 	Type      string          `json:"type"`
 	Time      time.Time       `json:"time"`
+	Text      string          `json:"text"`
 	Data      json.RawMessage `json:"data"`
 	data      map[string]any
 }
@@ -161,6 +162,9 @@ subscriptions:
 		if got.data[k] != v {
 			t.Errorf("data.%s: got %v, want %v (body data %s)", k, got.data[k], v, got.Data)
 		}
+	}
+	if !strings.Contains(got.Text, "destination orders disabled") || !strings.Contains(got.Text, "410") {
+		t.Errorf("text: got %q, want a line naming orders and the 410 (what a Slack incoming webhook shows)", got.Text)
 	}
 	if r, _ := got.data["reason"].(string); !strings.Contains(r, "410") {
 		t.Errorf("data.reason: got %q, want it to name the 410", r)
