@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -40,6 +41,7 @@ func (a *API) routeDelivery() {
 	a.handle("PUT /api/v1/destinations/{name}", putOne("name", false, a.eng.DestinationPut))
 	a.handle("DELETE /api/v1/destinations/{name}", deleteOne("name", a.eng.DestinationDelete))
 	a.handle("POST /api/v1/destinations/{name}/enable", a.enableDestination)
+	a.handle("POST /api/v1/destinations/{name}/disable", a.disableDestination)
 	subPut := func(ctx context.Context, id string, spec []byte, _ bool) (engine.SubscriptionView, error) {
 		return a.eng.SubscriptionPut(ctx, id, spec)
 	}
@@ -216,6 +218,35 @@ func deleteOne(key string, del func(context.Context, string) error) func(http.Re
 
 func (a *API) enableDestination(w http.ResponseWriter, r *http.Request) error {
 	v, err := a.eng.DestinationEnable(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	httpserver.WriteJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// disableDestination disables a destination on an operator's request; an
+// optional body {"reason": "…"} says why (at most 256 bytes of it kept).
+func (a *API) disableDestination(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	if r.ContentLength != 0 {
+		b, err := readDefinition(w, r)
+		if err != nil {
+			return err
+		}
+		if len(b) > 0 {
+			if err := json.Unmarshal(b, &body); err != nil {
+				return hookd.Errorf(hookd.EInvalid, "body: want {\"reason\": \"…\"}")
+			}
+		}
+	}
+	reason := body.Reason
+	if len(reason) > 256 {
+		reason = strings.ToValidUTF8(reason[:256], "")
+	}
+	v, err := a.eng.DestinationDisable(r.Context(), r.PathValue("name"), reason)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 
 	"hookd"
 	"hookd/internal/admin"
+	"hookd/internal/alert"
 	"hookd/internal/config"
 	"hookd/internal/console"
 	"hookd/internal/fsutil"
@@ -56,6 +57,8 @@ type App struct {
 	// batcherStarted tells closeAll to stop the batcher.
 	batcherStarted bool
 	engine         *engine.Engine
+	// alerts emits hookd's operational events (alerts.go); nil when off.
+	alerts *alert.Emitter
 	// clock is the delivery engine's clock; nil is the wall clock. Tests
 	// set it before Open.
 	clock engine.Clock
@@ -189,6 +192,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		cl, onChange, announce = pg, a.defsChanged(pg), a.announceWork(pg)
 		lease = a.cfg.Cluster.Lease.D()
 	}
+	a.openAlerts()
 	a.engine = engine.New(engine.Options{
 		Store: a.st, Log: a.log, Clock: a.clock, Egress: guard, Keyring: keys, NewKeyring: newKeys,
 		DisableAfter: a.cfg.Delivery.DisableAfter.D(), MemCap: a.cfg.Delivery.MemoryQueue,
@@ -199,7 +203,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		MaxSources: a.cfg.Limits.MaxSources, MaxDestinations: a.cfg.Limits.MaxDestinations, MaxSubscriptions: a.cfg.Limits.MaxSubscriptions,
 		MaxJSONDepth: a.cfg.Server.MaxJSONDepth,
 		Cluster:      cl, Lease: lease, Announce: announce,
-		OnChange: onChange, Tracer: a.tracer,
+		OnChange: onChange, Tracer: a.tracer, Alert: a.alertFunc(),
 	})
 	if err := a.engine.Open(ctx, a.cfg.Destinations, a.cfg.Subscriptions); err != nil {
 		return fmt.Errorf("delivery: %w", err)
@@ -220,6 +224,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 			a.metrics.Cluster(func() int64 { return a.engine.Stats().Fenced }, a.engine.LiveReplicas)
 		}
 	}
+	a.watchStorage()
 	errs := &httpserver.Errors{Log: a.log, RetryAfter: a.cfg.Server.RetryAfter.D()}
 	// The issuer serves every oauth_issuer source: it is built from all of
 	// them before any source's verifiers are. Nil when none uses it.
@@ -308,6 +313,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		return err
 	}
 	a.batcherStarted = true
+	a.startAlerts()
 	if t := a.cfg.Server.TLS; t != nil {
 		if a.tls, err = tlsserver.New(t, tlsserver.Options{DataDir: a.cfg.Storage.Path, Guard: guard, Log: a.log, ReloadEvery: a.tlsReloadEvery}); err != nil {
 			return err
@@ -546,6 +552,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		// request gets no answer, as in a crash).
 		stopCtx, cancel := context.WithTimeout(hard, 10*time.Second)
 		defer cancel()
+		alertCtx, cancelAlerts := context.WithTimeout(stopCtx, time.Second)
+		a.stopAlerts(alertCtx)
+		cancelAlerts()
 		if err := a.batcher.Stop(stopCtx); err != nil {
 			errs = append(errs, fmt.Errorf("drain commits: %w", err))
 		}
@@ -650,6 +659,7 @@ func (a *App) closeAll() {
 	}
 	if a.batcherStarted {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		a.stopAlerts(ctx)
 		a.batcher.Stop(ctx)
 		cancel()
 	}

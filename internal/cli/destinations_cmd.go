@@ -35,7 +35,8 @@ func newDestinationsCmd() *cobra.Command {
 	}
 	addConnFlags(cmd, &conn)
 	cmd.AddCommand(newDestinationsListCmd(&conn), newDestinationsGetCmd(&conn), newDestinationsCreateCmd(&conn),
-		newDestinationsUpdateCmd(&conn), newDestinationsDeleteCmd(&conn), newDestinationsEnableCmd(&conn))
+		newDestinationsUpdateCmd(&conn), newDestinationsDeleteCmd(&conn), newDestinationsEnableCmd(&conn),
+		newDestinationsDisableCmd(&conn))
 	return cmd
 }
 
@@ -151,4 +152,30 @@ func newDestinationsUpdateCmd(conn *connFlags) *cobra.Command {
 
 func newDestinationsDeleteCmd(conn *connFlags) *cobra.Command {
 	return newDeleteCmd(conn, "delete NAME", "Delete a destination (its subscriptions must be deleted first)", destinationPath)
+}
+
+func newDestinationsDisableCmd(conn *connFlags) *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "disable NAME",
+		Short: "Disable a destination: attempts stop and its deliveries wait until it is enabled",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := conn.client(cmd)
+			if err != nil {
+				return err
+			}
+			raw, err := c.do(cmd.Context(), http.MethodPost, destinationPath(args[0])+"/disable", nil, map[string]string{"reason": reason})
+			if err != nil {
+				return fail(cmd, err)
+			}
+			if c.output == "json" {
+				return printJSON(cmd.OutOrStdout(), raw)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "disabled %s\n", args[0])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (shown with the destination and in its destination.disabled event)")
+	return cmd
 }

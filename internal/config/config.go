@@ -68,6 +68,9 @@ type Config struct {
 	// Tracing configures OpenTelemetry tracing; off by default
 	// (docs/TRACING.md).
 	Tracing Tracing `yaml:"tracing"`
+	// Alerts configures hookd's operational events (the built-in source
+	// "hookd", docs/ALERTS.md).
+	Alerts Alerts `yaml:"alerts"`
 
 	// Demo is true when no configuration file was given and hookd runs on
 	// its embedded default with a demo source. Not a YAML key.
@@ -538,6 +541,7 @@ func (c *Config) applyDefaults() {
 	if c.Retention.Interval == 0 {
 		c.Retention.Interval = Duration(time.Hour)
 	}
+	c.Alerts.applyDefaults()
 	if c.Cluster.Lease == 0 {
 		c.Cluster.Lease = DefaultClusterLease
 	}
@@ -889,6 +893,7 @@ func (c *Config) Validate() error {
 	c.validateDelivery(bad)
 	c.validateLimits(bad)
 	c.validateTracing(bad)
+	c.validateAlerts(bad)
 	seen := map[string]bool{}
 	for i, src := range c.Sources {
 		f := fmt.Sprintf("sources[%d]", i)

@@ -8,6 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"hookd"
 	"hookd/internal/route"
 )
 
@@ -232,7 +233,7 @@ func (c *Config) validateDelivery(bad func(field, format string, args ...any)) {
 		names[d.Name] = true
 		d.check(func(field, format string, args ...any) { bad(f+"."+field, format, args...) })
 	}
-	sources := map[string]bool{}
+	sources := map[string]bool{hookd.AlertSource: true}
 	for _, s := range c.Sources {
 		sources[s.Name] = true
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 
@@ -958,7 +959,28 @@ func (d *dispatcher) finish(it *item, dec Decision, start time.Time, dur time.Du
 			}
 		}
 	}
+	var failedSkipped bool // the writer runs skipped before after, on one goroutine
+	if row.Status == store.StatusFailed && d.e.onAlert != nil && (it.ev == nil || it.ev.Source != hookd.AlertSource) {
+		// A delivery of hookd's own events raises no delivery.failed:
+		// an alert about an alert could go on forever (docs/ALERTS.md).
+		a := hookd.Alert{Type: hookd.AlertDeliveryFailed, Key: hookd.AlertDeliveryFailed + ":" + row.ID + ":" + strconv.Itoa(row.Attempts), Time: now,
+			Destination: d.name, DeliveryID: row.ID, EventID: row.EventID, Reason: row.Reason, Attempts: row.Attempts,
+			StatusCode: row.LastStatusCode, Error: row.LastError}
+		if it.ev != nil {
+			a.EventSource, a.EventType = it.ev.Source, it.ev.Type
+		}
+		then := after
+		after = func() {
+			if !failedSkipped {
+				d.e.alert(a) // once the store has the failed delivery
+			}
+			if then != nil {
+				then()
+			}
+		}
+	}
 	d.e.w.submit(writeReq{w: w, seq: seq, after: after, skipped: func() {
+		failedSkipped = true
 		if settle {
 			d.mu.Lock()
 			delete(d.settling, id) // before the rescan onSkipped asks for
@@ -1011,7 +1033,11 @@ func (d *dispatcher) finish(it *item, dec Decision, start time.Time, dur time.Du
 		go d.syncFailing()
 	}
 	if disable != "" {
-		d.e.disable(d, disable)
+		cause := hookd.Alert{DeliveryID: row.ID, EventID: row.EventID, StatusCode: row.LastStatusCode, Error: row.LastError}
+		if it.ev != nil {
+			cause.EventSource, cause.EventType = it.ev.Source, it.ev.Type
+		}
+		d.e.disable(d, disable, cause)
 	}
 	d.poke()
 }

@@ -125,6 +125,10 @@ type Options struct {
 	// destination's owner loaded (a retry, a replay), reaches their
 	// WakeReplayed. It must not block.
 	Announce func(kind, destination string)
+	// Alert, when set, receives the operational events this engine
+	// raises (docs/ALERTS.md): a destination disabled or enabled, a
+	// delivery failed. It must not block.
+	Alert func(hookd.Alert)
 	// OnChange, when set, is called after every definition this engine
 	// wrote to the store (a destination, subscription or source put or
 	// deleted, a destination enabled or disabled): other processes on the
@@ -161,6 +165,7 @@ type Engine struct {
 	pruneDone      chan struct{}
 	memCap         int
 	memBytes       int
+	onAlert        func(hookd.Alert)
 	lease          time.Duration
 	keys           *secret.Keyring
 	newKeys        func() (*secret.Keyring, error)
@@ -233,6 +238,7 @@ func New(o Options) *Engine {
 		tracer: o.Tracer,
 	}
 	e.defs.onChange = o.OnChange
+	e.onAlert = o.Alert
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -241,6 +247,7 @@ func New(o Options) *Engine {
 		for _, s := range o.Sources {
 			e.sources[s] = true
 		}
+		e.sources[hookd.AlertSource] = true
 	}
 	if e.clock == nil {
 		e.clock = RealClock{}
@@ -443,6 +450,11 @@ func (e *Engine) fanOut(ev *hookd.Event) (out []*store.Delivery) {
 	for _, id := range ids {
 		s := e.subs[id]
 		if s == nil || e.dests[s.def.Destination] == nil {
+			continue
+		}
+		if ev.Source == hookd.AlertSource && s.def.Source != hookd.AlertSource {
+			// hookd's own events go only where a subscription names
+			// their source: "*" means every source of the user's.
 			continue
 		}
 		dup := false
@@ -783,8 +795,11 @@ func (e *Engine) closeDests() {
 }
 
 // disable disables a destination (HTTP 410, or failing for too long):
-// attempts stop, work waits in the store until it is enabled again.
-func (e *Engine) disable(d *dispatcher, reason string) {
+// attempts stop, work waits in the store until it is enabled again. cause
+// names the delivery whose outcome disabled it; the destination.disabled
+// alert is raised when the store records the change (in a cluster, on the
+// one replica whose disable was first).
+func (e *Engine) disable(d *dispatcher, reason string, cause hookd.Alert) {
 	d.mu.Lock()
 	already := d.disabled
 	d.mu.Unlock()
@@ -796,8 +811,16 @@ func (e *Engine) disable(d *dispatcher, reason string) {
 	e.log.Warn("destination disabled", "destination", d.name, "reason", reason)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := e.st.DestinationSetDisabled(ctx, d.name, e.clock.Now(), reason); err != nil {
+	at := e.clock.Now()
+	changed, err := e.st.DestinationSwitch(ctx, d.name, at, reason)
+	if err != nil {
 		e.log.Error("record disabled destination", "destination", d.name, "err", err)
+		return
+	}
+	if changed {
+		cause.Type, cause.Key, cause.Time = hookd.AlertDestinationDisabled, switchKey(hookd.AlertDestinationDisabled, d.name, at), at
+		cause.Destination, cause.By, cause.Reason = d.name, hookd.ByHookd, reason
+		e.alert(cause)
 	}
 }
 

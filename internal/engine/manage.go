@@ -379,11 +379,17 @@ func (e *Engine) destinationEnable(ctx context.Context, name string) (Destinatio
 	if de == nil {
 		return DestinationView{}, hookd.Errorf(hookd.ENotFound, "no destination named %q", name)
 	}
-	if err := e.st.DestinationSetDisabled(ctx, name, time.Time{}, ""); err != nil {
+	changed, err := e.st.DestinationSwitch(ctx, name, time.Time{}, "")
+	if err != nil {
 		return DestinationView{}, err
 	}
 	de.d.setDisabled(false, "")
 	e.log.Info("destination enabled", "destination", name)
+	if changed {
+		at := e.clock.Now()
+		e.alert(hookd.Alert{Type: hookd.AlertDestinationEnabled, Key: switchKey(hookd.AlertDestinationEnabled, name, at), Time: at,
+			Destination: name, By: hookd.ByOperator})
+	}
 	return e.countedView(ctx, e.viewOf(de)), nil
 }
 

@@ -165,6 +165,7 @@ func (e *Engine) refreshSourceNames() {
 	for name := range e.srcs {
 		e.sources[name] = true
 	}
+	e.sources[hookd.AlertSource] = true // hookd's own events (docs/ALERTS.md)
 }
 
 // Sources lists the sources by name.

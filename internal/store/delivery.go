@@ -75,6 +75,10 @@ type DeliveryStore interface {
 	// DeliveryCountByStatus counts deliveries per status, optionally for
 	// one destination ("" for all).
 	DeliveryCountByStatus(ctx context.Context, destination string) (map[string]int64, error)
+	// DeliveryCountByDestination counts the deliveries in one status
+	// (the failed queue: "failed") per destination; a destination with
+	// none is absent. It reads only the rows in that status.
+	DeliveryCountByDestination(ctx context.Context, status string) (map[string]int64, error)
 
 	// AttemptCountTotals returns the attempt counts of every destination
 	// that has any, by name: every outcome written with
@@ -132,6 +136,13 @@ type DeliveryStore interface {
 	// clearing it removes a state-only row, and is a no-op for a name with
 	// no row.
 	DestinationSetDisabled(ctx context.Context, name string, at time.Time, reason string) error
+	// DestinationSwitch disables (at non-zero) or enables (at zero) a
+	// destination as DestinationSetDisabled does, and reports whether its
+	// state changed: a destination disabled already keeps its record (the
+	// first disable wins) and changed is false, and so is enabling one that
+	// is not disabled. When several processes race, exactly one sees the
+	// change (hookd emits its operational event on it, docs/ALERTS.md).
+	DestinationSwitch(ctx context.Context, name string, at time.Time, reason string) (changed bool, err error)
 	// DestinationSetFailingSince records (since non-zero) or clears (zero)
 	// when a destination's current run of failures began, creating or
 	// removing a state-only row as DestinationSetDisabled does. Replacing

@@ -753,6 +753,63 @@ func (s *Store) DestinationSetDisabled(ctx context.Context, name string, at time
 	return nil
 }
 
+// DestinationSwitch disables or enables a destination and reports
+// whether its state changed. The conditional upsert takes the row's lock:
+// of two replicas disabling at once, the second finds it disabled.
+func (s *Store) DestinationSwitch(ctx context.Context, name string, at time.Time, reason string) (bool, error) {
+	now := time.Now().UnixMicro()
+	var changed bool
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if at.IsZero() {
+			tag, err := tx.Exec(ctx, `UPDATE destinations SET disabled_at = NULL, disabled_reason = NULL, updated_at = $1
+				WHERE name = $2 AND disabled_at IS NOT NULL`, now, name)
+			if err != nil {
+				return err
+			}
+			changed = tag.RowsAffected() > 0
+			_, err = tx.Exec(ctx, `DELETE FROM destinations WHERE name = $1 AND spec IS NULL AND failing_since IS NULL`, name)
+			return err
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO destinations (name, spec, disabled_at, disabled_reason, created_at, updated_at)
+			VALUES ($1, NULL, $2, $3, $4, $4)
+			ON CONFLICT (name) DO UPDATE SET disabled_at = excluded.disabled_at,
+				disabled_reason = excluded.disabled_reason, updated_at = excluded.updated_at
+			WHERE destinations.disabled_at IS NULL`,
+			name, at.UnixMicro(), nullText(reason), now)
+		changed = err == nil && tag.RowsAffected() > 0
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("switch destination %s: %w", name, mapErr(err))
+	}
+	return changed, nil
+}
+
+// DeliveryCountByDestination counts the deliveries in status per
+// destination.
+func (s *Store) DeliveryCountByDestination(ctx context.Context, status string) (map[string]int64, error) {
+	out := make(map[string]int64)
+	err := s.with(ctx, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, `SELECT destination, count(*) FROM deliveries WHERE status = $1 GROUP BY destination`, status)
+		if err != nil {
+			return err
+		}
+		var (
+			dest string
+			n    int64
+		)
+		_, err = pgx.ForEachRow(rows, []any{&dest, &n}, func() error {
+			out[dest] = n
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count deliveries: %w", mapErr(err))
+	}
+	return out, nil
+}
+
 // SubscriptionPut creates or replaces an API-managed subscription.
 func (s *Store) SubscriptionPut(ctx context.Context, sub *store.SubscriptionRecord) error {
 	now := time.Now()

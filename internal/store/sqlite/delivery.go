@@ -936,6 +936,73 @@ func (s *Store) DestinationSetDisabled(ctx context.Context, name string, at time
 	return nil
 }
 
+// DestinationSwitch disables or enables a destination and reports
+// whether its state changed.
+func (s *Store) DestinationSwitch(ctx context.Context, name string, at time.Time, reason string) (bool, error) {
+	if err := s.writable(); err != nil {
+		return false, err
+	}
+	now := time.Now().UnixMicro()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("switch destination %s: %w", name, mapErr(err))
+	}
+	defer tx.Rollback()
+	var res sql.Result
+	if at.IsZero() {
+		if res, err = tx.ExecContext(ctx, `UPDATE destinations SET disabled_at = NULL, disabled_reason = NULL, updated_at = ?
+			WHERE name = ? AND disabled_at IS NOT NULL`, now, name); err == nil {
+			_, err = tx.ExecContext(ctx, `DELETE FROM destinations WHERE name = ? AND spec IS NULL AND failing_since IS NULL`, name)
+		}
+	} else {
+		res, err = tx.ExecContext(ctx, `INSERT INTO destinations (name, spec, disabled_at, disabled_reason, created_at, updated_at)
+			VALUES (?1, NULL, ?2, ?3, ?4, ?4)
+			ON CONFLICT (name) DO UPDATE SET disabled_at = excluded.disabled_at,
+				disabled_reason = excluded.disabled_reason, updated_at = excluded.updated_at
+			WHERE destinations.disabled_at IS NULL`,
+			name, at.UnixMicro(), nullStr(reason), now)
+	}
+	if err != nil {
+		return false, fmt.Errorf("switch destination %s: %w", name, mapErr(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("switch destination %s: %w", name, mapErr(err))
+	}
+	if n == 0 {
+		return false, nil // nothing changed: no commit to make durable
+	}
+	if err := s.commitDurable(tx); err != nil {
+		return false, fmt.Errorf("switch destination %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// DeliveryCountByDestination counts the deliveries in status per
+// destination (the status index holds them together).
+func (s *Store) DeliveryCountByDestination(ctx context.Context, status string) (map[string]int64, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT destination, count(*) FROM deliveries WHERE status = ? GROUP BY destination`, status)
+	if err != nil {
+		return nil, fmt.Errorf("count deliveries: %w", mapErr(err))
+	}
+	defer rows.Close()
+	out := make(map[string]int64)
+	for rows.Next() {
+		var (
+			dest string
+			n    int64
+		)
+		if err := rows.Scan(&dest, &n); err != nil {
+			return nil, fmt.Errorf("count deliveries: %w", mapErr(err))
+		}
+		out[dest] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count deliveries: %w", mapErr(err))
+	}
+	return out, nil
+}
+
 // SubscriptionPut creates or replaces an API-managed subscription.
 func (s *Store) SubscriptionPut(ctx context.Context, sub *store.SubscriptionRecord) error {
 	if err := s.writable(); err != nil {

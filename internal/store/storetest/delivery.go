@@ -44,6 +44,8 @@ var deliveryCases = []struct {
 	{"Prune", testPrune},
 	{"Sources", testSources},
 	{"DestinationFailingSince", testDestinationFailingSince},
+	{"DestinationSwitch", testDestinationSwitch},
+	{"DeliveryCountByDestination", testDeliveryCountByDestination},
 }
 
 // seededEvent is a stored event and its seq.
