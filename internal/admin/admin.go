@@ -43,6 +43,7 @@ type API struct {
 	mux     *http.ServeMux
 	// handshakes keeps each source's last handshake; nil shows none.
 	handshakes *HandshakeLog
+	reload     reloadFunc
 }
 
 // Options configures the API.
@@ -62,6 +63,9 @@ type Options struct {
 	// Handshakes, when set, gives GET /api/v1/sources/{name} the
 	// source's last_handshake.
 	Handshakes *HandshakeLog
+	// Reload, when set, serves POST /api/v1/reload: the configuration
+	// file is read again (reload.go).
+	Reload reloadFunc
 }
 
 // New returns the admin API; mount it at /api/v1/.
@@ -81,6 +85,10 @@ func New(o Options) *API {
 		a.handle("GET /api/v1/sources", a.listSources)
 	}
 	a.handle("GET /api/v1/sources/{name}/events", a.sourceStream)
+	if o.Reload != nil {
+		a.reload = o.Reload
+		a.handle("POST /api/v1/reload", a.reloadConfig)
+	}
 	a.routeDelivery()
 	a.mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

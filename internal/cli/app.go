@@ -107,6 +107,9 @@ type App struct {
 	fresh   map[net.Conn]bool
 	freshMu sync.Mutex
 
+	// reloadState reads the configuration file again (reload.go).
+	reloadState
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 	ready        bool
@@ -248,6 +251,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("load sources: %w", err)
 	}
 	aopts := admin.Options{Store: a.st, Errors: errs, Log: a.log, Tokens: a.cfg.Admin.Tokens, Sources: a.cfg.Sources, Engine: a.engine, Handshakes: a.handshakes}
+	aopts.Reload = func(ctx context.Context) (*admin.ReloadResult, error) { return a.Reload(ctx, "admin API", true) }
 	if a.storedToken {
 		aopts.StoredToken = func(ctx context.Context) (string, error) { return a.st.SettingGet(ctx, admin.TokenSetting) }
 	}
@@ -337,6 +341,8 @@ func (a *App) Open(ctx context.Context) (err error) {
 				a.engine.Wake(name)
 			} else if name, ok := strings.CutPrefix(payload, replayedPrefix); ok {
 				a.engine.WakeReplayed(name)
+			} else {
+				a.configNotified(payload)
 			}
 		}
 		a.startCluster(pg)

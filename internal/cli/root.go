@@ -76,7 +76,7 @@ serve), and 'hookd bench' measures.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(), newVersionCmd(), newBenchCmd(), newAdminTokenCmd())
+	root.AddCommand(newServeCmd(), newReloadCmd(), newVersionCmd(), newBenchCmd(), newAdminTokenCmd())
 	root.AddCommand(newEventsCmd(), newDeliveriesCmd(), newReplayCmd(), newSourcesCmd(), newDestinationsCmd(), newSubscriptionsCmd())
 	return root
 }
