@@ -345,6 +345,9 @@ func (a *App) Open(ctx context.Context) (err error) {
 				a.configNotified(payload)
 			}
 		}
+		if err := a.noteConfigGen(ctx); err != nil {
+			return err
+		}
 		a.startCluster(pg)
 	}
 	a.mu.Lock()

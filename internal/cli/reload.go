@@ -8,6 +8,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"hookd/internal/admin"
 	"hookd/internal/config"
 	"hookd/internal/engine"
+	"hookd/internal/store"
 	"hookd/internal/store/postgres"
 )
 
@@ -38,9 +40,21 @@ type reloadState struct {
 	// reload), nil until the first reload.
 	reloadMu sync.Mutex
 	running  *config.Config
-	// reloadTag tells this process's notifications from the others'.
+	// reloadTag tells this process's reloads from the others'.
 	reloadTag string
+	// seenGen is the last reload generation (configGenSetting) this
+	// process has acted on; genMu guards it.
+	genMu   sync.Mutex
+	seenGen string
 }
+
+// configGenSetting is the setting where, on PostgreSQL, a reload asked of
+// one process records its generation ("<tag>:<time>"): every other
+// process that sees a generation it has not acted on reads its own file,
+// on the notification, after its listener (re)connects, and at every
+// cluster.reconcile, so that a notification missed is not a reload
+// missed.
+const configGenSetting = "config_reload_generation"
 
 // configPrefix starts the notification that a process on the schema read
 // its configuration file again ("config:<tag>"): every other one reads its
@@ -76,11 +90,55 @@ func (a *App) Reload(ctx context.Context, why string, announce bool) (*admin.Rel
 	if pg, ok := a.st.(*postgres.Store); ok && announce {
 		nctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
 		defer cancel()
-		if err := pg.Notify(nctx, configPrefix+a.reloadTag); err != nil {
+		gen := fmt.Sprintf("%s:%d", a.reloadTag, time.Now().UnixNano())
+		a.genMu.Lock()
+		a.seenGen = gen
+		a.genMu.Unlock()
+		err := pg.SettingPut(nctx, configGenSetting, gen)
+		if err == nil {
+			err = pg.Notify(nctx, configPrefix+gen)
+		}
+		if err != nil {
 			a.log.Warn("tell the other processes to read their configuration files again; reload them one by one", "err", err)
 		}
 	}
 	return res, nil
+}
+
+// noteConfigGen records, at start on PostgreSQL, the reload generation in
+// force: the file just read is this process's answer to it.
+func (a *App) noteConfigGen(ctx context.Context) error {
+	g, err := a.st.SettingGet(ctx, configGenSetting)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the configuration reload generation: %w", err)
+	}
+	a.genMu.Lock()
+	a.seenGen = g
+	a.genMu.Unlock()
+	return nil
+}
+
+// followConfigGen reads this process's file again when another process
+// recorded a reload generation this one has not acted on.
+func (a *App) followConfigGen(ctx context.Context) {
+	if a.loadConfig == nil {
+		return
+	}
+	g, err := a.st.SettingGet(ctx, configGenSetting)
+	if err != nil {
+		return // none yet, or read at the next look
+	}
+	a.genMu.Lock()
+	seen := a.seenGen
+	a.seenGen = g
+	a.genMu.Unlock()
+	if g == seen || strings.HasPrefix(g, a.reloadTag+":") {
+		return
+	}
+	a.Reload(ctx, "another replica reloaded", false)
 }
 
 func (a *App) reload(ctx context.Context) (*admin.ReloadResult, error) {
@@ -147,17 +205,14 @@ func (a *App) reload(ctx context.Context) (*admin.ReloadResult, error) {
 	return res, nil
 }
 
-// configNotified takes a notification of the schema that another process
-// read its file again: this one reads its own, in the background. It
-// reports whether payload was such a notification.
+// configNotified takes a notification of the schema that a process read
+// its file again: this one reads its own if it has not yet, in the
+// background. It reports whether payload was such a notification.
 func (a *App) configNotified(payload string) bool {
-	tag, ok := strings.CutPrefix(payload, configPrefix)
-	if !ok {
+	if !strings.HasPrefix(payload, configPrefix) {
 		return false
 	}
-	if tag != a.reloadTag && a.loadConfig != nil {
-		go a.Reload(context.Background(), "another replica reloaded", false)
-	}
+	go a.followConfigGen(context.Background())
 	return true
 }
 

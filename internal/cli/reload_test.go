@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"hookd/internal/config"
+	"hookd/internal/secret"
 )
 
 // idSink is an HTTP destination that records the event id (webhook-id) of
@@ -159,7 +160,7 @@ subscriptions:
 const reloadConfigV2 = `admin: {tokens: [reload-test-admin-token-0123]}
 egress: {allow_private: ["127.0.0.0/8"]}
 sources:
-  - {name: orders, event: {id: "json:id", type: "json:type"}}
+  - {name: orders, event: {id: "json:id", type: "json:type"}, max_body: 512KiB}
   - {name: invoices, event: {id: "json:id", type: "json:type"}}
 destinations:
   - {name: out, type: http, url: "%s", retry: {max_attempts: 20, base: 10ms, cap: 100ms}}
@@ -239,8 +240,10 @@ func TestReloadOnSIGHUPWhileServing(t *testing.T) {
 	hup()
 	waitFor(t, 20*time.Second, "the reload's log line", func() bool { return logCount(logs, "msg=\"configuration reloaded\"") == 1 })
 	reloadedAt := time.Now()
-	if !strings.Contains(logs.String(), "source invoices added") || !strings.Contains(logs.String(), "destination out changed") {
-		t.Errorf("reload log: want source invoices added and destination out changed; got\n%s", logs)
+	for _, want := range []string{"source invoices added", "source orders changed", "destination out changed"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("reload log: want %q; got\n%s", want, logs)
+		}
 	}
 	load.sources.Store(&[]string{"orders", "invoices"})
 	waitFor(t, 10*time.Second, "events acknowledged by the new source", func() bool { return load.acks("invoices") >= 100 })
@@ -342,4 +345,54 @@ func TestReloadVerbReportsRestartKeys(t *testing.T) {
 	if st, body := apiDo(t, "POST", plain+"/api/v1/reload", reloadToken, ""); st != http.StatusConflict || !strings.Contains(fmt.Sprint(body), "--config") {
 		t.Errorf("POST /api/v1/reload without a file: %d %v, want 409 saying there is no --config", st, body)
 	}
+}
+
+// replicaConfig is a replica's file on the schema of dsn; extra adds
+// sources.
+const replicaConfig = `admin: {tokens: [reload-test-admin-token-0123]}
+egress: {allow_private: ["127.0.0.0/8"]}
+storage: {driver: postgres, dsn: %q}
+secrets: {master_keys: [%q]}
+cluster: {reconcile: 1h}
+sources:
+  - {name: shop, event: {id: "json:id", type: "json:type"}}
+%s`
+
+// On PostgreSQL, a reload asked of one replica makes every other replica
+// read its own file: a source added to both files is served by the second
+// within a second of the first's reload, without a reconciliation (an hour
+// away) or a signal to it.
+func TestReloadReachesTheOtherReplicas(t *testing.T) {
+	dsn := testPostgresDSN(t)
+	key := secret.GenerateMasterKey("kpg")
+	var apps []*App
+	var bases []string
+	var paths []string
+	var logs []*logBuffer
+	for range 2 {
+		path := filepath.Join(t.TempDir(), "hookd.yaml")
+		writeFile(t, path, fmt.Sprintf(replicaConfig, dsn, key, ""))
+		app, base, l := startReloadApp(t, path)
+		apps, bases, paths, logs = append(apps, app), append(bases, base), append(paths, path), append(logs, l)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s\n%s", logs[0], logs[1])
+		}
+	}()
+	if code, _ := post(t, bases[1], "added", `{"id":"a0","type":"t"}`); code != http.StatusNotFound {
+		t.Fatalf("post to a source not yet defined: %d, want 404", code)
+	}
+	for _, p := range paths {
+		writeFile(t, p, fmt.Sprintf(replicaConfig, dsn, key, "  - {name: added, event: {id: \"json:id\", type: \"json:type\"}}\n"))
+	}
+	code, out, stderr := runReload(bases[0])
+	if code != 0 || !strings.Contains(out, "source added added") {
+		t.Fatalf("hookd reload at the first replica: exit %d, out %q, stderr %q", code, out, stderr)
+	}
+	reloaded := time.Now()
+	within(t, reloaded, propagation, "the source added at the second replica", func() bool {
+		code, _ := post(t, bases[1], "added", `{"id":"a1","type":"t"}`)
+		return code == http.StatusOK
+	})
 }
