@@ -256,6 +256,7 @@ func TestReloadOnSIGHUPWhileServing(t *testing.T) {
 		t.Errorf("refusal log: want the YAML error; got\n%s", logs)
 	}
 	code, _, stderr := runReload(base)
+	t.Logf("refused: %s", strings.TrimSpace(stderr))
 	if code != 1 || !strings.Contains(stderr, "yaml: line") || !strings.Contains(stderr, "invalid") {
 		t.Errorf("hookd reload of a YAML error: exit %d, stderr %q; want 1 and the YAML error", code, stderr)
 	}
@@ -265,6 +266,7 @@ func TestReloadOnSIGHUPWhileServing(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "no_such_method") {
 		t.Errorf("hookd reload of an unknown verify type: exit %d, stderr %q; want 1 and the type named", code, stderr)
 	}
+	t.Logf("refused: %s", strings.TrimSpace(stderr))
 	hup()
 	waitFor(t, 10*time.Second, "the refusal of the unknown verify type", func() bool { return logCount(logs, "configuration reload refused") == 4 })
 
