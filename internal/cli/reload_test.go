@@ -398,3 +398,56 @@ func TestReloadReachesTheOtherReplicas(t *testing.T) {
 		return code == http.StatusOK
 	})
 }
+
+// A reload keeps the contract between the file and the API: a definition
+// of the file wins over an API one of the same name, which is served again
+// once the file drops the name; and a file that removes a destination a
+// subscription created through the API uses is refused, changing nothing.
+func TestReloadKeepsTheAPIsDefinitions(t *testing.T) {
+	t.Parallel()
+	sink, other := newIDSink(t), newIDSink(t)
+	path := filepath.Join(t.TempDir(), "hookd.yaml")
+	v1 := fmt.Sprintf(reloadConfigV1, sink.srv.URL)
+	writeFile(t, path, v1)
+	_, base, _ := startReloadApp(t, path)
+	origin := func(name string) string {
+		_, m := apiDo(t, "GET", base+"/api/v1/destinations/"+name, reloadToken, "")
+		o, _ := m["origin"].(string)
+		return o
+	}
+	if st, m := apiDo(t, "POST", base+"/api/v1/destinations", reloadToken, fmt.Sprintf(`{"name":"shared","type":"http","url":%q}`, other.srv.URL)); st != 201 {
+		t.Fatalf("create destination shared: %d %v", st, m)
+	}
+	st, m := apiDo(t, "POST", base+"/api/v1/subscriptions", reloadToken, `{"source":"orders","destination":"out"}`)
+	if st != 201 {
+		t.Fatalf("create a subscription to the file's destination: %d %v", st, m)
+	}
+	sub := m["id"].(string)
+
+	// The file defines shared too: its definition is used.
+	withShared := v1 + fmt.Sprintf("  - {name: shared, type: http, url: %q}\n", sink.srv.URL)
+	withShared = strings.Replace(withShared, "subscriptions:\n", "", 1)
+	withShared = strings.Replace(withShared, "  - {source: orders, destination: out}\n", "", 1) + "subscriptions:\n  - {source: orders, destination: out}\n"
+	writeFile(t, path, withShared)
+	if code, out, stderr := runReload(base); code != 0 || !strings.Contains(out, "destination shared added") || origin("shared") != "config" {
+		t.Fatalf("reload defining shared: exit %d, out %q, stderr %q, origin %q; want it added from the file", code, out, stderr, origin("shared"))
+	}
+	// Dropped from the file: the API's definition is served again.
+	writeFile(t, path, v1)
+	if code, out, stderr := runReload(base); code != 0 || !strings.Contains(out, "destination shared removed") || origin("shared") != "api" {
+		t.Fatalf("reload dropping shared: exit %d, out %q, stderr %q, origin %q; want the API's definition back", code, out, stderr, origin("shared"))
+	}
+
+	// The file drops out, which the API's subscription uses: refused.
+	noOut := strings.Replace(strings.Replace(v1, fmt.Sprintf("  - {name: out, type: http, url: \"%s\", retry: {max_attempts: 20, base: 10ms, cap: 100ms}}\n", sink.srv.URL), "", 1),
+		"  - {source: orders, destination: out}\n", "", 1)
+	noOut = strings.Replace(strings.Replace(noOut, "destinations:\n", "", 1), "subscriptions:\n", "", 1)
+	writeFile(t, path, noOut)
+	code, out, stderr := runReload(base)
+	if code != 1 || !strings.Contains(stderr, "destination out is used by subscription "+sub) || origin("out") != "config" {
+		t.Fatalf("reload dropping a destination an API subscription uses: exit %d, out %q, stderr %q, origin %q; want refused, out kept", code, out, stderr, origin("out"))
+	}
+	// Still delivered by the running configuration.
+	id := postEvent(t, base, "orders", `{"id":"after-refusal","type":"t"}`)
+	waitFor(t, 10*time.Second, "the event delivered through out", func() bool { return sink.has(id) })
+}
