@@ -283,27 +283,46 @@ func TestReloadOnSIGHUPWhileServing(t *testing.T) {
 			after = append(after, e.id)
 		}
 	}
-	waitFor(t, 30*time.Second, "every event acknowledged after the reload at the new URL", func() bool {
+	missing := func() []string {
+		var out []string
 		for _, id := range after {
 			if !newSink.has(id) {
-				return false
+				out = append(out, id)
 			}
 		}
-		return true
-	})
+		return out
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(missing()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if m := missing(); len(m) > 0 {
+		_, ev := apiDo(t, "GET", base+"/api/v1/events/"+m[0], reloadToken, "")
+		_, dest := apiDo(t, "GET", base+"/api/v1/destinations/out", reloadToken, "")
+		t.Fatalf("%d of %d events acknowledged after the reload not at the new URL; the first: %v\ndestination: %v\nlog:\n%s", len(m), len(after), ev["deliveries"], dest, logs)
+	}
 	for _, id := range after {
 		if oldSink.has(id) {
 			t.Errorf("event %s, acknowledged after the reload, was delivered to the old URL", id)
 		}
 	}
-	waitFor(t, 30*time.Second, "every acknowledged event delivered", func() bool {
+	undelivered := func() []string {
+		var out []string
 		for _, e := range acked {
 			if !newSink.has(e.id) && !oldSink.has(e.id) {
-				return false
+				out = append(out, e.id)
 			}
 		}
-		return true
-	})
+		return out
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for len(undelivered()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if m := undelivered(); len(m) > 0 {
+		_, ev := apiDo(t, "GET", base+"/api/v1/events/"+m[0], reloadToken, "")
+		t.Fatalf("%d of %d acknowledged events delivered nowhere; the first: %v\nlog:\n%s", len(m), len(acked), ev["deliveries"], logs)
+	}
 	if n := load.refused.Load(); n != 0 {
 		load.mu.Lock()
 		t.Errorf("requests refused during the reloads: %d of %d (%v)", n, load.sent.Load(), load.errs[:min(5, len(load.errs))])
