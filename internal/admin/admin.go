@@ -45,6 +45,7 @@ type API struct {
 	handshakes *HandshakeLog
 	// backup serves POST /api/v1/backup; nil: no such route.
 	backup BackupFunc
+	reload reloadFunc
 }
 
 // Options configures the API.
@@ -66,6 +67,9 @@ type Options struct {
 	Handshakes *HandshakeLog
 	// Backup, when set, serves POST /api/v1/backup (backup.go).
 	Backup BackupFunc
+	// Reload, when set, serves POST /api/v1/reload: the configuration
+	// file is read again (reload.go).
+	Reload reloadFunc
 }
 
 // New returns the admin API; mount it at /api/v1/.
@@ -85,6 +89,10 @@ func New(o Options) *API {
 		a.handle("GET /api/v1/sources", a.listSources)
 	}
 	a.handle("GET /api/v1/sources/{name}/events", a.sourceStream)
+	if o.Reload != nil {
+		a.reload = o.Reload
+		a.handle("POST /api/v1/reload", a.reloadConfig)
+	}
 	a.routeDelivery()
 	if a.backup != nil {
 		a.handle("POST /api/v1/backup", a.postBackup)

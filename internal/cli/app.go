@@ -113,6 +113,9 @@ type App struct {
 	fresh   map[net.Conn]bool
 	freshMu sync.Mutex
 
+	// reloadState reads the configuration file again (reload.go).
+	reloadState
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 	ready        bool
@@ -259,6 +262,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("load sources: %w", err)
 	}
 	aopts := admin.Options{Store: a.st, Errors: errs, Log: a.log, Tokens: a.cfg.Admin.Tokens, Sources: a.cfg.Sources, Engine: a.engine, Handshakes: a.handshakes, Backup: a.backupFunc()}
+	aopts.Reload = func(ctx context.Context) (*admin.ReloadResult, error) { return a.Reload(ctx, "admin API", true) }
 	if a.storedToken {
 		aopts.StoredToken = func(ctx context.Context) (string, error) { return a.st.SettingGet(ctx, admin.TokenSetting) }
 	}
@@ -349,7 +353,12 @@ func (a *App) Open(ctx context.Context) (err error) {
 				a.engine.Wake(name)
 			} else if name, ok := strings.CutPrefix(payload, replayedPrefix); ok {
 				a.engine.WakeReplayed(name)
+			} else {
+				a.configNotified(payload)
 			}
+		}
+		if err := a.noteConfigGen(ctx); err != nil {
+			return err
 		}
 		a.startCluster(pg)
 	}

@@ -140,5 +140,6 @@ func (a *App) reloadLoop(ctx context.Context, kick <-chan struct{}, interval tim
 		if err := a.engine.Reload(ctx); err != nil && ctx.Err() == nil {
 			a.log.Warn("reload the definitions from the store; retrying at the next change or reconciliation", "err", err, "within", interval.String())
 		}
+		a.followConfigGen(ctx) // a reload of the configuration files (reload.go)
 	}
 }

@@ -77,7 +77,7 @@ serves and make a data directory of the copy, and 'hookd bench' measures.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(), newVersionCmd(), newBenchCmd(), newAdminTokenCmd(), newBackupCmd(), newRestoreCmd())
+	root.AddCommand(newServeCmd(), newReloadCmd(), newVersionCmd(), newBenchCmd(), newAdminTokenCmd(), newBackupCmd(), newRestoreCmd())
 	root.AddCommand(newEventsCmd(), newDeliveriesCmd(), newReplayCmd(), newSourcesCmd(), newDestinationsCmd(), newSubscriptionsCmd())
 	root.AddCommand(newSendCmd())
 	addCompletions(root)

@@ -32,24 +32,39 @@ once, since the database keeps only its hash. 'hookd admin-token reset'
 makes a new one.
 
 The first SIGINT or SIGTERM stops accepting requests and lets in-flight ones
-finish (server.shutdown_grace); a second one stops at once.`,
+finish (server.shutdown_grace); a second one stops at once. SIGHUP (or
+'hookd reload') reads the --config file again: sources, destinations,
+subscriptions and limits change in place, and an invalid file changes nothing
+(docs/CONFIGURATION.md, Reloading).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := config.Load(configPath)
+			// A reload reads the file as the start did: environment and
+			// flags included.
+			load := func() (*config.Config, error) {
+				cfg, err := config.Load(configPath)
+				if err != nil {
+					return nil, err
+				}
+				if listen != "" {
+					cfg.Listen = listen
+				}
+				if data != "" {
+					cfg.Storage.Path = data
+				}
+				if err := cfg.Validate(); err != nil {
+					return nil, fmt.Errorf("config: %w", err)
+				}
+				return cfg, nil
+			}
+			cfg, err := load()
 			if err != nil {
 				return err
 			}
-			if listen != "" {
-				cfg.Listen = listen
-			}
-			if data != "" {
-				cfg.Storage.Path = data
-			}
-			if err := cfg.Validate(); err != nil {
-				return fmt.Errorf("config: %w", err)
+			if configPath == "" {
+				load = nil
 			}
 			log := newLogger(cfg.Log, cmd.ErrOrStderr())
-			return serve(cmd.Context(), cfg, log, cmd)
+			return serve(cmd.Context(), cfg, log, cmd, configPath, load)
 		},
 	}
 	f := cmd.Flags()
@@ -71,7 +86,7 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, cmd *cobra.Command) error {
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, cmd *cobra.Command, configPath string, load func() (*config.Config, error)) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -94,6 +109,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, cmd *cobra
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	app := NewApp(cfg, log)
+	// SIGHUP reads the file again, from now on: by default it would end
+	// the process.
+	hupStop := make(chan struct{})
+	defer close(hupStop)
+	if load != nil {
+		app.SetConfigFile(configPath, load)
+	}
+	app.watchHangup(hupStop)
 	if err := app.Open(ctx); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -1194,12 +1195,22 @@ func (d *dispatcher) shutdown(ctx context.Context, spill bool) {
 		fresh = append(fresh, d.cut...)
 		d.mu.Unlock()
 		now := d.e.clock.Now()
+		// The dispatcher that replaces this one may have read the store
+		// before these rows land: once the last is written, it looks again
+		// (from the start: they may come before what it loaded).
+		var left atomic.Int64
+		left.Store(int64(len(fresh)))
+		written := func() {
+			if left.Add(-1) == 0 {
+				d.e.WakeReplayed(d.name)
+			}
+		}
 		for _, it := range fresh {
 			row := *it.d
 			row.Status = store.StatusPending
 			row.NextAttemptAt = now
 			row.CreatedAt, row.UpdatedAt = now, now
-			d.e.w.submit(writeReq{w: &store.DeliveryWrite{Delivery: &row, Fence: store.FenceInsertOnly}, seq: row.EventSeq})
+			d.e.w.submit(writeReq{w: &store.DeliveryWrite{Delivery: &row, Fence: store.FenceInsertOnly}, seq: row.EventSeq, after: written})
 		}
 	}
 	if err := d.dest.Close(); err != nil {

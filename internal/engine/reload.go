@@ -75,23 +75,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 	// Attempts in flight at a replaced or removed destination get their
 	// grace outside the lock: writes and reloads need not wait for them.
 	// A replacement starts once its predecessor has stopped.
-	var wg sync.WaitGroup
-	for _, r := range retired {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.old.shutdown(replaceGrace(ctx), true)
-			if r.next != nil {
-				e.mu.Lock()
-				live := e.started && !e.stopped
-				e.mu.Unlock()
-				if live {
-					r.next.start()
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	e.retire(ctx, retired)
 	return err
 }
 
