@@ -1,7 +1,10 @@
 package sqlite
 
 import (
+	"bytes"
 	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -51,4 +54,53 @@ func TestDriverNamesTheLibrary(t *testing.T) {
 		t.Errorf("Driver(): got %q, want a library and its SQLite version", d)
 	}
 	t.Logf("driver: %s", Driver())
+}
+
+// Every SQLite connection of hookd goes through OpenFile, and only the
+// driver files import a library: a sql.Open("sqlite3", …) elsewhere would
+// find no driver in a build without cgo, and an import of mattn's
+// package would register a second one.
+func TestOnlyTheDriverFilesNameALibrary(t *testing.T) {
+	t.Parallel()
+	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := map[string]bool{
+		filepath.Join("internal", "store", "sqlite", "driver_mattn.go"):   true,
+		filepath.Join("internal", "store", "sqlite", "driver_modernc.go"): true,
+		filepath.Join("internal", "store", "sqlite", "driver_test.go"):    true, // this test's strings
+	}
+	var bad []string
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && strings.HasPrefix(d.Name(), ".") && path != root {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, path)
+		if allowed[rel] {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, s := range []string{`"github.com/mattn/go-sqlite3"`, `"modernc.org/sqlite"`, `sql.Open("sqlite3"`, `sql.Open("sqlite"`} {
+			if bytes.Contains(b, []byte(s)) {
+				bad = append(bad, rel+": "+s)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bad) > 0 {
+		t.Errorf("got %q, want SQLite opened through sqlite.OpenFile and the libraries imported by driver_mattn.go and driver_modernc.go only", bad)
+	}
 }
