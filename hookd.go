@@ -16,6 +16,16 @@ import (
 // Version is the build version, set with -ldflags "-X hookd.Version=…".
 var Version = "dev"
 
+// Revision and BuildTime, when set with -ldflags "-X hookd.Revision=…
+// -X hookd.BuildTime=…" (as deploy/build.sh does), name the source
+// revision and the time of a release build. Without them, hookd version
+// reports the revision the Go toolchain recorded from the VCS checkout it
+// built in, if any, and no build time (Go records none).
+var (
+	Revision  = ""
+	BuildTime = ""
+)
+
 // Event is one accepted request: the raw body exactly as received plus the
 // metadata selected from it.
 type Event struct {

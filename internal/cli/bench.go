@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,7 +21,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	_ "github.com/mattn/go-sqlite3" // the driver for the stored-count check
 	"github.com/spf13/cobra"
 
 	"hookd/internal/httpserver"
@@ -485,7 +483,7 @@ func countEvents(path string) (int64, error) {
 	if _, err := os.Stat(path); err != nil {
 		return 0, err
 	}
-	db, err := sql.Open("sqlite3", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro")
+	db, err := sqlite.OpenFile(path, "mode=ro")
 	if err != nil {
 		return 0, err
 	}

@@ -3,7 +3,6 @@
 package cli
 
 import (
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -63,7 +62,7 @@ func fillUp(t *testing.T, path string) {
 // WAL, until cleanup: as a crashed hookd leaves it.
 func holdDatabase(t *testing.T, dir string) {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, sqlite.FileName)+"?_journal_mode=WAL")
+	db, err := sqlite.OpenFile(filepath.Join(dir, sqlite.FileName), "_journal_mode=WAL")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-
-	"hookd"
 )
 
 // exitError carries an exit code through cobra.
@@ -77,21 +75,10 @@ serves and make a data directory of the copy, and 'hookd bench' measures.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(), newReloadCmd(), newVersionCmd(), newBenchCmd(), newAdminTokenCmd(), newBackupCmd(), newRestoreCmd())
+	setVersionFlag(root)
+	root.AddCommand(newServeCmd(), newReloadCmd(), newVersionCmd(), newHealthcheckCmd(), newBenchCmd(), newAdminTokenCmd(), newBackupCmd(), newRestoreCmd())
 	root.AddCommand(newEventsCmd(), newDeliveriesCmd(), newReplayCmd(), newSourcesCmd(), newDestinationsCmd(), newSubscriptionsCmd())
 	root.AddCommand(newSendCmd())
 	addCompletions(root)
 	return root
-}
-
-func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print hookd's version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			fmt.Fprintln(cmd.OutOrStdout(), "hookd", hookd.Version)
-			return nil
-		},
-	}
 }

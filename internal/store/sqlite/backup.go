@@ -2,10 +2,8 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -63,7 +61,7 @@ func (s *Store) Backup(ctx context.Context, fn func(BackupFile) error) (uint64, 
 	// writer and the checkpointer must not wait for the copy. VACUUM
 	// INTO reads from one transaction: a consistent snapshot, which
 	// the writer does not wait for (WAL mode).
-	db, err := sql.Open("sqlite3", "file:"+(&url.URL{Path: s.path}).EscapedPath()+"?mode=ro&_busy_timeout=5000")
+	db, err := OpenFile(s.path, "mode=ro&_busy_timeout=5000")
 	if err != nil {
 		return 0, fmt.Errorf("backup: open the database: %w", err)
 	}
@@ -112,7 +110,7 @@ func (s *Store) Backup(ctx context.Context, fn func(BackupFile) error) (uint64, 
 
 // indexedIn reads the index position of the database file at path.
 func indexedIn(ctx context.Context, path string) (uint64, error) {
-	db, err := sql.Open("sqlite3", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro&immutable=1")
+	db, err := OpenFile(path, "mode=ro&immutable=1")
 	if err != nil {
 		return 0, fmt.Errorf("open the database copy: %w", err)
 	}

@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/mattn/go-sqlite3"
-
 	"hookd"
 )
 
@@ -261,7 +259,7 @@ func (s *Store) indexBatch(recs []*logRecord) error {
 	}
 	defer conn.Close()
 	return conn.Raw(func(dc any) error {
-		c, ok := dc.(*sqlite3.SQLiteConn)
+		c, ok := dc.(rawConn)
 		if !ok {
 			return fmt.Errorf("index: unexpected driver connection %T", dc)
 		}
@@ -280,7 +278,7 @@ func (s *Store) indexBatch(recs []*logRecord) error {
 // rawTx is one indexer transaction on the driver's connection, with the
 // statements it prepared.
 type rawTx struct {
-	c     *sqlite3.SQLiteConn
+	c     rawConn
 	ctx   context.Context
 	tx    driver.Tx
 	stmts [stCount]driver.Stmt

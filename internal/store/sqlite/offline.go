@@ -2,11 +2,9 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 )
@@ -26,7 +24,7 @@ func SettingPutFile(ctx context.Context, dir, name, value string) error {
 	}
 	// mode=rw never creates a file; synchronous=FULL syncs the WAL at the
 	// commit; busy_timeout waits for the server's transactions.
-	db, err := sql.Open("sqlite3", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=rw&_journal_mode=WAL&_busy_timeout=10000&_synchronous=FULL")
+	db, err := OpenFile(path, "mode=rw&_journal_mode=WAL&_busy_timeout=10000&_synchronous=FULL")
 	if err != nil {
 		return fmt.Errorf("open %s: %w", path, err)
 	}

@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -28,8 +27,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/mattn/go-sqlite3"
 
 	"hookd"
 	"hookd/internal/fsutil"
@@ -247,8 +244,7 @@ func Open(ctx context.Context, dir string, log *slog.Logger, opt Options) (*Stor
 	//   busy_timeout=5000    readers and the checkpointer wait for locks
 	//                        instead of failing at once;
 	//   foreign_keys=on      nothing relies on it yet; kept on for sanity.
-	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
-		"?_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on"
+	base := "_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on"
 	full := base + "&_synchronous=FULL"
 	// The writer is the one exception to FULL, and it is not weaker: an
 	// event's durability is the write-ahead log's, which the batcher syncs
@@ -259,20 +255,20 @@ func Open(ctx context.Context, dir string, log *slog.Logger, opt Options) (*Stor
 	// transaction begins, and never auto-checkpoints: checkpoints would
 	// run inside commits and push the commit latency's tail up (see
 	// docs/ARCHITECTURE.md).
-	if s.w, err = sql.Open("sqlite3", base+"&_synchronous=NORMAL&_txlock=immediate"); err != nil {
+	if s.w, err = OpenFile(path, base+"&_synchronous=NORMAL&_txlock=immediate"); err != nil {
 		return nil, fmt.Errorf("open sqlite writer: %w", err)
 	}
 	s.w.SetMaxOpenConns(1)
 	s.w.SetMaxIdleConns(1)
 	s.w.SetConnMaxLifetime(0)
 	s.w.SetConnMaxIdleTime(0)
-	if s.r, err = sql.Open("sqlite3", full+"&_query_only=true"); err != nil {
+	if s.r, err = OpenFile(path, full+"&_query_only=true"); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("open sqlite readers: %w", err)
 	}
 	s.r.SetMaxOpenConns(4)
 	s.r.SetMaxIdleConns(4)
-	if s.pr, err = sql.Open("sqlite3", full+"&_query_only=true"); err != nil {
+	if s.pr, err = OpenFile(path, full+"&_query_only=true"); err != nil {
 		s.w.Close()
 		s.r.Close()
 		return nil, fmt.Errorf("open sqlite readers: %w", err)
@@ -281,7 +277,7 @@ func Open(ctx context.Context, dir string, log *slog.Logger, opt Options) (*Stor
 	s.pr.SetMaxIdleConns(1)
 	s.pr.SetConnMaxLifetime(0)
 	s.pr.SetConnMaxIdleTime(0)
-	if s.ckpt, err = sql.Open("sqlite3", full); err != nil {
+	if s.ckpt, err = OpenFile(path, full); err != nil {
 		s.w.Close()
 		s.r.Close()
 		s.pr.Close()
@@ -883,10 +879,9 @@ func mapErr(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ErrNotFound
 	}
-	var se sqlite3.Error
-	if errors.As(err, &se) {
-		switch se.Code {
-		case sqlite3.ErrFull, sqlite3.ErrIoErr, sqlite3.ErrBusy, sqlite3.ErrLocked, sqlite3.ErrCantOpen, sqlite3.ErrReadonly:
+	if code, ok := sqliteCode(err); ok {
+		switch code {
+		case codeFull, codeIOErr, codeBusy, codeLocked, codeCantOpen, codeReadonly:
 			return &hookd.Error{Code: hookd.EUnavailable, Message: "storage unavailable", Err: err}
 		}
 	}

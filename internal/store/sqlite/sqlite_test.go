@@ -83,7 +83,7 @@ func TestPragmas(t *testing.T) {
 
 	// journal_mode is a property of the file: a connection of another
 	// program sees it too.
-	other, err := sql.Open("sqlite3", "file:"+st.Path())
+	other, err := OpenFile(st.Path(), "")
 	if err != nil {
 		t.Fatalf("open second connection: %v", err)
 	}

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"database/sql"
 	"path/filepath"
 	"testing"
 )
@@ -11,7 +10,7 @@ import (
 // newest of them, so that no subscription sends the history.
 func TestUpgradeStartsTheWatermarkAtTheNewestEvent(t *testing.T) {
 	dir := t.TempDir()
-	db, err := sql.Open("sqlite3", filepath.Join(dir, FileName))
+	db, err := OpenFile(filepath.Join(dir, FileName), "")
 	if err != nil {
 		t.Fatal(err)
 	}
