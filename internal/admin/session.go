@@ -19,6 +19,7 @@ import (
 
 	"hookd"
 	"hookd/internal/httpserver"
+	"hookd/internal/jsonlimit"
 	"hookd/internal/store"
 	"hookd/internal/verify"
 )
@@ -132,6 +133,9 @@ func signInToken(w http.ResponseWriter, r *http.Request) (string, error) {
 			return "", hookd.Errorf(hookd.ETooLarge, "body over %d bytes", maxSignInBody)
 		}
 		return "", hookd.Errorf(hookd.EInvalid, "read body: %v", err)
+	}
+	if err := jsonlimit.Check(b, jsonlimit.DefaultDepth); err != nil {
+		return "", hookd.Errorf(hookd.EInvalid, "body: %v", err)
 	}
 	var body struct {
 		Token string `json:"token"`
