@@ -26,6 +26,7 @@ import (
 	"hookd/internal/engine"
 	"hookd/internal/httpserver"
 	"hookd/internal/store"
+	"hookd/internal/verify"
 )
 
 //go:embed openapi.json
@@ -46,6 +47,11 @@ type API struct {
 	// backup serves POST /api/v1/backup; nil: no such route.
 	backup BackupFunc
 	reload reloadFunc
+	// now, sessionTTL and signInLimit serve the console's sessions
+	// (session.go).
+	now         func() time.Time
+	sessionTTL  time.Duration
+	signInLimit *verify.FailureLimiter
 }
 
 // Options configures the API.
@@ -70,6 +76,11 @@ type Options struct {
 	// Reload, when set, serves POST /api/v1/reload: the configuration
 	// file is read again (reload.go).
 	Reload reloadFunc
+	// SessionTTL is how long a console session lasts from its sign-in
+	// (admin.session_ttl); zero is config.DefaultSessionTTL.
+	SessionTTL time.Duration
+	// Now is the clock of sessions and the sign-in limit; nil: time.Now.
+	Now func() time.Time
 }
 
 // New returns the admin API; mount it at /api/v1/.
@@ -81,6 +92,17 @@ func New(o Options) *API {
 	if o.StoredToken != nil {
 		a.stored = &storedToken{read: o.StoredToken, now: time.Now}
 	}
+	a.now, a.sessionTTL = o.Now, o.SessionTTL
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.sessionTTL <= 0 {
+		a.sessionTTL = config.DefaultSessionTTL
+	}
+	// Failed sign-ins are limited per address like the token endpoint's
+	// failed client authentications, with its default limits.
+	a.signInLimit = verify.NewFailureLimiter(config.DefaultIssuerFailures, config.DefaultIssuerFailureBurst, config.DefaultIssuerMaxAddresses, a.now)
+	a.routeSession()
 	a.handle("GET /api/v1/events", a.listEvents)
 	a.handle("GET /api/v1/events/{id}", a.getEvent)
 	a.handle("GET /api/v1/events/{id}/body", a.getEventBody)
@@ -110,11 +132,13 @@ func New(o Options) *API {
 func (a *API) handle(pattern string, h func(http.ResponseWriter, *http.Request) error) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if err := a.authorize(r); err != nil {
-			challenge := `Bearer realm="hookd-admin"`
-			if scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(tok) != "" {
-				challenge += `, error="invalid_token"`
+			if hookd.ErrorCode(err) == hookd.EUnauthorized {
+				challenge := `Bearer realm="hookd-admin"`
+				if scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(tok) != "" {
+					challenge += `, error="invalid_token"`
+				}
+				w.Header().Set("WWW-Authenticate", challenge)
 			}
-			w.Header().Set("WWW-Authenticate", challenge)
 			a.errs.Write(w, r, err)
 			return
 		}
@@ -127,9 +151,14 @@ func (a *API) handle(pattern string, h func(http.ResponseWriter, *http.Request) 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
 
 // authorize checks the bearer token against every admin token in constant
-// time (comparing hashes, so lengths leak nothing either).
+// time (comparing hashes, so lengths leak nothing either). A request
+// without an Authorization header but with a session cookie is
+// authenticated by its session (session.go).
 func (a *API) authorize(r *http.Request) error {
 	auth := r.Header.Get("Authorization")
+	if auth == "" && hasSessionCookie(r) {
+		return a.authorizeSession(r)
+	}
 	scheme, tok, ok := strings.Cut(auth, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return hookd.Errorf(hookd.EUnauthorized, "an admin token is required: Authorization: Bearer TOKEN")

@@ -261,7 +261,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 	if err := a.engine.LoadSources(ctx); err != nil {
 		return fmt.Errorf("load sources: %w", err)
 	}
-	aopts := admin.Options{Store: a.st, Errors: errs, Log: a.log, Tokens: a.cfg.Admin.Tokens, Sources: a.cfg.Sources, Engine: a.engine, Handshakes: a.handshakes, Backup: a.backupFunc()}
+	aopts := admin.Options{Store: a.st, Errors: errs, Log: a.log, Tokens: a.cfg.Admin.Tokens, Sources: a.cfg.Sources, Engine: a.engine, Handshakes: a.handshakes, Backup: a.backupFunc(), SessionTTL: a.cfg.Admin.SessionTTL.D(), Now: a.now}
 	aopts.Reload = func(ctx context.Context) (*admin.ReloadResult, error) { return a.Reload(ctx, "admin API", true) }
 	if a.storedToken {
 		aopts.StoredToken = func(ctx context.Context) (string, error) { return a.st.SettingGet(ctx, admin.TokenSetting) }

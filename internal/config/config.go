@@ -100,7 +100,14 @@ type Admin struct {
 	// is added to them. When there are none, hookd generates one, stores it
 	// in the database and prints it at start.
 	Tokens []string `yaml:"tokens"`
+	// SessionTTL is how long a console sign-in (POST /api/v1/session)
+	// lasts, counted from the sign-in; using the session does not extend
+	// it. Between 1m and 720h. Default 12h.
+	SessionTTL Duration `yaml:"session_ttl"`
 }
+
+// DefaultSessionTTL is admin.session_ttl's default.
+const DefaultSessionTTL = 12 * time.Hour
 
 // Egress configures outbound connections.
 type Egress struct {
@@ -607,6 +614,9 @@ func (c *Config) applyDefaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
+	if c.Admin.SessionTTL == 0 {
+		c.Admin.SessionTTL = Duration(DefaultSessionTTL)
+	}
 	oi := &c.OAuthIssuer
 	if oi.ClientFailures.N == 0 {
 		oi.ClientFailures = DefaultIssuerFailures
@@ -807,6 +817,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.Admin.Tokens = tokens
+	if ttl := c.Admin.SessionTTL.D(); ttl < time.Minute || ttl > 720*time.Hour {
+		bad("admin.session_ttl", "must be between 1m and 720h, got %s", ttl)
+	}
 	keys := c.Secrets.MasterKeys[:0]
 	for _, k := range c.Secrets.MasterKeys {
 		if k = strings.TrimSpace(k); k != "" {

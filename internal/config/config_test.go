@@ -368,6 +368,9 @@ func TestDefault(t *testing.T) {
 	if got, want := c.Listen, ":8080"; got != want {
 		t.Errorf("listen: got %q, want %q", got, want)
 	}
+	if got, want := c.Admin.SessionTTL.D(), 12*time.Hour; got != want {
+		t.Errorf("admin.session_ttl: got %s, want %s", got, want)
+	}
 	if c.Storage.Driver != "sqlite" || c.Storage.Path != "./hookd-data" {
 		t.Errorf("storage: got %+v, want sqlite in ./hookd-data", c.Storage)
 	}
@@ -439,6 +442,8 @@ func TestValidate(t *testing.T) {
 		{"ProxyScheme", func(c *Config) { c.Egress.Proxy = "socks5://proxy.internal:1080" }, "egress.proxy"},
 		{"ProxyNoScheme", func(c *Config) { c.Egress.Proxy = "proxy.internal:3128" }, "egress.proxy"},
 		{"ProxyPath", func(c *Config) { c.Egress.Proxy = "http://proxy.internal:3128/x" }, "egress.proxy"},
+		{"SessionTTLShort", func(c *Config) { c.Admin.SessionTTL = Duration(30 * time.Second) }, "admin.session_ttl"},
+		{"SessionTTLLong", func(c *Config) { c.Admin.SessionTTL = Duration(721 * time.Hour) }, "admin.session_ttl"},
 		{"AckDeadlineZero", func(c *Config) { c.Server.AckDeadline = 0 }, "server.ack_deadline"},
 		{"AckDeadlineTooLong", func(c *Config) { c.Server.AckDeadline = Duration(2 * time.Minute) }, "server.ack_deadline"},
 		{"MaxInFlightZero", func(c *Config) { c.Server.MaxInFlight = 0 }, "server.max_in_flight"},

@@ -45,6 +45,7 @@ type Store interface {
 	Close() error
 
 	DeliveryStore
+	SessionStore
 }
 
 // EventInsert is one event to store.

@@ -3,11 +3,15 @@
 // Everything the API returns is rendered with DOM building and textContent
 // only: event bodies, headers and most other strings are attacker-controlled
 // (they come from whoever posts webhooks), so no API data is ever parsed as
-// HTML. The token lives in sessionStorage (this tab only).
+// HTML. Signing in exchanges the admin token for a session cookie
+// (HttpOnly, so no script reads it); the token itself is kept nowhere. The
+// session's CSRF token is held in memory and sent in X-CSRF-Token with
+// every request that changes something.
 'use strict';
 
 (function () {
-  const TOKEN_KEY = 'hookd.console.token';
+  // OLD_TOKEN_KEY is where earlier versions kept the token; it is removed.
+  const OLD_TOKEN_KEY = 'hookd.console.token';
   const STATUSES = ['pending', 'delivering', 'succeeded', 'retrying', 'failed', 'cancelled'];
   const RETRYABLE = new Set(['failed', 'succeeded', 'cancelled']);
   const BADGE_CLASSES = new Set(STATUSES.concat(['ok', 'bad', 'info', 'stale', 'running', 'done',
@@ -191,25 +195,69 @@
 
   // ---- token, error bar, flash -------------------------------------------
 
-  let memToken = '';
+  // csrf is the session's CSRF token; empty while signed out.
+  let csrf = '';
 
-  function getToken() {
-    try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return memToken; }
-  }
+  function signedIn() { return !!csrf; }
 
-  function setToken(t) {
-    memToken = t;
-    try {
-      if (t) sessionStorage.setItem(TOKEN_KEY, t); else sessionStorage.removeItem(TOKEN_KEY);
-    } catch (e) { /* storage unavailable: memory only */ }
+  function setSession(token) {
+    csrf = token || '';
     updateAuthStatus();
   }
 
   function updateAuthStatus() {
-    const has = !!getToken();
-    $('auth-label').textContent = has ? 'Token set' : 'No token';
-    $('auth-change').textContent = has ? 'Change token' : 'Set token';
+    const has = signedIn();
+    $('auth-label').textContent = has ? 'Signed in' : 'Signed out';
+    $('auth-change').textContent = has ? 'Sign in again' : 'Sign in';
     $('auth-forget').hidden = !has;
+  }
+
+  // sessionCall calls /api/v1/session; it resolves to the fetch answer.
+  async function sessionCall(method, body) {
+    const init = { method, headers: { Accept: 'application/json' }, cache: 'no-store', credentials: 'same-origin' };
+    if (csrf && method === 'DELETE') init.headers['X-CSRF-Token'] = csrf;
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    return fetch('/api/v1/session', init);
+  }
+
+  // sessionAnswer reads a session answer's CSRF token, or the error's message.
+  async function sessionAnswer(res) {
+    let data = null;
+    try { data = await res.json(); } catch (e) { data = null; }
+    if (res.ok && data && typeof data.csrf_token === 'string') return { token: data.csrf_token };
+    const apiErr = data && data.error ? data.error : null;
+    return { message: apiErr && apiErr.message ? String(apiErr.message) : 'HTTP ' + res.status };
+  }
+
+  // signIn exchanges an admin token for a session cookie.
+  async function signIn(token) {
+    let res;
+    try { res = await sessionCall('POST', { token }); } catch (e) {
+      return 'Network error signing in: ' + (e && e.message ? e.message : e);
+    }
+    const a = await sessionAnswer(res);
+    if (!a.token) return 'Sign-in refused: ' + a.message;
+    setSession(a.token);
+    return '';
+  }
+
+  // resumeSession picks up a session this browser already has (another
+  // tab, a reload).
+  async function resumeSession() {
+    try { sessionStorage.removeItem(OLD_TOKEN_KEY); } catch (e) { /* no storage */ }
+    try {
+      const a = await sessionAnswer(await sessionCall('GET'));
+      setSession(a.token || '');
+    } catch (e) { setSession(''); }
+  }
+
+  // signOut ends the session on the server, for every tab.
+  async function signOut() {
+    try { await sessionCall('DELETE'); } catch (e) { /* the cookie is cleared below anyway */ }
+    setSession('');
   }
 
   function showAuth(message, bad) {
@@ -217,7 +265,7 @@
     const m = $('auth-message');
     m.textContent = message || '';
     m.classList.toggle('bad', !!bad);
-    $('auth-cancel').hidden = !getToken() || !!bad;
+    $('auth-cancel').hidden = !signedIn() || !!bad;
     $('token-input').focus();
   }
 
@@ -259,18 +307,19 @@
     }
   }
 
-  // api calls the admin API with the bearer token. It resolves to the
-  // decoded JSON answer, or rejects with an APIError carrying the API's
-  // error message. A 401 (or no token at all) opens the token panel once;
-  // nothing retries on its own until a new token is given.
+  // api calls the admin API with the session cookie (and the CSRF token
+  // on anything but GET). It resolves to the decoded JSON answer, or
+  // rejects with an APIError carrying the API's error message. A 401 (or no
+  // session at all) opens the sign-in panel once; nothing retries on its
+  // own until the user signs in again.
   async function api(path, opts) {
     opts = opts || {};
-    const token = getToken();
-    if (!token) {
-      showAuth('Paste an admin API token to use the console.', false);
-      throw new APIError('no API token', 401, 'unauthenticated');
+    if (!signedIn()) {
+      showAuth('Sign in with an admin API token to use the console.', false);
+      throw new APIError('not signed in', 401, 'unauthenticated');
     }
-    const init = { method: opts.method || 'GET', headers: { Authorization: 'Bearer ' + token, Accept: 'application/json' }, cache: 'no-store' };
+    const init = { method: opts.method || 'GET', headers: { Accept: 'application/json' }, cache: 'no-store', credentials: 'same-origin' };
+    if (init.method !== 'GET') init.headers['X-CSRF-Token'] = csrf;
     if (opts.body !== undefined) {
       init.headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(opts.body);
@@ -292,7 +341,8 @@
       const err = new APIError(message, res.status, apiErr && apiErr.code ? String(apiErr.code) : '');
       if (res.status === 401) {
         stopView();
-        showAuth('The API answered 401 (' + message + '). Paste a valid admin token.', true);
+        setSession('');
+        showAuth('The API answered 401 (' + message + '). Sign in again with an admin token.', true);
       }
       throw err;
     }
@@ -346,9 +396,9 @@
       alive: () => my === gen,
       onLeave: (f) => { leaveHooks.push(f); },
     };
-    if (!getToken()) {
-      showAuth('Paste an admin API token to use the console.', false);
-      view.append(h('p', { class: 'empty' }, 'No API token set.'));
+    if (!signedIn()) {
+      showAuth('Sign in with an admin API token to use the console.', false);
+      view.append(h('p', { class: 'empty' }, 'Signed out.'));
       return;
     }
     switch (section) {
@@ -1052,32 +1102,37 @@
   // ---- start -----------------------------------------------------------------
 
   function init() {
-    $('token-form').addEventListener('submit', (e) => {
+    $('token-form').addEventListener('submit', async (e) => {
       e.preventDefault();
       const t = $('token-input').value.trim().replace(/^Bearer\s+/i, '');
+      $('token-input').value = '';
       if (!t) {
         showAuth('The token is empty.', true);
         return;
       }
-      setToken(t);
+      const refused = await signIn(t);
+      if (refused) {
+        showAuth(refused, true);
+        return;
+      }
       hideAuth();
       clearError();
       route();
     });
     $('auth-cancel').addEventListener('click', hideAuth);
     $('auth-change').addEventListener('click', () => showAuth('', false));
-    $('auth-forget').addEventListener('click', () => {
-      setToken('');
+    $('auth-forget').addEventListener('click', async () => {
       stopView();
+      await signOut();
       clearError();
-      $('view').replaceChildren(h('p', { class: 'empty' }, 'No API token set.'));
-      showAuth('Token forgotten. Paste a token to continue.', false);
+      $('view').replaceChildren(h('p', { class: 'empty' }, 'Signed out.'));
+      showAuth('Signed out. Sign in with an admin token to continue.', false);
     });
     $('error-close').addEventListener('click', clearError);
     window.addEventListener('hashchange', () => { clearError(); route(); });
     updateAuthStatus();
     if (!location.hash) history.replaceState(null, '', '#/events');
-    route();
+    resumeSession().then(route);
   }
 
   init();

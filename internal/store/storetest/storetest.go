@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventListLimitCapped", testEventListLimitCapped},
 		{"SettingGetOrCreate", testSettingGetOrCreate},
 		{"SettingPut", testSettingPut},
+		{"AdminSessionLifecycle", testAdminSession},
 		{"BatcherConcurrentInserts", testBatcherConcurrent},
 		{"CloseIdempotent", testCloseIdempotent},
 	}
