@@ -144,10 +144,20 @@ func TestSeed001SubscriptionShape(t *testing.T) {
 			someClaim = id
 		}
 	}
+	// A delivery is listed (pending) from the moment it exists: wait for
+	// both outcomes to be recorded.
 	waitFor(t, 5*time.Second, "deliveries recorded", func() bool {
 		_, ev := apiDo(t, "GET", base+"/api/v1/events/"+someClaim, "tok", "")
 		ds, _ := ev["deliveries"].([]any)
-		return len(ds) == 2
+		if len(ds) != 2 {
+			return false
+		}
+		for _, d := range ds {
+			if dm, _ := d.(map[string]any); dm["status"] != "succeeded" {
+				return false
+			}
+		}
+		return true
 	})
 	_, ev := apiDo(t, "GET", base+"/api/v1/events/"+someClaim, "tok", "")
 	for _, d := range ev["deliveries"].([]any) {
