@@ -50,9 +50,12 @@ func (e *Engine) Prune(ctx context.Context) (store.PruneResult, error) {
 			return total, err
 		}
 		if r.Done {
-			// The per-minute attempt counts go with the events of
-			// their time (the totals stay).
+			// The per-minute attempt and event counts go with the
+			// events of their time (the totals stay).
 			if _, err := e.st.AttemptCountPrune(ctx, p.Before); err != nil {
+				return total, err
+			}
+			if _, err := e.st.EventCountPrune(ctx, p.Before); err != nil {
 				return total, err
 			}
 			return total, nil

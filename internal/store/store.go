@@ -45,6 +45,7 @@ type Store interface {
 	Close() error
 
 	DeliveryStore
+	EventCounter
 }
 
 // EventInsert is one event to store.
