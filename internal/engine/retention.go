@@ -55,8 +55,10 @@ func (e *Engine) Prune(ctx context.Context) (store.PruneResult, error) {
 			if _, err := e.st.AttemptCountPrune(ctx, p.Before); err != nil {
 				return total, err
 			}
-			if _, err := e.st.EventCountPrune(ctx, p.Before); err != nil {
-				return total, err
+			if ec, ok := e.st.(store.EventCounter); ok {
+				if _, err := ec.EventCountPrune(ctx, p.Before); err != nil {
+					return total, err
+				}
 			}
 			return total, nil
 		}
