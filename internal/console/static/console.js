@@ -902,16 +902,16 @@
     const t0 = Date.parse(start);
     for (let i = 0; i < n; i++) {
       let y = H;
-      const tip = [fmtTime(new Date(t0 + i * step * 1000).toISOString())];
+      const tip = [fmtTime(new Date(t0 + i * step * 1000).toISOString())]
+        .concat(layers.map((l) => l.label + ' ' + (Number(l.values[i]) || 0))).join(', ');
       for (const l of layers) {
         const v = Number(l.values[i]) || 0;
-        tip.push(l.label + ' ' + v);
         if (!v) continue;
         const bh = (v / top) * (H - 2);
         y -= bh;
         const r = svg('rect', { class: l.cls, x: (i * bw).toFixed(2), y: y.toFixed(2), width: Math.max(bw - 1, 0.5).toFixed(2), height: bh.toFixed(2) });
         r.appendChild(svg('title'));
-        r.lastChild.textContent = tip.join(', ');
+        r.lastChild.textContent = tip;
         g.appendChild(r);
       }
     }
