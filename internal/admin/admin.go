@@ -111,6 +111,7 @@ func New(o Options) *API {
 		a.handle("GET /api/v1/sources", a.listSources)
 	}
 	a.handle("GET /api/v1/sources/{name}/events", a.sourceStream)
+	a.handle("GET /api/v1/stats", a.getStats)
 	if o.Reload != nil {
 		a.reload = o.Reload
 		a.handle("POST /api/v1/reload", a.reloadConfig)

@@ -50,10 +50,15 @@ func (e *Engine) Prune(ctx context.Context) (store.PruneResult, error) {
 			return total, err
 		}
 		if r.Done {
-			// The per-minute attempt counts go with the events of
-			// their time (the totals stay).
+			// The per-minute attempt and event counts go with the
+			// events of their time (the totals stay).
 			if _, err := e.st.AttemptCountPrune(ctx, p.Before); err != nil {
 				return total, err
+			}
+			if ec, ok := e.st.(store.EventCounter); ok {
+				if _, err := ec.EventCountPrune(ctx, p.Before); err != nil {
+					return total, err
+				}
 			}
 			return total, nil
 		}

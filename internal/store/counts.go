@@ -1,6 +1,9 @@
 package store
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // AttemptCounts are the recorded outcomes of a destination's attempts:
 // each write marked DeliveryWrite.Outcome that applied counts once in
@@ -37,9 +40,18 @@ func (c AttemptCounts) Plus(o AttemptCounts) AttemptCounts {
 // store.
 type AttemptMinute struct {
 	Destination string
-	// Minute is the start of the minute, UTC.
+	// Minute is the start of the minute, UTC (of the step, when the
+	// listing has one).
 	Minute time.Time
 	AttemptCounts
+	// Latency counts the attempts by duration.
+	Latency LatencyHistogram
+}
+
+// MinuteCounts are the counts of one destination's outcomes in one minute.
+type MinuteCounts struct {
+	AttemptCounts
+	Latency LatencyHistogram
 }
 
 // AttemptCountListParams selects per-minute attempt counts.
@@ -49,9 +61,19 @@ type AttemptCountListParams struct {
 	// Since and Until bound the minutes (inclusive, exclusive): a minute
 	// is listed when its start is in [Since, Until). Zero means open.
 	Since, Until time.Time
+	// Step, a whole number of minutes (1 to 1440; 0 is one), sums the
+	// minutes of each step (steps start at multiples of Step since the
+	// Unix epoch): a row per destination and step.
+	Step time.Duration
 	// Limit bounds the rows returned (default and cap
 	// MaxAttemptMinutes).
 	Limit int
+}
+
+// StepMinutes is the whole number of minutes of step, clamped to 1..1440.
+func StepMinutes(step time.Duration) int64 {
+	m := int64(step / time.Minute)
+	return min(max(m, 1), 1440)
 }
 
 // MaxAttemptMinutes caps an AttemptCountList: a week of minutes of one
@@ -62,13 +84,16 @@ const MaxAttemptMinutes = 20000
 // (DeliveryWrite.Outcome set), by destination and by destination and
 // minute (unix seconds of the minute's start, from Delivery.UpdatedAt,
 // now when zero). Drivers call it in DeliveryWriteMany.
-func CountOutcomes(writes []*DeliveryWrite, applied func(i int) bool, now time.Time) (totals map[string]AttemptCounts, minutes map[string]map[int64]AttemptCounts) {
+//
+// The duration of an attempt, counted in its minute's Latency, is that of
+// the write's Attempt, else Delivery.LastDuration.
+func CountOutcomes(writes []*DeliveryWrite, applied func(i int) bool, now time.Time) (totals map[string]AttemptCounts, minutes map[string]map[int64]MinuteCounts) {
 	for i, w := range writes {
 		if !w.Outcome || !applied(i) {
 			continue
 		}
 		if totals == nil {
-			totals, minutes = map[string]AttemptCounts{}, map[string]map[int64]AttemptCounts{}
+			totals, minutes = map[string]AttemptCounts{}, map[string]map[int64]MinuteCounts{}
 		}
 		d := w.Delivery
 		at := d.UpdatedAt
@@ -80,11 +105,120 @@ func CountOutcomes(writes []*DeliveryWrite, applied func(i int) bool, now time.T
 		c.Add(d.Status)
 		totals[d.Destination] = c
 		if minutes[d.Destination] == nil {
-			minutes[d.Destination] = map[int64]AttemptCounts{}
+			minutes[d.Destination] = map[int64]MinuteCounts{}
 		}
 		mc := minutes[d.Destination][m]
 		mc.Add(d.Status)
+		dur := d.LastDuration
+		if w.Attempt != nil {
+			dur = w.Attempt.Duration
+		}
+		mc.Latency[LatencyBucket(dur)]++
 		minutes[d.Destination][m] = mc
 	}
 	return totals, minutes
+}
+
+// LatencyBounds are the upper bounds (inclusive) of the latency buckets but
+// the last, which holds every longer attempt: a log scale, 1-2.5-5 per
+// decade, from 5 ms to 10 s.
+var LatencyBounds = [LatencyBuckets - 1]time.Duration{
+	5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
+	100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond, time.Second,
+	2500 * time.Millisecond, 5 * time.Second, 10 * time.Second,
+}
+
+// LatencyBuckets is how many buckets a LatencyHistogram has.
+const LatencyBuckets = 12
+
+// LatencyHistogram counts attempts by duration: bucket i holds those up to
+// LatencyBounds[i] and above the bound before; the last bucket those above
+// the last bound.
+type LatencyHistogram [LatencyBuckets]int64
+
+// LatencyBucket is the bucket of an attempt that took d.
+func LatencyBucket(d time.Duration) int {
+	for i, b := range LatencyBounds {
+		if d <= b {
+			return i
+		}
+	}
+	return LatencyBuckets - 1
+}
+
+// Plus returns the sum of h and o.
+func (h LatencyHistogram) Plus(o LatencyHistogram) LatencyHistogram {
+	for i := range h {
+		h[i] += o[i]
+	}
+	return h
+}
+
+// Quantile estimates the q-quantile (0 < q <= 1) of the durations counted:
+// the upper bound of the bucket holding it, so that the true value is at
+// most the estimate and above the bound below (the last bucket answers its
+// lower bound, the last of LatencyBounds: "10 s or more"). ok is false
+// when nothing was counted.
+func (h LatencyHistogram) Quantile(q float64) (d time.Duration, ok bool) {
+	var n int64
+	for _, c := range h {
+		n += c
+	}
+	if n == 0 {
+		return 0, false
+	}
+	// The rank of the quantile, 1-based: the smallest r with r >= q*n.
+	rank := int64(q * float64(n))
+	if float64(rank) < q*float64(n) {
+		rank++
+	}
+	rank = max(rank, 1)
+	var seen int64
+	for i, c := range h {
+		seen += c
+		if seen >= rank {
+			if i == LatencyBuckets-1 {
+				break
+			}
+			return LatencyBounds[i], true
+		}
+	}
+	return LatencyBounds[len(LatencyBounds)-1], true
+}
+
+// EventMinute is the count of the events of one source received in one
+// minute (of Event.ReceivedAt), summed over every process on the store.
+type EventMinute struct {
+	Source string
+	// Minute is the start of the minute (of the step, when the listing
+	// has one), UTC.
+	Minute time.Time
+	// Events counts the events stored: a duplicate (an event's id
+	// received again within its dedupe window) is not counted.
+	Events int64
+}
+
+// EventCountListParams selects per-minute event counts.
+type EventCountListParams struct {
+	// Source keeps one source's minutes; "" keeps every one.
+	Source string
+	// Since and Until bound the minutes as AttemptCountListParams does.
+	Since, Until time.Time
+	// Step sums the minutes of each step, as AttemptCountListParams.Step.
+	Step time.Duration
+	// Limit bounds the rows returned (default and cap
+	// MaxAttemptMinutes).
+	Limit int
+}
+
+// EventCounter is the per-minute event counts of a store: every event
+// EventInsertMany stores is counted, once, in the transaction that
+// stores it.
+type EventCounter interface {
+	// EventCountList returns the per-minute event counts p selects,
+	// oldest minute first, then by source.
+	EventCountList(ctx context.Context, p *EventCountListParams) ([]*EventMinute, error)
+	// EventCountPrune deletes the per-minute event counts of the minutes
+	// that start before before and returns how many rows it deleted.
+	EventCountPrune(ctx context.Context, before time.Time) (int64, error)
 }

@@ -46,6 +46,7 @@ type Store interface {
 
 	DeliveryStore
 	SessionStore
+	EventCounter
 }
 
 // EventInsert is one event to store.

@@ -18,7 +18,7 @@ const countSlots = 16
 // queueCounts queues the upserts that add the counted outcomes of a
 // DeliveryWriteMany to the rows of slot, in destination then minute order
 // (processes that drew one slot take its rows in one order).
-func queueCounts(b *pgx.Batch, slot int16, totals map[string]store.AttemptCounts, minutes map[string]map[int64]store.AttemptCounts) {
+func queueCounts(b *pgx.Batch, slot int16, totals map[string]store.AttemptCounts, minutes map[string]map[int64]store.MinuteCounts) {
 	dests := make([]string, 0, len(totals))
 	for d := range totals {
 		dests = append(dests, d)
@@ -41,16 +41,33 @@ func queueCounts(b *pgx.Batch, slot int16, totals map[string]store.AttemptCounts
 		sort.Slice(ms, func(i, j int) bool { return ms[i] < ms[j] })
 		for _, m := range ms {
 			c := minutes[d][m]
-			b.Queue(`INSERT INTO attempt_minutes (destination, minute, slot, attempts, succeeded, retried, failed)
-				VALUES ($1, $2, $3, $4, $5, $6, $7)
-				ON CONFLICT (destination, minute, slot) DO UPDATE SET
-					attempts = attempt_minutes.attempts + excluded.attempts,
-					succeeded = attempt_minutes.succeeded + excluded.succeeded,
-					retried = attempt_minutes.retried + excluded.retried,
-					failed = attempt_minutes.failed + excluded.failed`,
-				d, m, slot, c.Attempts, c.Succeeded, c.Retried, c.Failed)
+			args := []any{d, m, slot, c.Attempts, c.Succeeded, c.Retried, c.Failed}
+			for _, n := range c.Latency {
+				args = append(args, n)
+			}
+			b.Queue(addMinuteSQL, args...)
 		}
 	}
+}
+
+// Latency bucket columns of attempt_minutes (migration 0005).
+var latencySums, addMinuteSQL string
+
+func init() {
+	var cols, vals, add string
+	for i := range store.LatencyBuckets {
+		cols += fmt.Sprintf(", l%d", i)
+		vals += fmt.Sprintf(", $%d", 8+i)
+		add += fmt.Sprintf(",\n\t\t\tl%d = attempt_minutes.l%d + excluded.l%d", i, i, i)
+		latencySums += fmt.Sprintf(", sum(l%d)::bigint", i)
+	}
+	addMinuteSQL = `INSERT INTO attempt_minutes (destination, minute, slot, attempts, succeeded, retried, failed` + cols + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7` + vals + `)
+		ON CONFLICT (destination, minute, slot) DO UPDATE SET
+			attempts = attempt_minutes.attempts + excluded.attempts,
+			succeeded = attempt_minutes.succeeded + excluded.succeeded,
+			retried = attempt_minutes.retried + excluded.retried,
+			failed = attempt_minutes.failed + excluded.failed` + add
 }
 
 // AttemptCountTotals returns every destination's attempt counts, summed
@@ -85,9 +102,10 @@ func (s *Store) AttemptCountTotals(ctx context.Context) (map[string]store.Attemp
 // AttemptCountList returns per-minute attempt counts, summed over the
 // slots.
 func (s *Store) AttemptCountList(ctx context.Context, p *store.AttemptCountListParams) ([]*store.AttemptMinute, error) {
-	q := `SELECT destination, minute, sum(attempts)::bigint, sum(succeeded)::bigint, sum(retried)::bigint, sum(failed)::bigint
+	step := store.StepMinutes(p.Step) * 60
+	q := `SELECT destination, (minute / $1) * $1 AS m, sum(attempts)::bigint, sum(succeeded)::bigint, sum(retried)::bigint, sum(failed)::bigint` + latencySums + `
 		FROM attempt_minutes WHERE true`
-	var args []any
+	args := []any{step}
 	if p.Destination != "" {
 		args = append(args, p.Destination)
 		q += fmt.Sprintf(` AND destination = $%d`, len(args))
@@ -105,7 +123,7 @@ func (s *Store) AttemptCountList(ctx context.Context, p *store.AttemptCountListP
 		limit = store.MaxAttemptMinutes
 	}
 	args = append(args, limit)
-	q += fmt.Sprintf(` GROUP BY minute, destination ORDER BY minute, destination LIMIT $%d`, len(args))
+	q += fmt.Sprintf(` GROUP BY m, destination ORDER BY m, destination LIMIT $%d`, len(args))
 	var out []*store.AttemptMinute
 	err := s.with(ctx, func(c *pgx.Conn) error {
 		rows, err := c.Query(ctx, q, args...)
@@ -118,7 +136,11 @@ func (s *Store) AttemptCountList(ctx context.Context, p *store.AttemptCountListP
 				m   store.AttemptMinute
 				sec int64
 			)
-			if err := rows.Scan(&m.Destination, &sec, &m.Attempts, &m.Succeeded, &m.Retried, &m.Failed); err != nil {
+			dst := []any{&m.Destination, &sec, &m.Attempts, &m.Succeeded, &m.Retried, &m.Failed}
+			for i := range m.Latency {
+				dst = append(dst, &m.Latency[i])
+			}
+			if err := rows.Scan(dst...); err != nil {
 				return err
 			}
 			m.Minute = time.Unix(sec, 0).UTC()
@@ -142,6 +164,91 @@ func (s *Store) AttemptCountPrune(ctx context.Context, before time.Time) (int64,
 	})
 	if err != nil {
 		return 0, fmt.Errorf("prune attempt counts: %w", mapErr(err))
+	}
+	return n, nil
+}
+
+// queueEventCounts queues the upserts that add n[source][minute] events
+// to the rows of slot, in source then minute order.
+func queueEventCounts(b *pgx.Batch, slot int16, n map[string]map[int64]int64) {
+	srcs := make([]string, 0, len(n))
+	for src := range n {
+		srcs = append(srcs, src)
+	}
+	sort.Strings(srcs)
+	for _, src := range srcs {
+		ms := make([]int64, 0, len(n[src]))
+		for m := range n[src] {
+			ms = append(ms, m)
+		}
+		sort.Slice(ms, func(i, j int) bool { return ms[i] < ms[j] })
+		for _, m := range ms {
+			b.Queue(`INSERT INTO event_minutes (source, minute, slot, events) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (source, minute, slot) DO UPDATE SET events = event_minutes.events + excluded.events`,
+				src, m, slot, n[src][m])
+		}
+	}
+}
+
+// EventCountList returns per-minute event counts, summed over the slots.
+func (s *Store) EventCountList(ctx context.Context, p *store.EventCountListParams) ([]*store.EventMinute, error) {
+	step := store.StepMinutes(p.Step) * 60
+	q := `SELECT source, (minute / $1) * $1 AS m, sum(events)::bigint FROM event_minutes WHERE true`
+	args := []any{step}
+	if p.Source != "" {
+		args = append(args, p.Source)
+		q += fmt.Sprintf(` AND source = $%d`, len(args))
+	}
+	if !p.Since.IsZero() {
+		args = append(args, minuteCeil(p.Since))
+		q += fmt.Sprintf(` AND minute >= $%d`, len(args))
+	}
+	if !p.Until.IsZero() {
+		args = append(args, minuteCeil(p.Until))
+		q += fmt.Sprintf(` AND minute < $%d`, len(args))
+	}
+	limit := p.Limit
+	if limit <= 0 || limit > store.MaxAttemptMinutes {
+		limit = store.MaxAttemptMinutes
+	}
+	args = append(args, limit)
+	q += fmt.Sprintf(` GROUP BY m, source ORDER BY m, source LIMIT $%d`, len(args))
+	var out []*store.EventMinute
+	err := s.with(ctx, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				m   store.EventMinute
+				sec int64
+			)
+			if err := rows.Scan(&m.Source, &sec, &m.Events); err != nil {
+				return err
+			}
+			m.Minute = time.Unix(sec, 0).UTC()
+			out = append(out, &m)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list event counts: %w", mapErr(err))
+	}
+	return out, nil
+}
+
+// EventCountPrune deletes the minutes that start before before.
+func (s *Store) EventCountPrune(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.with(ctx, func(c *pgx.Conn) error {
+		ct, err := c.Exec(ctx, `DELETE FROM event_minutes WHERE minute < $1`, minuteCeil(before))
+		n = ct.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune event counts: %w", mapErr(err))
 	}
 	return n, nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"sort"
 	"strconv"
 	"strings"
@@ -511,6 +512,22 @@ func (s *Store) insertOnce(ctx context.Context, rows []eventRow) (res []store.Ev
 		if len(dupReq) > 0 {
 			b.Queue(`INSERT INTO duplicate_requests (request_id, event_id, received_at)
 				SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])`, dupReq, dupEvent, dupAt)
+		}
+		// The new events' per-minute counts, last (the rows they lock are
+		// held only until the commit), on a slot drawn per transaction:
+		// concurrent batches, of this process or another, seldom meet on
+		// one row. A batch rolled back for a conflict takes its counts
+		// with it.
+		if len(newIdx) > 0 {
+			n := map[string]map[int64]int64{}
+			for _, i := range newIdx {
+				e := rows[i].e
+				if n[e.Source] == nil {
+					n[e.Source] = map[int64]int64{}
+				}
+				n[e.Source][e.ReceivedAt.Truncate(time.Minute).Unix()]++
+			}
+			queueEventCounts(b, int16(rand.IntN(countSlots)), n)
 		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err

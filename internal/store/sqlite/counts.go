@@ -12,7 +12,7 @@ import (
 
 // addCounts adds the counted outcomes of a DeliveryWriteMany to the
 // attempt counts, in its transaction.
-func addCounts(ctx context.Context, tx *sql.Tx, totals map[string]store.AttemptCounts, minutes map[string]map[int64]store.AttemptCounts) error {
+func addCounts(ctx context.Context, tx *sql.Tx, totals map[string]store.AttemptCounts, minutes map[string]map[int64]store.MinuteCounts) error {
 	if len(totals) == 0 {
 		return nil
 	}
@@ -32,18 +32,42 @@ func addCounts(ctx context.Context, tx *sql.Tx, totals map[string]store.AttemptC
 			return fmt.Errorf("count attempts of %s: %w", d, mapErr(err))
 		}
 		for m, c := range minutes[d] {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO attempt_minutes (destination, minute, attempts, succeeded, retried, failed)
-				VALUES (?, ?, ?, ?, ?, ?)
-				ON CONFLICT (destination, minute) DO UPDATE SET
-					attempts = attempts + excluded.attempts, succeeded = succeeded + excluded.succeeded,
-					retried = retried + excluded.retried, failed = failed + excluded.failed`,
-				d, m, c.Attempts, c.Succeeded, c.Retried, c.Failed); err != nil {
+			args := []any{d, m, c.Attempts, c.Succeeded, c.Retried, c.Failed}
+			for _, n := range c.Latency {
+				args = append(args, n)
+			}
+			if _, err := tx.ExecContext(ctx, addMinuteSQL, args...); err != nil {
 				return fmt.Errorf("count attempts of %s: %w", d, mapErr(err))
 			}
 		}
 	}
 	return nil
 }
+
+// Latency bucket columns of attempt_minutes (migration 0008).
+var (
+	latencyCols, latencyArgs, latencyAdd, latencySums string
+)
+
+func init() {
+	for i := range store.LatencyBuckets {
+		sep := ", "
+		if i == 0 {
+			sep = ""
+		}
+		latencyCols += fmt.Sprintf("%sl%d", sep, i)
+		latencyArgs += ", ?"
+		latencyAdd += fmt.Sprintf(", l%d = l%d + excluded.l%d", i, i, i)
+		latencySums += fmt.Sprintf(", sum(l%d)", i)
+	}
+	addMinuteSQL = `INSERT INTO attempt_minutes (destination, minute, attempts, succeeded, retried, failed, ` + latencyCols + `)
+		VALUES (?, ?, ?, ?, ?, ?` + latencyArgs + `)
+		ON CONFLICT (destination, minute) DO UPDATE SET
+			attempts = attempts + excluded.attempts, succeeded = succeeded + excluded.succeeded,
+			retried = retried + excluded.retried, failed = failed + excluded.failed` + latencyAdd
+}
+
+var addMinuteSQL string
 
 // AttemptCountTotals returns every destination's attempt counts.
 func (s *Store) AttemptCountTotals(ctx context.Context) (map[string]store.AttemptCounts, error) {
@@ -71,8 +95,10 @@ func (s *Store) AttemptCountTotals(ctx context.Context) (map[string]store.Attemp
 
 // AttemptCountList returns per-minute attempt counts.
 func (s *Store) AttemptCountList(ctx context.Context, p *store.AttemptCountListParams) ([]*store.AttemptMinute, error) {
-	q := `SELECT destination, minute, attempts, succeeded, retried, failed FROM attempt_minutes WHERE 1=1`
-	var args []any
+	step := store.StepMinutes(p.Step) * 60
+	q := `SELECT destination, (minute / ?) * ? AS m, sum(attempts), sum(succeeded), sum(retried), sum(failed)` + latencySums + `
+		FROM attempt_minutes WHERE 1=1`
+	args := []any{step, step}
 	if p.Destination != "" {
 		q += ` AND destination = ?`
 		args = append(args, p.Destination)
@@ -89,7 +115,7 @@ func (s *Store) AttemptCountList(ctx context.Context, p *store.AttemptCountListP
 	if limit <= 0 || limit > store.MaxAttemptMinutes {
 		limit = store.MaxAttemptMinutes
 	}
-	q += ` ORDER BY minute, destination LIMIT ?`
+	q += ` GROUP BY m, destination ORDER BY m, destination LIMIT ?`
 	args = append(args, limit)
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -102,7 +128,11 @@ func (s *Store) AttemptCountList(ctx context.Context, p *store.AttemptCountListP
 			m   store.AttemptMinute
 			sec int64
 		)
-		if err := rows.Scan(&m.Destination, &sec, &m.Attempts, &m.Succeeded, &m.Retried, &m.Failed); err != nil {
+		dst := []any{&m.Destination, &sec, &m.Attempts, &m.Succeeded, &m.Retried, &m.Failed}
+		for i := range m.Latency {
+			dst = append(dst, &m.Latency[i])
+		}
+		if err := rows.Scan(dst...); err != nil {
 			return nil, fmt.Errorf("list attempt counts: %w", mapErr(err))
 		}
 		m.Minute = time.Unix(sec, 0).UTC()
@@ -122,6 +152,70 @@ func (s *Store) AttemptCountPrune(ctx context.Context, before time.Time) (int64,
 	r, err := s.w.ExecContext(ctx, `DELETE FROM attempt_minutes WHERE minute < ?`, minuteCeil(before))
 	if err != nil {
 		return 0, fmt.Errorf("prune attempt counts: %w", mapErr(err))
+	}
+	n, err := r.RowsAffected()
+	return n, mapErr(err)
+}
+
+// EventCountList returns per-minute event counts: those of every event
+// acknowledged before it began (it waits for the indexer, which counts
+// them).
+func (s *Store) EventCountList(ctx context.Context, p *store.EventCountListParams) ([]*store.EventMinute, error) {
+	if err := s.caughtUp(ctx); err != nil {
+		return nil, err
+	}
+	step := store.StepMinutes(p.Step) * 60
+	q := `SELECT source, (minute / ?) * ? AS m, sum(events) FROM event_minutes WHERE 1=1`
+	args := []any{step, step}
+	if p.Source != "" {
+		q += ` AND source = ?`
+		args = append(args, p.Source)
+	}
+	if !p.Since.IsZero() {
+		q += ` AND minute >= ?`
+		args = append(args, minuteCeil(p.Since))
+	}
+	if !p.Until.IsZero() {
+		q += ` AND minute < ?`
+		args = append(args, minuteCeil(p.Until))
+	}
+	limit := p.Limit
+	if limit <= 0 || limit > store.MaxAttemptMinutes {
+		limit = store.MaxAttemptMinutes
+	}
+	q += ` GROUP BY m, source ORDER BY m, source LIMIT ?`
+	args = append(args, limit)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list event counts: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []*store.EventMinute
+	for rows.Next() {
+		var (
+			m   store.EventMinute
+			sec int64
+		)
+		if err := rows.Scan(&m.Source, &sec, &m.Events); err != nil {
+			return nil, fmt.Errorf("list event counts: %w", mapErr(err))
+		}
+		m.Minute = time.Unix(sec, 0).UTC()
+		out = append(out, &m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list event counts: %w", mapErr(err))
+	}
+	return out, nil
+}
+
+// EventCountPrune deletes the minutes that start before before.
+func (s *Store) EventCountPrune(ctx context.Context, before time.Time) (int64, error) {
+	if err := s.writable(); err != nil {
+		return 0, err
+	}
+	r, err := s.w.ExecContext(ctx, `DELETE FROM event_minutes WHERE minute < ?`, minuteCeil(before))
+	if err != nil {
+		return 0, fmt.Errorf("prune event counts: %w", mapErr(err))
 	}
 	n, err := r.RowsAffected()
 	return n, mapErr(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 
@@ -337,9 +338,19 @@ func (x *rawTx) index(recs []*logRecord) error {
 		min, max int64
 	}
 	var spans []span
+	// The events indexed per source and minute (event_minutes): counted
+	// in this transaction, they are counted once, replay or not.
+	type srcMinute struct {
+		source string
+		minute int64
+	}
+	counts := map[srcMinute]int64{}
 	for _, r := range recs {
 		if err := x.record(r); err != nil {
 			return fmt.Errorf("event %d: %w", r.lsn, mapErr(err))
+		}
+		if r.kind == recEvent {
+			counts[srcMinute{r.source, time.UnixMicro(r.received).Truncate(time.Minute).Unix()}]++
 		}
 		if len(spans) == 0 || spans[len(spans)-1].seg != r.segment {
 			spans = append(spans, span{seg: r.segment})
@@ -349,6 +360,21 @@ func (x *rawTx) index(recs []*logRecord) error {
 				sp.min = r.seq
 			}
 			sp.max = r.seq
+		}
+	}
+	keys := make([]srcMinute, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].source != keys[j].source {
+			return keys[i].source < keys[j].source
+		}
+		return keys[i].minute < keys[j].minute
+	})
+	for _, k := range keys {
+		if _, err := x.exec(stCountEvents, k.source, k.minute, counts[k]); err != nil {
+			return fmt.Errorf("count events of %s: %w", k.source, mapErr(err))
 		}
 	}
 	for _, sp := range spans {
@@ -402,6 +428,7 @@ const (
 	stInsertReq
 	stSegment
 	stSetIndexed
+	stCountEvents
 	stCount
 )
 
@@ -421,6 +448,8 @@ var indexSQL = [stCount]string{
 		ON CONFLICT (segment) DO UPDATE SET min_seq = coalesce(min(min_seq, excluded.min_seq), min_seq, excluded.min_seq),
 			max_seq = coalesce(max(max_seq, excluded.max_seq), max_seq, excluded.max_seq)`,
 	stSetIndexed: `UPDATE settings SET value = ? WHERE name = '` + indexedSetting + `'`,
+	stCountEvents: `INSERT INTO event_minutes (source, minute, events) VALUES (?, ?, ?)
+		ON CONFLICT (source, minute) DO UPDATE SET events = events + excluded.events`,
 }
 
 // replayLog indexes what the log holds beyond the index, before anything

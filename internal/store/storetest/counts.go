@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"hookd"
 	"hookd/internal/store"
 )
 
@@ -12,6 +13,8 @@ var countCases = []struct {
 	fn   func(t *testing.T, st store.Store)
 }{
 	{"AttemptCounts", testAttemptCounts},
+	{"AttemptLatency", testAttemptLatency},
+	{"EventCounts", testEventCounts},
 }
 
 // outcome is the write of the outcome of an attempt of d: status, one
@@ -117,4 +120,95 @@ func testAttemptCounts(t *testing.T, st store.Store) {
 	if got, err := st.AttemptCountTotals(ctx); err != nil || got["alpha"] != want["alpha"] || got["beta"] != want["beta"] {
 		t.Fatalf("AttemptCountTotals after the prune: got %+v, %v; want %+v", got, err, want)
 	}
+}
+
+// testAttemptLatency: each outcome's duration (its Attempt's, else the
+// delivery's LastDuration) is counted in its minute's latency histogram,
+// and a listing with a step sums the minutes of each step.
+func testAttemptLatency(t *testing.T, st store.Store) {
+	ctx := ctxFor(t)
+	es := seedEvents(t, st, "src", base, 3)
+	m0 := base.Truncate(time.Hour)
+	var ws []*store.DeliveryWrite
+	durs := []time.Duration{3 * time.Millisecond, 40 * time.Millisecond, 20 * time.Second}
+	for i, e := range es {
+		w := outcome(newDelivery(e, "alpha", store.StatusPending, time.Time{}), store.StatusSucceeded, store.FenceInsertOnly,
+			m0.Add(time.Duration(i)*10*time.Minute))
+		if i == 2 {
+			w.Delivery.LastDuration = durs[i]
+		} else {
+			w.Attempt = &store.Attempt{Number: 1, StartedAt: w.Delivery.UpdatedAt, Duration: durs[i], StatusCode: 200}
+		}
+		ws = append(ws, w)
+	}
+	if _, err := st.DeliveryWriteMany(ctx, ws, 0); err != nil {
+		t.Fatalf("DeliveryWriteMany: %v", err)
+	}
+	ms, err := st.AttemptCountList(ctx, &store.AttemptCountListParams{})
+	if err != nil || len(ms) != 3 {
+		t.Fatalf("AttemptCountList: got %d rows, %v; want 3", len(ms), err)
+	}
+	for i, m := range ms {
+		var want store.LatencyHistogram
+		want[store.LatencyBucket(durs[i])] = 1
+		if m.Latency != want {
+			t.Errorf("minute %d latency: got %v, want %v", i, m.Latency, want)
+		}
+	}
+	ms, err = st.AttemptCountList(ctx, &store.AttemptCountListParams{Step: 15 * time.Minute})
+	if err != nil || len(ms) != 2 {
+		t.Fatalf("AttemptCountList by 15m: got %d rows, %v; want 2", len(ms), err)
+	}
+	var want0 store.LatencyHistogram
+	want0[store.LatencyBucket(durs[0])], want0[store.LatencyBucket(durs[1])] = 1, 1
+	if !ms[0].Minute.Equal(m0) || ms[0].Attempts != 2 || ms[0].Latency != want0 || !ms[1].Minute.Equal(m0.Add(15*time.Minute)) || ms[1].Attempts != 1 {
+		t.Fatalf("AttemptCountList by 15m: got %+v, %+v; want 2 attempts at %v (latency %v), 1 at +15m", *ms[0], *ms[1], m0, want0)
+	}
+}
+
+// testEventCounts: every event stored is counted once in its source's
+// minute of ReceivedAt, a duplicate is not; a step sums minutes; pruning
+// drops old minutes.
+func testEventCounts(t *testing.T, st store.Store) {
+	ctx := ctxFor(t)
+	m0 := base.Truncate(time.Hour)
+	a := []*hookd.Event{newEvent("a", "x1", m0.Add(time.Second)), newEvent("a", "x2", m0.Add(2*time.Second)),
+		newEvent("b", "", m0.Add(30*time.Second)), newEvent("a", "x3", m0.Add(20*time.Minute))}
+	insert(t, st, window, a...)
+	// x1 again: a duplicate, not counted.
+	insert(t, st, window, newEvent("a", "x1", m0.Add(21*time.Minute)))
+	list := func(p store.EventCountListParams) []store.EventMinute {
+		t.Helper()
+		ms, err := st.EventCountList(ctx, &p)
+		if err != nil {
+			t.Fatalf("EventCountList(%+v): %v", p, err)
+		}
+		out := make([]store.EventMinute, len(ms))
+		for i, m := range ms {
+			out[i] = *m
+		}
+		return out
+	}
+	same := func(what string, got, want []store.EventMinute) {
+		t.Helper()
+		ok := len(got) == len(want)
+		for i := 0; ok && i < len(got); i++ {
+			ok = got[i].Source == want[i].Source && got[i].Minute.Equal(want[i].Minute) && got[i].Events == want[i].Events
+		}
+		if !ok {
+			t.Fatalf("%s: got %+v, want %+v", what, got, want)
+		}
+	}
+	all := []store.EventMinute{{Source: "a", Minute: m0, Events: 2}, {Source: "b", Minute: m0, Events: 1},
+		{Source: "a", Minute: m0.Add(20 * time.Minute), Events: 1}}
+	same("every minute", list(store.EventCountListParams{}), all)
+	same("source a", list(store.EventCountListParams{Source: "a"}), []store.EventMinute{all[0], all[2]})
+	same("since +1m", list(store.EventCountListParams{Since: m0.Add(time.Minute)}), all[2:])
+	same("hourly", list(store.EventCountListParams{Step: time.Hour}),
+		[]store.EventMinute{{Source: "a", Minute: m0, Events: 3}, {Source: "b", Minute: m0, Events: 1}})
+	n, err := st.EventCountPrune(ctx, m0.Add(time.Minute))
+	if err != nil || n != 2 {
+		t.Fatalf("EventCountPrune: got %d, %v; want 2 rows, nil", n, err)
+	}
+	same("after the prune", list(store.EventCountListParams{}), all[2:])
 }
