@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"hookd/internal/config"
+)
+
+// pathSink records what each path of it received; /fail503 and /fail400
+// answer with that status.
+type pathSink struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	got  map[string][]string // path → webhook-id of each request
+	body map[string][]string // path → body of each request
+}
+
+func newPathSink(t *testing.T) *pathSink {
+	s := &pathSink{got: map[string][]string{}, body: map[string][]string{}}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		s.mu.Lock()
+		s.got[r.URL.Path] = append(s.got[r.URL.Path], r.Header.Get("webhook-id"))
+		s.body[r.URL.Path] = append(s.body[r.URL.Path], string(b))
+		s.mu.Unlock()
+		switch r.URL.Path {
+		case "/fail503":
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "try later")
+		case "/fail400":
+			w.WriteHeader(http.StatusBadRequest)
+		}
+	}))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *pathSink) count(path, id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, g := range s.got[path] {
+		if g == id {
+			n++
+		}
+	}
+	return n
+}
+
+func actApp(t *testing.T, sink *pathSink) string {
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+admin: {tokens: [tok]}
+egress: {allow_private: ["127.0.0.0/8"]}
+sources: [{name: shop}, {name: other}]
+destinations:
+  - {name: a, type: http, url: %[1]q}
+  - {name: b, type: http, url: %[2]q}
+  - {name: c, type: http, url: %[3]q}
+  - {name: busy, type: http, url: %[4]q}
+  - {name: refuses, type: http, url: %[5]q}
+subscriptions:
+  - {source: shop, destination: a}
+  - {source: other, destination: b}
+`, sink.srv.URL+"/a", sink.srv.URL+"/b", sink.srv.URL+"/c", sink.srv.URL+"/fail503", sink.srv.URL+"/fail400")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Storage.Path = t.TempDir()
+	base, _ := runApp(t, cfg)
+	return base
+}
+
+// Replaying one event sends it again to the destinations named, the one it
+// went to and one whose subscriptions it does not match; a destination
+// without any subscription is refused.
+func TestReplayOneEventToChosenDestinations(t *testing.T) {
+	t.Parallel()
+	sink := newPathSink(t)
+	base := actApp(t, sink)
+	id := postEvent(t, base, "shop", `{"n":1}`)
+	waitFor(t, 30*time.Second, "the first delivery to a", func() bool { return sink.count("/a", id) == 1 })
+
+	code, m := apiDo(t, "POST", base+"/api/v1/events/"+id+"/replay", "tok", `{"destinations":["a","b"]}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("replay: got %d %v, want 202", code, m)
+	}
+	data, _ := m["data"].([]any)
+	if len(data) != 2 {
+		t.Fatalf("replay: got %v, want the two deliveries", m)
+	}
+	for i, want := range []string{"a", "b"} {
+		d, _ := data[i].(map[string]any)
+		if d["destination"] != want {
+			t.Errorf("delivery %d: got destination %v, want %s", i, d["destination"], want)
+		}
+	}
+	waitFor(t, 30*time.Second, "the replay to a and b", func() bool { return sink.count("/a", id) == 2 && sink.count("/b", id) == 1 })
+
+	for _, c := range []struct {
+		body string
+		code int
+		msg  string
+	}{
+		{`{"destinations":["c"]}`, http.StatusConflict, "no subscription"},
+		{`{"destinations":["nope"]}`, http.StatusNotFound, "nope"},
+		{`{"destinations":[]}`, http.StatusBadRequest, "at least one"},
+		{`{"destinations":["a","a"]}`, http.StatusBadRequest, "twice"},
+		{`{"to":["a"]}`, http.StatusBadRequest, "destinations"},
+	} {
+		code, m := apiDo(t, "POST", base+"/api/v1/events/"+id+"/replay", "tok", c.body)
+		if e, _ := m["error"].(map[string]any); code != c.code || !strings.Contains(fmt.Sprint(e["message"]), c.msg) {
+			t.Errorf("replay %s: got %d %v, want %d naming %q", c.body, code, m, c.code, c.msg)
+		}
+	}
+	if code, m := apiDo(t, "POST", base+"/api/v1/events/evt_01JPAK7YM7KFGF12XMHHPCC0SG/replay", "tok", `{"destinations":["a"]}`); code != http.StatusNotFound {
+		t.Errorf("replay of an unknown event: got %d %v, want 404", code, m)
+	}
+	if sink.count("/c", id) != 0 {
+		t.Errorf("c received the event")
+	}
+}
+
+// A test event is one attempt whose outcome is the answer; it is not
+// stored and not retried.
+func TestDestinationTestEvent(t *testing.T) {
+	t.Parallel()
+	sink := newPathSink(t)
+	base := actApp(t, sink)
+	for _, c := range []struct {
+		dest, body, outcome, path, received string
+		status                              float64
+	}{
+		{"a", `{"payload":{"hello":"world"}}`, "succeeded", "/a", `{"hello":"world"}`, 200},
+		{"c", ``, "succeeded", "/c", `{"type":"hookd.test","data":{"message":"a test event sent by hookd"}}`, 200},
+		{"a", `{"body":"plain words","content_type":"text/plain"}`, "succeeded", "/a", "plain words", 200},
+		{"busy", `{}`, "retry", "/fail503", "", 503},
+		{"refuses", `{}`, "failed", "/fail400", "", 400},
+	} {
+		before := len(sink.body[c.path])
+		code, m := apiDo(t, "POST", base+"/api/v1/destinations/"+c.dest+"/test", "tok", c.body)
+		if code != http.StatusOK || m["outcome"] != c.outcome || m["status_code"] != c.status {
+			t.Errorf("test %s %s: got %d %v, want 200, outcome %s, status %v", c.dest, c.body, code, m, c.outcome, c.status)
+			continue
+		}
+		sink.mu.Lock()
+		bodies := sink.body[c.path]
+		sink.mu.Unlock()
+		if len(bodies) != before+1 {
+			t.Errorf("test %s: %s received %d requests, want 1 (no retry)", c.dest, c.path, len(bodies)-before)
+		} else if c.received != "" && bodies[before] != c.received {
+			t.Errorf("test %s: received %q, want %q", c.dest, bodies[before], c.received)
+		}
+	}
+	if code, m := apiDo(t, "POST", base+"/api/v1/destinations/nope/test", "tok", `{}`); code != http.StatusNotFound {
+		t.Errorf("test of an unknown destination: got %d %v, want 404", code, m)
+	}
+	if code, m := apiDo(t, "POST", base+"/api/v1/destinations/a/test", "tok", `{"payload":{},"body":"x"}`); code != http.StatusBadRequest {
+		t.Errorf("payload and body: got %d %v, want 400", code, m)
+	}
+	if n := eventCount(t, base, "hookd-test"); n != 0 {
+		t.Errorf("stored test events: got %d, want none", n)
+	}
+	if code, m := apiDo(t, "GET", base+"/api/v1/deliveries?destination=busy", "tok", ""); code != 200 || len(m["data"].([]any)) != 0 {
+		t.Errorf("deliveries to busy: got %d %v, want none", code, m)
+	}
+}
