@@ -58,7 +58,7 @@ func actApp(t *testing.T, sink *pathSink) string {
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
 admin: {tokens: [tok]}
 egress: {allow_private: ["127.0.0.0/8"]}
-sources: [{name: shop}, {name: other}]
+sources: [{name: shop, event: {type: "json:type"}}, {name: other}]
 destinations:
   - {name: a, type: http, url: %[1]q}
   - {name: b, type: http, url: %[2]q}
@@ -85,7 +85,13 @@ func TestReplayOneEventToChosenDestinations(t *testing.T) {
 	sink := newPathSink(t)
 	base := actApp(t, sink)
 	id := postEvent(t, base, "shop", `{"n":1}`)
-	waitFor(t, 30*time.Second, "the first delivery to a", func() bool { return sink.count("/a", id) == 1 })
+	// Delivered and recorded as such (a delivery being attempted is not
+	// replayed).
+	waitFor(t, 30*time.Second, "the first delivery to a recorded", func() bool {
+		_, m := apiDo(t, "GET", base+"/api/v1/events?destination=a&status=succeeded&body=false", "tok", "")
+		data, _ := m["data"].([]any)
+		return len(data) == 1
+	})
 
 	code, m := apiDo(t, "POST", base+"/api/v1/events/"+id+"/replay", "tok", `{"destinations":["a","b"]}`)
 	if code != http.StatusAccepted {
@@ -169,5 +175,83 @@ func TestDestinationTestEvent(t *testing.T) {
 	}
 	if code, m := apiDo(t, "GET", base+"/api/v1/deliveries?destination=busy", "tok", ""); code != 200 || len(m["data"].([]any)) != 0 {
 		t.Errorf("deliveries to busy: got %d %v, want none", code, m)
+	}
+}
+
+// The CLI's finding flags, its one-event replay, its test event, and a bulk
+// replay by type pattern.
+func TestCLIFindAndAct(t *testing.T) {
+	t.Parallel()
+	sink := newPathSink(t)
+	base := actApp(t, sink)
+	conn := []string{"--server", base, "--token", "tok"}
+	var ids []string
+	for _, b := range []string{
+		`{"type":"order.created","who":"Ada"}`, `{"type":"order.paid.v2","who":"Grace"}`, `{"type":"invoice.created","who":"ada"}`,
+	} {
+		ids = append(ids, postEvent(t, base, "shop", b))
+	}
+	// Delivered and recorded as such.
+	waitFor(t, 30*time.Second, "the first deliveries recorded", func() bool {
+		_, m := apiDo(t, "GET", base+"/api/v1/events?destination=a&status=succeeded&body=false", "tok", "")
+		data, _ := m["data"].([]any)
+		return len(data) == len(ids)
+	})
+	list := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := runCLI(t, nil, append(append([]string{"events", "list"}, args...), conn...)...)
+		if code != 0 {
+			t.Fatalf("events list %v: exit %d: %s", args, code, errOut)
+		}
+		return out
+	}
+	rows := func(out string) []string {
+		var got []string
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+			got = append(got, strings.Fields(l)[0])
+		}
+		return got
+	}
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--type", "order.*", "--since", "1h"}, []string{ids[1], ids[0]}},
+		{[]string{"--type", "*.created", "--q", "ADA"}, []string{ids[2], ids[0]}},
+		{[]string{"--destination", "a", "--status", "succeeded", "--q", "grace"}, []string{ids[1]}},
+		{[]string{"--until", "1h"}, nil},
+	} {
+		if got := rows(list(c.args...)); strings.Join(got, " ") != strings.Join(c.want, " ") {
+			t.Errorf("events list %v: got %v, want %v", c.args, got, c.want)
+		}
+	}
+
+	out, errOut, code := runCLI(t, nil, append([]string{"events", "replay", ids[2], "--to", "b"}, conn...)...)
+	if code != 0 || !strings.Contains(out, ids[2][len("evt_"):]) || !strings.Contains(out, " b ") {
+		t.Fatalf("events replay: exit %d: %s%s", code, out, errOut)
+	}
+	waitFor(t, 30*time.Second, "the replay to b", func() bool { return sink.count("/b", ids[2]) == 1 })
+
+	out, _, code = runCLI(t, nil, append([]string{"destinations", "test", "c", "--payload", `{"ping":1}`}, conn...)...)
+	if code != 0 || !strings.HasPrefix(out, "succeeded in ") || !strings.Contains(out, "status 200") {
+		t.Errorf("destinations test c: exit %d: %s", code, out)
+	}
+	out, _, code = runCLI(t, nil, append([]string{"destinations", "test", "busy"}, conn...)...)
+	if code != 1 || !strings.HasPrefix(out, "retry in ") || !strings.Contains(out, "status 503") {
+		t.Errorf("destinations test busy: exit %d: %s, want exit 1 and the retry outcome", code, out)
+	}
+
+	// A bulk replay by pattern sends the order events again, not the invoice.
+	out, errOut, code = runCLI(t, nil, append([]string{"replay", "--source", "shop", "--type", "order.*", "--since", "1h"}, conn...)...)
+	if code != 0 || !strings.Contains(out, "done, 2/2 processed, 2 deliveries queued") {
+		t.Fatalf("replay --type order.*: exit %d: %s%s", code, out, errOut)
+	}
+	waitFor(t, 30*time.Second, "the bulk replay", func() bool { return sink.count("/a", ids[0]) == 2 && sink.count("/a", ids[1]) == 2 })
+	if n := sink.count("/a", ids[2]); n != 1 {
+		t.Errorf("the invoice event went %d times to a, want once", n)
+	}
+	_, errOut, code = runCLI(t, nil, append([]string{"replay", "--type", "order.**"}, conn...)...)
+	if code == 0 || !strings.Contains(errOut, "**") {
+		t.Errorf("replay --type order.**: exit %d: %s, want refused", code, errOut)
 	}
 }
