@@ -11,7 +11,7 @@ import (
 // Search bounds: a search scans at most SearchScanEvents events, and at
 // most SearchScanBytes of their bodies, per call; next continues it.
 const (
-	SearchScanEvents = 20000
+	SearchScanEvents = 10000
 	SearchScanBytes  = 64 << 20
 	// MaxSearchLen bounds a search text.
 	MaxSearchLen = 256
