@@ -3,6 +3,7 @@ package admin
 import (
 	"bytes"
 	"encoding/json"
+	"mime"
 	"net/http"
 	"unicode/utf8"
 
@@ -88,6 +89,14 @@ func (a *API) testDestination(w http.ResponseWriter, r *http.Request) error {
 	}
 	if len(req.Type) > 256 || !utf8.ValidString(req.Type) {
 		return hookd.Errorf(hookd.EInvalid, "type: at most 256 bytes of UTF-8")
+	}
+	if req.ContentType != "" {
+		if req.Body == nil {
+			return hookd.Errorf(hookd.EInvalid, "content_type: only with body")
+		}
+		if _, _, err := mime.ParseMediaType(req.ContentType); err != nil || len(req.ContentType) > 256 {
+			return hookd.Errorf(hookd.EInvalid, "content_type: not a media type (such as text/plain)")
+		}
 	}
 	ev := &hookd.Event{Source: TestSource, Type: req.Type, ContentType: "application/json", Body: []byte(defaultTestPayload)}
 	if ev.Type == "" {

@@ -167,8 +167,10 @@ func TestDestinationTestEvent(t *testing.T) {
 	if code, m := apiDo(t, "POST", base+"/api/v1/destinations/nope/test", "tok", `{}`); code != http.StatusNotFound {
 		t.Errorf("test of an unknown destination: got %d %v, want 404", code, m)
 	}
-	if code, m := apiDo(t, "POST", base+"/api/v1/destinations/a/test", "tok", `{"payload":{},"body":"x"}`); code != http.StatusBadRequest {
-		t.Errorf("payload and body: got %d %v, want 400", code, m)
+	for _, bad := range []string{`{"payload":{},"body":"x"}`, `{"body":"x","content_type":"text/plain\r\nX-Evil: 1"}`, `{"content_type":"text/plain"}`, `{"type":1}`} {
+		if code, m := apiDo(t, "POST", base+"/api/v1/destinations/a/test", "tok", bad); code != http.StatusBadRequest {
+			t.Errorf("test %s: got %d %v, want 400", bad, code, m)
+		}
 	}
 	if n := eventCount(t, base, "hookd-test"); n != 0 {
 		t.Errorf("stored test events: got %d, want none", n)
