@@ -251,7 +251,8 @@ func NewEventJSON(e *hookd.Event) *EventJSON {
 
 func (a *API) listParams(r *http.Request) (*store.EventListParams, error) {
 	q := r.URL.Query()
-	p := &store.EventListParams{Source: q.Get("source"), Type: q.Get("type"), After: q.Get("cursor"), Order: store.OrderDesc, WithBody: true}
+	p := &store.EventListParams{Source: q.Get("source"), Type: q.Get("type"), After: q.Get("cursor"), Order: store.OrderDesc, WithBody: true,
+		DeliveryDestination: q.Get("destination")}
 	switch s := q.Get("status"); s {
 	case "", store.StatusPending, store.StatusDelivering, store.StatusSucceeded, store.StatusRetrying, store.StatusFailed, store.StatusCancelled:
 		p.DeliveryStatus = s
@@ -310,7 +311,23 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	events, next, err := a.st.EventList(r.Context(), p)
+	var (
+		events []*hookd.Event
+		next   string
+	)
+	if text, ok := r.URL.Query()["q"]; ok {
+		// A bounded scan of bodies: the page may hold fewer matches
+		// than asked, none even, with a cursor to go on scanning.
+		withBody := p.WithBody
+		events, next, err = store.EventSearch(r.Context(), a.st, p, text[0])
+		if !withBody {
+			for _, e := range events {
+				e.Body, e.Headers = nil, nil
+			}
+		}
+	} else {
+		events, next, err = a.st.EventList(r.Context(), p)
+	}
 	if err != nil {
 		return err
 	}

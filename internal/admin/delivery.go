@@ -56,6 +56,7 @@ func (a *API) routeDelivery() {
 	a.handle("POST /api/v1/deliveries/{id}/cancel", a.cancelDelivery)
 	a.handle("POST /api/v1/replays", a.startReplay)
 	a.handle("GET /api/v1/replays/{id}", a.getReplay)
+	a.routeAct()
 }
 
 // readDefinition reads a JSON request body: at most maxDefinition bytes,

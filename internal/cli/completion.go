@@ -106,14 +106,14 @@ func serverNames(cmd *cobra.Command, kind, prefix string) []cobra.Completion {
 }
 
 // addCompletions attaches the completions of names to the verbs that
-// take one, and to the --source and --destination flags.
+// take one, and to the --source, --destination and --to flags.
 func addCompletions(root *cobra.Command) {
 	kinds := map[string]string{"sources": "sources", "destinations": "destinations", "subscriptions": "subscriptions"}
 	for _, group := range root.Commands() {
 		if kind, ok := kinds[group.Name()]; ok {
 			for _, verb := range group.Commands() {
 				switch verb.Name() {
-				case "get", "update", "delete", "enable", "disable":
+				case "get", "update", "delete", "enable", "disable", "test":
 					if verb.ValidArgsFunction == nil {
 						verb.ValidArgsFunction = completeNames(kind)
 					}
@@ -123,7 +123,7 @@ func addCompletions(root *cobra.Command) {
 	}
 	var walk func(*cobra.Command)
 	walk = func(c *cobra.Command) {
-		for flag, kind := range map[string]string{"source": "sources", "destination": "destinations"} {
+		for flag, kind := range map[string]string{"source": "sources", "destination": "destinations", "to": "destinations"} {
 			if c.LocalNonPersistentFlags().Lookup(flag) != nil {
 				_ = c.RegisterFlagCompletionFunc(flag, completeFlagNames(kind))
 			}

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"sort"
 	"strings"
@@ -55,12 +57,12 @@ func newEventsCmd() *cobra.Command {
 		Short: "List and inspect received events through the admin API",
 	}
 	addConnFlags(cmd, &conn)
-	cmd.AddCommand(newEventsListCmd(&conn), newEventsGetCmd(&conn))
+	cmd.AddCommand(newEventsListCmd(&conn), newEventsGetCmd(&conn), newEventsReplayCmd(&conn))
 	return cmd
 }
 
 func newEventsListCmd(conn *connFlags) *cobra.Command {
-	var source, typ, since, until, cursor, status string
+	var source, typ, since, until, cursor, status, dest, text string
 	var limit int
 	cmd := newListCmd(conn, listVerb[eventView]{
 		use:   "list",
@@ -71,8 +73,10 @@ func newEventsListCmd(conn *connFlags) *cobra.Command {
 			setQ(q, "source", source)
 			setQ(q, "type", typ)
 			setQ(q, "status", status)
-			setQ(q, "since", since)
-			setQ(q, "until", until)
+			setQ(q, "destination", dest)
+			setQ(q, "since", relTime(since, time.Now()))
+			setQ(q, "until", relTime(until, time.Now()))
+			setQ(q, "q", text)
 			q.Set("body", "false")
 			return pageQuery(q, limit, cursor)
 		},
@@ -83,13 +87,24 @@ func newEventsListCmd(conn *connFlags) *cobra.Command {
 	})
 	f := cmd.Flags()
 	f.StringVar(&source, "source", "", "only events of this source")
-	f.StringVar(&typ, "type", "", "only events of this type")
+	f.StringVar(&typ, "type", "", "only events of this type, or matching this pattern (order.*, *.created)")
 	f.StringVar(&status, "status", "", "only events with a delivery in this status (failed: the failed queue's events)")
-	f.StringVar(&since, "since", "", "only events received at or after this time (RFC 3339)")
-	f.StringVar(&until, "until", "", "only events received before this time (RFC 3339)")
+	f.StringVar(&dest, "destination", "", "only events with a delivery to this destination (in --status, with it)")
+	f.StringVar(&since, "since", "", "only events received at or after this time (RFC 3339, or a duration ago: 1h)")
+	f.StringVar(&until, "until", "", "only events received before this time (RFC 3339, or a duration ago: 10m)")
+	f.StringVar(&text, "q", "", "only events whose body holds this text, ignoring case (a bounded scan: a page may come short, follow next:)")
 	f.IntVar(&limit, "limit", 0, "events per page (server default 50)")
 	f.StringVar(&cursor, "cursor", "", "continue after this cursor (the next: line of the previous page)")
 	return cmd
+}
+
+// relTime turns a duration ("1h", "90m") into the RFC 3339 time that long
+// before now; anything else is left for the server to read (or refuse).
+func relTime(s string, now time.Time) string {
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d).UTC().Format(time.RFC3339Nano)
+	}
+	return s
 }
 
 func setQ(q url.Values, k, v string) {
@@ -147,4 +162,43 @@ func printEvent(w io.Writer, e *eventView) {
 func indent(s, prefix string) string {
 	s = strings.TrimRight(s, "\n")
 	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix)
+}
+
+func newEventsReplayCmd(conn *connFlags) *cobra.Command {
+	var to []string
+	cmd := &cobra.Command{
+		Use:   "replay ID --to DESTINATION [--to DESTINATION...]",
+		Short: "Send one event again to the destinations named",
+		Long: `Replay queues one stored event again to each destination named, whether or
+not the event matches its subscriptions now; each destination must have at
+least one subscription. The event keeps its id.`,
+		Example: `  hookd events replay evt_01J... --to billing --to audit`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := conn.client(cmd)
+			if err != nil {
+				return err
+			}
+			body := map[string][]string{"destinations": to}
+			raw, err := c.do(cmd.Context(), http.MethodPost, "/api/v1/events/"+url.PathEscape(args[0])+"/replay", nil, body)
+			if err != nil {
+				return fail(cmd, err)
+			}
+			out := cmd.OutOrStdout()
+			if c.output == "json" {
+				return printJSON(out, raw)
+			}
+			var l listView[deliveryView]
+			if err := json.Unmarshal(raw, &l); err != nil {
+				return failf(cmd, "unexpected answer from %s", c.base)
+			}
+			for _, d := range l.Data {
+				fmt.Fprintf(out, "%s %s %s\n", d.ID, d.Destination, d.Status)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&to, "to", nil, "a destination to send the event to (repeat for more)")
+	cmd.MarkFlagRequired("to")
+	return cmd
 }

@@ -61,6 +61,8 @@ receivers dedupe by webhook-id.`,
 			}
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
+			now := time.Now()
+			f.Since, f.Until = relTime(f.Since, now), relTime(f.Until, now)
 			raw, err := c.do(ctx, http.MethodPost, "/api/v1/replays", nil, f)
 			if err != nil {
 				return fail(cmd, err)
@@ -83,9 +85,9 @@ receivers dedupe by webhook-id.`,
 	cmd.AddCommand(newReplayGetCmd(&conn))
 	fl := cmd.Flags()
 	fl.StringVar(&f.Source, "source", "", "only events of this source")
-	fl.StringVar(&f.Type, "type", "", "only events of this type")
-	fl.StringVar(&f.Since, "since", "", "only events received at or after this time (RFC 3339)")
-	fl.StringVar(&f.Until, "until", "", "only events received before this time (RFC 3339)")
+	fl.StringVar(&f.Type, "type", "", "only events of this type, or matching this pattern (order.*)")
+	fl.StringVar(&f.Since, "since", "", "only events received at or after this time (RFC 3339, or a duration ago: 1h)")
+	fl.StringVar(&f.Until, "until", "", "only events received before this time (RFC 3339, or a duration ago: 10m)")
 	fl.StringVar(&f.Status, "status", "", "replay the deliveries in this status (such as failed) instead of the events")
 	fl.StringVar(&f.Destination, "destination", "", "only to this destination")
 	fl.BoolVar(&noWait, "no-wait", false, "start the replay and exit, without following its progress")

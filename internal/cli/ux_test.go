@@ -236,6 +236,8 @@ func TestCompletionFromServer(t *testing.T) {
 		{[]string{"sources", "delete"}, []string{"x"}, ":4\n"},
 		{[]string{"destinations", "update"}, []string{""}, "sink\thttp\n:4\n"},
 		{[]string{"destinations", "enable"}, []string{""}, "sink\thttp\n:4\n"},
+		{[]string{"destinations", "test"}, []string{""}, "sink\thttp\n:4\n"},
+		{[]string{"events", "replay"}, []string{"evt_x", "--to", ""}, "sink\thttp\n:4\n"},
 		{[]string{"subscriptions", "get"}, []string{""}, subID + "\tapp → sink\n:4\n"},
 		{[]string{"sources", "get"}, []string{"app", ""}, ":4\n"}, // one name only
 		{[]string{"events", "list"}, []string{"--source", ""}, "app\n:4\n"},

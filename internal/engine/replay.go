@@ -15,7 +15,8 @@ import (
 // it replays the deliveries in that status (the failed queue: "failed");
 // without, it replays the events matching the filter to the destinations
 // of the subscriptions they match now. Destination narrows either to one
-// destination.
+// destination. Type is an exact event type or a pattern with routing's
+// semantics ("order.*").
 type ReplayFilter struct {
 	Source      string    `json:"source,omitempty"`
 	Type        string    `json:"type,omitempty"`
@@ -129,6 +130,12 @@ func (e *Engine) ReplayStart(f ReplayFilter) (ReplayJob, error) {
 	}
 	if f.Destination != "" {
 		if _, err := e.Destination(f.Destination); err != nil {
+			return ReplayJob{}, err
+		}
+	}
+	if f.Type != "" {
+		// An exact type, or a pattern such as "order.*".
+		if _, err := store.ParseTypeMatch(f.Type, store.DialectLike); err != nil {
 			return ReplayJob{}, err
 		}
 	}

@@ -113,7 +113,10 @@ const (
 // EventListParams filters and pages an event listing.
 type EventListParams struct {
 	Source string
-	Type   string
+	// Type is an exact event type or, with a "*", a pattern with the
+	// routing patterns' semantics (SPEC §3): "order.*", "*.created". An
+	// invalid pattern is an error.
+	Type string
 	// Since and Until bound ReceivedAt (inclusive, exclusive); zero means open.
 	Since time.Time
 	Until time.Time
@@ -135,6 +138,10 @@ type EventListParams struct {
 	// DeliveryStatus keeps only events with at least one delivery in that
 	// status (the failed queue's events: "failed").
 	DeliveryStatus string
+	// DeliveryDestination keeps only events with at least one delivery to
+	// that destination (in DeliveryStatus, when both are set: the same
+	// delivery).
+	DeliveryDestination string
 }
 
 // MaxListLimit caps every listing's page size.

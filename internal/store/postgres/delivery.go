@@ -365,7 +365,10 @@ func (s *Store) DeliveryList(ctx context.Context, p *store.DeliveryListParams) (
 	}
 	if p.EventType != "" {
 		join = true
-		where = append(where, "e.type = "+a.add(text(p.EventType)))
+		var err error
+		if where, err = typeConds("e.type", p.EventType, where, &a); err != nil {
+			return nil, "", err
+		}
 	}
 	if !p.Since.IsZero() {
 		join = true

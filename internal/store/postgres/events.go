@@ -751,7 +751,9 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*hoo
 			where = append(where, "seq > "+a.add(after))
 		}
 	}
-	where = eventFilters(p, where, &a)
+	if where, err = eventFilters(p, where, &a); err != nil {
+		return nil, "", err
+	}
 	cols := eventCols
 	if p.WithBody {
 		cols += ", headers, body"
@@ -867,14 +869,18 @@ func (s *Store) listPage(ctx context.Context, q string, a args, p *store.EventLi
 	return pg, err
 }
 
-// eventFilters appends the conditions of p's filters (source, type,
-// received time, delivery status) to where and their arguments to a.
-func eventFilters(p *store.EventListParams, where []string, a *args) []string {
+// eventFilters appends the conditions of p's filters (source, type or
+// type pattern, received time, deliveries) to where and their arguments to
+// a.
+func eventFilters(p *store.EventListParams, where []string, a *args) ([]string, error) {
 	if p.Source != "" {
 		where = append(where, "source = "+a.add(text(p.Source)))
 	}
 	if p.Type != "" {
-		where = append(where, "type = "+a.add(text(p.Type)))
+		var err error
+		if where, err = typeConds("type", p.Type, where, a); err != nil {
+			return nil, err
+		}
 	}
 	if !p.Since.IsZero() {
 		where = append(where, "received_at >= "+a.add(p.Since.UnixMicro()))
@@ -882,10 +888,40 @@ func eventFilters(p *store.EventListParams, where []string, a *args) []string {
 	if !p.Until.IsZero() {
 		where = append(where, "received_at < "+a.add(p.Until.UnixMicro()))
 	}
+	var dw []string
 	if p.DeliveryStatus != "" {
-		where = append(where, "seq IN (SELECT event_seq FROM deliveries WHERE status = "+a.add(text(p.DeliveryStatus))+")")
+		dw = append(dw, "status = "+a.add(text(p.DeliveryStatus)))
 	}
-	return where
+	if p.DeliveryDestination != "" {
+		dw = append(dw, "destination = "+a.add(text(p.DeliveryDestination)))
+	}
+	if len(dw) > 0 {
+		where = append(where, "seq IN (SELECT event_seq FROM deliveries WHERE "+strings.Join(dw, " AND ")+")")
+	}
+	return where, nil
+}
+
+// typeConds appends the conditions on column col of the event-type filter
+// typ (an exact type or a pattern).
+func typeConds(col, typ string, where []string, a *args) ([]string, error) {
+	m, err := store.ParseTypeMatch(typ, store.DialectLike)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case m.All:
+	case m.Like == "":
+		where = append(where, col+" = "+a.add(text(m.Exact)))
+	default:
+		op := " = "
+		if m.MoreDots {
+			op = " >= "
+		}
+		where = append(where, col+" LIKE "+a.add(text(m.Like)),
+			"length("+col+") - length(replace("+col+", '.', ''))"+op+a.add(m.Dots),
+			col+" NOT LIKE '%..%' AND "+col+" NOT LIKE '.%' AND "+col+" NOT LIKE '%.'")
+	}
+	return where, nil
 }
 
 func scanEvent(scan func(...any) error, withBody bool) (*hookd.Event, error) {
@@ -1004,13 +1040,16 @@ func (s *Store) EventMaxSeq(ctx context.Context) (int64, error) {
 // EventCount counts the events matching p's filters.
 func (s *Store) EventCount(ctx context.Context, p *store.EventListParams) (int64, error) {
 	var a args
-	where := eventFilters(p, nil, &a)
+	where, err := eventFilters(p, nil, &a)
+	if err != nil {
+		return 0, err
+	}
 	q := "SELECT count(*) FROM events"
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	var n int64
-	err := s.with(ctx, func(c *pgx.Conn) error {
+	err = s.with(ctx, func(c *pgx.Conn) error {
 		return c.QueryRow(ctx, q, a...).Scan(&n)
 	})
 	if err != nil {

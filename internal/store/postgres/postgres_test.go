@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -663,4 +664,77 @@ func BenchmarkPostgresInsert(b *testing.B) {
 		b.Fatalf("%d of %d inserts failed", n, b.N)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// TestSearchBench measures the bounded search on HOOKD_SEARCH_BENCH events
+// (docs/BENCHMARKS.md); skipped unless it is set.
+func TestSearchBench(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("HOOKD_SEARCH_BENCH"))
+	if n <= 0 {
+		t.Skip("set HOOKD_SEARCH_BENCH=100000 to run")
+	}
+	schema := newSchema(t)
+	storetest.SearchBench(t, openTest(t, schema, testLogger(t)), n)
+
+	// The index alternatives, on the same events: a tsvector column with a
+	// GIN index, and a trigram GIN index (substring search, as the scan).
+	ctx := t.Context()
+	c, err := pgx.Connect(ctx, needPostgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	exec := func(what, q string) time.Duration {
+		s := time.Now()
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Logf("%s: %v", what, err)
+		}
+		return time.Since(s)
+	}
+	size := func() int64 {
+		var n int64
+		c.QueryRow(ctx, `SELECT pg_total_relation_size('`+quoteIdent(schema)+`.events')`).Scan(&n)
+		return n
+	}
+	exec("search_path", `SET search_path TO `+quoteIdent(schema)+`, public`)
+	before := size()
+	d1 := exec("tsvector column", `ALTER TABLE events ADD COLUMN body_tsv tsvector`)
+	d2 := exec("fill tsvector", `UPDATE events SET body_tsv = to_tsvector('simple', convert_from(body, 'UTF8'))`)
+	d3 := exec("gin index", `CREATE INDEX events_body_tsv ON events USING gin (body_tsv)`)
+	var idx int64
+	c.QueryRow(ctx, `SELECT pg_relation_size('`+quoteIdent(schema)+`.events_body_tsv')`).Scan(&idx)
+	t.Logf("tsvector: fill %v, index %v, table+indexes %d MB -> %d MB (the index %d MB)", (d1 + d2).Round(time.Millisecond), d3.Round(time.Millisecond), before>>20, size()>>20, idx>>20)
+	for _, w := range []string{"zebraquux", "needle"} {
+		s := time.Now()
+		rows, err := c.Query(ctx, `SELECT seq FROM events WHERE body_tsv @@ plainto_tsquery('simple', $1) ORDER BY seq DESC LIMIT 50`, w)
+		k := 0
+		for err == nil && rows.Next() {
+			k++
+		}
+		if rows != nil {
+			rows.Close()
+		}
+		t.Logf("tsvector query %q: %d rows in %v (%v)", w, k, time.Since(s).Round(time.Microsecond), err)
+	}
+	exec("drop", `ALTER TABLE events DROP COLUMN body_tsv`)
+	if d := exec("pg_trgm", `CREATE EXTENSION IF NOT EXISTS pg_trgm`); d > 0 {
+		d1 := exec("text column", `ALTER TABLE events ADD COLUMN body_text text`)
+		d2 := exec("fill text", `UPDATE events SET body_text = convert_from(body, 'UTF8')`)
+		d3 := exec("trigram index", `CREATE INDEX events_body_trgm ON events USING gin (body_text gin_trgm_ops)`)
+		var idx int64
+		c.QueryRow(ctx, `SELECT pg_relation_size('`+quoteIdent(schema)+`.events_body_trgm')`).Scan(&idx)
+		t.Logf("trigram: fill %v, index %v, index %d MB", (d1 + d2).Round(time.Millisecond), d3.Round(time.Millisecond), idx>>20)
+		for _, w := range []string{"zebraquux", "needle"} {
+			s := time.Now()
+			rows, err := c.Query(ctx, `SELECT seq FROM events WHERE body_text ILIKE '%' || $1 || '%' ORDER BY seq DESC LIMIT 50`, w)
+			k := 0
+			for err == nil && rows.Next() {
+				k++
+			}
+			if rows != nil {
+				rows.Close()
+			}
+			t.Logf("trigram query %q: %d rows in %v (%v)", w, k, time.Since(s).Round(time.Microsecond), err)
+		}
+	}
 }

@@ -452,8 +452,10 @@ func (s *Store) DeliveryList(ctx context.Context, p *store.DeliveryListParams) (
 	}
 	if p.EventType != "" {
 		join = true
-		where = append(where, "e.type = ?")
-		args = append(args, p.EventType)
+		var err error
+		if where, args, err = typeConds("e.type", p.EventType, where, args); err != nil {
+			return nil, "", err
+		}
 	}
 	if !p.Since.IsZero() {
 		join = true
@@ -750,7 +752,10 @@ func (s *Store) EventCount(ctx context.Context, p *store.EventListParams) (int64
 	if err := s.caughtUp(ctx); err != nil {
 		return 0, err
 	}
-	where, args := eventFilters(p, nil, nil)
+	where, args, err := eventFilters(p, nil, nil)
+	if err != nil {
+		return 0, err
+	}
 	q := "SELECT count(*) FROM events"
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")

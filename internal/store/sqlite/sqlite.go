@@ -656,7 +656,9 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*hoo
 		}
 		args = append(args, after)
 	}
-	where, args = eventFilters(p, where, args)
+	if where, args, err = eventFilters(p, where, args); err != nil {
+		return nil, "", err
+	}
 	cols := eventCols
 	if p.WithBody {
 		cols += ", " + bodyCols
@@ -710,16 +712,19 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*hoo
 	return out, next, nil
 }
 
-// eventFilters appends the conditions of p's filters (source, type,
-// received time) to where and their arguments to args.
-func eventFilters(p *store.EventListParams, where []string, args []any) ([]string, []any) {
+// eventFilters appends the conditions of p's filters (source, type or
+// type pattern, received time, deliveries) to where and their arguments to
+// args.
+func eventFilters(p *store.EventListParams, where []string, args []any) ([]string, []any, error) {
 	if p.Source != "" {
 		where = append(where, "source = ?")
 		args = append(args, p.Source)
 	}
 	if p.Type != "" {
-		where = append(where, "type = ?")
-		args = append(args, p.Type)
+		var err error
+		if where, args, err = typeConds("type", p.Type, where, args); err != nil {
+			return nil, nil, err
+		}
 	}
 	if !p.Since.IsZero() {
 		where = append(where, "received_at >= ?")
@@ -729,11 +734,43 @@ func eventFilters(p *store.EventListParams, where []string, args []any) ([]strin
 		where = append(where, "received_at < ?")
 		args = append(args, p.Until.UnixMicro())
 	}
+	var dw []string
 	if p.DeliveryStatus != "" {
-		where = append(where, "seq IN (SELECT event_seq FROM deliveries WHERE status = ?)")
+		dw = append(dw, "status = ?")
 		args = append(args, p.DeliveryStatus)
 	}
-	return where, args
+	if p.DeliveryDestination != "" {
+		dw = append(dw, "destination = ?")
+		args = append(args, p.DeliveryDestination)
+	}
+	if len(dw) > 0 {
+		where = append(where, "seq IN (SELECT event_seq FROM deliveries WHERE "+strings.Join(dw, " AND ")+")")
+	}
+	return where, args, nil
+}
+
+// typeConds appends the conditions on column col of the event-type filter
+// typ (an exact type or a pattern) and their arguments.
+func typeConds(col, typ string, where []string, args []any) ([]string, []any, error) {
+	m, err := store.ParseTypeMatch(typ, store.DialectGlob)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case m.All:
+	case m.Like == "":
+		where = append(where, col+" = ?")
+		args = append(args, m.Exact)
+	default:
+		op := " = ?"
+		if m.MoreDots {
+			op = " >= ?"
+		}
+		where = append(where, col+" GLOB ?", "length("+col+") - length(replace("+col+", '.', ''))"+op,
+			col+" NOT GLOB '*..*' AND "+col+" NOT GLOB '.*' AND "+col+" NOT GLOB '*.'")
+		args = append(args, m.Like, m.Dots)
+	}
+	return where, args, nil
 }
 
 // scanEvent reads a row of eventCols (and bodyCols, withBody).

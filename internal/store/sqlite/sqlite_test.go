@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -292,4 +293,14 @@ func TestSyncFailureIsSticky(t *testing.T) {
 	if err := ins("b"); hookd.ErrorCode(err) != hookd.EUnavailable {
 		t.Errorf("insert after a failed sync: got %v, want an EUnavailable error", err)
 	}
+}
+
+// TestSearchBench measures the bounded search on HOOKD_SEARCH_BENCH events
+// (docs/BENCHMARKS.md); skipped unless it is set.
+func TestSearchBench(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("HOOKD_SEARCH_BENCH"))
+	if n <= 0 {
+		t.Skip("set HOOKD_SEARCH_BENCH=100000 to run")
+	}
+	storetest.SearchBench(t, openTest(t, t.TempDir(), testLogger(t)), n)
 }

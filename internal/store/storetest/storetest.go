@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 	cases = append(cases, deliveryCases...)
 	cases = append(cases, countCases...)
+	cases = append(cases, findCases...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
