@@ -3,7 +3,6 @@
 package sqlite
 
 import (
-	"database/sql"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -25,7 +24,7 @@ func TestFTSBench(t *testing.T) {
 	}
 	for _, tok := range []string{"unicode61", "trigram"} {
 		path := filepath.Join(t.TempDir(), "fts.db")
-		db, err := sql.Open("sqlite3", path)
+		db, err := OpenFile(path, "")
 		if err != nil {
 			t.Fatal(err)
 		}
