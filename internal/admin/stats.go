@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -31,6 +32,42 @@ type stats struct {
 	Points       int                `json:"points"`
 	Sources      []sourceSeries     `json:"sources"`
 	Destinations []destinationStats `json:"destinations"`
+	// Truncated: one step held more series than a listing returns
+	// (store.MaxAttemptMinutes), so some are missing from it.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// statsPage is the rows asked of one count listing; tests lower it.
+var statsPage = store.MaxAttemptMinutes
+
+// pageCounts reads a count listing whole: the store returns at most
+// statsPage rows, oldest step first, and a week of many sources or
+// destinations holds more. The next page starts at the last step seen,
+// whose rows are read again whole. It reports truncated when a single
+// step holds more rows than a page.
+func pageCounts[T any](ctx context.Context, since time.Time, list func(since time.Time) ([]T, error), minute func(T) time.Time) (out []T, truncated bool, err error) {
+	for {
+		rows, err := list(since)
+		if err != nil {
+			return nil, false, err
+		}
+		if len(rows) < statsPage {
+			return append(out, rows...), truncated, nil
+		}
+		last := minute(rows[len(rows)-1])
+		cut := len(rows)
+		for cut > 0 && minute(rows[cut-1]).Equal(last) {
+			cut--
+		}
+		if cut == 0 {
+			return append(out, rows...), true, nil
+		}
+		out = append(out, rows[:cut]...)
+		since = last
+		if err := ctx.Err(); err != nil {
+			return nil, false, err
+		}
+	}
 }
 
 // sourceSeries is the events a source stored per point.
@@ -76,7 +113,9 @@ func (a *API) getStats(w http.ResponseWriter, r *http.Request) error {
 		return i, t.Compare(start) >= 0 && i < n
 	}
 
-	events, err := a.st.EventCountList(r.Context(), &store.EventCountListParams{Source: src, Since: start, Until: until, Step: win.step})
+	events, cutE, err := pageCounts(r.Context(), start, func(since time.Time) ([]*store.EventMinute, error) {
+		return a.st.EventCountList(r.Context(), &store.EventCountListParams{Source: src, Since: since, Until: until, Step: win.step, Limit: statsPage})
+	}, func(m *store.EventMinute) time.Time { return m.Minute })
 	if err != nil {
 		return err
 	}
@@ -95,10 +134,13 @@ func (a *API) getStats(w http.ResponseWriter, r *http.Request) error {
 		out.Sources[k].Events[i] += m.Events
 	}
 
-	attempts, err := a.st.AttemptCountList(r.Context(), &store.AttemptCountListParams{Destination: dst, Since: start, Until: until, Step: win.step})
+	attempts, cutA, err := pageCounts(r.Context(), start, func(since time.Time) ([]*store.AttemptMinute, error) {
+		return a.st.AttemptCountList(r.Context(), &store.AttemptCountListParams{Destination: dst, Since: since, Until: until, Step: win.step, Limit: statsPage})
+	}, func(m *store.AttemptMinute) time.Time { return m.Minute })
 	if err != nil {
 		return err
 	}
+	out.Truncated = cutE || cutA
 	byDest := map[string]int{}
 	var hist [][]store.LatencyHistogram
 	for _, m := range attempts {
