@@ -18,9 +18,19 @@ import (
 type BackupFunc func(ctx context.Context, w io.Writer, withKey bool) error
 
 // backupWriteIdle bounds how long one write of a backup's stream may
-// wait for the client: the stream as a whole has no deadline (the
-// server's write_timeout would cut a large one).
-const backupWriteIdle = time.Minute
+// wait for the client. The server's write_timeout would cut a large
+// stream; instead, past backupGrace the client must have read at least
+// backupMinRate bytes a second on average, or the backup is cut: while it
+// is sent, retention gives up no log segment, and a client that reads a
+// byte now and then must not hold that off for long.
+const (
+	backupWriteIdle = time.Minute
+	backupGrace     = time.Minute
+	backupMinRate   = 256 << 10
+)
+
+// errBackupTooSlow ends a backup whose client reads too slowly.
+var errBackupTooSlow = hookd.Errorf(hookd.ETimeout, "backup: the client reads slower than %d KiB/s", backupMinRate>>10)
 
 // postBackup streams a backup of the store: POST /api/v1/backup, with
 // ?master_key=false to leave the generated master key out. An error
@@ -37,7 +47,7 @@ func (a *API) postBackup(w http.ResponseWriter, r *http.Request) error {
 	}
 	rc := http.NewResponseController(w)
 	rc.SetWriteDeadline(time.Time{}) // the copy of the database comes first
-	bw := &backupWriter{w: w, rc: rc}
+	bw := &backupWriter{w: w, rc: rc, now: time.Now}
 	err := a.backup(r.Context(), bw, withKey)
 	if err == nil {
 		return nil
@@ -57,16 +67,27 @@ type backupWriter struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	started bool
+	now     func() time.Time
+	start   time.Time
+	written int64
 }
 
 func (b *backupWriter) Write(p []byte) (int, error) {
+	// The rate is counted from the first byte: copying the database
+	// before it is hookd's own time, not the client's.
+	if el := b.now().Sub(b.start); b.started && el > backupGrace && float64(b.written) < el.Seconds()*backupMinRate {
+		return 0, errBackupTooSlow
+	}
 	if !b.started {
 		b.started = true
+		b.start = b.now()
 		b.w.Header().Set("Content-Type", backup.ContentType)
 		b.w.Header().Set("Content-Disposition", `attachment; filename="hookd-backup.tar"`)
 		b.w.Header().Set("Cache-Control", "no-store")
 		b.w.WriteHeader(http.StatusOK)
 	}
-	b.rc.SetWriteDeadline(time.Now().Add(backupWriteIdle))
-	return b.w.Write(p)
+	b.rc.SetWriteDeadline(b.now().Add(backupWriteIdle))
+	n, err := b.w.Write(p)
+	b.written += int64(n)
+	return n, err
 }

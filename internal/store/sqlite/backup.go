@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"hookd"
 )
 
 // BackupFile is one file of a backup of the store, in the layout of the
@@ -39,7 +41,11 @@ const backupTemp = "backup-*.db.tmp"
 // backup runs at a time. The database copy is made in the data
 // directory, next to the database, and removed when Backup returns.
 func (s *Store) Backup(ctx context.Context, fn func(BackupFile) error) (uint64, error) {
-	s.backupMu.Lock()
+	// One at a time, and a second is refused at once rather than queued
+	// behind a first whose client may be slow.
+	if !s.backupMu.TryLock() {
+		return 0, hookd.Errorf(hookd.EConflict, "a backup is already running; try again when it has finished")
+	}
 	defer s.backupMu.Unlock()
 	// From here until the log is copied, no segment is given up: the
 	// database copy may point into any segment it had not released.

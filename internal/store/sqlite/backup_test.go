@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -170,5 +171,43 @@ func TestBackupWaitsForTheIndexer(t *testing.T) {
 	}
 	if lsn != 1 || bytes.Contains(seg, []byte(`{"b":1}`)) {
 		t.Errorf("the copy's log: up to record %d, holds b %v; want 1 and not", lsn, bytes.Contains(seg, []byte(`{"b":1}`)))
+	}
+}
+
+// A second backup while one runs is refused at once (409), not queued
+// behind a first whose client may be slow; it runs once the first ends.
+func TestBackupOneAtATime(t *testing.T) {
+	t.Parallel()
+	st, err := Open(t.Context(), t.TempDir(), testLogger(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	logInsert(t, st, logEvent("s", "a", `{"a":1}`))
+	inFirst, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.Backup(t.Context(), func(f BackupFile) error {
+			select {
+			case <-inFirst:
+			default:
+				close(inFirst)
+				<-release // a client that does not read
+			}
+			return f.Copy(io.Discard)
+		})
+		done <- err
+	}()
+	<-inFirst
+	_, err = st.Backup(t.Context(), func(BackupFile) error { return nil })
+	if hookd.ErrorCode(err) != hookd.EConflict {
+		t.Fatalf("a second backup while one runs: got %v, want a conflict", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Backup(t.Context(), func(f BackupFile) error { return f.Copy(io.Discard) }); err != nil {
+		t.Fatalf("a backup after the first ended: %v", err)
 	}
 }
