@@ -12,6 +12,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"hookd/internal/config"
+	"hookd/internal/verify"
 )
 
 // TestProvidersDoc: every YAML snippet of docs/PROVIDERS.md is a source
@@ -67,6 +70,24 @@ func TestProvidersDoc(t *testing.T) {
 		t.Run(strings.SplitN(strings.TrimSpace(b[1]), "\n", 3)[min(1, strings.Count(strings.TrimSpace(b[1]), "\n"))], func(t *testing.T) {
 			newHarnessConfig(t, parseConfig(t, y))
 		})
+	}
+	// The table's id, type and time columns are the preset's selectors.
+	cell := func(c string) string { return strings.Trim(strings.TrimSpace(c), "`") }
+	for _, row := range regexp.MustCompile("(?m)^\\| \\[`([a-z_]+)`\\].*$").FindAllStringSubmatch(string(doc), -1) {
+		cols := strings.Split(strings.Trim(row[0], "|"), "|")
+		if len(cols) != 6 {
+			t.Errorf("preset %s: table row has %d columns, want 6", row[1], len(cols))
+			continue
+		}
+		ev := verify.PresetEvent([]config.Verify{{Type: row[1]}}, config.EventRules{})
+		for i, want := range []string{ev.ID, ev.Type, ev.Timestamp} {
+			if want == "" {
+				want = "—"
+			}
+			if got := cell(cols[3+i]); got != want {
+				t.Errorf("preset %s: the table says %q, the preset selects %q", row[1], got, want)
+			}
+		}
 	}
 	for _, row := range regexp.MustCompile("(?m)^\\| \\[`([a-z_]+)`\\]").FindAllStringSubmatch(string(doc), -1) {
 		if !regexp.MustCompile("(?m)^### .*`" + row[1] + "`").MatchString(string(doc)) {

@@ -102,28 +102,8 @@ func (s *Store) AttemptCountTotals(ctx context.Context) (map[string]store.Attemp
 // AttemptCountList returns per-minute attempt counts, summed over the
 // slots.
 func (s *Store) AttemptCountList(ctx context.Context, p *store.AttemptCountListParams) ([]*store.AttemptMinute, error) {
-	step := store.StepMinutes(p.Step) * 60
-	q := `SELECT destination, (minute / $1) * $1 AS m, sum(attempts)::bigint, sum(succeeded)::bigint, sum(retried)::bigint, sum(failed)::bigint` + latencySums + `
-		FROM attempt_minutes WHERE true`
-	args := []any{step}
-	if p.Destination != "" {
-		args = append(args, p.Destination)
-		q += fmt.Sprintf(` AND destination = $%d`, len(args))
-	}
-	if !p.Since.IsZero() {
-		args = append(args, minuteCeil(p.Since))
-		q += fmt.Sprintf(` AND minute >= $%d`, len(args))
-	}
-	if !p.Until.IsZero() {
-		args = append(args, minuteCeil(p.Until))
-		q += fmt.Sprintf(` AND minute < $%d`, len(args))
-	}
-	limit := p.Limit
-	if limit <= 0 || limit > store.MaxAttemptMinutes {
-		limit = store.MaxAttemptMinutes
-	}
-	args = append(args, limit)
-	q += fmt.Sprintf(` GROUP BY m, destination ORDER BY m, destination LIMIT $%d`, len(args))
+	q, args := countQuery("destination", "sum(attempts)::bigint, sum(succeeded)::bigint, sum(retried)::bigint, sum(failed)::bigint"+latencySums,
+		"attempt_minutes", p.Destination, p.Since, p.Until, p.Step, p.Limit)
 	var out []*store.AttemptMinute
 	err := s.with(ctx, func(c *pgx.Conn) error {
 		rows, err := c.Query(ctx, q, args...)
@@ -192,27 +172,7 @@ func queueEventCounts(b *pgx.Batch, slot int16, n map[string]map[int64]int64) {
 
 // EventCountList returns per-minute event counts, summed over the slots.
 func (s *Store) EventCountList(ctx context.Context, p *store.EventCountListParams) ([]*store.EventMinute, error) {
-	step := store.StepMinutes(p.Step) * 60
-	q := `SELECT source, (minute / $1) * $1 AS m, sum(events)::bigint FROM event_minutes WHERE true`
-	args := []any{step}
-	if p.Source != "" {
-		args = append(args, p.Source)
-		q += fmt.Sprintf(` AND source = $%d`, len(args))
-	}
-	if !p.Since.IsZero() {
-		args = append(args, minuteCeil(p.Since))
-		q += fmt.Sprintf(` AND minute >= $%d`, len(args))
-	}
-	if !p.Until.IsZero() {
-		args = append(args, minuteCeil(p.Until))
-		q += fmt.Sprintf(` AND minute < $%d`, len(args))
-	}
-	limit := p.Limit
-	if limit <= 0 || limit > store.MaxAttemptMinutes {
-		limit = store.MaxAttemptMinutes
-	}
-	args = append(args, limit)
-	q += fmt.Sprintf(` GROUP BY m, source ORDER BY m, source LIMIT $%d`, len(args))
+	q, args := countQuery("source", "sum(events)::bigint", "event_minutes", p.Source, p.Since, p.Until, p.Step, p.Limit)
 	var out []*store.EventMinute
 	err := s.with(ctx, func(c *pgx.Conn) error {
 		rows, err := c.Query(ctx, q, args...)
@@ -287,4 +247,31 @@ func (s *Store) writeCounted(ctx context.Context, b *pgx.Batch, writes []*store.
 		}
 		return nil
 	})
+}
+
+// countQuery lists a per-minute count table, summed over the slots: key,
+// the step's start and sums, grouped by step and key, oldest first, for
+// one key value (all when name is ""), at most limit rows
+// (store.MaxAttemptMinutes).
+func countQuery(key, sums, table, name string, since, until time.Time, step time.Duration, limit int) (string, []any) {
+	q := `SELECT ` + key + `, (minute / $1) * $1 AS m, ` + sums + ` FROM ` + table + ` WHERE true`
+	args := []any{store.StepMinutes(step) * 60}
+	if name != "" {
+		args = append(args, name)
+		q += fmt.Sprintf(` AND `+key+` = $%d`, len(args))
+	}
+	if !since.IsZero() {
+		args = append(args, minuteCeil(since))
+		q += fmt.Sprintf(` AND minute >= $%d`, len(args))
+	}
+	if !until.IsZero() {
+		args = append(args, minuteCeil(until))
+		q += fmt.Sprintf(` AND minute < $%d`, len(args))
+	}
+	if limit <= 0 || limit > store.MaxAttemptMinutes {
+		limit = store.MaxAttemptMinutes
+	}
+	args = append(args, limit)
+	q += fmt.Sprintf(` GROUP BY m, `+key+` ORDER BY m, `+key+` LIMIT $%d`, len(args))
+	return q, args
 }

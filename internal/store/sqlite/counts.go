@@ -95,28 +95,8 @@ func (s *Store) AttemptCountTotals(ctx context.Context) (map[string]store.Attemp
 
 // AttemptCountList returns per-minute attempt counts.
 func (s *Store) AttemptCountList(ctx context.Context, p *store.AttemptCountListParams) ([]*store.AttemptMinute, error) {
-	step := store.StepMinutes(p.Step) * 60
-	q := `SELECT destination, (minute / ?) * ? AS m, sum(attempts), sum(succeeded), sum(retried), sum(failed)` + latencySums + `
-		FROM attempt_minutes WHERE 1=1`
-	args := []any{step, step}
-	if p.Destination != "" {
-		q += ` AND destination = ?`
-		args = append(args, p.Destination)
-	}
-	if !p.Since.IsZero() {
-		q += ` AND minute >= ?`
-		args = append(args, minuteCeil(p.Since))
-	}
-	if !p.Until.IsZero() {
-		q += ` AND minute < ?`
-		args = append(args, minuteCeil(p.Until))
-	}
-	limit := p.Limit
-	if limit <= 0 || limit > store.MaxAttemptMinutes {
-		limit = store.MaxAttemptMinutes
-	}
-	q += ` GROUP BY m, destination ORDER BY m, destination LIMIT ?`
-	args = append(args, limit)
+	q, args := countQuery("destination", "sum(attempts), sum(succeeded), sum(retried), sum(failed)"+latencySums, "attempt_minutes",
+		p.Destination, p.Since, p.Until, p.Step, p.Limit)
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list attempt counts: %w", mapErr(err))
@@ -164,27 +144,7 @@ func (s *Store) EventCountList(ctx context.Context, p *store.EventCountListParam
 	if err := s.caughtUp(ctx); err != nil {
 		return nil, err
 	}
-	step := store.StepMinutes(p.Step) * 60
-	q := `SELECT source, (minute / ?) * ? AS m, sum(events) FROM event_minutes WHERE 1=1`
-	args := []any{step, step}
-	if p.Source != "" {
-		q += ` AND source = ?`
-		args = append(args, p.Source)
-	}
-	if !p.Since.IsZero() {
-		q += ` AND minute >= ?`
-		args = append(args, minuteCeil(p.Since))
-	}
-	if !p.Until.IsZero() {
-		q += ` AND minute < ?`
-		args = append(args, minuteCeil(p.Until))
-	}
-	limit := p.Limit
-	if limit <= 0 || limit > store.MaxAttemptMinutes {
-		limit = store.MaxAttemptMinutes
-	}
-	q += ` GROUP BY m, source ORDER BY m, source LIMIT ?`
-	args = append(args, limit)
+	q, args := countQuery("source", "sum(events)", "event_minutes", p.Source, p.Since, p.Until, p.Step, p.Limit)
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list event counts: %w", mapErr(err))
@@ -228,4 +188,30 @@ func minuteCeil(t time.Time) int64 {
 		m = m.Add(time.Minute)
 	}
 	return m.Unix()
+}
+
+// countQuery lists a per-minute count table: key, the step's start and
+// sums, grouped by step and key, oldest first, for one key value (all
+// when name is ""), at most limit rows (store.MaxAttemptMinutes).
+func countQuery(key, sums, table, name string, since, until time.Time, step time.Duration, limit int) (string, []any) {
+	sec := store.StepMinutes(step) * 60
+	q := `SELECT ` + key + `, (minute / ?) * ? AS m, ` + sums + ` FROM ` + table + ` WHERE 1=1`
+	args := []any{sec, sec}
+	if name != "" {
+		q += ` AND ` + key + ` = ?`
+		args = append(args, name)
+	}
+	if !since.IsZero() {
+		q += ` AND minute >= ?`
+		args = append(args, minuteCeil(since))
+	}
+	if !until.IsZero() {
+		q += ` AND minute < ?`
+		args = append(args, minuteCeil(until))
+	}
+	if limit <= 0 || limit > store.MaxAttemptMinutes {
+		limit = store.MaxAttemptMinutes
+	}
+	q += ` GROUP BY m, ` + key + ` ORDER BY m, ` + key + ` LIMIT ?`
+	return q, append(args, limit)
 }

@@ -700,22 +700,7 @@ func (s *Store) DeliveryCountByStatus(ctx context.Context, destination string) (
 	if err != nil {
 		return nil, fmt.Errorf("count deliveries: %w", mapErr(err))
 	}
-	defer rows.Close()
-	out := make(map[string]int64)
-	for rows.Next() {
-		var (
-			status string
-			n      int64
-		)
-		if err := rows.Scan(&status, &n); err != nil {
-			return nil, fmt.Errorf("count deliveries: %w", mapErr(err))
-		}
-		out[status] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("count deliveries: %w", mapErr(err))
-	}
-	return out, nil
+	return scanCounts(rows)
 }
 
 // WatermarkGet returns the fan-out watermark, 0 when never set.
@@ -990,17 +975,22 @@ func (s *Store) DeliveryCountByDestination(ctx context.Context, status string) (
 	if err != nil {
 		return nil, fmt.Errorf("count deliveries: %w", mapErr(err))
 	}
+	return scanCounts(rows)
+}
+
+// scanCounts reads rows of (key, count) into a map.
+func scanCounts(rows *sql.Rows) (map[string]int64, error) {
 	defer rows.Close()
 	out := make(map[string]int64)
 	for rows.Next() {
 		var (
-			dest string
-			n    int64
+			k string
+			n int64
 		)
-		if err := rows.Scan(&dest, &n); err != nil {
+		if err := rows.Scan(&k, &n); err != nil {
 			return nil, fmt.Errorf("count deliveries: %w", mapErr(err))
 		}
-		out[dest] = n
+		out[k] = n
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("count deliveries: %w", mapErr(err))
