@@ -117,21 +117,31 @@ sources: [{name: app, event: {id: "json:id", type: "json:type"}}]
 // On PostgreSQL, a destination's health counts the attempts of every
 // replica, whichever one is asked.
 func TestDestinationHealthAcrossReplicas(t *testing.T) {
+	const perReplica = 5
+	bases := twoReplicasWithEvents(t, "r", perReplica)
+	want := health{attempts: 2 * perReplica, succeeded: 2 * perReplica}
+	for r, base := range bases {
+		verbsWait(t, 10*time.Second, fmt.Sprintf("replica %d to count every attempt", r), func() bool { return healthOf(t, base, "witness") == want })
+	}
+}
+
+// twoReplicasWithEvents starts two replicas on one PostgreSQL database,
+// both delivering to one witness that answers 200, and posts perReplica
+// events of type x to source shop through each (ids prefix+replica-n). It
+// returns the replicas' base URLs.
+func twoReplicasWithEvents(t *testing.T, prefix string, perReplica int) []string {
+	t.Helper()
 	dsn := testPostgresDSN(t)
 	witness := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
 	t.Cleanup(witness.Close)
 	key := secret.GenerateMasterKey("kpg")
 	bases := startReplicas(t, clusterConfig(t, dsn, key, "1s", witness.URL, witness.URL), clusterConfig(t, dsn, key, "1s", witness.URL, witness.URL))
-	const perReplica = 5
 	for i := range perReplica {
 		for r, base := range bases {
-			if code, _ := post(t, base, "shop", fmt.Sprintf(`{"id": "r%d-%d", "type": "x"}`, r, i)); code != http.StatusOK {
+			if code, _ := post(t, base, "shop", fmt.Sprintf(`{"id": "%s%d-%d", "type": "x"}`, prefix, r, i)); code != http.StatusOK {
 				t.Fatalf("post to replica %d: HTTP %d", r, code)
 			}
 		}
 	}
-	want := health{attempts: 2 * perReplica, succeeded: 2 * perReplica}
-	for r, base := range bases {
-		verbsWait(t, 10*time.Second, fmt.Sprintf("replica %d to count every attempt", r), func() bool { return healthOf(t, base, "witness") == want })
-	}
+	return bases
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"hookd/internal/config"
-	"hookd/internal/secret"
 )
 
 // statTotals is what GET /api/v1/stats shows, summed over its points:
@@ -151,19 +150,8 @@ subscriptions:
 // On PostgreSQL, GET /api/v1/stats counts the events and attempts of every
 // replica, whichever one is asked.
 func TestStatsAcrossReplicas(t *testing.T) {
-	dsn := testPostgresDSN(t)
-	witness := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
-	t.Cleanup(witness.Close)
-	key := secret.GenerateMasterKey("kpg")
-	bases := startReplicas(t, clusterConfig(t, dsn, key, "1s", witness.URL, witness.URL), clusterConfig(t, dsn, key, "1s", witness.URL, witness.URL))
 	const perReplica = 6
-	for i := range perReplica {
-		for r, base := range bases {
-			if code, _ := post(t, base, "shop", fmt.Sprintf(`{"id": "s%d-%d", "type": "x"}`, r, i)); code != http.StatusOK {
-				t.Fatalf("post to replica %d: HTTP %d", r, code)
-			}
-		}
-	}
+	bases := twoReplicasWithEvents(t, "s", perReplica)
 	want := statTotals{
 		events:   map[string]int{"shop": 2 * perReplica},
 		outcomes: map[string]health{"witness": {attempts: 2 * perReplica, succeeded: 2 * perReplica}},
