@@ -40,10 +40,11 @@ func healthURL(listen, scheme string) (string, error) {
 
 func newHealthcheckCmd() *cobra.Command {
 	var (
-		target   string
-		timeout  time.Duration
-		useTLS   bool
-		insecure bool
+		target     string
+		timeout    time.Duration
+		useTLS     bool
+		insecure   bool
+		configPath string
 	)
 	cmd := &cobra.Command{
 		Use:   "healthcheck",
@@ -53,10 +54,13 @@ anything else (no answer within --timeout, another status), with the reason on
 standard error. It is the HEALTHCHECK of the container image, which has no
 shell or curl.
 
-Without --url it asks the address hookd listens on, from HOOKD_LISTEN (":8080"
-when unset), through 127.0.0.1 when that address names every interface.`,
+Without --url it asks the address hookd listens on, through 127.0.0.1 when that
+address names every interface: with --config, the file's listen (and https when
+it sets server.tls), as hookd serve reads it, environment overrides included;
+otherwise HOOKD_LISTEN (":8080" when unset).`,
 		Example: `  hookd healthcheck
   hookd healthcheck --url http://127.0.0.1:9000/healthz
+  hookd healthcheck --config /etc/hookd/hookd.yaml --insecure
   hookd healthcheck --tls --insecure`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -64,6 +68,14 @@ when unset), through 127.0.0.1 when that address names every interface.`,
 				listen := os.Getenv("HOOKD_LISTEN")
 				if listen == "" {
 					listen = config.DefaultListen
+				}
+				if configPath != "" {
+					cfg, err := config.Load(configPath)
+					if err != nil {
+						return failf(cmd, "%v", err)
+					}
+					listen = cfg.Listen
+					useTLS = useTLS || cfg.Server.TLS != nil
 				}
 				scheme := "http"
 				if useTLS {
@@ -89,6 +101,8 @@ when unset), through 127.0.0.1 when that address names every interface.`,
 	f.DurationVar(&timeout, "timeout", 5*time.Second, "give up after this long")
 	f.BoolVar(&useTLS, "tls", false, "without --url: use https (hookd serves TLS)")
 	f.BoolVar(&insecure, "insecure", false, "do not verify the server's certificate (its name is not the loopback address)")
+	f.StringVarP(&configPath, "config", "c", "", "without --url: the configuration file (YAML) hookd serve runs with; its listen and server.tls say where to ask")
+	cmd.MarkFlagFilename("config", "yaml", "yml")
 	return cmd
 }
 

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -52,6 +54,19 @@ func TestHealthcheckAgainstARunningHookd(t *testing.T) {
 	t.Setenv("HOOKD_LISTEN", ":"+port)
 	if code, _, errOut := healthcheck(); code != 0 {
 		t.Errorf("healthcheck with HOOKD_LISTEN=:%s: got exit %d, stderr %q, want 0", port, code, errOut)
+	}
+	// --config: the file's listen wins over HOOKD_LISTEN's absence, as
+	// hookd serve -c reads it.
+	t.Setenv("HOOKD_LISTEN", "")
+	file := filepath.Join(t.TempDir(), "hookd.yaml")
+	if err := os.WriteFile(file, []byte("listen: 127.0.0.1:"+port+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := healthcheck("--config", file); code != 0 || !strings.Contains(out, "127.0.0.1:"+port) {
+		t.Errorf("healthcheck --config (listen :%s): got exit %d, stdout %q, stderr %q, want 0", port, code, out, errOut)
+	}
+	if code, _, errOut := healthcheck("--config", filepath.Join(t.TempDir(), "absent.yaml")); code != 1 || !strings.Contains(errOut, "absent.yaml") {
+		t.Errorf("healthcheck --config with a missing file: got exit %d, stderr %q, want 1 naming the file", code, errOut)
 	}
 }
 
