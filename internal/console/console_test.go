@@ -310,7 +310,10 @@ func TestScriptAvoidsHTMLSinks(t *testing.T) {
 	}
 	js := all.String()
 	for _, want := range []string{"textContent", "'/api/v1/session'", "'X-CSRF-Token'", "credentials: 'same-origin'", "/api/v1/events", "/api/v1/deliveries",
-		"/api/v1/replays", "/api/v1/destinations", "/api/v1/subscriptions", "/api/v1/sources"} {
+		"/api/v1/replays", "/api/v1/destinations", "/api/v1/subscriptions", "/api/v1/sources",
+		// The configuration forms' hooks for browser tests (ids, error slots).
+		"'source-form'", "'destination-form'", "'subscription-form'", "'new-source'", "'new-destination'",
+		"'new-subscription'", "'data-error-for'", "'confirm-delete'", "'[redacted]'"} {
 		if !strings.Contains(js, want) {
 			t.Errorf("the scripts lack %q", want)
 		}

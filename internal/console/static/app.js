@@ -8,8 +8,10 @@
 //   actions.js           a delivery's retry and cancel buttons
 //   view-events.js       the events list and one event's detail
 //   view-failed.js       the failed queue and bulk replay
-//   view-destinations.js destinations and subscriptions
-//   view-sources.js      sources and one source
+//   view-destinations.js destinations, one destination, its form
+//   view-subscriptions.js subscriptions and their form
+//   view-sources.js      sources, one source, its form
+//   forms.js             fields, API errors at fields, secrets, confirm
 //   stats.js             the stats charts
 
 import { $, h } from './ui.js';
@@ -17,8 +19,26 @@ import { signIn, signOut, resumeSession, showAuth, hideAuth, clearError, updateA
 import { route, stopView, setDispatch, pathRest } from './router.js';
 import { viewEvents, viewEvent } from './view-events.js';
 import { viewFailed } from './view-failed.js';
-import { viewDestinations } from './view-destinations.js';
-import { viewSources, viewSource } from './view-sources.js';
+import { viewDestinations, viewDestination, viewDestinationForm } from './view-destinations.js';
+import { viewSubscriptions, viewSubscriptionForm } from './view-subscriptions.js';
+import { viewSources, viewSource, viewSourceForm } from './view-sources.js';
+
+// segment decodes one path segment of the hash.
+function segment(s) {
+  try { return decodeURIComponent(s); } catch (e) { return s; }
+}
+
+// configRoute dispatches #/<kind>, #/<kind>/new, #/<kind>/<name> and
+// #/<kind>/<name>/edit; show is null when a kind has no page of one item.
+function configRoute(parts, ctx, list, show, form) {
+  const rest = parts.slice(1);
+  if (!rest.length) list(ctx);
+  else if (rest.length === 1 && rest[0] === 'new') form(ctx, '');
+  else if (rest.length === 2 && rest[1] === 'edit') form(ctx, segment(rest[0]));
+  else if (show) show(ctx, pathRest(parts));
+  else return false;
+  return true;
+}
 
 // dispatch renders the view of a route; false sends the page to #/events.
 function dispatch(section, parts, ctx) {
@@ -28,11 +48,9 @@ function dispatch(section, parts, ctx) {
       else viewEvents(ctx);
       return true;
     case 'failed': viewFailed(ctx); return true;
-    case 'destinations': viewDestinations(ctx); return true;
-    case 'sources':
-      if (parts.length > 1) viewSource(ctx, pathRest(parts));
-      else viewSources(ctx);
-      return true;
+    case 'destinations': return configRoute(parts, ctx, viewDestinations, viewDestination, viewDestinationForm);
+    case 'subscriptions': return configRoute(parts, ctx, viewSubscriptions, null, viewSubscriptionForm);
+    case 'sources': return configRoute(parts, ctx, viewSources, viewSource, viewSourceForm);
     default: return false;
   }
 }
