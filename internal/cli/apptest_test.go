@@ -73,7 +73,7 @@ func TestConsoleIsServed(t *testing.T) {
 	}
 	cfg.Storage.Path = t.TempDir()
 	_, base := startApp(t, cfg, nil)
-	for path, ctype := range map[string]string{"/console/": "text/html", "/console/console.js": "text/javascript"} {
+	for path, ctype := range map[string]string{"/console/": "text/html", "/console/app.js": "text/javascript"} {
 		resp, err := http.Get(base + path)
 		if err != nil {
 			t.Fatal(err)

@@ -52,7 +52,7 @@ var contentTypes = map[string]string{
 	".txt":  "text/plain; charset=utf-8",
 }
 
-// assets maps a file name relative to Prefix ("index.html", "console.js")
+// assets maps a file name relative to Prefix ("index.html", "app.js")
 // to its content. It is built once from the embedded files; only top-level
 // files with a known type are served.
 var assets = loadAssets()

@@ -70,7 +70,7 @@ func TestIndex(t *testing.T) {
 		if ct := a.header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
 			t.Errorf("GET %s: Content-Type = %q", target, ct)
 		}
-		for _, want := range []string{`id="app"`, `id="view"`, `<script src="console.js" defer></script>`,
+		for _, want := range []string{`id="app"`, `id="view"`, `<script type="module" src="app.js"></script>`,
 			`<link rel="stylesheet" href="console.css">`, `id="token-input"`, `id="error-bar"`} {
 			if !strings.Contains(a.body, want) {
 				t.Errorf("GET %s: body lacks %q", target, want)
@@ -82,7 +82,7 @@ func TestIndex(t *testing.T) {
 
 func TestAssetsContentTypes(t *testing.T) {
 	for target, want := range map[string]string{
-		"/console/console.js":  "text/javascript; charset=utf-8",
+		"/console/app.js":      "text/javascript; charset=utf-8",
 		"/console/console.css": "text/css; charset=utf-8",
 		"/console/index.html":  "text/html; charset=utf-8",
 	} {
@@ -105,7 +105,7 @@ func TestAssetsContentTypes(t *testing.T) {
 }
 
 func TestHead(t *testing.T) {
-	a := do(t, http.MethodHead, "/console/console.js", nil)
+	a := do(t, http.MethodHead, "/console/app.js", nil)
 	if a.status != http.StatusOK || a.body != "" {
 		t.Errorf("HEAD: status %d, body %d bytes", a.status, len(a.body))
 	}
@@ -154,7 +154,7 @@ func TestRedirect(t *testing.T) {
 
 func TestMethodNotAllowed(t *testing.T) {
 	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
-		for _, target := range []string{"/console/", "/console/console.js"} {
+		for _, target := range []string{"/console/", "/console/app.js"} {
 			a := do(t, m, target, nil)
 			if a.status != http.StatusMethodNotAllowed {
 				t.Errorf("%s %s: status %d, want 405", m, target, a.status)
@@ -168,8 +168,8 @@ func TestMethodNotAllowed(t *testing.T) {
 }
 
 func TestNotFound(t *testing.T) {
-	targets := []string{"/console/nope.js", "/console/static/console.js", "/console/events",
-		"/console/console.go", "/console/console.js/", "/console/static/", "/console/index.html/x"}
+	targets := []string{"/console/nope.js", "/console/static/app.js", "/console/events", "/console/console.js",
+		"/console/console.go", "/console/app.js/", "/console/static/", "/console/index.html/x"}
 	for _, target := range targets {
 		a := do(t, http.MethodGet, target, nil)
 		if a.status != http.StatusNotFound {
@@ -181,7 +181,7 @@ func TestNotFound(t *testing.T) {
 		}
 	}
 	// Unclean paths: the mux redirects them; the handler alone refuses them.
-	for _, target := range append(targets, "/console/../console.go", "/console/./console.js", "/console//console.js") {
+	for _, target := range append(targets, "/console/../console.go", "/console/./app.js", "/console//app.js") {
 		a := direct(t, http.MethodGet, target)
 		if a.status != http.StatusNotFound {
 			t.Errorf("direct GET %s: status %d, want 404", target, a.status)
@@ -228,20 +228,94 @@ func TestIndexHasNoInlineCode(t *testing.T) {
 	}
 }
 
+// scripts lists the embedded JavaScript files (the ES modules of the
+// console).
+func scripts(t *testing.T) []string {
+	t.Helper()
+	entries, err := staticFS.ReadDir("static")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".js") {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) == 0 {
+		t.Fatal("no .js files embedded")
+	}
+	return names
+}
+
+// Every script is served, as JavaScript with the console's headers; the
+// modules import each other by relative flat names only (only top-level
+// files are served), and every imported module exists.
+func TestEveryScriptServed(t *testing.T) {
+	importRe := regexp.MustCompile(`(?m)^\s*import\b[^;]*?\bfrom\s+'([^']*)'|^\s*import\s+'([^']*)'|\bimport\(`)
+	for _, name := range scripts(t) {
+		a := do(t, http.MethodGet, "/console/"+name, nil)
+		if a.status != http.StatusOK {
+			t.Errorf("GET %s: status %d", name, a.status)
+			continue
+		}
+		if got := a.header.Get("Content-Type"); got != "text/javascript; charset=utf-8" {
+			t.Errorf("GET %s: Content-Type = %q", name, got)
+		}
+		checkSecurityHeaders(t, "GET "+name, a)
+		for _, m := range importRe.FindAllStringSubmatch(a.body, -1) {
+			spec := m[1] + m[2]
+			if spec == "" {
+				t.Errorf("%s: dynamic import(): modules are imported statically", name)
+				continue
+			}
+			target, ok := strings.CutPrefix(spec, "./")
+			if !ok || strings.Contains(target, "/") || !strings.HasSuffix(target, ".js") {
+				t.Errorf("%s imports %q: want a flat relative name like ./ui.js", name, spec)
+				continue
+			}
+			if _, ok := assets[target]; !ok {
+				t.Errorf("%s imports %q, which is not embedded", name, spec)
+			}
+		}
+	}
+	html := embedded(t, "index.html")
+	if !strings.Contains(html, `<script type="module" src="app.js"></script>`) {
+		t.Error("index.html does not load app.js as a module")
+	}
+}
+
 // Data from the API (event bodies, headers) is attacker-controlled: the
 // script builds the DOM with textContent only.
 func TestScriptAvoidsHTMLSinks(t *testing.T) {
-	js := embedded(t, "console.js")
-	for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
-		"new Function", "http://", "https://", "localStorage", "sessionStorage.setItem", "Authorization"} {
-		if strings.Contains(js, bad) {
-			t.Errorf("console.js contains %q", bad)
+	var all strings.Builder
+	for _, name := range scripts(t) {
+		js := embedded(t, name)
+		all.WriteString(js)
+		for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
+			"new Function", "http://", "https://", "localStorage", "sessionStorage.setItem", "Authorization",
+			"setTimeout('", "setTimeout(\"", "setInterval(", ".setHTML", "createContextualFragment",
+			"DOMParser", "srcdoc", "javascript:", "alert(", "prompt("} {
+			if strings.Contains(js, bad) {
+				t.Errorf("%s contains %q", name, bad)
+			}
+		}
+		// Inline styles are refused by the CSP: no style attribute, no
+		// element.style.
+		for _, bad := range []string{"'style'", ".style.", "style:"} {
+			if strings.Contains(js, bad) {
+				t.Errorf("%s contains %q (inline style)", name, bad)
+			}
 		}
 	}
+	js := all.String()
 	for _, want := range []string{"textContent", "'/api/v1/session'", "'X-CSRF-Token'", "credentials: 'same-origin'", "/api/v1/events", "/api/v1/deliveries",
-		"/api/v1/replays", "/api/v1/destinations", "/api/v1/subscriptions", "/api/v1/sources"} {
+		"/api/v1/replays", "/api/v1/destinations", "/api/v1/subscriptions", "/api/v1/sources",
+		// The configuration forms' hooks for browser tests (ids, error slots).
+		"'source-form'", "'destination-form'", "'subscription-form'", "'new-source'", "'new-destination'",
+		"'new-subscription'", "'data-error-for'", "'confirm-delete'", "'[redacted]'"} {
 		if !strings.Contains(js, want) {
-			t.Errorf("console.js lacks %q", want)
+			t.Errorf("the scripts lack %q", want)
 		}
 	}
 	css := embedded(t, "console.css")

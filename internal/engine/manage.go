@@ -242,6 +242,19 @@ func (e *Engine) destinationPut(ctx context.Context, name string, spec []byte, c
 	} else if name != "" && n != name {
 		return DestinationView{}, hookd.Errorf(hookd.EInvalid, "name %v does not match the path's %q", n, name)
 	}
+	// Secrets sent back redacted keep their stored values (a new
+	// destination has none: "[redacted]" is refused there).
+	var stored map[string]any
+	if n, _ := m["name"].(string); !create && n != "" {
+		e.mu.Lock()
+		if de := e.dests[n]; de != nil && de.origin == OriginAPI {
+			_ = json.Unmarshal(de.spec, &stored)
+		}
+		e.mu.Unlock()
+	}
+	if err := restoreRedacted(m, stored); err != nil {
+		return DestinationView{}, hookd.Errorf(hookd.EInvalid, "invalid destination %v: %v", m["name"], err)
+	}
 	spec, _ = json.Marshal(m)
 	def, err := parseDestinationSpec(spec)
 	if err != nil {

@@ -216,6 +216,19 @@ func (e *Engine) sourcePut(ctx context.Context, name string, spec []byte, create
 	} else if name != "" && n != name {
 		return SourceView{}, hookd.Errorf(hookd.EInvalid, "name %v does not match the path's %q", n, name)
 	}
+	// Secrets sent back redacted keep their stored values (a new source
+	// has none: "[redacted]" is refused there).
+	var stored map[string]any
+	if n, _ := m["name"].(string); !create && n != "" {
+		e.mu.Lock()
+		if se := e.srcs[n]; se != nil && se.origin == OriginAPI {
+			_ = json.Unmarshal(se.spec, &stored)
+		}
+		e.mu.Unlock()
+	}
+	if err := restoreRedacted(m, stored); err != nil {
+		return SourceView{}, hookd.Errorf(hookd.EInvalid, "invalid source: %v", err)
+	}
 	spec, _ = json.Marshal(m)
 	// One change of sources at a time: two creates of one name must not
 	// both succeed.

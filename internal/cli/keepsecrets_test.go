@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"hookd/internal/config"
+)
+
+// A definition sent back as the API showed it, secrets "[redacted]", keeps
+// the stored secrets (the console's edit forms rely on it); "[redacted]"
+// where nothing is stored is refused, naming the key.
+func TestReplaceKeepsRedactedSecrets(t *testing.T) {
+	var mu sync.Mutex
+	var keys []string
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		keys = append(keys, r.Header.Get("X-Api-Key"))
+		mu.Unlock()
+	}))
+	t.Cleanup(sink.Close)
+	cfg, err := config.Parse([]byte(sourcesConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Storage.Path = t.TempDir()
+	_, base := startApp(t, cfg, nil)
+
+	const destSecret = "dest-secret-0123456789"
+	code, v := apiDo(t, "POST", base+"/api/v1/destinations", "tok", `{"name": "hooks", "type": "http", "url": "`+sink.URL+`",
+		"timeout": "10s", "auth": {"type": "header", "header": "X-Api-Key", "value": "`+destSecret+`"}}`)
+	if code != 201 {
+		t.Fatalf("POST destination: %d %v", code, v)
+	}
+	def, _ := v["definition"].(map[string]any)
+	if auth, _ := def["auth"].(map[string]any); auth["value"] != "[redacted]" {
+		t.Fatalf("definition shown: %v", def)
+	}
+	def["timeout"] = "20s"
+	b, _ := json.Marshal(def)
+	if code, v = apiDo(t, "PUT", base+"/api/v1/destinations/hooks", "tok", string(b)); code != 200 {
+		t.Fatalf("PUT the definition as shown: %d %v", code, v)
+	}
+	if d, _ := v["definition"].(map[string]any); d["timeout"] != "20s" || strings.Contains(string(mustJSON(d)), destSecret) {
+		t.Fatalf("PUT answered %v", d)
+	}
+	if code, v = apiDo(t, "POST", base+"/api/v1/subscriptions", "tok", `{"source": "claims", "destination": "hooks"}`); code != 201 {
+		t.Fatalf("subscribe: %d %v", code, v)
+	}
+	postEvent(t, base, "claims", `{"id": "c-1", "type": "claim.filed"}`)
+	waitFor(t, 10*time.Second, "the event at the sink", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(keys) > 0
+	})
+	mu.Lock()
+	got := keys[0]
+	mu.Unlock()
+	if got != destSecret {
+		t.Fatalf("X-Api-Key after the replace = %q, want the stored secret", got)
+	}
+
+	// A key the stored definition lacks cannot be "[redacted]".
+	def["auth"] = map[string]any{"type": "basic", "username": "u", "password": "[redacted]"}
+	b, _ = json.Marshal(def)
+	code, v = apiDo(t, "PUT", base+"/api/v1/destinations/hooks", "tok", string(b))
+	if msg := errMessage(v); code != 400 || !strings.Contains(msg, "invalid destination hooks: auth.password: [redacted] stands for a stored secret") {
+		t.Fatalf("PUT with a new [redacted] password: %d %q", code, msg)
+	}
+
+	// Sources: the API key sent back redacted still verifies.
+	const key1 = "shop-key-0123456789"
+	code, v = apiDo(t, "POST", base+"/api/v1/sources", "tok", `{"name": "shop", "verify": [{"type": "api_key", "keys": ["`+key1+`"]}]}`)
+	if code != 201 {
+		t.Fatalf("POST source: %d %v", code, v)
+	}
+	sdef, _ := v["definition"].(map[string]any)
+	sdef["dedupe_window"] = "1h"
+	b, _ = json.Marshal(sdef)
+	if !strings.Contains(string(b), `"keys":"[redacted]"`) {
+		t.Fatalf("source definition shown: %s", b)
+	}
+	if code, v = apiDo(t, "PUT", base+"/api/v1/sources/shop", "tok", string(b)); code != 200 || v["dedupe_window"] != "1h0m0s" {
+		t.Fatalf("PUT the source as shown: %d %v", code, v)
+	}
+	if c := postWithKey(t, base, "shop", key1, `{"id":"o-1"}`); c != 200 {
+		t.Fatalf("the stored key after the replace: %d, want 200", c)
+	}
+	if c := postWithKey(t, base, "shop", "[redacted]", `{"id":"o-2"}`); c != 401 {
+		t.Fatalf("the key [redacted]: %d, want 401", c)
+	}
+
+	// A new definition has nothing stored.
+	code, v = apiDo(t, "POST", base+"/api/v1/sources", "tok", `{"name": "shop2", "verify": [{"type": "api_key", "keys": ["[redacted]"]}]}`)
+	if msg := errMessage(v); code != 400 || !strings.Contains(msg, "invalid source: verify[0].keys[0]: [redacted] stands for a stored secret") {
+		t.Fatalf("POST a source with a [redacted] key: %d %q", code, msg)
+	}
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+func errMessage(v map[string]any) string {
+	e, _ := v["error"].(map[string]any)
+	s, _ := e["message"].(string)
+	return s
+}

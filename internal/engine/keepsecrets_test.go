@@ -1,0 +1,55 @@
+package engine
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestRestoreRedacted(t *testing.T) {
+	obj := func(s string) map[string]any {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(s), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	stored := `{"name": "q", "type": "amqp", "url": "amqp://hookd:pw-0123@rabbit:5672/vh",
+		"auth": {"type": "basic", "username": "u", "password": "p-0123"},
+		"sign": {"type": "standard_webhooks", "secrets": ["whsec_a", "whsec_b"]},
+		"verify": [{"type": "hmac", "secrets": ["s1"]}, {"type": "api_key", "keys": ["k1", "k2"]}]}`
+	for _, c := range []struct {
+		name, next, want, err string
+	}{
+		{"as shown", `{"name": "q", "type": "amqp", "url": "amqp://hookd:xxxxx@rabbit:5672/vh",
+			"auth": {"type": "basic", "username": "u", "password": "[redacted]"},
+			"sign": {"type": "standard_webhooks", "secrets": "[redacted]"},
+			"verify": [{"type": "hmac", "secrets": "[redacted]"}, {"type": "api_key", "keys": ["[redacted]", "k3"]}]}`,
+			`{"auth":{"password":"p-0123","type":"basic","username":"u"},"name":"q",` +
+				`"sign":{"secrets":["whsec_a","whsec_b"],"type":"standard_webhooks"},"type":"amqp","url":"amqp://hookd:pw-0123@rabbit:5672/vh",` +
+				`"verify":[{"secrets":["s1"],"type":"hmac"},{"keys":["k1","k3"],"type":"api_key"}]}`, ""},
+		{"changed URL and secret", `{"url": "amqp://hookd:new@rabbit:5672/vh", "auth": {"password": "p-new"}}`,
+			`{"auth":{"password":"p-new"},"url":"amqp://hookd:new@rabbit:5672/vh"}`, ""},
+		{"another host keeps nothing", `{"url": "amqp://hookd:xxxxx@elsewhere:5672/vh"}`,
+			`{"url":"amqp://hookd:xxxxx@elsewhere:5672/vh"}`, ""},
+		{"nothing stored there", `{"auth": {"type": "header", "value": "[redacted]"}}`, "", "auth.value: [redacted] stands for a stored secret"},
+		{"past the stored list", `{"verify": [{}, {}, {"secrets": ["[redacted]"]}]}`, "", "verify[2].secrets[0]:"},
+	} {
+		next := obj(c.next)
+		err := restoreRedacted(next, obj(stored))
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s: error %v, want %q", c.name, err, c.err)
+			}
+			continue
+		}
+		got, _ := json.Marshal(next)
+		if err != nil || string(got) != c.want {
+			t.Errorf("%s: got %s (%v), want %s", c.name, got, err, c.want)
+		}
+	}
+	// A new definition has nothing stored.
+	if err := restoreRedacted(obj(`{"secret": "[redacted]"}`), nil); err == nil || !strings.Contains(err.Error(), "secret: ") {
+		t.Errorf("create with [redacted]: %v", err)
+	}
+}
