@@ -37,8 +37,10 @@ func TestHarnessSeesPageErrors(t *testing.T) {
 		return null;
 	})()`)
 	want := map[string]func(problem) bool{
-		"console.error": func(p problem) bool { return p.kind == "console.error" && strings.Contains(p.text, "probe: console.error") },
-		"exception":     func(p problem) bool { return p.kind == "exception" && strings.Contains(p.text, "probe: uncaught") },
+		"console.error": func(p problem) bool {
+			return p.kind == "console.error" && strings.Contains(p.text, "probe: console.error")
+		},
+		"exception": func(p problem) bool { return p.kind == "exception" && strings.Contains(p.text, "probe: uncaught") },
 		"CSP violation": func(p problem) bool {
 			return strings.Contains(p.text, "Content Security Policy") && strings.Contains(p.text, "script")
 		},
