@@ -24,8 +24,9 @@ func eventLink(id string) string { return `#view a[href="#/events/` + id + `"]` 
 // exception and a Content Security Policy violation are all reported
 // (and would fail a test that did not expect them).
 func TestHarnessSeesPageErrors(t *testing.T) {
+	b := newBrowser(t)
 	s := startHookd(t)
-	tb := newBrowser(t).newTab("tab1")
+	tb := b.newTab("tab1")
 	tb.open(s.Base, "#/events")
 	tb.waitVisible("#token-input")
 	eval[chromedp.Void](tb, "cause page errors", `(() => {
@@ -79,13 +80,14 @@ func TestHarnessSeesPageErrors(t *testing.T) {
 // ingested through the real HTTP API, and its detail: the body as pretty
 // JSON, digits kept, and the attempts of both deliveries.
 func TestSignInEventsAndDetail(t *testing.T) {
+	b := newBrowser(t)
 	s := startHookd(t)
 	body := `{"id":"ord-1001","type":"order.created","total":12345678901234567890,"items":[{"sku":"A-1","qty":2}]}`
 	id := s.ingest(t, body)
 	s.waitDelivery(t, id, "warehouse", "succeeded")
 	s.waitDelivery(t, id, "ledger", "succeeded")
 
-	tb := newBrowser(t).newTab("tab1")
+	tb := b.newTab("tab1")
 	tb.open(s.Base, "#/events")
 	tb.signIn(adminToken)
 	tb.waitVisible(eventLink(id))
@@ -147,10 +149,10 @@ func cookie(tb *tab, url, name string) *network.Cookie {
 // without the token, and signing out there ends the session for the first
 // tab and on the server (the old cookie, replayed, gets 401).
 func TestSessionAcrossTabs(t *testing.T) {
+	b := newBrowser(t)
 	s := startHookd(t)
 	id := s.ingest(t, `{"id":"ord-2001","type":"order.created"}`)
 
-	b := newBrowser(t)
 	one := b.newTab("tab1")
 	one.open(s.Base, "#/events")
 	one.signIn(adminToken)
@@ -213,12 +215,13 @@ func TestSessionAcrossTabs(t *testing.T) {
 // its small retry policy is spent; once the destination answers again,
 // Retry in the failed queue delivers it.
 func TestFailedQueueRetry(t *testing.T) {
+	b := newBrowser(t)
 	s := startHookd(t)
 	s.Ledger.setStatus(http.StatusInternalServerError)
 	id := s.ingest(t, `{"id":"ord-3001","type":"order.created"}`)
 	s.waitDelivery(t, id, "ledger", "failed")
 
-	tb := newBrowser(t).newTab("tab1")
+	tb := b.newTab("tab1")
 	tb.open(s.Base, "#/failed")
 	tb.signIn(adminToken)
 	tb.waitVisible(eventLink(id))
@@ -293,11 +296,12 @@ func chartNamed(charts map[string]chart, prefix string) (chart, bool) {
 // N more successful attempts.
 func TestStatsChartMoves(t *testing.T) {
 	const n = 5
+	b := newBrowser(t)
 	s := startHookd(t)
 	first := s.ingest(t, `{"id":"ord-4000","type":"order.created"}`)
 	s.waitDelivery(t, first, "warehouse", "succeeded")
 
-	tb := newBrowser(t).newTab("tab1")
+	tb := b.newTab("tab1")
 	tb.open(s.Base, "#/destinations")
 	tb.signIn(adminToken)
 	tb.waitJS("the charts", `document.querySelectorAll('figure.chart-box svg').length >= 2`)
@@ -338,12 +342,13 @@ func TestStatsChartMoves(t *testing.T) {
 // overflow at 390 px is checked, and only as a log line unless
 // HOOKD_TEST_STRICT_LAYOUT=1: the stylesheet is being reworked.
 func TestMobileAndDark(t *testing.T) {
+	b := newBrowser(t)
 	s := startHookd(t)
 	id := s.ingest(t, `{"id":"ord-5001","type":"order.created"}`)
 	s.waitDelivery(t, id, "warehouse", "succeeded")
 	strict := os.Getenv("HOOKD_TEST_STRICT_LAYOUT") == "1"
 
-	tb := newBrowser(t).newTab("tab1")
+	tb := b.newTab("tab1")
 	tb.do("emulate a 390 px phone", chromedp.EmulateViewport(390, 844))
 	tb.open(s.Base, "#/events")
 	tb.signIn(adminToken)

@@ -15,7 +15,9 @@
 // directory HOOKD_SCREENSHOTS names, or to a temporary directory;
 // HOOKD_TEST_STRICT_LAYOUT=1 turns the layout checks into failures.
 //
-// To add a test, start a server with startHookd, a browser with
-// newBrowser, a tab with (*browser).newTab, and use the tab's helpers
-// (signIn, open, waitVisible, click, text, eval, waitJS, screenshot).
+// To add a test, make a browser with newBrowser first (it skips when
+// there is none, before hookd is built), start a server with startHookd,
+// open a tab with (*browser).newTab, and use the tab's helpers (open,
+// signIn, waitVisible, waitText, waitJS, click, text, eval, screenshot;
+// expect for a page error the test causes on purpose).
 package browsertest
