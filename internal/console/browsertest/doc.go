@@ -12,8 +12,7 @@
 // The browser is chromium (or chromium-browser) from PATH, or the file
 // HOOKD_TEST_CHROMIUM names. Without one the tests skip, unless
 // HOOKD_TEST_REQUIRE_SERVICES=1, where they fail. Screenshots go to the
-// directory HOOKD_SCREENSHOTS names, or to a temporary directory;
-// HOOKD_TEST_STRICT_LAYOUT=1 turns the layout checks into failures.
+// directory HOOKD_SCREENSHOTS names, or to a temporary directory.
 //
 // To add a test, make a browser with newBrowser first (it skips when
 // there is none, before hookd is built), start a server with startHookd,
