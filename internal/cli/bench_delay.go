@@ -51,10 +51,8 @@ connections and bytes it relayed and the CPU it used, then exits.`,
 			start := time.Now()
 			err = p.Serve(ctx, ln)
 			s := p.Stats()
-			var ru syscall.Rusage
 			cpu := "unknown"
-			if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-				used := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+			if used, ok := processCPU(); ok {
 				cpu = fmt.Sprintf("%.2fs (%.3f cores over %s)", used.Seconds(), used.Seconds()/time.Since(start).Seconds(), time.Since(start).Round(time.Second))
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "delay-proxy: relayed %d connections, %.1f MB, delay %s each way; CPU %s\n",

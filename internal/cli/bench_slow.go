@@ -156,26 +156,6 @@ func runBenchSlow(cmd *cobra.Command, f benchSlowFlags) error {
 	return nil
 }
 
-// raiseFileLimit raises this process's open-file limit to at least need,
-// within its hard limit.
-func raiseFileLimit(need uint64) error {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return fmt.Errorf("read the open-file limit: %w", err)
-	}
-	if lim.Cur >= need {
-		return nil
-	}
-	if lim.Max < need {
-		return fmt.Errorf("the open-file limit is %d (hard), this run needs %d: lower --slow or raise the limit (ulimit -n)", lim.Max, need)
-	}
-	lim.Cur = need
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return fmt.Errorf("raise the open-file limit to %d: %w", need, err)
-	}
-	return nil
-}
-
 // processRSS is the resident set size of process pid as /proc tells it,
 // "" where unknown.
 func processRSS(pid int) string {
