@@ -8,9 +8,11 @@
 //   actions.js           a delivery's retry and cancel buttons
 //   view-events.js       the events list and one event's detail
 //   view-failed.js       the failed queue and bulk replay
+//   replay.js            bulk replay with its progress (failed queue, events)
+//   view-test-event.js   send a test event to a destination
 //   view-destinations.js destinations and subscriptions
 //   view-sources.js      sources and one source
-//   stats.js             the stats charts
+//   stats.js             the stats charts and the stats view
 
 import { $, h } from './ui.js';
 import { signIn, signOut, resumeSession, showAuth, hideAuth, clearError, updateAuthStatus } from './api.js';
@@ -19,6 +21,8 @@ import { viewEvents, viewEvent } from './view-events.js';
 import { viewFailed } from './view-failed.js';
 import { viewDestinations } from './view-destinations.js';
 import { viewSources, viewSource } from './view-sources.js';
+import { viewTestEvent } from './view-test-event.js';
+import { viewStats } from './stats.js';
 
 // dispatch renders the view of a route; false sends the page to #/events.
 function dispatch(section, parts, ctx) {
@@ -28,6 +32,8 @@ function dispatch(section, parts, ctx) {
       else viewEvents(ctx);
       return true;
     case 'failed': viewFailed(ctx); return true;
+    case 'stats': viewStats(ctx); return true;
+    case 'test-event': viewTestEvent(ctx); return true;
     case 'destinations': viewDestinations(ctx); return true;
     case 'sources':
       if (parts.length > 1) viewSource(ctx, pathRest(parts));
