@@ -8,7 +8,7 @@
 // followed is remembered per view key across visits, so leaving the view
 // and coming back picks its progress up again.
 
-import { h, add, badge, fmtNum } from './ui.js';
+import { h, add, badge, fmtNum, fmtTime } from './ui.js';
 import { api, showError, flash } from './api.js';
 
 const POLL_MS = 1000;
@@ -18,6 +18,14 @@ const following = new Map(); // view key -> replay id being followed
 // The delivery statuses a replay filter takes (not delivering: those are
 // being attempted).
 export const REPLAY_STATUSES = new Set(['failed', 'succeeded', 'retrying', 'pending', 'cancelled']);
+
+// filterWords says a replay's filter in one line (key value, …).
+function filterWords(f) {
+  if (!f || typeof f !== 'object') return '';
+  const parts = Object.entries(f).filter(([, v]) => v !== null && v !== undefined && v !== '')
+    .map(([k, v]) => k + ' ' + (k === 'since' || k === 'until' ? fmtTime(String(v)) : String(v)));
+  return parts.length ? 'filter: ' + parts.join(', ') : 'no filter: every event';
+}
 
 // bulkReplay returns {button, panel}: the caller places them. opts:
 //   key       the view's key in the remembered jobs
@@ -96,6 +104,7 @@ export function bulkReplay(ctx, opts) {
       prog,
       h('span', { class: 'replay-count' }, fmtNum(done) + ' / ' + fmtNum(total) + ' done'),
       h('span', { class: 'muted' }, fmtNum(job.queued ?? 0) + ' deliveries queued'),
+      h('span', { class: 'muted small' }, filterWords(job.filter)),
       job.error ? h('span', { class: 'delivery-error' }, String(job.error)) : null]);
     panel.replaceChildren(box);
   }

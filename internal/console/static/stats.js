@@ -319,7 +319,9 @@ function latencyChart(st, win, pick, onPick) {
 
 export function viewStats(ctx) {
   const p = ctx.params;
-  const win = WINDOWS.some(([w]) => w === p.get('window')) ? p.get('window') : '1h';
+  const asked = p.get('window') || '';
+  const alias = { hour: '1h', day: '1d', week: '1w' }[asked] || asked; // #/stats?window=day works too
+  const win = WINDOWS.some(([w]) => w === alias) ? alias : '1h';
   const source = p.get('source') || '';
   const destination = p.get('destination') || '';
   let latencyPick = p.get('latency') || '';

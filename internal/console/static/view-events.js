@@ -185,7 +185,7 @@ export function viewEvents(ctx) {
 
   const tbody = h('tbody');
   const COLS = 7;
-  const statusLine = h('div', { class: 'status-line', role: 'status' });
+  const statusLine = h('div', { class: 'status-line' });
   const moreBtn = h('button', { type: 'button' }, 'Load more');
   const moreWrap = h('div', { class: 'more', hidden: true }, moreBtn);
   const tableEl = table([th('Received'), th('Source'), th('Type'), th('External ID'), th('Key'), th('Event ID'), th('')], tbody);
