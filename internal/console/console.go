@@ -1,9 +1,10 @@
 // Package console serves hookd's web console: a small single-page app
 // (vanilla JavaScript, no build step) under /console/ that talks to the
 // admin API (/api/v1) on the same origin with a bearer token the operator
-// pastes in. It shows events, an event's delivery timeline, the failed
-// queue with retry and replay, destination and source health, and a live
-// tail of incoming events.
+// pastes in. It shows events (filtered, with a live tail), an event's
+// delivery timeline, the failed queue with retry and replay, destination
+// and source health and stats charts, and it replays events and sends
+// test events (docs/CONSOLE.md).
 //
 // Every asset is embedded in the binary; nothing is loaded from elsewhere.
 // The handler serves only those assets (GET and HEAD), each with a strict

@@ -71,7 +71,8 @@ func TestIndex(t *testing.T) {
 			t.Errorf("GET %s: Content-Type = %q", target, ct)
 		}
 		for _, want := range []string{`id="app"`, `id="view"`, `<script type="module" src="app.js"></script>`,
-			`<link rel="stylesheet" href="console.css">`, `id="token-input"`, `id="error-bar"`} {
+			`<link rel="stylesheet" href="console.css">`, `<link rel="stylesheet" href="find.css">`, `href="#/stats"`,
+			`id="token-input"`, `id="error-bar"`} {
 			if !strings.Contains(a.body, want) {
 				t.Errorf("GET %s: body lacks %q", target, want)
 			}
@@ -84,6 +85,7 @@ func TestAssetsContentTypes(t *testing.T) {
 	for target, want := range map[string]string{
 		"/console/app.js":      "text/javascript; charset=utf-8",
 		"/console/console.css": "text/css; charset=utf-8",
+		"/console/find.css":    "text/css; charset=utf-8",
 		"/console/index.html":  "text/html; charset=utf-8",
 	} {
 		a := do(t, http.MethodGet, target, nil)
@@ -318,10 +320,42 @@ func TestScriptAvoidsHTMLSinks(t *testing.T) {
 			t.Errorf("the scripts lack %q", want)
 		}
 	}
-	css := embedded(t, "console.css")
-	for _, bad := range []string{"@import", "url(http", "url(//"} {
-		if strings.Contains(css, bad) {
-			t.Errorf("console.css contains %q", bad)
+	for _, name := range []string{"console.css", "find.css"} {
+		css := embedded(t, name)
+		for _, bad := range []string{"@import", "url(http", "url(//", "url(data", "expression("} {
+			if strings.Contains(css, bad) {
+				t.Errorf("%s contains %q", name, bad)
+			}
+		}
+	}
+}
+
+// The find, act and stats views give their controls stable ids and
+// names (a browser suite drives them) and call the API they rely on.
+func TestScriptHooks(t *testing.T) {
+	var all strings.Builder
+	for _, name := range scripts(t) {
+		all.WriteString(embedded(t, name))
+	}
+	js := all.String()
+	for _, id := range []string{"filter-form", "filter-apply", "filter-error", "events-table", "live-tail",
+		"replay-event", "replay-confirm", "replay-result", "bulk-replay", "bulk-replay-confirm", "replay-progress",
+		"test-event-form", "test-event-send", "test-event-result", "payload-error",
+		"stats-range", "chart-events", "chart-deliveries", "chart-latency"} {
+		if !strings.Contains(js, "'"+id+"'") {
+			t.Errorf("no element gets id %q", id)
+		}
+	}
+	for _, name := range []string{"since", "until", "type", "status", "source", "destination", "q", "replay-destination", "payload"} {
+		if !strings.Contains(js, "name: '"+name+"'") {
+			t.Errorf("no control is named %q", name)
+		}
+	}
+	for _, want := range []string{"'data-event-id'", "'data-done'", "'data-total'", "'data-window'", "'data-outcome'",
+		"case 'stats'", "case 'test-event'", "'/api/v1/stats'", "'/api/v1/replays'", "'/replay'", "'/test'",
+		"history.replaceState", "location.hash = hash"} {
+		if !strings.Contains(js, want) {
+			t.Errorf("the scripts lack %q", want)
 		}
 	}
 }

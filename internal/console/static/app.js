@@ -8,11 +8,13 @@
 //   actions.js           a delivery's retry and cancel buttons
 //   view-events.js       the events list and one event's detail
 //   view-failed.js       the failed queue and bulk replay
+//   replay.js            bulk replay with its progress (failed queue, events)
+//   view-test-event.js   send a test event to a destination
 //   view-destinations.js destinations, one destination, its form
 //   view-subscriptions.js subscriptions and their form
 //   view-sources.js      sources, one source, its form
 //   forms.js             fields, API errors at fields, secrets, confirm
-//   stats.js             the stats charts
+//   stats.js             the stats charts and the stats view
 
 import { $, h } from './ui.js';
 import { signIn, signOut, resumeSession, showAuth, hideAuth, clearError, updateAuthStatus } from './api.js';
@@ -22,6 +24,8 @@ import { viewFailed } from './view-failed.js';
 import { viewDestinations, viewDestination, viewDestinationForm } from './view-destinations.js';
 import { viewSubscriptions, viewSubscriptionForm } from './view-subscriptions.js';
 import { viewSources, viewSource, viewSourceForm } from './view-sources.js';
+import { viewTestEvent } from './view-test-event.js';
+import { viewStats } from './stats.js';
 
 // segment decodes one path segment of the hash.
 function segment(s) {
@@ -48,6 +52,8 @@ function dispatch(section, parts, ctx) {
       else viewEvents(ctx);
       return true;
     case 'failed': viewFailed(ctx); return true;
+    case 'stats': viewStats(ctx); return true;
+    case 'test-event': viewTestEvent(ctx); return true;
     case 'destinations': return configRoute(parts, ctx, viewDestinations, viewDestination, viewDestinationForm);
     case 'subscriptions': return configRoute(parts, ctx, viewSubscriptions, null, viewSubscriptionForm);
     case 'sources': return configRoute(parts, ctx, viewSources, viewSource, viewSourceForm);

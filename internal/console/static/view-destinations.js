@@ -75,7 +75,7 @@ export function viewDestinations(ctx) {
       h('td', { class: 'num' }, fmtNum(d.succeeded)),
       h('td', { class: 'num' }, fmtNum(d.failed)),
       h('td', { class: 'num' }, fmtNum(d.retried)),
-      h('td', { class: 'nowrap' }, h('a', { href: '#/failed' + qs({ destination: d.name }) }, 'failed queue')),
+      h('td', { class: 'nowrap' }, h('a', { href: '#/failed' + qs({ destination: d.name }) }, 'failed queue'), ' · ', h('a', { href: '#/test-event' + qs({ destination: d.name }) }, 'send test')),
       h('td', { class: 'nowrap' },
         d.disabled ? enableButton(ctx, d) : null, ' ',
         d.origin === 'api' ? h('a', { href: destHash(d.name) + '/edit', class: 'small' }, 'edit') : null));

@@ -1,32 +1,36 @@
-// hookd console: the failed queue, with retry, cancel and bulk replay.
+// hookd console: the failed queue, with retry, cancel and bulk replay
+// (replay.js).
 
-import { h, add, badge, th, table, emptyRow, muted, timeCell, fmtNum, qs, fillSelect } from './ui.js';
-import { api, rows, showError, flash, destinationNames } from './api.js';
+import { h, badge, th, table, emptyRow, muted, timeCell, fmtNum, qs, fillSelect } from './ui.js';
+import { api, rows, showError, destinationNames } from './api.js';
+import { bulkReplay } from './replay.js';
 import { retryButton, cancelButton } from './actions.js';
 import { navigate, route } from './router.js';
 
-const REPLAY_POLL_MS = 1000;
-
 // ---- view: failed queue --------------------------------------------------
-
-let activeReplay = null; // the replay job being followed, across visits
 
 export function viewFailed(ctx) {
   const dest = ctx.params.get('destination') || '';
   const destSel = h('select', { name: 'destination' }, h('option', { value: '' }, 'all destinations'));
   fillSelect(destSel, [], dest);
   destSel.addEventListener('change', () => navigate('#/failed' + qs({ destination: destSel.value }), true));
-  const replayBtn = h('button', { type: 'button', class: 'danger' }, dest ? 'Replay all failed to ' + dest : 'Replay all failed');
+  const replay = bulkReplay(ctx, {
+    key: 'failed',
+    label: dest ? 'Replay all failed to ' + dest : 'Replay all failed',
+    filter: () => (dest ? { status: 'failed', destination: dest } : { status: 'failed' }),
+    describe: () => 'Replay ' + (dest ? 'every failed delivery to ' + dest : 'every failed delivery') +
+      '? Each one is queued for a new attempt.',
+    done: () => { count = 0; loadPage(''); },
+  });
   const refresh = h('button', { type: 'button', onclick: () => route() }, 'Refresh');
-  const replayBox = h('div', { class: 'replay panel', hidden: true });
   const tbody = h('tbody');
   const COLS = 7;
   const moreBtn = h('button', { type: 'button' }, 'Load more');
   const moreWrap = h('div', { class: 'more', hidden: true }, moreBtn);
 
   ctx.view.append(h('h1', null, 'Failed queue'),
-    h('div', { class: 'toolbar' }, h('label', null, 'Destination', destSel), refresh, h('span', { class: 'spacer' }), replayBtn),
-    replayBox,
+    h('div', { class: 'toolbar' }, h('label', null, 'Destination', destSel), refresh, h('span', { class: 'spacer' }), replay.button),
+    replay.panel,
     table([th('Updated'), th('Destination'), th('Event'), th('Attempts', 'num'), th('Last status'), th('Last error'), th('')], tbody),
     moreWrap);
 
@@ -78,74 +82,5 @@ export function viewFailed(ctx) {
   }
   moreBtn.addEventListener('click', () => { if (cursor) loadPage(cursor); });
 
-  // Replay: start a job, then poll its progress until it is no longer running.
-  let pollTimer = null;
-  ctx.onLeave(() => clearTimeout(pollTimer));
-
-  function showReplay(job) {
-    replayBox.hidden = false;
-    const total = Number(job.total) || 0;
-    const done = Number(job.done) || 0;
-    const state = String(job.state || '');
-    const prog = h('progress', { max: Math.max(total, 1) });
-    prog.value = total ? done : (state === 'running' ? 0 : 1);
-    if (state === 'running' && !total) prog.removeAttribute('value'); // indeterminate
-    replayBox.replaceChildren();
-    add(replayBox, [
-      h('strong', null, 'Replay'),
-      h('span', { class: 'mono small' }, String(job.id)),
-      badge(state, state === 'done' ? 'ok' : state === 'failed' ? 'bad' : state),
-      prog,
-      h('span', null, done + ' / ' + total + ' done'),
-      h('span', { class: 'muted' }, fmtNum(job.queued ?? 0) + ' queued'),
-      job.error ? h('span', { class: 'delivery-error' }, String(job.error)) : null]);
-  }
-
-  async function pollReplay() {
-    if (!ctx.alive() || !activeReplay) return;
-    try {
-      const job = await api('/api/v1/replays/' + encodeURIComponent(activeReplay.id));
-      if (!ctx.alive()) return;
-      showReplay(job);
-      if (job.state === 'running') {
-        pollTimer = setTimeout(pollReplay, REPLAY_POLL_MS);
-        return;
-      }
-      activeReplay = null;
-      replayBtn.disabled = false;
-      flash('Replay ' + job.id + ' ' + job.state + ': ' + (job.queued ?? 0) + ' deliveries queued.');
-      count = 0;
-      loadPage('');
-    } catch (e) {
-      if (!ctx.alive()) return;
-      replayBtn.disabled = false;
-      if (e.auth) return;
-      if (e.status === 404) activeReplay = null; // the job is gone (e.g. restart)
-      showError(e);
-    }
-  }
-
-  replayBtn.addEventListener('click', async () => {
-    const what = dest ? 'all failed deliveries to ' + dest : 'all failed deliveries';
-    if (!confirm('Replay ' + what + '? Each one is queued for a new attempt.')) return;
-    replayBtn.disabled = true;
-    try {
-      const body = { status: 'failed' };
-      if (dest) body.destination = dest;
-      const job = await api('/api/v1/replays', { method: 'POST', body });
-      activeReplay = { id: job.id };
-      if (!ctx.alive()) return;
-      showReplay(job);
-      pollTimer = setTimeout(pollReplay, REPLAY_POLL_MS);
-    } catch (e) {
-      replayBtn.disabled = false;
-      showError(e);
-    }
-  });
-
   loadPage('');
-  if (activeReplay) {
-    replayBtn.disabled = true;
-    pollReplay();
-  }
 }
