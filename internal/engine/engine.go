@@ -24,6 +24,7 @@ import (
 	"hookd/internal/secret"
 	"hookd/internal/store"
 	"hookd/internal/tracing"
+	"hookd/internal/transform"
 )
 
 // ReasonEventGone: the event of a delivery was deleted (retention) before
@@ -129,6 +130,10 @@ type Options struct {
 	// raises (docs/ALERTS.md): a destination disabled or enabled, a
 	// delivery failed. It must not block.
 	Alert func(hookd.Alert)
+	// EnrichAuth builds the auth of subscriptions' enrich sections (the
+	// http destination's auth code, wired by the caller). Nil: an enrich
+	// section with auth is refused.
+	EnrichAuth transform.AuthFunc
 	// OnChange, when set, is called after every definition this engine
 	// wrote to the store (a destination, subscription or source put or
 	// deleted, a destination enabled or disabled): other processes on the
@@ -194,6 +199,11 @@ type Engine struct {
 	// skipStale counts the subscriptions with skip_stale (rebuilt with
 	// the routing table): Route routes twice only when there are some.
 	skipStale atomic.Int64
+	// enrichCount counts the subscriptions with enrich (rebuilt with the
+	// table): while it is 0, attempts skip looking for an enricher.
+	enrichCount atomic.Int64
+	enrichAuth  transform.AuthFunc
+	enr         enrichState
 
 	marks *marks
 	// unrec holds the deliveries routed here that have no row yet (a
@@ -239,6 +249,7 @@ func New(o Options) *Engine {
 	}
 	e.defs.onChange = o.OnChange
 	e.onAlert = o.Alert
+	e.enrichAuth = o.EnrichAuth
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -963,6 +974,9 @@ func (e *Engine) load(ctx context.Context, dests []config.Destination, subs []co
 		if s.Destination == "" {
 			continue
 		}
+		if err := e.checkEnrich(s); err != nil {
+			return fmt.Errorf("subscriptions[%d].%w", i, err)
+		}
 		id := fmt.Sprintf("sub_config_%d", i+1)
 		e.subs[id] = &subEntry{id: id, def: s, origin: OriginConfig, created: now, updated: now}
 	}
@@ -971,7 +985,7 @@ func (e *Engine) load(ctx context.Context, dests []config.Destination, subs []co
 		return err
 	}
 	for _, r := range recs {
-		def, err := parseSubscriptionSpec(r.Spec)
+		def, err := e.parseStoredSubscription(r)
 		if err != nil {
 			e.log.Error("stored subscription cannot be read", "subscription", r.ID, "err", err)
 			continue
@@ -986,15 +1000,19 @@ func (e *Engine) load(ctx context.Context, dests []config.Destination, subs []co
 func (e *Engine) rebuildTable() error {
 	rules := make(map[string]route.Rule, len(e.subs))
 	counts := map[string]int{}
-	stale := 0
+	stale, enrich := 0, 0
 	for id, s := range e.subs {
-		rules[id] = ruleOf(s.def)
+		rules[id] = e.rule(id, s.def)
 		counts[s.def.Destination]++
 		if s.def.SkipStale {
 			stale++
 		}
+		if s.def.Enrich != nil {
+			enrich++
+		}
 	}
 	e.skipStale.Store(int64(stale))
+	e.enrichCount.Store(int64(enrich))
 	if err := e.table.Swap(rules); err != nil {
 		return err
 	}
@@ -1022,7 +1040,7 @@ func (e *Engine) routingPage() (withBody bool, limit int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, s := range e.subs {
-		if s.def.Filter != nil {
+		if s.def.Filter != nil || s.def.FilterExpr != "" {
 			return true, 50
 		}
 	}

@@ -401,6 +401,8 @@ type SubscriptionView struct {
 	Destination string    `json:"destination"`
 	Events      []string  `json:"events"`
 	Filter      any       `json:"filter,omitempty"`
+	FilterExpr  string    `json:"filter_expr,omitempty"`
+	Enrich      any       `json:"enrich,omitempty"`
 	SkipStale   bool      `json:"skip_stale"`
 	Active      bool      `json:"active"`
 	CreatedAt   time.Time `json:"created_at"`
@@ -419,6 +421,10 @@ func subView(s *subEntry) SubscriptionView {
 	}
 	if s.def.Filter != nil {
 		v.Filter = s.def.Filter
+	}
+	v.FilterExpr = s.def.FilterExpr
+	if s.def.Enrich != nil {
+		v.Enrich = enrichView(s.def.Enrich)
 	}
 	return v
 }
@@ -451,7 +457,7 @@ func (e *Engine) Subscription(id string) (SubscriptionView, error) {
 	return subView(s), nil
 }
 
-var subscriptionKeys = map[string]bool{"source": true, "destination": true, "events": true, "filter": true, "skip_stale": true, "active": true}
+var subscriptionKeys = map[string]bool{"source": true, "destination": true, "events": true, "filter": true, "filter_expr": true, "enrich": true, "skip_stale": true, "active": true}
 
 func parseSubscriptionSpec(spec []byte) (config.Subscription, error) {
 	s, err := config.ParseSubscription(spec)
@@ -536,6 +542,9 @@ func (e *Engine) subscriptionPut(ctx context.Context, id string, body []byte) (S
 	}
 	spec, _ := json.Marshal(m)
 	def, err := parseSubscriptionSpec(spec)
+	if err == nil {
+		err = e.checkEnrich(def)
+	}
 	if err != nil {
 		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "invalid subscription: %s", cleanYAMLError(err))
 	}
@@ -572,7 +581,11 @@ func (e *Engine) subscriptionPut(ctx context.Context, id string, body []byte) (S
 		se.created = old.created
 	}
 	e.mu.Unlock()
-	if err := e.st.SubscriptionPut(ctx, &store.SubscriptionRecord{ID: id, Spec: spec, CreatedAt: se.created, UpdatedAt: now}); err != nil {
+	stored, err := e.sealSubscription(id, def, spec)
+	if err != nil {
+		return SubscriptionView{}, err
+	}
+	if err := e.st.SubscriptionPut(ctx, &store.SubscriptionRecord{ID: id, Spec: stored, CreatedAt: se.created, UpdatedAt: now}); err != nil {
 		return SubscriptionView{}, err
 	}
 	e.mu.Lock()
