@@ -71,8 +71,9 @@ func EventOf(e *hookd.Event) Event {
 
 // Filter is a compiled filter expression. It is safe for concurrent use.
 type Filter struct {
-	src string
-	prg cel.Program
+	src     string
+	prg     cel.Program
+	timeout time.Duration
 }
 
 var (
@@ -105,7 +106,9 @@ func filterEnv() (*cel.Env, error) {
 // the position of the fault as line:column ("ERROR: <input>:1:8:
 // undeclared reference to 'bdy'"), and an expression whose result is not
 // a bool is refused.
-func CompileFilter(expr string) (*Filter, error) {
+func CompileFilter(expr string) (*Filter, error) { return compileFilter(expr, EvalTimeout) }
+
+func compileFilter(expr string, timeout time.Duration) (*Filter, error) {
 	if strings.TrimSpace(expr) == "" {
 		return nil, errors.New("empty expression")
 	}
@@ -130,7 +133,7 @@ func CompileFilter(expr string) (*Filter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Filter{src: expr, prg: prg}, nil
+	return &Filter{src: expr, prg: prg, timeout: timeout}, nil
 }
 
 // String returns the expression's source.
@@ -140,7 +143,7 @@ func (f *Filter) String() string { return f.src }
 // mismatch at run time, the cost limit or the time limit reached) comes
 // with false: callers treat it as no match.
 func (f *Filter) Match(ev Event) (bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), EvalTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
 	headers := ev.Headers
 	if headers == nil {

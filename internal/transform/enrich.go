@@ -96,7 +96,7 @@ type tmplPart struct {
 	query bool     // in the query: query-escaped, else path-escaped
 }
 
-var placeholderName = regexp.MustCompile(`^(id|type|source|key|body(\.[A-Za-z0-9_-]{1,128}){1,16})$`)
+var placeholderName = regexp.MustCompile(`^(id|type|source|key|body(\.[A-Za-z0-9_-]+)+)$`)
 
 // ParseTemplate parses an enrich URL template: an absolute http or https
 // URL whose path and query may hold {{id}}, {{type}}, {{source}},
@@ -142,6 +142,9 @@ func ParseTemplate(raw string) (*Template, error) {
 		p := tmplPart{name: name, query: inQuery}
 		if after, ok := strings.CutPrefix(name, "body."); ok {
 			p.path = strings.Split(after, ".")
+			if len(p.path) > 16 || len(name) > 256 {
+				return nil, fmt.Errorf("placeholder {{%s}} is too long", name[:min(len(name), 40)])
+			}
 		}
 		t.parts = append(t.parts, p)
 		if len(t.parts) > 2*maxPlaceholders+1 {
