@@ -111,7 +111,7 @@ func TestFilterCostLimitStopsHostileExpression(t *testing.T) {
 	// Cheap steps, many of them: the cost limit stops it (the time limit
 	// is raised so that it cannot be what stops it on a slow machine).
 	ten := "[0,1,2,3,4,5,6,7,8,9]"
-	g, err := compileFilter(ten + ".all(a, " + ten + ".all(b, " + ten + ".all(c, " + ten + ".all(d, " + ten + ".all(e, a + b + c + d + e >= 0)))))", time.Minute)
+	g, err := compileFilter(ten+".all(a, "+ten+".all(b, "+ten+".all(c, "+ten+".all(d, "+ten+".all(e, a + b + c + d + e >= 0)))))", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
