@@ -202,6 +202,9 @@ type Engine struct {
 	// enrichCount counts the subscriptions with enrich (rebuilt with the
 	// table): while it is 0, attempts skip looking for an enricher.
 	enrichCount atomic.Int64
+	// exprCount counts the subscriptions with filter_expr: while it is 0,
+	// events wait for routing without their headers.
+	exprCount atomic.Int64
 	enrichAuth  transform.AuthFunc
 	enr         enrichState
 
@@ -528,7 +531,9 @@ func (e *Engine) OnCommit(ins []*store.EventInsert, res []store.EventInsertResul
 		e.unrec.handedOver(1)
 		ev := *in.Event
 		ev.Seq, ev.Stale = res[i].Seq, res[i].Stale
-		ev.Headers = nil
+		if e.exprCount.Load() == 0 {
+			ev.Headers = nil // only filter_expr reads them
+		}
 		ie := inboxEvent{ev: &ev}
 		if e.inBytes+len(ev.Body) > e.inCap && len(ev.Body) > 0 {
 			ev.Body, ie.bodyless = nil, true
@@ -653,7 +658,10 @@ func (e *Engine) route() {
 				if withBody, _ := e.routingPage(); withBody {
 					// A filter may look at the body: route the stored event.
 					if full, err := e.st.EventGet(context.Background(), ev.ID); err == nil {
-						full.Stale, full.Headers = ev.Stale, nil
+						full.Stale = ev.Stale
+						if e.exprCount.Load() == 0 {
+							full.Headers = nil // only filter_expr reads them
+						}
 						ev = full
 					} else {
 						e.log.Error("read an event back for routing; it is routed without its body", "event", ev.ID, "err", err)
@@ -1000,7 +1008,7 @@ func (e *Engine) load(ctx context.Context, dests []config.Destination, subs []co
 func (e *Engine) rebuildTable() error {
 	rules := make(map[string]route.Rule, len(e.subs))
 	counts := map[string]int{}
-	stale, enrich := 0, 0
+	stale, enrich, expr := 0, 0, 0
 	for id, s := range e.subs {
 		rules[id] = e.rule(id, s.def)
 		counts[s.def.Destination]++
@@ -1010,9 +1018,13 @@ func (e *Engine) rebuildTable() error {
 		if s.def.Enrich != nil {
 			enrich++
 		}
+		if s.def.FilterExpr != "" {
+			expr++
+		}
 	}
 	e.skipStale.Store(int64(stale))
 	e.enrichCount.Store(int64(enrich))
+	e.exprCount.Store(int64(expr))
 	if err := e.table.Swap(rules); err != nil {
 		return err
 	}
