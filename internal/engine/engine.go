@@ -204,9 +204,9 @@ type Engine struct {
 	enrichCount atomic.Int64
 	// exprCount counts the subscriptions with filter_expr: while it is 0,
 	// events wait for routing without their headers.
-	exprCount atomic.Int64
-	enrichAuth  transform.AuthFunc
-	enr         enrichState
+	exprCount  atomic.Int64
+	enrichAuth transform.AuthFunc
+	enr        enrichState
 
 	marks *marks
 	// unrec holds the deliveries routed here that have no row yet (a
