@@ -210,7 +210,11 @@ func (a *App) Open(ctx context.Context) (err error) {
 		Cluster:      cl, Lease: lease, Announce: announce,
 		OnChange: onChange, Tracer: a.tracer, Alert: a.alertFunc(),
 		EnrichAuth: func(m map[string]any) (transform.Authorizer, error) {
-			return enrichAuth(&destination.Env{Name: "enrich", Now: a.clock.Now, Egress: guard, Log: a.log.With("part", "enrich")}, m)
+			now := time.Now
+			if a.clock != nil {
+				now = a.clock.Now
+			}
+			return enrichAuth(&destination.Env{Name: "enrich", Now: now, Egress: guard, Log: a.log.With("part", "enrich")}, m)
 		},
 	})
 	if err := a.engine.Open(ctx, a.cfg.Destinations, a.cfg.Subscriptions); err != nil {

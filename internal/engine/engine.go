@@ -531,9 +531,7 @@ func (e *Engine) OnCommit(ins []*store.EventInsert, res []store.EventInsertResul
 		e.unrec.handedOver(1)
 		ev := *in.Event
 		ev.Seq, ev.Stale = res[i].Seq, res[i].Stale
-		if e.exprCount.Load() == 0 {
-			ev.Headers = nil // only filter_expr reads them
-		}
+		ev.Headers = e.routingHeaders(in) // only filter_expr reads them
 		ie := inboxEvent{ev: &ev}
 		if e.inBytes+len(ev.Body) > e.inCap && len(ev.Body) > 0 {
 			ev.Body, ie.bodyless = nil, true
@@ -559,6 +557,7 @@ func (e *Engine) Route(in *store.EventInsert) {
 	}
 	ev := *in.Event
 	ev.Stale = false
+	ev.Headers = e.routingHeaders(in)
 	in.Deliveries = e.fanOutTraced(&ev)
 	if e.skipStale.Load() > 0 {
 		ev.Stale = true

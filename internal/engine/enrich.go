@@ -175,3 +175,21 @@ func enrichView(s *config.Enrich) map[string]any {
 	}
 	return v
 }
+
+// routingHeaders returns the headers routing needs of a committed event:
+// none while no subscription has filter_expr; else its headers, decoded
+// from their stored encoding when the event does not carry them (ingest
+// hands over that encoding, with credentials redacted).
+func (e *Engine) routingHeaders(in *store.EventInsert) map[string][]string {
+	if e.exprCount.Load() == 0 {
+		return nil
+	}
+	if in.Event.Headers != nil || in.HeadersJSON == "" {
+		return in.Event.Headers
+	}
+	var h map[string][]string
+	if json.Unmarshal([]byte(in.HeadersJSON), &h) != nil {
+		return nil
+	}
+	return h
+}
