@@ -471,7 +471,7 @@ func parseSubscriptionSpec(spec []byte) (config.Subscription, error) {
 }
 
 // SubscriptionPut creates (id "": a new id) or replaces a subscription.
-// The body is {source, destination, events, filter, skip_stale, active};
+// The body is {source, destination, events, filter, filter_expr, enrich, skip_stale, active};
 // a body with a url and no destination is the providers' shape (seed
 // 001: {"active": true, "events": ["*"], "url": "https://…"}), which
 // creates an http destination for it as well.
@@ -538,7 +538,7 @@ func (e *Engine) subscriptionPut(ctx context.Context, id string, body []byte) (S
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "unknown subscription keys: %s (a subscription has source, destination, events, filter, skip_stale, active; or url and the keys of an http destination)", strings.Join(unknown, ", "))
+		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "unknown subscription keys: %s (a subscription has source, destination, events, filter, filter_expr, enrich, skip_stale, active; or url and the keys of an http destination)", strings.Join(unknown, ", "))
 	}
 	spec, _ := json.Marshal(m)
 	def, err := parseSubscriptionSpec(spec)
