@@ -223,9 +223,13 @@ func (t *Template) Expand(ev Event) (string, error) {
 		if v == "" {
 			return "", &missingError{name: p.name, why: "missing"}
 		}
-		if p.query {
+		switch {
+		case p.query:
 			b.WriteString(url.QueryEscape(v))
-		} else {
+		case v == "." || v == "..":
+			// A dot segment would move up the path on the entity's server.
+			b.WriteString(strings.ReplaceAll(v, ".", "%2E"))
+		default:
 			b.WriteString(url.PathEscape(v))
 		}
 	}
@@ -280,6 +284,12 @@ func lookup(v any, path []string) (string, error) {
 // from the auth keys with the http destination's code).
 type Authorizer interface {
 	Authorize(ctx context.Context, req *http.Request) error
+}
+
+// Rejecter is an Authorizer told that the credentials it set on req were
+// refused (a 401 answer): an oauth2 token is then dropped.
+type Rejecter interface {
+	Rejected(req *http.Request)
 }
 
 // AuthFunc builds the Authorizer of an enrich auth section.
@@ -469,6 +479,9 @@ func (en *Enricher) get(ctx context.Context, u string) ([]byte, error) {
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+		if r, ok := en.auth.(Rejecter); ok && resp.StatusCode == http.StatusUnauthorized {
+			r.Rejected(req) // the next attempt gets fresh credentials
+		}
 		err := fmt.Errorf("enrich: GET %s answered %d", shown, resp.StatusCode)
 		if ra, ok := destination.RetryAfterOf(destination.ClassifyHTTP(resp.StatusCode, resp.Header.Get("Retry-After"), time.Now())); ok {
 			return nil, destination.RetryAfter(ra, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"hookd/internal/config"
 	"hookd/internal/destination"
@@ -59,4 +60,15 @@ func (a *Authorizer) Authorize(ctx context.Context, req *http.Request) error {
 		req.Header.Set(a.s.header, a.s.value)
 	}
 	return nil
+}
+
+// Rejected drops the oauth2 token req carried, after a 401 answer, so
+// that the next request gets a fresh one.
+func (a *Authorizer) Rejected(req *http.Request) {
+	if a.tokens == nil {
+		return
+	}
+	if token, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer "); ok {
+		a.tokens.Invalidate(token)
+	}
 }
