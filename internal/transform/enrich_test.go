@@ -69,7 +69,7 @@ func TestTemplateExpandEscapes(t *testing.T) {
 	if got, err := tm.Expand(Event{Body: []byte(`{"ref": "..", "n": ".", "q": "..", "list": [0, 1], "ok": false}`)}); err != nil || got != "https://api.example/claims/%2E%2E/%2E?q=..&a=1&ok=false" {
 		t.Fatalf("Expand of dot segments = %q, %v; want them escaped in the path", got, err)
 	}
-		for body, name := range map[string]string{`{"n": 1}`: "body.ref", `{"ref": null}`: "body.ref", `{"ref": {"a": 1}}`: "body.ref", `not json`: "body.ref", `{"ref": ""}`: "body.ref"} {
+	for body, name := range map[string]string{`{"n": 1}`: "body.ref", `{"ref": null}`: "body.ref", `{"ref": {"a": 1}}`: "body.ref", `not json`: "body.ref", `{"ref": ""}`: "body.ref"} {
 		_, err := tm.Expand(Event{Body: []byte(body)})
 		if err == nil || !strings.HasPrefix(err.Error(), "enrich: "+name+" is ") {
 			t.Errorf("Expand(%s) error = %v, want enrich: %s is …", body, err, name)
