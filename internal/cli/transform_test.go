@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,8 +47,9 @@ func TestSubscriptionAPIFilterExprAndEnrich(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Storage.Path = t.TempDir()
-	_, base := startApp(t, cfg, nil)
+	dir := t.TempDir()
+	cfg.Storage.Path = dir
+	app, base := startApp(t, cfg, nil)
 
 	bad := `{"destination": "svc", "filter_expr": "body.amount > 500 && hdrs[\"x\"] == \"y\""}`
 	code, m := apiDo(t, "POST", base+"/api/v1/subscriptions", "tok", bad)
@@ -107,4 +111,30 @@ func TestSubscriptionAPIFilterExprAndEnrich(t *testing.T) {
 	if entityHits.Load() != 1 {
 		t.Fatalf("entity API: %d requests, want 1", entityHits.Load())
 	}
+
+	// The enrich credentials are stored encrypted, and read back after a
+	// restart.
+	app.Shutdown(t.Context())
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err == nil && bytes.Contains(b, []byte("k1-secret")) {
+			t.Fatalf("%s holds the enrich credentials in clear", filepath.Base(f))
+		}
+	}
+	cfg2, _ := config.Parse([]byte(subscriptionConfig + fmt.Sprintf("destinations: [{name: svc, type: http, url: %q}]\n", sink.URL)))
+	cfg2.Storage.Path = dir
+	_, base2 := startApp(t, cfg2, nil)
+	req, _ = http.NewRequest("POST", base2+"/in/claims", strings.NewReader(`{"id": "e3", "type": "claim.updated", "amount": 901, "claimRef": "C-3"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Env", "prod")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	waitFor(t, 10*time.Second, "an enriched delivery after the restart", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(bodies) == 2 && strings.Contains(bodies[1], `"claim":{"ref": "C-3"}`)
+	})
 }
