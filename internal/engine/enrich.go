@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"hookd"
 	"hookd/internal/config"
@@ -150,7 +151,16 @@ func (e *Engine) parseStoredSubscription(r *store.SubscriptionRecord) (config.Su
 	spec := r.Spec
 	if strings.HasPrefix(string(spec), sealedPrefix) {
 		var err error
-		if spec, err = e.openSpec(kindSubscription, r.ID, spec, func([]byte) error { return nil }); err != nil {
+		// One sealed under an old master key is stored again under the
+		// active one.
+		rewrite := func(b []byte) error {
+			cp := *r
+			cp.Spec = b
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return e.st.SubscriptionPut(ctx, &cp)
+		}
+		if spec, err = e.openSpec(kindSubscription, r.ID, spec, rewrite); err != nil {
 			return config.Subscription{}, err
 		}
 	}
