@@ -6,6 +6,7 @@
 package transform
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/cel-go/cel"
@@ -142,7 +144,10 @@ func (f *Filter) String() string { return f.src }
 // Match evaluates the expression for ev. An error (a missing key, a type
 // mismatch at run time, the cost limit or the time limit reached) comes
 // with false: callers treat it as no match.
-func (f *Filter) Match(ev Event) (bool, error) {
+func (f *Filter) Match(ev Event) (bool, error) { return f.match(ev, bodyValue(ev.Body)) }
+
+// match is Match with the body already parsed (bodyValue).
+func (f *Filter) match(ev Event, body any) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
 	headers := ev.Headers
@@ -152,7 +157,7 @@ func (f *Filter) Match(ev Event) (bool, error) {
 	out, _, err := f.prg.ContextEval(ctx, map[string]any{
 		"id": ev.ID, "source": ev.Source, "type": ev.Type, "key": ev.Key,
 		"headers": headers,
-		"body":    bodyValue(ev.Body),
+		"body":    body,
 	})
 	if err != nil {
 		return false, err
@@ -230,11 +235,33 @@ func NewRouteFilter(f *Filter, sub string, log *slog.Logger) *RouteFilter {
 
 // Match reports whether e passes the filter.
 func (r *RouteFilter) Match(e *hookd.Event) bool {
-	ok, err := r.f.Match(EventOf(e))
+	ok, err := r.f.match(EventOf(e), parsedBodyOf(e))
 	if err != nil && r.log != nil && r.log.Enabled(context.Background(), slog.LevelDebug) {
 		r.every.Do(func() {
 			r.log.Debug("filter_expr failed on an event; it does not match", "subscription", r.sub, "event", e.ID, "err", err)
 		})
 	}
 	return ok && err == nil
+}
+
+// lastParsed is the body the routing table's filters saw last: the
+// filters of several subscriptions read one event in a row, and parse its
+// body once. Parsed values are never modified, so sharing them is safe.
+var lastParsed atomic.Pointer[parsedBody]
+
+type parsedBody struct {
+	id   string
+	body []byte
+	v    any
+}
+
+// parsedBodyOf returns bodyValue(e.Body), parsed again only when e is not
+// the event parsed last.
+func parsedBodyOf(e *hookd.Event) any {
+	if p := lastParsed.Load(); p != nil && p.id == e.ID && bytes.Equal(p.body, e.Body) {
+		return p.v
+	}
+	p := &parsedBody{id: e.ID, body: e.Body, v: bodyValue(e.Body)}
+	lastParsed.Store(p)
+	return p.v
 }

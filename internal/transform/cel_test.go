@@ -2,6 +2,7 @@ package transform
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -147,5 +148,44 @@ func TestEventOfLowerCasesHeaders(t *testing.T) {
 	ev := EventOf(&hookd.Event{Headers: map[string][]string{"X-Env": {"prod", "second"}, "Empty": nil}})
 	if ev.Headers["x-env"] != "prod" || len(ev.Headers) != 1 {
 		t.Fatalf("headers = %v, want x-env: prod only", ev.Headers)
+	}
+}
+
+// Several subscriptions' filters read one event's body parsed once, and
+// the next event is not judged by the previous one's body.
+func TestRouteFiltersShareTheParsedBody(t *testing.T) {
+	f, _ := CompileFilter(`body.n == 1`)
+	g, _ := CompileFilter(`body.n >= 1`)
+	a, b := NewRouteFilter(f, "a", nil), NewRouteFilter(g, "b", nil)
+	e1 := &hookd.Event{ID: "evt_1", Body: []byte(`{"n": 1}`)}
+	e2 := &hookd.Event{ID: "evt_1", Body: []byte(`{"n": 2}`)} // same id, another body
+	if !a.Match(e1) || !b.Match(e1) {
+		t.Fatal("evt_1 did not match")
+	}
+	first := lastParsed.Load()
+	if !b.Match(e1) || lastParsed.Load() != first {
+		t.Fatal("the body was parsed again for the same event")
+	}
+	if a.Match(e2) || !b.Match(e2) {
+		t.Fatal("the second body was judged by the first")
+	}
+}
+
+func BenchmarkRouteFilters(b *testing.B) {
+	var fs []*RouteFilter
+	for i := 0; i < 20; i++ {
+		f, err := CompileFilter(fmt.Sprintf(`body.amount > %d && headers["x-env"] == "prod"`, i*50))
+		if err != nil {
+			b.Fatal(err)
+		}
+		fs = append(fs, NewRouteFilter(f, "s", nil))
+	}
+	body := []byte(`{"amount": 750, "customer": {"tier": "gold", "name": "A B"}, "items": [{"sku": "a", "n": 1}, {"sku": "b", "n": 2}]}`)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		e := &hookd.Event{ID: fmt.Sprint(i), Body: body, Headers: map[string][]string{"X-Env": {"prod"}}}
+		for _, f := range fs {
+			f.Match(e)
+		}
 	}
 }
