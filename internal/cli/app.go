@@ -23,6 +23,7 @@ import (
 	"hookd/internal/alert"
 	"hookd/internal/config"
 	"hookd/internal/console"
+	"hookd/internal/destination"
 	"hookd/internal/fsutil"
 	// Destination kinds register themselves.
 	_ "hookd/internal/destination/amqp"
@@ -31,7 +32,7 @@ import (
 	_ "hookd/internal/destination/kafka"
 	_ "hookd/internal/destination/nats"
 	_ "hookd/internal/destination/redis"
-	_ "hookd/internal/destination/webhook"
+	"hookd/internal/destination/webhook"
 	"hookd/internal/egress"
 	"hookd/internal/engine"
 	"hookd/internal/httpserver"
@@ -43,6 +44,7 @@ import (
 	"hookd/internal/store/sqlite"
 	"hookd/internal/tlsserver"
 	"hookd/internal/tracing"
+	"hookd/internal/transform"
 	"hookd/internal/verify"
 )
 
@@ -207,6 +209,13 @@ func (a *App) Open(ctx context.Context) (err error) {
 		MaxJSONDepth: a.cfg.Server.MaxJSONDepth,
 		Cluster:      cl, Lease: lease, Announce: announce,
 		OnChange: onChange, Tracer: a.tracer, Alert: a.alertFunc(),
+		EnrichAuth: func(m map[string]any) (transform.Authorizer, error) {
+			now := time.Now
+			if a.clock != nil {
+				now = a.clock.Now
+			}
+			return enrichAuth(&destination.Env{Name: "enrich", Now: now, Egress: guard, Log: a.log.With("part", "enrich")}, m)
+		},
 	})
 	if err := a.engine.Open(ctx, a.cfg.Destinations, a.cfg.Subscriptions); err != nil {
 		return fmt.Errorf("delivery: %w", err)
@@ -809,4 +818,14 @@ func redactDSN(dsn string) string {
 		return u.Redacted()
 	}
 	return "(key=value DSN)"
+}
+
+// enrichAuth builds the auth of a subscription's enrich section with the
+// http destination's auth code.
+func enrichAuth(env *destination.Env, m map[string]any) (transform.Authorizer, error) {
+	a, err := webhook.NewAuthorizer(env, m)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
 }

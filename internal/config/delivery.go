@@ -10,6 +10,7 @@ import (
 
 	"hookd"
 	"hookd/internal/route"
+	"hookd/internal/transform"
 )
 
 // Destination is where events go (SPEC §3). The keys every kind shares are
@@ -156,11 +157,46 @@ type Subscription struct {
 	Events []string `yaml:"events"`
 	// Filter is an optional payload filter (docs/routing.md).
 	Filter *route.Filter `yaml:"filter"`
+	// FilterExpr is an optional filter in CEL over id, source, type, key,
+	// headers and body, such as `body.amount > 500 && headers["x-env"] ==
+	// "prod"` (docs/FILTERS_AND_ENRICHMENT.md). With Filter, both must
+	// hold.
+	FilterExpr string `yaml:"filter_expr" json:",omitempty"`
+	// Enrich, when set, fetches an entity before each delivery and adds
+	// it to the body (docs/FILTERS_AND_ENRICHMENT.md).
+	Enrich *Enrich `yaml:"enrich" json:",omitempty"`
 	// SkipStale skips events marked stale (older than the newest for their
 	// key).
 	SkipStale bool `yaml:"skip_stale"`
 	// Active is true unless set to false.
 	Active *bool `yaml:"active"`
+}
+
+// Enrich is a subscription's enrichment: before a delivery is sent, the
+// entity at URL is fetched (through the egress guard) and added to the
+// event's JSON body under Into.
+type Enrich struct {
+	// URL is the entity's URL, http or https, with placeholders in its
+	// path and query: {{id}}, {{type}}, {{source}}, {{key}} and
+	// {{body.a.b}} (a field of the JSON body). Required.
+	URL string `yaml:"url"`
+	// Auth is how hookd authenticates to the entity's API, with the keys
+	// of an http destination's auth (header, basic or oauth2). Secret
+	// values are write-only in the admin API.
+	Auth map[string]any `yaml:"auth" json:",omitempty"`
+	// Into is the body key the entity goes under. Required: letters,
+	// digits, '_' and '-'.
+	Into string `yaml:"into"`
+	// Cache keeps a fetched entity (2xx answers only) for this long,
+	// keyed by the final URL and the auth. Default 0: no cache.
+	Cache Duration `yaml:"cache"`
+	// Timeout bounds one fetch. Default 5s.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Spec returns e as transform takes it.
+func (e *Enrich) Spec() transform.EnrichSpec {
+	return transform.EnrichSpec{URL: e.URL, Into: e.Into, Cache: e.Cache.D(), Timeout: e.Timeout.D(), Auth: e.Auth}
 }
 
 var destinationName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
@@ -215,7 +251,25 @@ func (s Subscription) Validate() error {
 			errs = append(errs, fmt.Errorf("filter: %v", strings.TrimPrefix(err.Error(), "filter")))
 		}
 	}
+	s.checkTransform(func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	})
 	return errors.Join(errs...)
+}
+
+// checkTransform checks filter_expr and enrich (the auth of enrich is
+// checked when the engine builds it).
+func (s Subscription) checkTransform(bad func(field, format string, args ...any)) {
+	if s.FilterExpr != "" {
+		if _, err := transform.CachedFilter(s.FilterExpr); err != nil {
+			bad("filter_expr", "%v", err)
+		}
+	}
+	if s.Enrich != nil {
+		if err := s.Enrich.Spec().Check(); err != nil {
+			bad("enrich", "%v", err)
+		}
+	}
 }
 
 // validateDelivery checks destinations and subscriptions; bad reports one
@@ -258,5 +312,18 @@ func (c *Config) validateDelivery(bad func(field, format string, args ...any)) {
 				bad(f+".filter", "%v", strings.TrimPrefix(err.Error(), "filter"))
 			}
 		}
+		s.checkTransform(func(field, format string, args ...any) { bad(f+"."+field, format, args...) })
 	}
+}
+
+// DecodeMap decodes a section kept as a map (such as enrich.auth) into dst
+// (a pointer to a struct with yaml tags) as strictly as a destination's
+// options: every key must be a field of dst, and errors never quote a
+// value.
+func DecodeMap(m map[string]any, dst any) error {
+	var n yaml.Node
+	if err := n.Encode(m); err != nil {
+		return redactValues(err)
+	}
+	return decodeStrict(&n, dst, false)
 }

@@ -246,6 +246,10 @@ func (e *Engine) reloadConfig(ctx context.Context, next Configured, retired *[]r
 		if s.Destination == "" {
 			continue
 		}
+		if err := e.checkEnrich(s); err != nil {
+			closeAll()
+			return ch, hookd.Errorf(hookd.EInvalid, "subscriptions[%d].%v", i, err)
+		}
 		id := fmt.Sprintf("sub_config_%d", i+1)
 		se := &subEntry{id: id, def: s, origin: OriginConfig, created: now, updated: now}
 		if cur := curConfigSubs[id]; cur != nil && sameSubscription(cur.def, s) {
@@ -262,10 +266,10 @@ func (e *Engine) reloadConfig(ctx context.Context, next Configured, retired *[]r
 	if subsChanged {
 		rules := map[string]route.Rule{}
 		for id, s := range subs {
-			rules[id] = ruleOf(s.def)
+			rules[id] = e.rule(id, s.def)
 		}
 		for _, s := range apiSubs {
-			rules[s.id] = ruleOf(s.def)
+			rules[s.id] = e.rule(s.id, s.def)
 		}
 		if _, err := route.NewTable(rules); err != nil {
 			closeAll()

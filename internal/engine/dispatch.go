@@ -742,6 +742,9 @@ func (d *dispatcher) deliver(ctx context.Context, m *destination.Message) (res d
 			res, err = destination.Result{}, &panicError{v: r}
 		}
 	}()
+	if m.Event, err = d.e.enrichEvent(ctx, d.name, m.Event); err != nil {
+		return destination.Result{}, err
+	}
 	return d.dest.Deliver(ctx, m)
 }
 

@@ -24,6 +24,7 @@ import (
 	"hookd/internal/secret"
 	"hookd/internal/store"
 	"hookd/internal/tracing"
+	"hookd/internal/transform"
 )
 
 // ReasonEventGone: the event of a delivery was deleted (retention) before
@@ -129,6 +130,10 @@ type Options struct {
 	// raises (docs/ALERTS.md): a destination disabled or enabled, a
 	// delivery failed. It must not block.
 	Alert func(hookd.Alert)
+	// EnrichAuth builds the auth of subscriptions' enrich sections (the
+	// http destination's auth code, wired by the caller). Nil: an enrich
+	// section with auth is refused.
+	EnrichAuth transform.AuthFunc
 	// OnChange, when set, is called after every definition this engine
 	// wrote to the store (a destination, subscription or source put or
 	// deleted, a destination enabled or disabled): other processes on the
@@ -194,6 +199,14 @@ type Engine struct {
 	// skipStale counts the subscriptions with skip_stale (rebuilt with
 	// the routing table): Route routes twice only when there are some.
 	skipStale atomic.Int64
+	// enrichCount counts the subscriptions with enrich (rebuilt with the
+	// table): while it is 0, attempts skip looking for an enricher.
+	enrichCount atomic.Int64
+	// exprCount counts the subscriptions with filter_expr: while it is 0,
+	// events wait for routing without their headers.
+	exprCount  atomic.Int64
+	enrichAuth transform.AuthFunc
+	enr        enrichState
 
 	marks *marks
 	// unrec holds the deliveries routed here that have no row yet (a
@@ -239,6 +252,7 @@ func New(o Options) *Engine {
 	}
 	e.defs.onChange = o.OnChange
 	e.onAlert = o.Alert
+	e.enrichAuth = o.EnrichAuth
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -517,7 +531,7 @@ func (e *Engine) OnCommit(ins []*store.EventInsert, res []store.EventInsertResul
 		e.unrec.handedOver(1)
 		ev := *in.Event
 		ev.Seq, ev.Stale = res[i].Seq, res[i].Stale
-		ev.Headers = nil
+		ev.Headers = e.routingHeaders(in) // only filter_expr reads them
 		ie := inboxEvent{ev: &ev}
 		if e.inBytes+len(ev.Body) > e.inCap && len(ev.Body) > 0 {
 			ev.Body, ie.bodyless = nil, true
@@ -543,6 +557,7 @@ func (e *Engine) Route(in *store.EventInsert) {
 	}
 	ev := *in.Event
 	ev.Stale = false
+	ev.Headers = e.routingHeaders(in)
 	in.Deliveries = e.fanOutTraced(&ev)
 	if e.skipStale.Load() > 0 {
 		ev.Stale = true
@@ -642,7 +657,10 @@ func (e *Engine) route() {
 				if withBody, _ := e.routingPage(); withBody {
 					// A filter may look at the body: route the stored event.
 					if full, err := e.st.EventGet(context.Background(), ev.ID); err == nil {
-						full.Stale, full.Headers = ev.Stale, nil
+						full.Stale = ev.Stale
+						if e.exprCount.Load() == 0 {
+							full.Headers = nil // only filter_expr reads them
+						}
 						ev = full
 					} else {
 						e.log.Error("read an event back for routing; it is routed without its body", "event", ev.ID, "err", err)
@@ -963,6 +981,9 @@ func (e *Engine) load(ctx context.Context, dests []config.Destination, subs []co
 		if s.Destination == "" {
 			continue
 		}
+		if err := e.checkEnrich(s); err != nil {
+			return fmt.Errorf("subscriptions[%d].%w", i, err)
+		}
 		id := fmt.Sprintf("sub_config_%d", i+1)
 		e.subs[id] = &subEntry{id: id, def: s, origin: OriginConfig, created: now, updated: now}
 	}
@@ -971,7 +992,7 @@ func (e *Engine) load(ctx context.Context, dests []config.Destination, subs []co
 		return err
 	}
 	for _, r := range recs {
-		def, err := parseSubscriptionSpec(r.Spec)
+		def, err := e.parseStoredSubscription(r)
 		if err != nil {
 			e.log.Error("stored subscription cannot be read", "subscription", r.ID, "err", err)
 			continue
@@ -986,15 +1007,23 @@ func (e *Engine) load(ctx context.Context, dests []config.Destination, subs []co
 func (e *Engine) rebuildTable() error {
 	rules := make(map[string]route.Rule, len(e.subs))
 	counts := map[string]int{}
-	stale := 0
+	stale, enrich, expr := 0, 0, 0
 	for id, s := range e.subs {
-		rules[id] = ruleOf(s.def)
+		rules[id] = e.rule(id, s.def)
 		counts[s.def.Destination]++
 		if s.def.SkipStale {
 			stale++
 		}
+		if s.def.Enrich != nil {
+			enrich++
+		}
+		if s.def.FilterExpr != "" {
+			expr++
+		}
 	}
 	e.skipStale.Store(int64(stale))
+	e.enrichCount.Store(int64(enrich))
+	e.exprCount.Store(int64(expr))
 	if err := e.table.Swap(rules); err != nil {
 		return err
 	}
@@ -1022,7 +1051,7 @@ func (e *Engine) routingPage() (withBody bool, limit int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, s := range e.subs {
-		if s.def.Filter != nil {
+		if s.def.Filter != nil || s.def.FilterExpr != "" {
 			return true, 50
 		}
 	}

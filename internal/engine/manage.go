@@ -414,6 +414,8 @@ type SubscriptionView struct {
 	Destination string    `json:"destination"`
 	Events      []string  `json:"events"`
 	Filter      any       `json:"filter,omitempty"`
+	FilterExpr  string    `json:"filter_expr,omitempty"`
+	Enrich      any       `json:"enrich,omitempty"`
 	SkipStale   bool      `json:"skip_stale"`
 	Active      bool      `json:"active"`
 	CreatedAt   time.Time `json:"created_at"`
@@ -432,6 +434,10 @@ func subView(s *subEntry) SubscriptionView {
 	}
 	if s.def.Filter != nil {
 		v.Filter = s.def.Filter
+	}
+	v.FilterExpr = s.def.FilterExpr
+	if s.def.Enrich != nil {
+		v.Enrich = enrichView(s.def.Enrich)
 	}
 	return v
 }
@@ -464,7 +470,7 @@ func (e *Engine) Subscription(id string) (SubscriptionView, error) {
 	return subView(s), nil
 }
 
-var subscriptionKeys = map[string]bool{"source": true, "destination": true, "events": true, "filter": true, "skip_stale": true, "active": true}
+var subscriptionKeys = map[string]bool{"source": true, "destination": true, "events": true, "filter": true, "filter_expr": true, "enrich": true, "skip_stale": true, "active": true}
 
 func parseSubscriptionSpec(spec []byte) (config.Subscription, error) {
 	s, err := config.ParseSubscription(spec)
@@ -478,7 +484,7 @@ func parseSubscriptionSpec(spec []byte) (config.Subscription, error) {
 }
 
 // SubscriptionPut creates (id "": a new id) or replaces a subscription.
-// The body is {source, destination, events, filter, skip_stale, active};
+// The body is {source, destination, events, filter, filter_expr, enrich, skip_stale, active};
 // a body with a url and no destination is the providers' shape (seed
 // 001: {"active": true, "events": ["*"], "url": "https://…"}), which
 // creates an http destination for it as well.
@@ -545,10 +551,13 @@ func (e *Engine) subscriptionPut(ctx context.Context, id string, body []byte) (S
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "unknown subscription keys: %s (a subscription has source, destination, events, filter, skip_stale, active; or url and the keys of an http destination)", strings.Join(unknown, ", "))
+		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "unknown subscription keys: %s (a subscription has source, destination, events, filter, filter_expr, enrich, skip_stale, active; or url and the keys of an http destination)", strings.Join(unknown, ", "))
 	}
 	spec, _ := json.Marshal(m)
 	def, err := parseSubscriptionSpec(spec)
+	if err == nil {
+		err = e.checkEnrich(def)
+	}
 	if err != nil {
 		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "invalid subscription: %s", cleanYAMLError(err))
 	}
@@ -585,7 +594,11 @@ func (e *Engine) subscriptionPut(ctx context.Context, id string, body []byte) (S
 		se.created = old.created
 	}
 	e.mu.Unlock()
-	if err := e.st.SubscriptionPut(ctx, &store.SubscriptionRecord{ID: id, Spec: spec, CreatedAt: se.created, UpdatedAt: now}); err != nil {
+	stored, err := e.sealSubscription(id, def, spec)
+	if err != nil {
+		return SubscriptionView{}, err
+	}
+	if err := e.st.SubscriptionPut(ctx, &store.SubscriptionRecord{ID: id, Spec: stored, CreatedAt: se.created, UpdatedAt: now}); err != nil {
 		return SubscriptionView{}, err
 	}
 	e.mu.Lock()

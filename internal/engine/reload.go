@@ -319,7 +319,7 @@ func (rl *reloading) subscriptions(recs []*store.SubscriptionRecord) error {
 	want := make(map[string]*subEntry, len(recs))
 	unreadable := map[string]bool{}
 	for _, r := range recs {
-		def, err := parseSubscriptionSpec(r.Spec)
+		def, err := e.parseStoredSubscription(r)
 		if err != nil {
 			unreadable[r.ID] = true
 			rl.fail("subscription", r.ID, r.Spec, "stored subscription cannot be read", err)

@@ -35,11 +35,21 @@ type Rule struct {
 	Events Patterns
 	// Filter is an optional payload filter; nil matches every body.
 	Filter *Filter
+	// Expr is an optional expression filter (filter_expr); nil matches
+	// every event. When both Filter and Expr are set, both must match.
+	Expr Matcher
 	// SkipStale skips events marked stale (an older event for a key that
 	// already received a newer one).
 	SkipStale bool
 	// Active is false for a paused subscription, which matches nothing.
 	Active bool
+}
+
+// Matcher is an expression filter, compiled elsewhere (package
+// transform): Match reports whether the event passes it. It must be safe
+// for concurrent use, bounded in time, and never panic.
+type Matcher interface {
+	Match(e *hookd.Event) bool
 }
 
 // Compile validates r and compiles its filter in place. Match works
@@ -76,7 +86,10 @@ func (r Rule) Match(e *hookd.Event) bool {
 	if len(r.Events) > 0 && !r.Events.Match(e.Type) {
 		return false
 	}
-	return r.Filter.Match(e.Body)
+	if !r.Filter.Match(e.Body) {
+		return false
+	}
+	return r.Expr == nil || r.Expr.Match(e)
 }
 
 func (r *Rule) anySource() bool {
@@ -173,6 +186,9 @@ func (t *Table) Match(e *hookd.Event) []string {
 			if valid == -2 || !r.Filter.match(e.Body, valid == 1) {
 				continue
 			}
+		}
+		if r.Expr != nil && !r.Expr.Match(e) {
+			continue
 		}
 		if out == nil {
 			out = make([]string, 0, len(cand))
