@@ -3,7 +3,9 @@
 // errors shown at the field the API names, write-only secret inputs, an
 // in-page delete confirmation, and URLs with their credentials masked.
 
-import { h } from './ui.js';
+import { h, emptyRow } from './ui.js';
+import { api, apiAll, rows, showError, flash } from './api.js';
+import { navigate } from './router.js';
 
 // REDACTED is what the API shows in place of a secret; sent back on a
 // replace (PUT), it keeps the stored secret at that place.
@@ -198,6 +200,65 @@ export function confirmStep(box, text, label, action) {
     }
   });
   yes.focus();
+}
+
+// deleteButton is a Delete button (id) that asks in box, with question,
+// before it DELETEs path, then flashes done and goes to back.
+export function deleteButton(id, box, question, label, path, done, back) {
+  const b = h('button', { type: 'button', class: 'danger', id }, 'Delete');
+  b.addEventListener('click', () => confirmStep(box, question, label, async () => {
+    await api(path, { method: 'DELETE' });
+    flash(done);
+    navigate(back);
+  }));
+  return b;
+}
+
+// formView renders the page that creates (name '') or edits one item of a
+// kind ("destination", "source"): a back link, a title, and build(ctx,
+// item) — item null for a new one, else the API's answer at path, when
+// the item was created through the API (one from the configuration file
+// is changed there).
+export function formView(ctx, o) {
+  const { kind, name, listHash, itemHash, path, build } = o;
+  const editing = !!name;
+  const title = kind.charAt(0).toUpperCase() + kind.slice(1);
+  ctx.view.append(h('div', { class: 'toolbar' }, h('a', { href: editing ? itemHash : listHash }, '← ' + (editing ? name : title + 's'))),
+    h('h1', null, editing ? 'Edit ' + kind + ' ' : 'New ' + kind, editing ? h('span', { class: 'mono' }, name) : null));
+  if (!editing) {
+    ctx.view.append(build(ctx, null));
+    return;
+  }
+  const holder = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
+  ctx.view.append(holder);
+  api(path).then((item) => {
+    if (!ctx.alive()) return;
+    if (item.origin !== 'api' || !item.definition) {
+      holder.replaceChildren(h('p', { class: 'empty' }, title + ' ' + name + ' is defined in the configuration file: change it there.'));
+      return;
+    }
+    holder.replaceChildren(build(ctx, item));
+  }, (e) => {
+    if (!ctx.alive()) return;
+    holder.replaceChildren(h('p', { class: 'empty' }, 'Could not load this ' + kind + '.'));
+    showError(e);
+  });
+}
+
+// fillRows lists every item at path into tbody, one row(item) each, or a
+// row saying empty (or that the list could not be loaded) across cols
+// columns.
+export function fillRows(ctx, tbody, path, row, cols, empty, what) {
+  apiAll(path).then((res) => {
+    if (!ctx.alive()) return;
+    const list = rows(res);
+    tbody.replaceChildren(...list.map(row));
+    if (!list.length) tbody.append(emptyRow(cols, empty));
+  }, (e) => {
+    if (!ctx.alive()) return;
+    tbody.replaceChildren(emptyRow(cols, 'Could not load ' + what + '.'));
+    showError(e);
+  });
 }
 
 // SECRET_PARAM matches query parameter names that look like credentials.

@@ -4,13 +4,13 @@
 // view-subscriptions.js's.
 
 import { h, badge, th, table, emptyRow, muted, orDash, fmtTime, fmtNum, qs, timeEl } from './ui.js';
-import { api, apiAll, rows, showError, flash } from './api.js';
+import { api, showError, flash } from './api.js';
 import { statsPanel } from './stats.js';
 import { route, navigate } from './router.js';
 import { subscriptionsSection } from './view-subscriptions.js';
 import {
   REDACTED, NAME_RE, field, errorSlot, textInput, secretInput, selectInput, advancedInput, parseAdvanced,
-  clearErrors, setError, showAPIError, confirmStep, maskURL, omit, setOrDelete,
+  clearErrors, setError, showAPIError, maskURL, omit, setOrDelete, deleteButton, formView, fillRows,
 } from './forms.js';
 
 // The types a destination created through the API may have (file and exec
@@ -81,16 +81,7 @@ export function viewDestinations(ctx) {
         d.origin === 'api' ? h('a', { href: destHash(d.name) + '/edit', class: 'small' }, 'edit') : null));
   }
 
-  apiAll('/api/v1/destinations').then((res) => {
-    if (!ctx.alive()) return;
-    const list = rows(res);
-    dbody.replaceChildren(...list.map(destRow));
-    if (!list.length) dbody.append(emptyRow(16, 'No destinations configured.'));
-  }, (e) => {
-    if (!ctx.alive()) return;
-    dbody.replaceChildren(emptyRow(16, 'Could not load destinations.'));
-    showError(e);
-  });
+  fillRows(ctx, dbody, '/api/v1/destinations', destRow, 16, 'No destinations configured.', 'destinations');
 }
 
 function enableButton(ctx, d) {
@@ -134,7 +125,7 @@ export function viewDestination(ctx, name) {
     const confirmBox = h('div', { hidden: true });
     if (d.origin === 'api') {
       actions.append(h('a', { class: 'button', id: 'edit-destination', href: destHash(d.name) + '/edit' }, 'Edit'),
-        deleteButton(d.name, confirmBox));
+        deleteDestination(d.name, confirmBox));
     } else {
       actions.append(muted('Defined in the configuration file: change it there.'));
     }
@@ -153,16 +144,10 @@ export function viewDestination(ctx, name) {
   });
 }
 
-function deleteButton(name, confirmBox) {
-  const b = h('button', { type: 'button', class: 'danger', id: 'delete-destination' }, 'Delete');
-  b.addEventListener('click', () => confirmStep(confirmBox,
+function deleteDestination(name, confirmBox) {
+  return deleteButton('delete-destination', confirmBox,
     'Delete destination ' + name + '? Its deliveries stay in the store; a subscription using it must be deleted first.',
-    'Delete destination', async () => {
-      await api(destPath(name), { method: 'DELETE' });
-      flash('Destination ' + name + ' deleted.');
-      navigate('#/destinations');
-    }));
-  return b;
+    'Delete destination', destPath(name), 'Destination ' + name + ' deleted.', '#/destinations');
 }
 
 // ---- the destination form ----------------------------------------------------
@@ -171,27 +156,7 @@ function deleteButton(name, confirmBox) {
 // are never filled in: left empty on edit, the stored one is kept (the
 // form sends [redacted] back, which the API reads as "keep").
 export function viewDestinationForm(ctx, name) {
-  const editing = !!name;
-  ctx.view.append(h('div', { class: 'toolbar' }, h('a', { href: editing ? destHash(name) : '#/destinations' }, '← ' + (editing ? name : 'Destinations'))),
-    h('h1', null, editing ? 'Edit destination ' : 'New destination', editing ? h('span', { class: 'mono' }, name) : null));
-  if (!editing) {
-    ctx.view.append(destinationForm(ctx, null));
-    return;
-  }
-  const holder = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
-  ctx.view.append(holder);
-  api(destPath(name)).then((d) => {
-    if (!ctx.alive()) return;
-    if (d.origin !== 'api' || !d.definition) {
-      holder.replaceChildren(h('p', { class: 'empty' }, 'Destination ' + name + ' is defined in the configuration file: change it there.'));
-      return;
-    }
-    holder.replaceChildren(destinationForm(ctx, d));
-  }, (e) => {
-    if (!ctx.alive()) return;
-    holder.replaceChildren(h('p', { class: 'empty' }, 'Could not load this destination.'));
-    showError(e);
-  });
+  formView(ctx, { kind: 'destination', name, listHash: '#/destinations', itemHash: destHash(name), path: destPath(name), build: destinationForm });
 }
 
 function destinationForm(ctx, d) {
@@ -247,7 +212,7 @@ function destinationForm(ctx, d) {
     h('div', { class: 'actions' }, submit,
       h('a', { class: 'button', href: d ? destHash(d.name) : '#/destinations' }, 'Cancel'),
       h('span', { class: 'spacer' }),
-      d ? deleteButton(d.name, confirmBox) : null),
+      d ? deleteDestination(d.name, confirmBox) : null),
     confirmBox);
 
   form.addEventListener('submit', async (e) => {

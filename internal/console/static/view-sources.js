@@ -2,11 +2,11 @@
 // form that creates or edits one (#/sources/new, #/sources/<name>/edit).
 
 import { h, badge, th, table, emptyRow, muted, orDash, timeEl, fmtBytes, qs } from './ui.js';
-import { api, apiAll, rows, showError, flash } from './api.js';
+import { api, showError, flash } from './api.js';
 import { navigate } from './router.js';
 import {
   REDACTED, NAME_RE, field, errorSlot, textInput, secretInput, advancedInput, parseAdvanced, clearErrors, setError,
-  showAPIError, confirmStep, omit, setOrDelete,
+  showAPIError, omit, setOrDelete, deleteButton, formView, fillRows,
 } from './forms.js';
 
 // ---- view: sources -------------------------------------------------------
@@ -16,10 +16,7 @@ export function viewSources(ctx) {
   ctx.view.append(h('div', { class: 'toolbar' }, h('h1', null, 'Sources'), h('span', { class: 'spacer' }),
     h('a', { class: 'button primary', id: 'new-source', href: '#/sources/new' }, 'New source')),
     table([th('Name'), th('Origin'), th('Ingest path'), th('Verification'), th('Dedupe window'), th('Max body', 'num'), th('')], tbody));
-  apiAll('/api/v1/sources').then((res) => {
-    if (!ctx.alive()) return;
-    const list = rows(res);
-    tbody.replaceChildren(...list.map((s) => h('tr', null,
+  fillRows(ctx, tbody, '/api/v1/sources', (s) => h('tr', null,
       h('td', null, h('a', { href: '#/sources/' + encodeURIComponent(String(s.name)) }, h('strong', null, String(s.name)))),
       h('td', null, s.origin === 'api' ? 'API' : muted('config file')),
       h('td', { class: 'mono' }, orDash(s.path)),
@@ -27,13 +24,8 @@ export function viewSources(ctx) {
       h('td', null, orDash(s.dedupe_window)),
       h('td', { class: 'num' }, fmtBytes(s.max_body)),
       h('td', { class: 'nowrap' }, h('a', { href: '#/events' + qs({ source: s.name }) }, 'events'),
-        s.origin === 'api' ? [' ', h('a', { href: srcHash(s.name) + '/edit', class: 'small' }, 'edit')] : null))));
-    if (!list.length) tbody.append(emptyRow(7, 'No sources configured.'));
-  }, (e) => {
-    if (!ctx.alive()) return;
-    tbody.replaceChildren(emptyRow(7, 'Could not load sources.'));
-    showError(e);
-  });
+        s.origin === 'api' ? [' ', h('a', { href: srcHash(s.name) + '/edit', class: 'small' }, 'edit')] : null)),
+    7, 'No sources configured.', 'sources');
 }
 
 // ---- view: one source ---------------------------------------------------
@@ -56,7 +48,7 @@ export function viewSource(ctx, name) {
       const actions = h('div', { class: 'toolbar' });
       const confirmBox = h('div', { hidden: true });
       if (s.origin === 'api') {
-        actions.append(h('a', { class: 'button', id: 'edit-source', href: srcHash(s.name) + '/edit' }, 'Edit'), deleteButton(s.name, confirmBox));
+        actions.append(h('a', { class: 'button', id: 'edit-source', href: srcHash(s.name) + '/edit' }, 'Edit'), deleteSource(s.name, confirmBox));
       }
       body.replaceChildren(actions, confirmBox, renderSource(s));
     } catch (e) {
@@ -123,16 +115,10 @@ const METHODS = ['hmac', 'standard_webhooks', 'api_key', 'basic', 'header', 'ip_
 const secretKey = (type) => (type === 'api_key' ? 'keys' : 'secrets');
 const TOP_FIELDS = ['name', 'dedupe_window', 'max_body'];
 
-function deleteButton(name, confirmBox) {
-  const b = h('button', { type: 'button', class: 'danger', id: 'delete-source' }, 'Delete');
-  b.addEventListener('click', () => confirmStep(confirmBox,
+function deleteSource(name, confirmBox) {
+  return deleteButton('delete-source', confirmBox,
     'Delete source ' + name + '? It answers 404 from then on; its events stay. Its subscriptions must be deleted first.',
-    'Delete source', async () => {
-      await api(srcPath(name), { method: 'DELETE' });
-      flash('Source ' + name + ' deleted.');
-      navigate('#/sources');
-    }));
-  return b;
+    'Delete source', srcPath(name), 'Source ' + name + ' deleted.', '#/sources');
 }
 
 // viewSourceForm creates (name '') or edits a source: name, the first
@@ -140,27 +126,7 @@ function deleteButton(name, confirmBox) {
 // and the rest as JSON. Secrets are never filled in: left empty on edit,
 // the stored ones are kept.
 export function viewSourceForm(ctx, name) {
-  const editing = !!name;
-  ctx.view.append(h('div', { class: 'toolbar' }, h('a', { href: editing ? srcHash(name) : '#/sources' }, '← ' + (editing ? name : 'Sources'))),
-    h('h1', null, editing ? 'Edit source ' : 'New source', editing ? h('span', { class: 'mono' }, name) : null));
-  if (!editing) {
-    ctx.view.append(sourceForm(ctx, null));
-    return;
-  }
-  const holder = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
-  ctx.view.append(holder);
-  api(srcPath(name)).then((s) => {
-    if (!ctx.alive()) return;
-    if (s.origin !== 'api' || !s.definition) {
-      holder.replaceChildren(h('p', { class: 'empty' }, 'Source ' + name + ' is defined in the configuration file: change it there.'));
-      return;
-    }
-    holder.replaceChildren(sourceForm(ctx, s));
-  }, (e) => {
-    if (!ctx.alive()) return;
-    holder.replaceChildren(h('p', { class: 'empty' }, 'Could not load this source.'));
-    showError(e);
-  });
+  formView(ctx, { kind: 'source', name, listHash: '#/sources', itemHash: srcHash(name), path: srcPath(name), build: sourceForm });
 }
 
 function sourceForm(ctx, s) {
@@ -199,7 +165,7 @@ function sourceForm(ctx, s) {
       'Any other keys of the source (event selectors, handshake, more verify methods or options, …) as a JSON object; ' +
       'verify[0] here adds to the method above. ' + REDACTED + ' keeps a stored secret.'),
     h('div', { class: 'actions' }, submit, h('a', { class: 'button', href: s ? srcHash(s.name) : '#/sources' }, 'Cancel'),
-      h('span', { class: 'spacer' }), s ? deleteButton(s.name, confirmBox) : null),
+      h('span', { class: 'spacer' }), s ? deleteSource(s.name, confirmBox) : null),
     confirmBox);
 
   form.addEventListener('submit', async (e) => {

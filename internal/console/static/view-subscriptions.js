@@ -4,10 +4,10 @@
 // (or every source's: *) of the given types to one destination.
 
 import { h, badge, th, table, emptyRow, muted, orDash } from './ui.js';
-import { api, apiAll, rows, showError, flash, sourceNames, destinationNames } from './api.js';
+import { api, showError, flash, sourceNames, destinationNames } from './api.js';
 import { navigate } from './router.js';
 import {
-  field, checkbox, errorSlot, textInput, selectInput, clearErrors, setError, showAPIError, confirmStep, splitList,
+  field, checkbox, errorSlot, textInput, selectInput, clearErrors, setError, showAPIError, confirmStep, splitList, fillRows,
 } from './forms.js';
 
 const subPath = (id) => '/api/v1/subscriptions/' + encodeURIComponent(id);
@@ -35,16 +35,7 @@ export function subscriptionsSection(ctx) {
         ? h('a', { href: '#/subscriptions/' + encodeURIComponent(s.id) + '/edit', class: 'small' }, 'edit') : null));
   }
 
-  apiAll('/api/v1/subscriptions').then((res) => {
-    if (!ctx.alive()) return;
-    const list = rows(res);
-    sbody.replaceChildren(...list.map(subRow));
-    if (!list.length) sbody.append(emptyRow(7, 'No subscriptions.'));
-  }, (e) => {
-    if (!ctx.alive()) return;
-    sbody.replaceChildren(emptyRow(7, 'Could not load subscriptions.'));
-    showError(e);
-  });
+  fillRows(ctx, sbody, '/api/v1/subscriptions', subRow, 7, 'No subscriptions.', 'subscriptions');
   return box;
 }
 
