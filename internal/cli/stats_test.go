@@ -128,9 +128,11 @@ subscriptions:
 	}
 	verbsWait(t, 10*time.Second, "seven attempts counted", func() bool { return healthOf(t, base, "orders").attempts == 7 })
 	for _, w := range []string{"window=1h", "window=1d", "window=1w", ""} {
-		if got := statsOf(t, base, w); !got.equal(want) {
+		got := statsOf(t, base, w)
+		if !got.equal(want) {
 			t.Errorf("stats?%s: got %s, want %s", w, got, want)
 		}
+		t.Logf("stats?%s: %s (sent %d events to app, 1 duplicate, 2 to quiet)", w, got, len(types))
 	}
 	only := statTotals{events: map[string]int{"quiet": 2}, outcomes: map[string]health{}, latency: map[string]bool{}}
 	if got := statsOf(t, base, "source=quiet&destination=none"); !got.equal(only) {
