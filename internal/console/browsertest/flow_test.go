@@ -128,6 +128,32 @@ func (s *server) call(t *testing.T, method, path, body string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
+// waitAttempts waits until the event's delivery to destination has
+// succeeded after attempts attempts in all.
+func (s *server) waitAttempts(t *testing.T, eventID, destination string, attempts int) {
+	t.Helper()
+	deadline := time.Now().Add(stepTimeout)
+	for {
+		var ev struct {
+			Deliveries []struct {
+				Destination  string `json:"destination"`
+				Status       string `json:"status"`
+				AttemptCount int    `json:"attempt_count"`
+			} `json:"deliveries"`
+		}
+		s.get(t, "/api/v1/events/"+eventID, &ev)
+		for _, d := range ev.Deliveries {
+			if d.Destination == destination && d.Status == "succeeded" && d.AttemptCount == attempts {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the delivery of %s to %s did not succeed after %d attempts within %v: %+v", eventID, destination, attempts, stepTimeout, ev.Deliveries)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // subscriptionAPI is a subscription as the API shows it.
 type subscriptionAPI struct {
 	ID          string   `json:"id"`
@@ -477,6 +503,11 @@ func TestOperatorFlow(t *testing.T) {
 		t.Errorf("#replay-result lists deliveries to %v, want [orders]", result)
 	}
 	orders.waitCounts(t, []string{id}, 2)
+	// The page reloads the timeline a second after the replay; on a slow
+	// machine the attempt may end after that, so the operator refreshes
+	// once the API has it.
+	s.waitAttempts(t, id, "orders", 2)
+	tb.click(`#view .toolbar button:not(#replay-event)`) // Refresh
 	tb.waitJS("the orders card to show the second attempt", `[...document.querySelectorAll('.delivery')].some((c) =>
 		c.querySelector('h3').textContent === 'orders' && c.textContent.includes('Attempt 2') && c.querySelector('.badge').textContent === 'succeeded')`)
 	t.Logf("replayed %s to orders: the sink got it twice; #replay-result: %q", id, tb.text("#replay-result"))
