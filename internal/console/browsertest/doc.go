@@ -5,7 +5,11 @@
 // data directory, and drive Debian's chromium through the DevTools
 // protocol (chromedp) against /console/: signing in with the token form,
 // events and their detail, the session shared by tabs, the failed queue,
-// the stats charts, and a phone-sized and dark-mode rendering. Any error
+// the stats charts, and a phone-sized and dark-mode rendering; and an
+// operator's whole flow (flow_test.go): a destination and a subscription
+// made with the forms, the stats view, events found by type, a replay
+// of one event and a bulk replay, a test event, and deletes that ask
+// first. Any error
 // the page writes to its console, uncaught exception or Content Security
 // Policy violation fails the test that caused it.
 //
