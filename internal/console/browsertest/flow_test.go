@@ -510,6 +510,13 @@ func TestOperatorFlow(t *testing.T) {
 	tb.click(`#view .toolbar button:not(#replay-event)`) // Refresh
 	tb.waitJS("the orders card to show the second attempt", `[...document.querySelectorAll('.delivery')].some((c) =>
 		c.querySelector('h3').textContent === 'orders' && c.textContent.includes('Attempt 2') && c.querySelector('.badge').textContent === 'succeeded')`)
+	// The first, successful attempt is only in the count (the log keeps
+	// failed attempts and the last one): the card says so.
+	tb.waitJS("the orders card to say an earlier attempt is not shown", `[...document.querySelectorAll('.delivery')].some((c) =>
+		c.querySelector('h3').textContent === 'orders' && c.textContent.includes('1 earlier attempt not shown'))`)
+	if got := tb.text("#replay-result"); !strings.Contains(got, "queued") {
+		t.Errorf("#replay-result reads %q, want the replayed delivery shown as queued", got)
+	}
 	t.Logf("replayed %s to orders: the sink got it twice; #replay-result: %q", id, tb.text("#replay-result"))
 	tb.screenshot("flow-replayed.png")
 	for _, other := range []string{"warehouse", "ledger"} {

@@ -294,7 +294,8 @@ function latencyChart(st, win, pick, onPick) {
   timeAxis(g, n, t0, step, win);
   const pw = CW - M.left - M.right;
   const xAt = (i) => M.left + ((i + 0.5) / Math.max(n, 1)) * pw;
-  for (const [k, cls, a] of series) {
+  // p99 first and larger, so a p50 equal to it stays visible on top.
+  for (const [k, cls, a] of series.slice().reverse()) {
     let path = '';
     let pen = false;
     for (let i = 0; i < n; i++) {
@@ -302,7 +303,7 @@ function latencyChart(st, win, pick, onPick) {
       if (v === null || v === undefined) { pen = false; continue; }
       path += (pen ? 'L' : 'M') + xAt(i).toFixed(1) + ' ' + latY(v).toFixed(1) + ' ';
       pen = true;
-      g.appendChild(titled(svg('circle', { class: cls + ' dot', cx: xAt(i).toFixed(1), cy: latY(v).toFixed(1), r: 2.5 }),
+      g.appendChild(titled(svg('circle', { class: cls + ' dot', cx: xAt(i).toFixed(1), cy: latY(v).toFixed(1), r: k === 'p99' ? 4 : 2.5 }),
         tickTime(t0 + i * step * 1000, win) + ': ' + k + ' ≤ ' + fmtMs(v)));
     }
     if (path) g.appendChild(svg('path', { class: cls, d: path.trim(), fill: 'none' }));

@@ -439,7 +439,10 @@ function replayPicker(ctx, ev, box, reload) {
       result.replaceChildren(h('div', { id: 'replay-result', class: 'replay-result' },
         h('strong', null, 'Queued ' + ds.length + (ds.length === 1 ? ' delivery' : ' deliveries') + ':'),
         h('ul', null, ds.map((d) => h('li', { 'data-delivery-id': String(d.id), 'data-destination': String(d.destination) },
-          badge(String(d.status)), ' ', h('strong', null, String(d.destination)), ' ',
+          // A replayed delivery is pending, or already claimed by the
+          // dispatcher: either way it is queued.
+          badge(d.status === 'pending' || d.status === 'delivering' ? 'queued' : String(d.status), d.status === 'pending' || d.status === 'delivering' ? 'info' : undefined), ' ',
+          h('strong', null, String(d.destination)), ' ',
           h('span', { class: 'mono small muted' }, String(d.id)))))));
       flash('Replay queued: ' + picked.join(', ') + '.');
       confirmBtn.hidden = true;
@@ -547,7 +550,14 @@ function deliveryCard(d, reload) {
         a.error ? h('span', { class: 'err' }, String(a.error)) : null),
       a.response_excerpt ? h('pre', { class: 'excerpt' }, String(a.response_excerpt)) : null));
   }
-  if (!attempts.length) list.append(h('li', null, muted('No attempts yet.')));
+  if (!attempts.length && !d.attempt_count) list.append(h('li', null, muted('No attempts yet.')));
+  // The attempt log keeps failed attempts and the last one; a success
+  // before a replay lives on only in the delivery's count.
+  const unseen = (d.attempt_count || 0) - attempts.length;
+  if (unseen > 0) {
+    list.prepend(h('li', { class: 'unseen' }, muted(unseen + (unseen === 1 ? ' earlier attempt' : ' earlier attempts') +
+      ' not shown: the log keeps failed attempts and the last one.')));
+  }
 
   return h('div', { class: 'panel delivery' },
     head,
