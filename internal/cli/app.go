@@ -207,6 +207,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		MaxJSONDepth: a.cfg.Server.MaxJSONDepth,
 		Cluster:      cl, Lease: lease, Announce: announce,
 		OnChange: onChange, Tracer: a.tracer, Alert: a.alertFunc(),
+		TransformTimeout: a.cfg.TransformTimeoutOr(),
 	})
 	if err := a.engine.Open(ctx, a.cfg.Destinations, a.cfg.Subscriptions); err != nil {
 		return fmt.Errorf("delivery: %w", err)

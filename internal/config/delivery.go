@@ -161,6 +161,10 @@ type Subscription struct {
 	SkipStale bool `yaml:"skip_stale"`
 	// Active is true unless set to false.
 	Active *bool `yaml:"active"`
+	// Transform is the JavaScript source of a function transform(event)
+	// run on each attempt of this subscription's deliveries, after the
+	// source's (docs/TRANSFORMATIONS.md). Default none.
+	Transform string `yaml:"transform"`
 }
 
 var destinationName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
@@ -215,6 +219,9 @@ func (s Subscription) Validate() error {
 			errs = append(errs, fmt.Errorf("filter: %v", strings.TrimPrefix(err.Error(), "filter")))
 		}
 	}
+	if err := ValidTransform(s.Transform); err != nil {
+		errs = append(errs, fmt.Errorf("transform: %v", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -257,6 +264,9 @@ func (c *Config) validateDelivery(bad func(field, format string, args ...any)) {
 			if err := s.Filter.Compile(); err != nil {
 				bad(f+".filter", "%v", strings.TrimPrefix(err.Error(), "filter"))
 			}
+		}
+		if err := ValidTransform(s.Transform); err != nil {
+			bad(f+".transform", "%v", err)
 		}
 	}
 }

@@ -665,7 +665,26 @@ func (d *dispatcher) attempt(it *item, wait time.Duration) {
 		}
 	}
 	start := d.e.clock.Now()
-	res, err := d.deliver(ctx, &destination.Message{Event: ev, DeliveryID: it.d.ID, Attempt: it.d.Attempts + 1})
+	prep := d.e.prepare(ev, it.d, it.d.Attempts+1)
+	switch {
+	case prep.skip != "":
+		if span != nil {
+			tracing.End(span, nil)
+		}
+		d.cancelItem(it, prep.skip)
+		return
+	case prep.err != nil:
+		// The transformation's fault: failed at once, not retried; a
+		// replay after the code is fixed runs the new code.
+		end := d.e.clock.Now()
+		if span != nil {
+			tracing.End(span, prep.err)
+		}
+		reason := truncate(prep.err.Error(), 1024)
+		d.finish(it, Decision{Outcome: OutcomeFailed, Reason: reason, Err: prep.err}, start, end.Sub(start), destination.Result{}, prep.err)
+		return
+	}
+	res, err := d.deliver(ctx, prep.msg)
 	end := d.e.clock.Now()
 	if d.ctx.Err() != nil && err != nil {
 		// Cut by shutdown: no retry is spent, and the delivery is

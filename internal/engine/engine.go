@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -138,6 +139,9 @@ type Options struct {
 	// attempt, children of the event's stored ingest span. Nil: tracing
 	// off.
 	Tracer *tracing.Tracer
+	// TransformTimeout is the time limit of one call of a JavaScript
+	// transformation; 0 is transform.DefaultTimeout.
+	TransformTimeout time.Duration
 }
 
 // Engine is the delivery engine: it routes each committed event to the
@@ -194,6 +198,11 @@ type Engine struct {
 	// skipStale counts the subscriptions with skip_stale (rebuilt with
 	// the routing table): Route routes twice only when there are some.
 	skipStale atomic.Int64
+	// subTransforms and srcTransforms count the subscriptions and sources
+	// with a transform (prepare.go); programs caches their compiled code.
+	subTransforms, srcTransforms atomic.Int64
+	programs                     programCache
+	transformTimeout             time.Duration
 
 	marks *marks
 	// unrec holds the deliveries routed here that have no row yet (a
@@ -235,7 +244,7 @@ func New(o Options) *Engine {
 		dests: map[string]*destEntry{}, subs: map[string]*subEntry{}, jobs: map[string]*ReplayJob{},
 		inWake: make(chan struct{}, 1), inStop: make(chan struct{}), inDone: make(chan struct{}),
 		wstop: make(chan struct{}), unrec: newUnrecorded(),
-		tracer: o.Tracer,
+		tracer: o.Tracer, transformTimeout: o.TransformTimeout,
 	}
 	e.defs.onChange = o.OnChange
 	e.onAlert = o.Alert
@@ -518,6 +527,11 @@ func (e *Engine) OnCommit(ins []*store.EventInsert, res []store.EventInsertResul
 		ev := *in.Event
 		ev.Seq, ev.Stale = res[i].Seq, res[i].Stale
 		ev.Headers = nil
+		if (e.srcTransforms.Load() > 0 || e.subTransforms.Load() > 0) && in.HeadersJSON != "" {
+			// A transformation reads them (as stored: credentials
+			// redacted).
+			_ = json.Unmarshal([]byte(in.HeadersJSON), &ev.Headers)
+		}
 		ie := inboxEvent{ev: &ev}
 		if e.inBytes+len(ev.Body) > e.inCap && len(ev.Body) > 0 {
 			ev.Body, ie.bodyless = nil, true
@@ -995,6 +1009,7 @@ func (e *Engine) rebuildTable() error {
 		}
 	}
 	e.skipStale.Store(int64(stale))
+	e.countTransforms()
 	if err := e.table.Swap(rules); err != nil {
 		return err
 	}
