@@ -261,3 +261,125 @@ func TestTransformRefusedAtCreation(t *testing.T) {
 		t.Errorf("config: got %v", err)
 	}
 }
+
+// POST /api/v1/transformations/test runs a transform on a sample or a
+// stored event and answers with the result, the logs and the time taken;
+// nothing is sent.
+func TestTransformTestEndpoint(t *testing.T) {
+	sink := newReqSink(t)
+	cfg, err := config.Parse([]byte(fmt.Sprintf(transformConfig, sink.srv.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Storage.Path = t.TempDir()
+	_, base := startApp(t, cfg, nil)
+	call := func(req map[string]any) (int, map[string]any) {
+		b, _ := json.Marshal(req)
+		return apiDo(t, "POST", base+"/api/v1/transformations/test", "tok", string(b))
+	}
+
+	// A sample.
+	code, v := call(map[string]any{
+		"event":     map[string]any{"id": "evt_s", "source": "shop", "type": "t", "headers": map[string]any{"X-Tenant": "acme"}, "body": map[string]any{"total": 2}},
+		"transform": `function transform(e) { console.log("hi", e.headers["x-tenant"]); e.body.total += 1; e.headers["x-b"] = "1"; e.path = "/p"; return e }`,
+	})
+	res, _ := v["result"].(map[string]any)
+	if code != 200 || res == nil {
+		t.Fatalf("sample: %d %v", code, v)
+	}
+	if body, _ := res["body"].(map[string]any); body["total"] != float64(3) {
+		t.Errorf("result body = %v", res["body"])
+	}
+	if h, _ := res["headers"].(map[string]any); len(h) != 1 || h["x-b"] != "1" || res["path"] != "/p" || res["id"] != "evt_s" {
+		t.Errorf("result = %v", res)
+	}
+	if logs, _ := v["logs"].([]any); len(logs) != 1 || logs[0] != "hi acme" {
+		t.Errorf("logs = %v", v["logs"])
+	}
+	if _, ok := v["duration_ms"].(float64); !ok {
+		t.Errorf("duration_ms = %v", v["duration_ms"])
+	}
+
+	// A stored event through its subscription's transforms (the source's
+	// first): what an attempt would send, and nothing is sent.
+	spec, _ := json.Marshal(map[string]any{"source": "shop", "destination": "sink", "transform": subTransform})
+	_, sub := apiDo(t, "POST", base+"/api/v1/subscriptions", "tok", string(spec))
+	id := postWith(t, base, `{"id":"t-1","type":"order.created","total":5}`)
+	waitFor(t, 10*time.Second, "the delivery", func() bool { _, ok := sink.get(id); return ok })
+	code, v = call(map[string]any{"event_id": id, "subscription": sub["id"]})
+	res, _ = v["result"].(map[string]any)
+	if code != 200 || res == nil {
+		t.Fatalf("stored: %d %v", code, v)
+	}
+	if body, _ := res["body"].(map[string]any); body["total"] != float64(10) || body["via"] != "source" || res["type"] != "order.doubled" || res["query"] != "tenant=acme" {
+		t.Errorf("stored result = %v", res)
+	}
+
+	// null, a throw, a syntax error: 200 with what happened.
+	code, v = call(map[string]any{"event_id": id, "transform": `function transform(e) { return null }`})
+	if code != 200 || v["result"] != nil || v["skipped"] != true {
+		t.Errorf("null: %d %v", code, v)
+	}
+	code, v = call(map[string]any{"event_id": id, "transform": "function transform(e) {\n  throw new Error('no')\n}"})
+	if code != 200 || v["result"] != nil || v["error"] != "transform: Error: no at line 2:9" {
+		t.Errorf("throw: %d %v", code, v)
+	}
+	code, v = call(map[string]any{"event_id": id, "transform": "function transform(e) {"})
+	if e, _ := v["error"].(string); code != 200 || !strings.HasPrefix(e, "transform: SyntaxError: Line 1:") {
+		t.Errorf("syntax: %d %v", code, v)
+	}
+
+	// Bad requests.
+	for _, c := range []struct {
+		req  map[string]any
+		code int
+	}{
+		{map[string]any{"transform": "function transform(e){return e}"}, 400},
+		{map[string]any{"event_id": "evt_nope", "transform": "function transform(e){return e}"}, 404},
+		{map[string]any{"event_id": id, "subscription": "sub_nope"}, 404},
+		{map[string]any{"event_id": id}, 400},
+		{map[string]any{"event_id": id, "colour": 1}, 400},
+	} {
+		if code, v := call(c.req); code != c.code {
+			t.Errorf("%v: %d %v, want %d", c.req, code, v, c.code)
+		}
+	}
+}
+
+// hookd transform test drives the endpoint: a script on a sample file
+// prints the result; a failing script exits 1 with the reason.
+func TestTransformTestVerb(t *testing.T) {
+	cfg, err := config.Parse([]byte(fmt.Sprintf(transformConfig, "http://127.0.0.1:1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Storage.Path = t.TempDir()
+	_, base := startApp(t, cfg, nil)
+	dir := t.TempDir()
+	sample, script, bad := dir+"/sample.json", dir+"/t.js", dir+"/bad.js"
+	writeFile(t, sample, `{"id":"evt_x","type":"a","body":{"n":1}}`)
+	writeFile(t, script, `function transform(e) { console.log("n is", e.body.n); e.body.n = 7; return e }`)
+	writeFile(t, bad, "function transform(e) {\n  return e.nope.x;\n}")
+	out, errOut, code := runCLI(t, nil, "transform", "test", "--server", base, "--token", "tok", "--file", sample, "--script", script, "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var a map[string]any
+	if err := json.Unmarshal([]byte(out), &a); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if res, _ := a["result"].(map[string]any); res == nil || fmt.Sprint(res["body"]) != "map[n:7]" {
+		t.Errorf("result = %v", a["result"])
+	}
+	if logs, _ := a["logs"].([]any); len(logs) != 1 || logs[0] != "n is 1" {
+		t.Errorf("logs = %v", a["logs"])
+	}
+	out, _, code = runCLI(t, nil, "transform", "test", "--server", base, "--token", "tok", "--file", sample, "--script", bad)
+	if code != 1 || !strings.Contains(out, "error: transform: TypeError: Cannot read property 'x' of undefined at line 2:") {
+		t.Errorf("bad script: exit %d, %q", code, out)
+	}
+	_, errOut, code = runCLI(t, nil, "transform", "test", "--server", base, "--token", "tok", "--script", script)
+	if code != 1 || !strings.Contains(errOut, "--event ID or --file") {
+		t.Errorf("no event: exit %d, %q", code, errOut)
+	}
+}

@@ -177,3 +177,74 @@ func (e *Engine) countTransforms() {
 	}
 	e.srcTransforms.Store(int64(n))
 }
+
+// TransformTest is the outcome of TransformTest.
+type TransformTest struct {
+	// Skipped is true when a step returned null.
+	Skipped bool
+	// Event is the event as the last step returned it; Set the headers
+	// the steps set (what an http destination would send besides its
+	// own).
+	Event transform.Event
+	Set   map[string]string
+	// Logs are the console.log lines of every step, in order.
+	Logs []string
+	// Duration is the time the steps took.
+	Duration time.Duration
+	// Err is a step's failure (a syntax error included), as a delivery
+	// would record it.
+	Err error
+}
+
+// TransformTest runs on ev what an attempt would (POST
+// /api/v1/transformations/test): the code src when given, else the
+// transforms of ev's source and of subscription subID, in prepare's
+// order. Nothing is sent or stored. An unknown subscription is
+// ENotFound; neither src nor subID is EInvalid.
+func (e *Engine) TransformTest(ev *hookd.Event, src, subID string) (TransformTest, error) {
+	var steps []string
+	switch {
+	case src != "":
+		steps = []string{src}
+	case subID != "":
+		e.mu.Lock()
+		s := e.subs[subID]
+		e.mu.Unlock()
+		if s == nil {
+			return TransformTest{}, hookd.Errorf(hookd.ENotFound, "no subscription %q", subID)
+		}
+		srcJS, subJS := e.transformsOf(ev.Source, subID)
+		steps = []string{srcJS, subJS}
+	default:
+		return TransformTest{}, hookd.Errorf(hookd.EInvalid, "give a transform, or a subscription whose transforms to run")
+	}
+	out := TransformTest{Event: transformInput(ev), Set: map[string]string{}}
+	start := time.Now()
+	// Enrichment runs first here, as in prepare.
+	for _, js := range steps {
+		if js == "" {
+			continue
+		}
+		p, err := transform.Compile(js, e.transformTimeout)
+		if err != nil {
+			out.Err = err
+			break
+		}
+		res, err := p.Run(out.Event)
+		out.Logs = append(out.Logs, res.Logs...)
+		if err != nil {
+			out.Err = err
+			break
+		}
+		if res.Skip {
+			out.Skipped = true
+			break
+		}
+		out.Event = res.Event
+		for k, v := range res.Set {
+			out.Set[k] = v
+		}
+	}
+	out.Duration = time.Since(start)
+	return out, nil
+}
