@@ -266,11 +266,44 @@ func (p *Program) with(f func(*call) error, logs ...*[]string) (err error) {
 	if err := c.setup(); err != nil {
 		return err
 	}
+	// The time limit counts the CPU time of the call (the thread running
+	// it is locked to it for the call), so that a call that waits for a
+	// CPU on a busy machine is not cut: the timer looks at the thread's
+	// CPU clock and waits for the rest. A call is cut anyway once
+	// wallLimit has passed.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	clock, clockOK := newThreadClock()
+	start := time.Now()
+	wall := wallLimit(p.timeout)
 	rt := c.rt
-	timer := time.AfterFunc(p.timeout, func() { rt.Interrupt(stopTimeout) })
-	defer timer.Stop()
+	var tmu sync.Mutex
+	var timer *time.Timer
+	tmu.Lock()
+	timer = time.AfterFunc(p.timeout, func() {
+		used, ok := clock.used()
+		if !clockOK || !ok || used >= p.timeout || time.Since(start) >= wall {
+			rt.Interrupt(stopTimeout)
+			return
+		}
+		tmu.Lock()
+		timer.Reset(max(p.timeout-used, time.Millisecond))
+		tmu.Unlock()
+	})
+	tmu.Unlock()
+	defer func() {
+		tmu.Lock()
+		timer.Stop()
+		tmu.Unlock()
+	}()
 	guard = startHeapGuard(rt)
 	return c.explain(f(c))
+}
+
+// wallLimit is the wall-clock time after which a call is cut whatever CPU
+// time it used: ten times its limit, at least one second more than it.
+func wallLimit(timeout time.Duration) time.Duration {
+	return max(10*timeout, timeout+time.Second)
 }
 
 // setup takes JSON's functions before user code can replace them, and
