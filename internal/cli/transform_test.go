@@ -216,10 +216,12 @@ func TestTransformDeliveries(t *testing.T) {
 	if code, v := apiDo(t, "PUT", base+"/api/v1/subscriptions/"+subID, "tok", string(spec)); code != 200 {
 		t.Fatalf("PUT subscription: %d %v", code, v)
 	}
-	for _, id := range []string{throwID, loopID} {
-		if code, v := apiDo(t, "POST", base+"/api/v1/events/"+id+"/replay", "tok", `{"destinations":["sink"]}`); code != 202 {
-			t.Fatalf("replay %s: %d %v", id, code, v)
-		}
+	// One by an event replay, one by the failed queue's retry.
+	if code, v := apiDo(t, "POST", base+"/api/v1/events/"+throwID+"/replay", "tok", `{"destinations":["sink"]}`); code != 202 {
+		t.Fatalf("replay %s: %d %v", throwID, code, v)
+	}
+	if code, v := apiDo(t, "POST", base+"/api/v1/deliveries/"+d["id"].(string)+"/retry", "tok", ""); code/100 != 2 {
+		t.Fatalf("retry %s: %d %v", loopID, code, v)
 	}
 	for _, id := range []string{throwID, loopID} {
 		waitStatus(t, base, id, "succeeded")
