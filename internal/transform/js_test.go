@@ -275,3 +275,26 @@ func BenchmarkRun(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkRunParallel(b *testing.B) {
+	p, err := Compile(`function transform(event) {
+  event.body = {id: event.body.id, kind: event.type, size: event.body.pad.length};
+  event.headers["x-transformed"] = "1";
+  event.type = "bench.reshaped";
+  return event;
+}`, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := sample()
+	ev.Body = []byte(`{"id":"x-00001-000000000001","type":"bench.event","pad":"` + strings.Repeat("x", 950) + `"}`)
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := p.Run(ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
