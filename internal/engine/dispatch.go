@@ -19,6 +19,7 @@ import (
 	"hookd/internal/destination"
 	"hookd/internal/store"
 	"hookd/internal/tracing"
+	"hookd/internal/transform"
 )
 
 // Orderings of a destination.
@@ -665,15 +666,15 @@ func (d *dispatcher) attempt(it *item, wait time.Duration) {
 		}
 	}
 	start := d.e.clock.Now()
-	prep := d.e.prepare(ev, it.d, it.d.Attempts+1)
-	switch {
-	case prep.skip != "":
+	prep := d.e.prepare(ctx, ev, it.d, it.d.Attempts+1)
+	if prep.skip != "" {
 		if span != nil {
 			tracing.End(span, nil)
 		}
 		d.cancelItem(it, prep.skip)
 		return
-	case prep.err != nil:
+	}
+	if te := (*transform.Error)(nil); errors.As(prep.err, &te) {
 		// The transformation's fault: failed at once, not retried; a
 		// replay after the code is fixed runs the new code.
 		end := d.e.clock.Now()
@@ -684,7 +685,15 @@ func (d *dispatcher) attempt(it *item, wait time.Duration) {
 		d.finish(it, Decision{Outcome: OutcomeFailed, Reason: reason, Err: prep.err}, start, end.Sub(start), destination.Result{}, prep.err)
 		return
 	}
-	res, err := d.deliver(ctx, prep.msg)
+	var res destination.Result
+	var err error
+	if prep.err != nil {
+		// Another step's error (a panic, an enrichment's answer) is the
+		// attempt's, classified as any.
+		err = prep.err
+	} else {
+		res, err = d.deliver(ctx, prep.msg)
+	}
 	end := d.e.clock.Now()
 	if d.ctx.Err() != nil && err != nil {
 		// Cut by shutdown: no retry is spent, and the delivery is

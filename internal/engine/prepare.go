@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -30,26 +31,30 @@ type prepared struct {
 	msg *destination.Message
 	// skip is the reason a delivery is cancelled without an attempt.
 	skip string
-	// err is a transformation's failure: the delivery fails.
+	// err is why nothing is sent: a *transform.Error fails the delivery
+	// at once; any other error is the attempt's, classified like a
+	// destination's (retriable unless destination.Permanent).
 	err error
 }
 
 // prepare turns an event and the delivery (its subscription and
 // destination) into what is sent, at attempt time, so that a replay runs
 // the definitions of that moment. Its steps, in order:
-//  1. enrichment (added by filter_expr/enrich);
+//  1. enrichment (one line: ev, err = enrich(ctx, …); an error there is
+//     the attempt's, not a *transform.Error);
 //  2. the source's transform;
 //  3. the subscription's transform.
 //
 // Routing (which subscriptions match) used the original event; the stored
-// event never changes.
-func (e *Engine) prepare(ev *hookd.Event, d *store.Delivery, attempt int) (p prepared) {
+// event never changes. ctx is the attempt's.
+func (e *Engine) prepare(ctx context.Context, ev *hookd.Event, d *store.Delivery, attempt int) (p prepared) {
 	defer func() {
 		if r := recover(); r != nil {
 			e.log.Error("preparing a delivery panicked; the delivery fails", "delivery", d.ID, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			p = prepared{err: &panicError{v: r}}
 		}
 	}()
+	_ = ctx // the enrichment step's
 	msg := &destination.Message{Event: ev, DeliveryID: d.ID, Attempt: attempt}
 	if e.srcTransforms.Load() == 0 && e.subTransforms.Load() == 0 {
 		return prepared{msg: msg}
