@@ -107,17 +107,17 @@ func (e *Engine) transformsOf(source, subID string) (srcJS, subJS string) {
 
 // transformInput is the event as a transformation sees it: headers by
 // lower-case name, several values joined with ", ".
-func transformInput(ev *hookd.Event) transform.Event {
+func transformInput(ev *hookd.Event) transform.JSEvent {
 	h := make(map[string]string, len(ev.Headers))
 	for k, vs := range ev.Headers {
 		h[strings.ToLower(k)] = strings.Join(vs, ", ")
 	}
-	return transform.Event{ID: ev.ID, Source: ev.Source, Type: ev.Type, Key: ev.Key, Headers: h, Body: ev.Body, ContentType: ev.ContentType}
+	return transform.JSEvent{ID: ev.ID, Source: ev.Source, Type: ev.Type, Key: ev.Key, Headers: h, Body: ev.Body, ContentType: ev.ContentType}
 }
 
 // runTransform runs one transformation (compiled once per source text and
 // time limit, then cached).
-func (e *Engine) runTransform(src string, ev transform.Event) (transform.Result, error) {
+func (e *Engine) runTransform(src string, ev transform.JSEvent) (transform.Result, error) {
 	p, err := e.programs.get(src, e.transformTimeout)
 	if err != nil {
 		return transform.Result{}, err
@@ -190,7 +190,7 @@ type TransformTest struct {
 	// Event is the event as the last step returned it; Set the headers
 	// the steps set (what an http destination would send besides its
 	// own).
-	Event transform.Event
+	Event transform.JSEvent
 	Set   map[string]string
 	// Logs are the console.log lines of every step, in order.
 	Logs []string

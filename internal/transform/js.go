@@ -71,9 +71,9 @@ func init() {
 	regexp2.DefaultMatchTimeout = MaxTimeout
 }
 
-// Event is what a transformation receives and returns: the event's
+// JSEvent is what a transformation receives and returns: the event's
 // identity, its headers (names in lower case), its body and where it goes.
-type Event struct {
+type JSEvent struct {
 	ID, Source, Type, Key string
 	// Headers are the headers as received (lower-case names, several
 	// values joined with ", "), plus those an earlier step set.
@@ -91,7 +91,7 @@ type Result struct {
 	// Skip is true when the function returned null: nothing is sent.
 	Skip bool
 	// Event is the event as the function returned it (zero when Skip).
-	Event Event
+	Event JSEvent
 	// Set are the headers the function added or changed (lower-case
 	// names), to be sent with the delivery. A Content-Type set there is
 	// Event.ContentType instead.
@@ -182,7 +182,7 @@ func (p *Program) Timeout() time.Duration { return p.timeout }
 // Run calls the function with ev. A throw, a timeout, the memory guard or
 // a bad return value is an *Error; a panic inside goja is recovered into
 // one too.
-func (p *Program) Run(ev Event) (res Result, err error) {
+func (p *Program) Run(ev JSEvent) (res Result, err error) {
 	if len(ev.Body) > MaxInput {
 		return Result{}, fail("event body of %d bytes, more than %d", len(ev.Body), MaxInput)
 	}
@@ -201,7 +201,7 @@ func (p *Program) Run(ev Event) (res Result, err error) {
 }
 
 // run is one try of Run; cpu: see with.
-func (p *Program) run(ev Event, cpu bool) (res Result, err error) {
+func (p *Program) run(ev JSEvent, cpu bool) (res Result, err error) {
 	var logs []string
 	err = p.with(cpu, func(c *call) error {
 		fn, err := c.function()
@@ -464,7 +464,7 @@ func (c *call) function() (goja.Callable, error) {
 }
 
 // input builds the event object the function receives.
-func (c *call) input(ev Event) (goja.Value, error) {
+func (c *call) input(ev JSEvent) (goja.Value, error) {
 	rt := c.rt
 	o := rt.NewObject()
 	set := func(k string, v any) { _ = o.Set(k, v) }
@@ -521,7 +521,7 @@ var forbidden = map[string]bool{
 }
 
 // output reads what the function returned.
-func (c *call) output(in Event, v goja.Value) (Result, error) {
+func (c *call) output(in JSEvent, v goja.Value) (Result, error) {
 	if v == nil || goja.IsUndefined(v) {
 		return Result{}, fail("the function returned undefined (return the event, or null to skip the delivery)")
 	}

@@ -17,8 +17,8 @@ func compile(t *testing.T, src string, timeout time.Duration) *Program {
 	return p
 }
 
-func sample() Event {
-	return Event{ID: "evt_1", Source: "app", Type: "order.created", Key: "o1",
+func sample() JSEvent {
+	return JSEvent{ID: "evt_1", Source: "app", Type: "order.created", Key: "o1",
 		Headers: map[string]string{"x-team": "a", "authorization": "Bearer in"}, Body: []byte(`{"total":10,"items":[1,2]}`),
 		ContentType: "application/json"}
 }
