@@ -117,6 +117,7 @@ func New(o Options) *API {
 		a.handle("POST /api/v1/reload", a.reloadConfig)
 	}
 	a.routeDelivery()
+	a.routeTransform()
 	if a.backup != nil {
 		a.handle("POST /api/v1/backup", a.postBackup)
 	}

@@ -216,6 +216,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 			}
 			return enrichAuth(&destination.Env{Name: "enrich", Now: now, Egress: guard, Log: a.log.With("part", "enrich")}, m)
 		},
+		TransformTimeout: a.cfg.TransformTimeoutOr(),
 	})
 	if err := a.engine.Open(ctx, a.cfg.Destinations, a.cfg.Subscriptions); err != nil {
 		return fmt.Errorf("delivery: %w", err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"hookd/internal/config"
 	"hookd/internal/loadgen"
 )
 
@@ -34,6 +35,9 @@ type benchE2EFlags struct {
 	postgres string
 	replicas int
 	tracing  bool
+	// transform is a JavaScript file the subscription runs on every
+	// delivery.
+	transform string
 }
 
 func newBenchE2ECmd() *cobra.Command {
@@ -63,6 +67,7 @@ its ingest, its CPU, its group commit and the deliveries it made (from its
 /metrics).`,
 		Example: `  hookd bench e2e
   hookd bench e2e --connections 64 --duration 20s
+  hookd bench e2e --transform transform.js
   hookd bench e2e --postgres postgres://postgres@127.0.0.1:5432/test --replicas 2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runBenchE2E(cmd, f) },
@@ -77,6 +82,7 @@ its ingest, its CPU, its group commit and the deliveries it made (from its
 	fl.BoolVar(&f.keep, "keep", false, "keep the temporary directory")
 	fl.StringVar(&f.postgres, "postgres", "", "measure hookd on PostgreSQL: the DSN of a database where bench creates (and drops) a schema of its own")
 	fl.IntVar(&f.replicas, "replicas", 1, "hookd processes on the one PostgreSQL schema (needs --postgres); the connections are spread over them round-robin")
+	fl.StringVar(&f.transform, "transform", "", "a JavaScript transformation file (function transform(event)) the subscription runs on every delivery; it must return the event, not null")
 	fl.BoolVar(&f.tracing, "tracing", false, "turn hookd's tracing on (sample ratio 1), exporting every span to an OTLP receiver in the bench's process")
 	return cmd
 }
@@ -118,6 +124,17 @@ func runBenchE2E(cmd *cobra.Command, f benchE2EFlags) error {
 	}
 	if err := checkReplicas(f.replicas, f.postgres); err != nil {
 		return err
+	}
+	var js string
+	if f.transform != "" {
+		b, err := os.ReadFile(f.transform)
+		if err != nil {
+			return fmt.Errorf("--transform: %w", err)
+		}
+		if err := config.ValidTransform(string(b)); err != nil {
+			return fmt.Errorf("--transform %s: %w", f.transform, err)
+		}
+		js = string(b)
 	}
 	ctx, stop := signal.NotifyContext(cmdContext(cmd), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -171,8 +188,12 @@ destinations:
     url: %s
     concurrency: %d
 subscriptions:
-  - {source: bench, destination: sink}
+  - source: bench
+    destination: sink
 `, yamlString("http://"+ln.Addr().String()+"/sink"), f.concurrency)
+	if js != "" {
+		cfg += "    transform: " + yamlString(js) + "\n"
+	}
 	if f.tracing {
 		otlp, err := startBenchOTLP()
 		if err != nil {
@@ -221,6 +242,9 @@ subscriptions:
 	fmt.Fprintf(stdout, "# hookd bench e2e: %s\n", commandLine(os.Args))
 	fmt.Fprintf(stdout, "# machine: %d CPUs, %s %s/%s, load %s; servers GOMAXPROCS %s\n", runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, loadAverage(), childProcs(f.procs))
 	fmt.Fprintf(stdout, "# %d connections, warmup %s, window %s; destination concurrency %d; 1 KiB JSON bodies\n", f.connections, f.warmup, f.duration, f.concurrency)
+	if js != "" {
+		fmt.Fprintf(stdout, "# the subscription runs the transformation in %s (%d bytes) on every delivery\n", f.transform, len(js))
+	}
 	fmt.Fprintf(stdout, "# servers: bare on %s; %s, %s; the sink in this process on %s\n", bare.Addr, describeReplicas(replicas), store, ln.Addr())
 	runID := "e" + randomHex(4)
 	fmt.Fprintln(stderr, "bench: ceiling: client → bare server")

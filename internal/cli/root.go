@@ -78,7 +78,7 @@ serves and make a data directory of the copy, and 'hookd bench' measures.`,
 	setVersionFlag(root)
 	root.AddCommand(newServeCmd(), newReloadCmd(), newVersionCmd(), newHealthcheckCmd(), newBenchCmd(), newAdminTokenCmd(), newBackupCmd(), newRestoreCmd())
 	root.AddCommand(newEventsCmd(), newDeliveriesCmd(), newReplayCmd(), newSourcesCmd(), newDestinationsCmd(), newSubscriptionsCmd())
-	root.AddCommand(newSendCmd())
+	root.AddCommand(newSendCmd(), newTransformCmd())
 	addCompletions(root)
 	return root
 }

@@ -71,6 +71,9 @@ type Config struct {
 	// Alerts configures hookd's operational events (the built-in source
 	// "hookd", docs/ALERTS.md).
 	Alerts Alerts `yaml:"alerts"`
+	// TransformTimeout is the time limit of one call of a JavaScript
+	// transformation (docs/TRANSFORMATIONS.md). Default 50ms, at most 5s.
+	TransformTimeout Duration `yaml:"transform_timeout"`
 
 	// Demo is true when no configuration file was given and hookd runs on
 	// its embedded default with a demo source. Not a YAML key.
@@ -392,6 +395,11 @@ type Source struct {
 	// Handshake answers the verification handshake of a provider that
 	// has no preset (docs/PROVIDERS.md (Handshakes)). Default none.
 	Handshake *Handshake `yaml:"handshake"`
+	// Transform is the JavaScript source of a function transform(event)
+	// run on each attempt of every delivery of this source's events,
+	// before the subscription's; the stored event keeps its body
+	// (docs/TRANSFORMATIONS.md). Default none.
+	Transform string `yaml:"transform"`
 }
 
 // EventRules are a source's metadata selectors. Each is "header:Name",
@@ -907,6 +915,7 @@ func (c *Config) Validate() error {
 	c.validateLimits(bad)
 	c.validateTracing(bad)
 	c.validateAlerts(bad)
+	c.validateTransformTimeout(bad)
 	seen := map[string]bool{}
 	for i, src := range c.Sources {
 		f := fmt.Sprintf("sources[%d]", i)
@@ -955,6 +964,9 @@ func (c *Config) Validate() error {
 		}
 		if src.Handshake != nil {
 			src.Handshake.validate(f+".handshake", len(src.Verify) > 0, bad)
+		}
+		if err := ValidTransform(src.Transform); err != nil {
+			bad(f+".transform", "%v", err)
 		}
 		if r := c.Retention.Events; r != nil && *r > 0 && src.DedupeWindow != nil && src.DedupeWindow.D() > r.D() {
 			bad(f+".dedupe_window", "%s is longer than retention.events (%s): a duplicate arriving after its event was deleted would be stored again; lengthen retention.events or shorten the window", src.DedupeWindow.D(), r.D())

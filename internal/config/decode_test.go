@@ -48,7 +48,7 @@ func TestParseMistakes(t *testing.T) {
 		{"RequireIDYes", "sources:\n  - name: gh\n    event: {id: json:id, require_id: maybe}\n",
 			`line 3: sources[0].event.require_id: want true or false, got a string`},
 		{"UnknownKeyNoNeighbour", "sources:\n  - name: gh\n    colour: red\n",
-			`line 3: sources[0]: unknown key "colour" (valid keys here: burst, dedupe_window, event, handshake, max_body, name, rate_limit, response, verify)`},
+			`line 3: sources[0]: unknown key "colour" (valid keys here: burst, dedupe_window, event, handshake, max_body, name, rate_limit, response, transform, verify)`},
 		{"ServerKey", "server:\n  ack_deadlin: 2s\n",
 			`line 2: server: unknown key "ack_deadlin" (did you mean "ack_deadline"?)`},
 		{"Hyphen", "server:\n  max-in-flight: 10\n",

@@ -170,6 +170,10 @@ type Subscription struct {
 	SkipStale bool `yaml:"skip_stale"`
 	// Active is true unless set to false.
 	Active *bool `yaml:"active"`
+	// Transform is the JavaScript source of a function transform(event)
+	// run on each attempt of this subscription's deliveries, after the
+	// source's (docs/TRANSFORMATIONS.md). Default none.
+	Transform string `yaml:"transform"`
 }
 
 // Enrich is a subscription's enrichment: before a delivery is sent, the
@@ -254,6 +258,9 @@ func (s Subscription) Validate() error {
 	s.checkTransform(func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	})
+	if err := ValidTransform(s.Transform); err != nil {
+		errs = append(errs, fmt.Errorf("transform: %v", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -313,6 +320,9 @@ func (c *Config) validateDelivery(bad func(field, format string, args ...any)) {
 			}
 		}
 		s.checkTransform(func(field, format string, args ...any) { bad(f+"."+field, format, args...) })
+		if err := ValidTransform(s.Transform); err != nil {
+			bad(f+".transform", "%v", err)
+		}
 	}
 }
 

@@ -28,6 +28,15 @@ type Message struct {
 	DeliveryID string
 	// Attempt is the attempt number, 1 for the first.
 	Attempt int
+	// Headers are headers a transformation set (lower-case names): an
+	// http destination sends them after its configured headers, and its
+	// own protocol headers (Content-Type, webhook-*, Hookd-*) after them.
+	// Nil when none.
+	Headers map[string]string
+	// Path and Query, when not nil, replace the path and the query of an
+	// http destination's URL (a transformation's path and query); the
+	// scheme and the host never change. Other kinds ignore them.
+	Path, Query *string
 }
 
 // Result is what an attempt produced, for the attempt log.

@@ -19,6 +19,7 @@ import (
 	"hookd/internal/destination"
 	"hookd/internal/store"
 	"hookd/internal/tracing"
+	"hookd/internal/transform"
 )
 
 // Orderings of a destination.
@@ -665,7 +666,34 @@ func (d *dispatcher) attempt(it *item, wait time.Duration) {
 		}
 	}
 	start := d.e.clock.Now()
-	res, err := d.deliver(ctx, &destination.Message{Event: ev, DeliveryID: it.d.ID, Attempt: it.d.Attempts + 1})
+	prep := d.e.prepare(ctx, ev, it.d, it.d.Attempts+1)
+	if prep.skip != "" {
+		if span != nil {
+			tracing.End(span, nil)
+		}
+		d.cancelItem(it, prep.skip)
+		return
+	}
+	if te := (*transform.Error)(nil); errors.As(prep.err, &te) {
+		// The transformation's fault: failed at once, not retried; a
+		// replay after the code is fixed runs the new code.
+		end := d.e.clock.Now()
+		if span != nil {
+			tracing.End(span, prep.err)
+		}
+		reason := truncate(prep.err.Error(), 1024)
+		d.finish(it, Decision{Outcome: OutcomeFailed, Reason: reason, Err: prep.err}, start, end.Sub(start), destination.Result{}, prep.err)
+		return
+	}
+	var res destination.Result
+	var err error
+	if prep.err != nil {
+		// Another step's error (a panic, an enrichment's answer) is the
+		// attempt's, classified as any.
+		err = prep.err
+	} else {
+		res, err = d.deliver(ctx, prep.msg)
+	}
 	end := d.e.clock.Now()
 	if d.ctx.Err() != nil && err != nil {
 		// Cut by shutdown: no retry is spent, and the delivery is
@@ -742,9 +770,6 @@ func (d *dispatcher) deliver(ctx context.Context, m *destination.Message) (res d
 			res, err = destination.Result{}, &panicError{v: r}
 		}
 	}()
-	if m.Event, err = d.e.enrichEvent(ctx, d.name, m.Event); err != nil {
-		return destination.Result{}, err
-	}
 	return d.dest.Deliver(ctx, m)
 }
 

@@ -143,6 +143,9 @@ type Options struct {
 	// attempt, children of the event's stored ingest span. Nil: tracing
 	// off.
 	Tracer *tracing.Tracer
+	// TransformTimeout is the time limit of one call of a JavaScript
+	// transformation; 0 is transform.DefaultTimeout.
+	TransformTimeout time.Duration
 }
 
 // Engine is the delivery engine: it routes each committed event to the
@@ -207,6 +210,11 @@ type Engine struct {
 	exprCount  atomic.Int64
 	enrichAuth transform.AuthFunc
 	enr        enrichState
+	// subTransforms and srcTransforms count the subscriptions and sources
+	// with a transform (prepare.go); programs caches their compiled code.
+	subTransforms, srcTransforms atomic.Int64
+	programs                     programCache
+	transformTimeout             time.Duration
 
 	marks *marks
 	// unrec holds the deliveries routed here that have no row yet (a
@@ -248,7 +256,7 @@ func New(o Options) *Engine {
 		dests: map[string]*destEntry{}, subs: map[string]*subEntry{}, jobs: map[string]*ReplayJob{},
 		inWake: make(chan struct{}, 1), inStop: make(chan struct{}), inDone: make(chan struct{}),
 		wstop: make(chan struct{}), unrec: newUnrecorded(),
-		tracer: o.Tracer,
+		tracer: o.Tracer, transformTimeout: o.TransformTimeout,
 	}
 	e.defs.onChange = o.OnChange
 	e.onAlert = o.Alert
@@ -531,7 +539,7 @@ func (e *Engine) OnCommit(ins []*store.EventInsert, res []store.EventInsertResul
 		e.unrec.handedOver(1)
 		ev := *in.Event
 		ev.Seq, ev.Stale = res[i].Seq, res[i].Stale
-		ev.Headers = e.routingHeaders(in) // only filter_expr reads them
+		ev.Headers = e.routingHeaders(in) // filter_expr and transforms read them
 		ie := inboxEvent{ev: &ev}
 		if e.inBytes+len(ev.Body) > e.inCap && len(ev.Body) > 0 {
 			ev.Body, ie.bodyless = nil, true
@@ -1024,6 +1032,7 @@ func (e *Engine) rebuildTable() error {
 	e.skipStale.Store(int64(stale))
 	e.enrichCount.Store(int64(enrich))
 	e.exprCount.Store(int64(expr))
+	e.countTransforms()
 	if err := e.table.Swap(rules); err != nil {
 		return err
 	}

@@ -191,7 +191,7 @@ func enrichView(s *config.Enrich) map[string]any {
 // from their stored encoding when the event does not carry them (ingest
 // hands over that encoding, with credentials redacted).
 func (e *Engine) routingHeaders(in *store.EventInsert) map[string][]string {
-	if e.exprCount.Load() == 0 {
+	if e.exprCount.Load() == 0 && e.srcTransforms.Load() == 0 && e.subTransforms.Load() == 0 {
 		return nil
 	}
 	if in.Event.Headers != nil || in.HeadersJSON == "" {

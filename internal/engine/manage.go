@@ -418,6 +418,7 @@ type SubscriptionView struct {
 	Enrich      any       `json:"enrich,omitempty"`
 	SkipStale   bool      `json:"skip_stale"`
 	Active      bool      `json:"active"`
+	Transform   string    `json:"transform,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
 }
@@ -425,7 +426,7 @@ type SubscriptionView struct {
 func subView(s *subEntry) SubscriptionView {
 	v := SubscriptionView{ID: s.id, Origin: s.origin, Source: s.def.Source, Destination: s.def.Destination,
 		Events: s.def.Events, SkipStale: s.def.SkipStale, Active: s.def.Active == nil || *s.def.Active,
-		CreatedAt: s.created, UpdatedAt: s.updated}
+		Transform: s.def.Transform, CreatedAt: s.created, UpdatedAt: s.updated}
 	if v.Source == "" {
 		v.Source = "*"
 	}
@@ -470,7 +471,7 @@ func (e *Engine) Subscription(id string) (SubscriptionView, error) {
 	return subView(s), nil
 }
 
-var subscriptionKeys = map[string]bool{"source": true, "destination": true, "events": true, "filter": true, "filter_expr": true, "enrich": true, "skip_stale": true, "active": true}
+var subscriptionKeys = map[string]bool{"source": true, "destination": true, "events": true, "filter": true, "filter_expr": true, "enrich": true, "skip_stale": true, "active": true, "transform": true}
 
 func parseSubscriptionSpec(spec []byte) (config.Subscription, error) {
 	s, err := config.ParseSubscription(spec)
@@ -551,7 +552,7 @@ func (e *Engine) subscriptionPut(ctx context.Context, id string, body []byte) (S
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "unknown subscription keys: %s (a subscription has source, destination, events, filter, filter_expr, enrich, skip_stale, active; or url and the keys of an http destination)", strings.Join(unknown, ", "))
+		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "unknown subscription keys: %s (a subscription has source, destination, events, filter, filter_expr, enrich, skip_stale, active, transform; or url and the keys of an http destination)", strings.Join(unknown, ", "))
 	}
 	spec, _ := json.Marshal(m)
 	def, err := parseSubscriptionSpec(spec)

@@ -166,6 +166,7 @@ func (e *Engine) refreshSourceNames() {
 		e.sources[name] = true
 	}
 	e.sources[hookd.AlertSource] = true // hookd's own events (docs/ALERTS.md)
+	e.countTransforms()
 }
 
 // Sources lists the sources by name.

@@ -1,8 +1,3 @@
-// Package transform holds what a subscription may do to an event besides
-// routing it by type: expression filters in CEL (filter_expr), enrichment
-// from an HTTP API before delivery (enrich) and JavaScript transforms.
-// docs/FILTERS_AND_ENRICHMENT.md describes filter_expr and enrich for
-// users.
 package transform
 
 import (

@@ -240,7 +240,26 @@ func (d *Destination) send(ctx, actx context.Context, m *destination.Message, to
 // newRequest builds one attempt's request.
 func (d *Destination) newRequest(ctx context.Context, m *destination.Message) (*http.Request, error) {
 	ev := m.Event
-	req, err := http.NewRequestWithContext(ctx, d.s.method, d.s.url, bytes.NewReader(ev.Body))
+	target := d.s.url
+	if m.Path != nil || m.Query != nil {
+		// A transformation's path and query; the scheme and the host stay
+		// the destination's, so the egress guard's decision holds.
+		u, err := url.Parse(d.s.url)
+		if err != nil {
+			return nil, fmt.Errorf("build request: %v", redactURLError(err))
+		}
+		if m.Path != nil {
+			u.Path, u.RawPath = *m.Path, ""
+			if pu, err := url.Parse(*m.Path); err == nil {
+				u.Path, u.RawPath = pu.Path, pu.RawPath
+			}
+		}
+		if m.Query != nil {
+			u.RawQuery = *m.Query
+		}
+		target = u.String()
+	}
+	req, err := http.NewRequestWithContext(ctx, d.s.method, target, bytes.NewReader(ev.Body))
 	if err != nil {
 		return nil, fmt.Errorf("build request: %v", redactURLError(err))
 	}
@@ -251,6 +270,9 @@ func (d *Destination) newRequest(ctx context.Context, m *destination.Message) (*
 	}
 	if a := d.s.auth; a != nil && a.value != "" {
 		h.Set(a.header, a.value)
+	}
+	for k, v := range m.Headers {
+		h.Set(k, headerSafe(v))
 	}
 	ct := ev.ContentType
 	if ct == "" {
