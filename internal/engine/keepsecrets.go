@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 
 	"hookd/internal/secret"
 )
@@ -96,4 +97,89 @@ func redactedURL(s string) string {
 		return s
 	}
 	return u.Redacted()
+}
+
+// keptCredentialsStay refuses a replacing destination definition (next)
+// that keeps a stored credential sent with every request ("[redacted]"
+// under auth or headers) while it changes where requests go: the url's or
+// auth.token_url's scheme and host, or the brokers. Kept, the credential
+// would go to a place its owner never gave it for, and anyone who may
+// edit destinations could read it there although the API never shows it.
+// The error names the kept key, so the secret is given again. old nil (a
+// new destination) has nothing to keep.
+func keptCredentialsStay(next, old map[string]any) error {
+	if old == nil {
+		return nil
+	}
+	kept := redactedPaths(next["auth"], "auth")
+	kept = append(kept, redactedPaths(next["headers"], "headers")...)
+	if len(kept) == 0 {
+		return nil
+	}
+	sort.Strings(kept)
+	nextAuth, _ := next["auth"].(map[string]any)
+	oldAuth, _ := old["auth"].(map[string]any)
+	for _, c := range []struct {
+		key      string
+		was, now any
+	}{
+		{"url", old["url"], next["url"]},
+		{"brokers", old["brokers"], next["brokers"]},
+		{"auth.token_url", oldAuth["token_url"], nextAuth["token_url"]},
+	} {
+		if w, n := target(c.was), target(c.now); w != n {
+			return fmt.Errorf("%s: %s keeps the stored credential only while requests go where they went, and %s changed from %s to %s: give the value again",
+				kept[0], secret.Redacted, c.key, orNone(w), orNone(n))
+		}
+	}
+	return nil
+}
+
+// redactedPaths lists the key paths under v that hold "[redacted]".
+func redactedPaths(v any, path string) []string {
+	var out []string
+	switch t := v.(type) {
+	case string:
+		if t == secret.Redacted {
+			out = append(out, path)
+		}
+	case map[string]any:
+		for k, x := range t {
+			out = append(out, redactedPaths(x, path+"."+k)...)
+		}
+	case []any:
+		for i, x := range t {
+			out = append(out, redactedPaths(x, path+"["+strconv.Itoa(i)+"]")...)
+		}
+	}
+	return out
+}
+
+// target is where a url, or a list of broker addresses, sends to: a URL's
+// scheme and host (lower case), anything else as given.
+func target(v any) string {
+	switch t := v.(type) {
+	case nil:
+		return ""
+	case string:
+		if u, err := url.Parse(t); err == nil && u.Host != "" {
+			return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host)
+		}
+		return t
+	case []any:
+		parts := make([]string, len(t))
+		for i, x := range t {
+			parts[i] = target(x)
+		}
+		return strings.Join(parts, ",")
+	default:
+		return fmt.Sprint(t)
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return strconv.Quote(s)
 }

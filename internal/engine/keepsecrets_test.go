@@ -53,3 +53,34 @@ func TestRestoreRedacted(t *testing.T) {
 		t.Errorf("create with [redacted]: %v", err)
 	}
 }
+
+func TestKeptCredentialsStay(t *testing.T) {
+	obj := func(s string) map[string]any {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(s), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	stored := obj(`{"url": "https://a.example/in", "brokers": ["k1:9092"],
+		"auth": {"type": "oauth2", "token_url": "https://idp.example/token", "client_id": "c", "client_secret": "s"},
+		"headers": {"X-Api-Key": "k"}, "sign": {"secret": "whsec_x"}}`)
+	for _, c := range []struct{ name, next, err string }{
+		{"same place", `{"url": "HTTPS://A.example/other", "brokers": ["k1:9092"], "auth": {"token_url": "https://idp.example/t2", "client_secret": "[redacted]"}}`, ""},
+		{"new url, secret given", `{"url": "https://b.example/in", "brokers": ["k1:9092"], "auth": {"token_url": "https://idp.example/token", "client_secret": "s2"}}`, ""},
+		{"new url, only the signing secret kept", `{"url": "https://b.example/in", "brokers": ["k1:9092"], "auth": {"token_url": "https://idp.example/token"}, "sign": {"secret": "[redacted]"}}`, ""},
+		{"new url", `{"url": "https://b.example/in", "brokers": ["k1:9092"], "auth": {"token_url": "https://idp.example/token", "client_secret": "[redacted]"}}`,
+			`auth.client_secret: [redacted] keeps the stored credential only while requests go where they went, and url changed from "https://a.example" to "https://b.example"`},
+		{"new token url", `{"url": "https://a.example/in", "brokers": ["k1:9092"], "auth": {"token_url": "https://evil.example/token", "client_secret": "[redacted]"}}`, "auth.token_url changed"},
+		{"new broker, kept header", `{"url": "https://a.example/in", "brokers": ["k2:9092"], "auth": {"token_url": "https://idp.example/token"}, "headers": {"X-Api-Key": "[redacted]"}}`, "headers.X-Api-Key: [redacted]"},
+		{"url dropped", `{"brokers": ["k1:9092"], "auth": {"token_url": "https://idp.example/token", "client_secret": "[redacted]"}}`, `to none`},
+	} {
+		err := keptCredentialsStay(obj(c.next), stored)
+		if c.err == "" && err != nil || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("%s: error %v, want %q", c.name, err, c.err)
+		}
+	}
+	if err := keptCredentialsStay(obj(`{"url": "https://b.example", "auth": {"value": "[redacted]"}}`), nil); err != nil {
+		t.Errorf("nothing stored: %v", err)
+	}
+}

@@ -252,6 +252,9 @@ func (e *Engine) destinationPut(ctx context.Context, name string, spec []byte, c
 		}
 		e.mu.Unlock()
 	}
+	if err := keptCredentialsStay(m, stored); err != nil {
+		return DestinationView{}, hookd.Errorf(hookd.EInvalid, "invalid destination %v: %v", m["name"], err)
+	}
 	if err := restoreRedacted(m, stored); err != nil {
 		return DestinationView{}, hookd.Errorf(hookd.EInvalid, "invalid destination %v: %v", m["name"], err)
 	}
