@@ -133,6 +133,8 @@ export function viewDestination(ctx, name) {
     if (d.definition && typeof d.definition === 'object') {
       const shown = JSON.parse(JSON.stringify(d.definition));
       if (typeof shown.url === 'string') shown.url = maskURL(shown.url);
+      if (Array.isArray(shown.brokers)) shown.brokers = shown.brokers.map((b) => (typeof b === 'string' ? maskURL(b) : b));
+      if (shown.auth && typeof shown.auth.token_url === 'string') shown.auth.token_url = maskURL(shown.auth.token_url);
       def = h('section', null, h('h2', null, 'Definition'), h('pre', { class: 'body' }, JSON.stringify(shown, null, 2)));
     }
     body.replaceChildren(actions, confirmBox, h('div', { class: 'panel' }, meta), def,
@@ -226,6 +228,13 @@ function destinationForm(ctx, d) {
       setError(form, 'name', 'letters, digits, -, _ and . only, at most 64'); bad = true;
     }
     if (type.value === 'http' && !url.value.trim()) { setError(form, 'url', 'required'); bad = true; }
+    // Only the URL exactly as shown stands for the stored one: an edited
+    // URL that still holds *** would be saved with *** for its secrets.
+    if (d && typeof def.url === 'string' && shownURL !== def.url && url.value.trim() !== shownURL && url.value.includes('***')) {
+      setError(form, 'url', 'still holds *** where the stored URL has a secret: type the whole new URL with its secrets, ' +
+        'or put the URL back as shown to keep the stored one');
+      bad = true;
+    }
     spec.name = nm;
     spec.type = type.value;
     const u = url.value.trim();
