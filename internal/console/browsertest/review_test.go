@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // Findings of the console's review (issue 15): sign-out after another tab
@@ -135,6 +138,53 @@ func TestDestinationURLEditedAroundItsMask(t *testing.T) {
 	}
 	if d.Definition["url"] != stored {
 		t.Errorf("the stored URL is %v after the refused edit, want it unchanged", d.Definition["url"])
+	}
+	tb.checkConsole()
+}
+
+// A delete's confirmation is safe from the keyboard: Cancel has the
+// focus, so Enter pressed twice on Delete does not delete; Escape closes
+// the question and gives the focus back to Delete.
+func TestDeleteConfirmationFromTheKeyboard(t *testing.T) {
+	b := newBrowser(t)
+	s := startHookd(t)
+	orders := newRecorder(t)
+	spec, _ := json.Marshal(map[string]any{"name": "orders", "type": "http", "url": orders.srv.URL + "/orders"})
+	if code, body := s.call(t, http.MethodPost, "/api/v1/destinations", string(spec)); code != http.StatusCreated {
+		t.Fatalf("POST /api/v1/destinations: %d %s", code, body)
+	}
+	active := func(tb *tab) string {
+		return eval[string](tb, "read the focus", `document.activeElement ? document.activeElement.id : ''`)
+	}
+
+	tb := b.newTab("operator")
+	tb.open(s.Base, "#/destinations/orders")
+	tb.signIn(adminToken)
+	tb.waitVisible("#delete-destination")
+	eval[chromedp.Void](tb, "focus Delete", `(() => { document.getElementById('delete-destination').focus(); return null; })()`)
+	tb.do("press Enter on Delete", chromedp.KeyEvent(kb.Enter))
+	tb.waitVisible("#confirm-delete")
+	if id := active(tb); id != "cancel-delete" {
+		t.Errorf("the confirmation opened with the focus on %q, want cancel-delete", id)
+	}
+	tb.do("press Enter again", chromedp.KeyEvent(kb.Enter))
+	tb.waitJS("the confirmation gone", `!document.getElementById('confirm-delete')`)
+	if code, _ := s.call(t, http.MethodGet, "/api/v1/destinations/orders", ""); code != http.StatusOK {
+		t.Fatalf("Enter pressed twice on Delete: GET the destination answers %d, want 200 (not deleted)", code)
+	}
+	if id := active(tb); id != "delete-destination" {
+		t.Errorf("after Cancel the focus is on %q, want delete-destination", id)
+	}
+
+	tb.do("press Enter on Delete", chromedp.KeyEvent(kb.Enter))
+	tb.waitVisible("#confirm-delete")
+	tb.do("press Escape", chromedp.KeyEvent(kb.Escape))
+	tb.waitJS("the confirmation gone", `!document.getElementById('confirm-delete')`)
+	if id := active(tb); id != "delete-destination" {
+		t.Errorf("after Escape the focus is on %q, want delete-destination", id)
+	}
+	if code, _ := s.call(t, http.MethodGet, "/api/v1/destinations/orders", ""); code != http.StatusOK {
+		t.Fatalf("after Escape: GET the destination answers %d, want 200", code)
 	}
 	tb.checkConsole()
 }

@@ -178,7 +178,8 @@ export function showAPIError(form, err, aliases) {
 
 // confirmStep asks in the page (not window.confirm) before a destructive
 // action: it shows text with a confirm and a cancel button in box, and
-// runs action when confirmed. ids: confirm-delete, cancel-delete.
+// runs action when confirmed. ids: confirm-delete, cancel-delete. Cancel
+// has the focus; Escape cancels.
 export function confirmStep(box, text, label, action) {
   const yes = h('button', { type: 'button', class: 'danger', id: 'confirm-delete' }, label);
   const no = h('button', { type: 'button', id: 'cancel-delete' }, 'Cancel');
@@ -186,7 +187,19 @@ export function confirmStep(box, text, label, action) {
   box.replaceChildren(h('div', { class: 'confirm panel', role: 'alertdialog', 'aria-label': text },
     h('p', null, h('strong', null, text)), h('div', { class: 'actions' }, yes, no), msg));
   box.hidden = false;
-  no.addEventListener('click', () => { box.replaceChildren(); box.hidden = true; });
+  // The safe choice has the focus: a second Enter or Space (a key held,
+  // a double press) cancels instead of deleting. Escape cancels too, and
+  // the focus goes back to what opened the question.
+  const opener = document.activeElement;
+  const close = () => {
+    box.replaceChildren();
+    box.hidden = true;
+    if (opener && opener.isConnected && typeof opener.focus === 'function') opener.focus();
+  };
+  no.addEventListener('click', close);
+  box.firstChild.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && !no.disabled) { e.preventDefault(); close(); }
+  });
   yes.addEventListener('click', async () => {
     yes.disabled = true;
     no.disabled = true;
@@ -199,7 +212,7 @@ export function confirmStep(box, text, label, action) {
       no.disabled = false;
     }
   });
-  yes.focus();
+  no.focus();
 }
 
 // deleteButton is a Delete button (id) that asks in box, with question,
