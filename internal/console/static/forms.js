@@ -15,7 +15,9 @@ export const REDACTED = '[redacted]';
 // most 1 MiB).
 const MAX_ADVANCED = 1 << 20;
 
-export const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+// NAME_RE is a source's or destination's name as the API takes it (a
+// letter or digit first).
+export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 // field wraps an input with its label, an optional help line and the
 // element its errors go to (data-error-for="<key>"). key is the API's key

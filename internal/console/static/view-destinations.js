@@ -200,7 +200,7 @@ function destinationForm(ctx, d) {
   const confirmBox = h('div', { hidden: true });
   const form = h('form', { id: 'destination-form', class: 'config-form', novalidate: true, autocomplete: 'off' },
     errorSlot('_form'),
-    field('name', 'Name', name, d ? 'The name cannot change.' : 'Letters, digits, -, _ and . (at most 64).'),
+    field('name', 'Name', name, d ? 'The name cannot change.' : 'Letters, digits, -, _ and . (a letter or digit first, at most 64).'),
     field('type', 'Type', type),
     field('url', 'URL', url, 'http: the endpoint (no user:pass@ — use auth). Brokers: their URL.' +
       (d && shownURL !== def.url ? ' Secret parts show as ***: left as they are, the stored ones are kept.' : '')),
@@ -225,7 +225,7 @@ function destinationForm(ctx, d) {
     const nm = name.value.trim();
     let bad = false;
     if (!nm) { setError(form, 'name', 'required'); bad = true; } else if (!NAME_RE.test(nm)) {
-      setError(form, 'name', 'letters, digits, -, _ and . only, at most 64'); bad = true;
+      setError(form, 'name', 'a letter or digit first, then letters, digits, -, _ and . (at most 64)'); bad = true;
     }
     if (type.value === 'http' && !url.value.trim()) { setError(form, 'url', 'required'); bad = true; }
     // Only the URL exactly as shown stands for the stored one: an edited
