@@ -188,3 +188,53 @@ func TestDeleteConfirmationFromTheKeyboard(t *testing.T) {
 	}
 	tb.checkConsole()
 }
+
+// Saving a subscription with the form keeps its filter expression and
+// enrichment: a PUT replaces the whole subscription, and the form used to
+// send only the keys it had fields for.
+func TestSubscriptionFormKeepsExpressionAndEnrichment(t *testing.T) {
+	b := newBrowser(t)
+	s := startHookd(t)
+	orders := newRecorder(t)
+	spec, _ := json.Marshal(map[string]any{"name": "orders", "type": "http", "url": orders.srv.URL + "/orders"})
+	if code, body := s.call(t, http.MethodPost, "/api/v1/destinations", string(spec)); code != http.StatusCreated {
+		t.Fatalf("POST /api/v1/destinations: %d %s", code, body)
+	}
+	const expr = `type == "order.created" && body.amount > 500`
+	subSpec, _ := json.Marshal(map[string]any{"source": "shop", "destination": "orders", "filter_expr": expr,
+		"enrich": map[string]any{"url": "https://enrich.example/claims/{{body.ref}}", "into": "c"}})
+	code, body := s.call(t, http.MethodPost, "/api/v1/subscriptions", string(subSpec))
+	var sub struct {
+		ID         string         `json:"id"`
+		Active     bool           `json:"active"`
+		FilterExpr string         `json:"filter_expr"`
+		Enrich     map[string]any `json:"enrich"`
+	}
+	if code != http.StatusCreated || json.Unmarshal(body, &sub) != nil || sub.ID == "" {
+		t.Fatalf("POST /api/v1/subscriptions: %d %s", code, body)
+	}
+
+	tb := b.newTab("operator")
+	tb.open(s.Base, "#/subscriptions/"+sub.ID+"/edit")
+	tb.signIn(adminToken)
+	tb.click(`#subscription-form input[name="active"]`)
+	tb.click(`#subscription-form button[type="submit"]`)
+	tb.waitHash("#/destinations")
+	tb.waitText("#flash", "saved")
+
+	code, body = s.call(t, http.MethodGet, "/api/v1/subscriptions/"+sub.ID, "")
+	sub.FilterExpr, sub.Enrich, sub.Active = "", nil, true
+	if code != http.StatusOK || json.Unmarshal(body, &sub) != nil {
+		t.Fatalf("GET the subscription: %d %s", code, body)
+	}
+	if sub.Active {
+		t.Error("the subscription is still active after unticking Active and saving")
+	}
+	if sub.FilterExpr != expr {
+		t.Errorf("after the save filter_expr is %q, want %q kept", sub.FilterExpr, expr)
+	}
+	if sub.Enrich == nil || sub.Enrich["url"] != "https://enrich.example/claims/{{body.ref}}" {
+		t.Errorf("after the save enrich is %v, want it kept", sub.Enrich)
+	}
+	tb.checkConsole()
+}
