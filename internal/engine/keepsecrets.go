@@ -87,16 +87,47 @@ func restoreValue(v, old any, has, isURL bool, path string) (any, error) {
 	return v, nil
 }
 
-// redactedURL is a URL as redactSpec shows it: its password replaced.
+// redactedURL is a URL as redactSpec shows it: its password and the
+// values of query parameters named like credentials (token, key, sig, …)
+// replaced by xxxxx; s itself when it has none.
 func redactedURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
+	if err != nil {
 		return s
 	}
-	if _, has := u.User.Password(); !has {
+	changed := false
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			changed = true
+		}
+	}
+	if u.RawQuery != "" {
+		parts := strings.Split(u.RawQuery, "&")
+		for i, p := range parts {
+			name, _, hasValue := strings.Cut(p, "=")
+			if !hasValue {
+				continue
+			}
+			if n, err := url.QueryUnescape(name); err == nil && sensitiveParam(n) {
+				parts[i] = name + "=xxxxx"
+				changed = true
+			}
+		}
+		u.RawQuery = strings.Join(parts, "&")
+	}
+	if !changed {
 		return s
 	}
-	return u.Redacted()
+	return u.String()
+}
+
+// sensitiveParam reports whether a URL query parameter's value is likely
+// a credential: its name is one a static header's would be redacted for,
+// or sig or code (shared access signatures, function keys).
+func sensitiveParam(name string) bool {
+	n := strings.ToLower(name)
+	return sensitiveHeader(n) || n == "sig" || n == "code"
 }
 
 // keptCredentialsStay refuses a replacing destination definition (next)

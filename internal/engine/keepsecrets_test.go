@@ -84,3 +84,28 @@ func TestKeptCredentialsStay(t *testing.T) {
 		t.Errorf("nothing stored: %v", err)
 	}
 }
+
+// A URL's credentials in its query are redacted like its password, and a
+// URL sent back as shown keeps the stored one.
+func TestRedactedURLQuery(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"https://chat.example/v1/spaces/A/messages?key=k-123&token=t-456&thread=x", "https://chat.example/v1/spaces/A/messages?key=xxxxx&token=xxxxx&thread=x"},
+		{"https://logic.example/workflows/1/run?api-version=2016&sp=%2Frun&sv=1.0&sig=s-789", "https://logic.example/workflows/1/run?api-version=2016&sp=%2Frun&sv=1.0&sig=xxxxx"},
+		{"https://fn.example/api/hook?code=c-1", "https://fn.example/api/hook?code=xxxxx"},
+		{"amqp://hookd:pw@rabbit:5672/vh", "amqp://hookd:xxxxx@rabbit:5672/vh"},
+		{"https://plain.example/in?x=1&id=2", "https://plain.example/in?x=1&id=2"},
+		{"not a url %zz", "not a url %zz"},
+	} {
+		if got := redactedURL(c.in); got != c.want {
+			t.Errorf("redactedURL(%q) = %q, want %q", c.in, got, c.want)
+		}
+		shown := redactSpec(map[string]any{"url": c.in}).(map[string]any)["url"]
+		if shown != c.want {
+			t.Errorf("redactSpec shows %q as %v, want %q", c.in, shown, c.want)
+		}
+		next := map[string]any{"url": c.want}
+		if err := restoreRedacted(next, map[string]any{"url": c.in}); err != nil || next["url"] != c.in {
+			t.Errorf("%q sent back as shown: %v (%v), want the stored URL", c.in, next["url"], err)
+		}
+	}
+}
