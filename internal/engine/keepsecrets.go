@@ -131,9 +131,10 @@ func sensitiveParam(name string) bool {
 }
 
 // keptCredentialsStay refuses a replacing destination definition (next)
-// that keeps a stored credential sent with every request ("[redacted]"
-// under auth or headers) while it changes where requests go: the url's or
-// auth.token_url's scheme and host, or the brokers. Kept, the credential
+// that keeps a stored credential sent to the destination ("[redacted]"
+// anywhere but under sign: auth, headers, a broker's password or token)
+// while it changes where requests go: the url's or auth.token_url's
+// scheme and host, or the brokers. Kept, the credential
 // would go to a place its owner never gave it for, and anyone who may
 // edit destinations could read it there although the API never shows it.
 // The error names the kept key, so the secret is given again. old nil (a
@@ -142,8 +143,12 @@ func keptCredentialsStay(next, old map[string]any) error {
 	if old == nil {
 		return nil
 	}
-	kept := redactedPaths(next["auth"], "auth")
-	kept = append(kept, redactedPaths(next["headers"], "headers")...)
+	var kept []string
+	for k, v := range next {
+		if k != "sign" { // signing secrets never leave hookd
+			kept = append(kept, redactedPaths(v, k)...)
+		}
+	}
 	if len(kept) == 0 {
 		return nil
 	}

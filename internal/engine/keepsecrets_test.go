@@ -73,6 +73,8 @@ func TestKeptCredentialsStay(t *testing.T) {
 			`auth.client_secret: [redacted] keeps the stored credential only while requests go where they went, and url changed from "https://a.example" to "https://b.example"`},
 		{"new token url", `{"url": "https://a.example/in", "brokers": ["k1:9092"], "auth": {"token_url": "https://evil.example/token", "client_secret": "[redacted]"}}`, "auth.token_url changed"},
 		{"new broker, kept header", `{"url": "https://a.example/in", "brokers": ["k2:9092"], "auth": {"token_url": "https://idp.example/token"}, "headers": {"X-Api-Key": "[redacted]"}}`, "headers.X-Api-Key: [redacted]"},
+		{"nats server moved, password kept", `{"url": "nats://n2:4222", "brokers": ["k1:9092"], "auth": {"token_url": "https://idp.example/token"}, "password": "[redacted]"}`,
+			`password: [redacted] keeps the stored credential only while requests go where they went, and url changed`},
 		{"url dropped", `{"brokers": ["k1:9092"], "auth": {"token_url": "https://idp.example/token", "client_secret": "[redacted]"}}`, `to none`},
 	} {
 		err := keptCredentialsStay(obj(c.next), stored)
