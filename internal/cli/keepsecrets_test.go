@@ -65,7 +65,36 @@ func TestReplaceKeepsRedactedSecrets(t *testing.T) {
 		t.Fatalf("X-Api-Key after the replace = %q, want the stored secret", got)
 	}
 
+	// The kept credential does not follow the destination to another
+	// host: it would go where it was never given for, and whoever may edit
+	// destinations could read it there although the API never shows it.
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(elsewhere.Close)
+	moved := map[string]any{}
+	for k, x := range def {
+		moved[k] = x
+	}
+	moved["url"] = elsewhere.URL + "/in"
+	b, _ = json.Marshal(moved)
+	code, v = apiDo(t, "PUT", base+"/api/v1/destinations/hooks", "tok", string(b))
+	if msg := errMessage(v); code != 400 || !strings.Contains(msg, "invalid destination hooks: auth.value: [redacted] keeps the stored credential only while requests go where they went, and url changed") {
+		t.Fatalf("PUT to another host keeping the credential: %d %q", code, msg)
+	}
+	// Another path on the same host keeps it; a new host with the value given is taken.
+	moved["url"] = sink.URL + "/other"
+	b, _ = json.Marshal(moved)
+	if code, v = apiDo(t, "PUT", base+"/api/v1/destinations/hooks", "tok", string(b)); code != 200 {
+		t.Fatalf("PUT another path, credential kept: %d %v", code, v)
+	}
+	moved["url"] = elsewhere.URL + "/in"
+	moved["auth"] = map[string]any{"type": "header", "header": "X-Api-Key", "value": "new-secret-0123456789"}
+	b, _ = json.Marshal(moved)
+	if code, v = apiDo(t, "PUT", base+"/api/v1/destinations/hooks", "tok", string(b)); code != 200 {
+		t.Fatalf("PUT another host with the credential given: %d %v", code, v)
+	}
+
 	// A key the stored definition lacks cannot be "[redacted]".
+	def["url"] = moved["url"]
 	def["auth"] = map[string]any{"type": "basic", "username": "u", "password": "[redacted]"}
 	b, _ = json.Marshal(def)
 	code, v = apiDo(t, "PUT", base+"/api/v1/destinations/hooks", "tok", string(b))

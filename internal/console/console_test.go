@@ -359,3 +359,38 @@ func TestScriptHooks(t *testing.T) {
 		}
 	}
 }
+
+// Every link the scripts build is a hash route of the console: names,
+// ids and hash parameters only ever go into a "#/…" string (encoded), so
+// no API value or hash parameter can become a javascript: or data: URL
+// or lead off the origin. A new way of building an href must be added
+// here after checking that it yields "#/…".
+func TestScriptLinksAreHashRoutes(t *testing.T) {
+	hrefAttr := regexp.MustCompile(`href:\s*([^\n]*)`)
+	hashStart := regexp.MustCompile(`^(?:'#|(?:[a-z] \? )?(?:destHash|srcHash|link)\(|editing \? itemHash : listHash\b|lastEventsHash\b)`)
+	for _, name := range scripts(t) {
+		js := embedded(t, name)
+		for _, m := range hrefAttr.FindAllStringSubmatch(js, -1) {
+			if !hashStart.MatchString(m[1]) {
+				t.Errorf("%s builds a link from %q: not a known hash route", name, m[1])
+			}
+		}
+		// The one shorthand { href } takes a variable set from a '#/' literal.
+		if strings.Contains(js, "{ href }") && !strings.Contains(js, "const href = '#/") {
+			t.Errorf("%s passes { href } without setting it from a '#/…' literal", name)
+		}
+		for _, bad := range []string{".href =", "'href'", "location.href", "location.assign", "window.open", "'src'", "src:"} {
+			if strings.Contains(js, bad) {
+				t.Errorf("%s contains %q: links and sources are built with href: '#/…' only", name, bad)
+			}
+		}
+	}
+	for _, h := range []string{"destHash", "srcHash"} {
+		if !strings.Contains(embedded(t, "view-destinations.js")+embedded(t, "view-sources.js"), "const "+h+" = (name) => '#/") {
+			t.Errorf("%s is not a '#/…' route", h)
+		}
+	}
+	if !strings.Contains(embedded(t, "stats.js"), "const link = (g) => '#/stats'") {
+		t.Error("stats.js's link is not a '#/stats' route")
+	}
+}

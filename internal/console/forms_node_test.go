@@ -14,7 +14,7 @@ import (
 // the destination views show, and how an API error message picks the
 // field its error is shown at.
 const formsCheck = `
-import { maskURL, errorPath, fieldFor } from './forms.js';
+import { maskURL, errorPath, fieldFor, NAME_RE } from './forms.js';
 const fails = [];
 const eq = (what, got, want) => { if (got !== want) fails.push(what + ': got ' + JSON.stringify(got) + ', want ' + JSON.stringify(want)); };
 eq('plain', maskURL('https://example.com/h?x=1'), 'https://example.com/h?x=1');
@@ -26,6 +26,9 @@ eq('encoded name', maskURL('https://e.com/?access%5Ftoken=abc'), 'https://e.com/
 eq('at in query', maskURL('https://e.com/p?email=a@b.c'), 'https://e.com/p?email=a@b.c');
 eq('fragment', maskURL('https://e.com/#token=abc'), 'https://e.com/#***');
 eq('not a URL', maskURL('not a url'), 'not a url');
+for (const [n, ok] of [['orders', true], ['a.b-c_1', true], ['9', true], ['..', false], ['.x', false], ['-x', false], ['_x', false], ['a'.repeat(64), true], ['a'.repeat(65), false], ['a b', false]]) {
+  eq('name ' + n, NAME_RE.test(n), ok);
+}
 const keys = ['name', 'url', 'timeout', 'auth.type', 'auth.value', 'verify[0].type', 'verify[0].secrets', 'destination'];
 const pick = (msg, aliases) => fieldFor(errorPath(msg).path, keys, aliases);
 eq('url', pick('invalid destination hooks: url: required'), 'url');

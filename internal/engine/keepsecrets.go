@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 
 	"hookd/internal/secret"
 )
@@ -86,14 +87,135 @@ func restoreValue(v, old any, has, isURL bool, path string) (any, error) {
 	return v, nil
 }
 
-// redactedURL is a URL as redactSpec shows it: its password replaced.
+// redactedURL is a URL as redactSpec shows it: its password and the
+// values of query parameters named like credentials (token, key, sig, …)
+// replaced by xxxxx; s itself when it has none.
 func redactedURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
+	if err != nil {
 		return s
 	}
-	if _, has := u.User.Password(); !has {
+	changed := false
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			changed = true
+		}
+	}
+	if u.RawQuery != "" {
+		parts := strings.Split(u.RawQuery, "&")
+		for i, p := range parts {
+			name, _, hasValue := strings.Cut(p, "=")
+			if !hasValue {
+				continue
+			}
+			if n, err := url.QueryUnescape(name); err == nil && sensitiveParam(n) {
+				parts[i] = name + "=xxxxx"
+				changed = true
+			}
+		}
+		u.RawQuery = strings.Join(parts, "&")
+	}
+	if !changed {
 		return s
 	}
-	return u.Redacted()
+	return u.String()
+}
+
+// sensitiveParam reports whether a URL query parameter's value is likely
+// a credential: its name is one a static header's would be redacted for,
+// or sig or code (shared access signatures, function keys).
+func sensitiveParam(name string) bool {
+	n := strings.ToLower(name)
+	return sensitiveHeader(n) || n == "sig" || n == "code"
+}
+
+// keptCredentialsStay refuses a replacing destination definition (next)
+// that keeps a stored credential sent to the destination ("[redacted]"
+// anywhere but under sign: auth, headers, a broker's password or token)
+// while it changes where requests go: the url's or auth.token_url's
+// scheme and host, or the brokers. Kept, the credential
+// would go to a place its owner never gave it for, and anyone who may
+// edit destinations could read it there although the API never shows it.
+// The error names the kept key, so the secret is given again. old nil (a
+// new destination) has nothing to keep.
+func keptCredentialsStay(next, old map[string]any) error {
+	if old == nil {
+		return nil
+	}
+	var kept []string
+	for k, v := range next {
+		if k != "sign" { // signing secrets never leave hookd
+			kept = append(kept, redactedPaths(v, k)...)
+		}
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	sort.Strings(kept)
+	nextAuth, _ := next["auth"].(map[string]any)
+	oldAuth, _ := old["auth"].(map[string]any)
+	for _, c := range []struct {
+		key      string
+		was, now any
+	}{
+		{"url", old["url"], next["url"]},
+		{"brokers", old["brokers"], next["brokers"]},
+		{"auth.token_url", oldAuth["token_url"], nextAuth["token_url"]},
+	} {
+		if w, n := target(c.was), target(c.now); w != n {
+			return fmt.Errorf("%s: %s keeps the stored credential only while requests go where they went, and %s changed from %s to %s: give the value again",
+				kept[0], secret.Redacted, c.key, orNone(w), orNone(n))
+		}
+	}
+	return nil
+}
+
+// redactedPaths lists the key paths under v that hold "[redacted]".
+func redactedPaths(v any, path string) []string {
+	var out []string
+	switch t := v.(type) {
+	case string:
+		if t == secret.Redacted {
+			out = append(out, path)
+		}
+	case map[string]any:
+		for k, x := range t {
+			out = append(out, redactedPaths(x, path+"."+k)...)
+		}
+	case []any:
+		for i, x := range t {
+			out = append(out, redactedPaths(x, path+"["+strconv.Itoa(i)+"]")...)
+		}
+	}
+	return out
+}
+
+// target is where a url, or a list of broker addresses, sends to: a URL's
+// scheme and host (lower case), anything else as given.
+func target(v any) string {
+	switch t := v.(type) {
+	case nil:
+		return ""
+	case string:
+		if u, err := url.Parse(t); err == nil && u.Host != "" {
+			return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host)
+		}
+		return t
+	case []any:
+		parts := make([]string, len(t))
+		for i, x := range t {
+			parts[i] = target(x)
+		}
+		return strings.Join(parts, ",")
+	default:
+		return fmt.Sprint(t)
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return strconv.Quote(s)
 }

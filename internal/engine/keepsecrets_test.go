@@ -53,3 +53,61 @@ func TestRestoreRedacted(t *testing.T) {
 		t.Errorf("create with [redacted]: %v", err)
 	}
 }
+
+func TestKeptCredentialsStay(t *testing.T) {
+	obj := func(s string) map[string]any {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(s), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	stored := obj(`{"url": "https://a.example/in", "brokers": ["k1:9092"],
+		"auth": {"type": "oauth2", "token_url": "https://idp.example/token", "client_id": "c", "client_secret": "s"},
+		"headers": {"X-Api-Key": "k"}, "sign": {"secret": "whsec_x"}}`)
+	for _, c := range []struct{ name, next, err string }{
+		{"same place", `{"url": "HTTPS://A.example/other", "brokers": ["k1:9092"], "auth": {"token_url": "https://idp.example/t2", "client_secret": "[redacted]"}}`, ""},
+		{"new url, secret given", `{"url": "https://b.example/in", "brokers": ["k1:9092"], "auth": {"token_url": "https://idp.example/token", "client_secret": "s2"}}`, ""},
+		{"new url, only the signing secret kept", `{"url": "https://b.example/in", "brokers": ["k1:9092"], "auth": {"token_url": "https://idp.example/token"}, "sign": {"secret": "[redacted]"}}`, ""},
+		{"new url", `{"url": "https://b.example/in", "brokers": ["k1:9092"], "auth": {"token_url": "https://idp.example/token", "client_secret": "[redacted]"}}`,
+			`auth.client_secret: [redacted] keeps the stored credential only while requests go where they went, and url changed from "https://a.example" to "https://b.example"`},
+		{"new token url", `{"url": "https://a.example/in", "brokers": ["k1:9092"], "auth": {"token_url": "https://evil.example/token", "client_secret": "[redacted]"}}`, "auth.token_url changed"},
+		{"new broker, kept header", `{"url": "https://a.example/in", "brokers": ["k2:9092"], "auth": {"token_url": "https://idp.example/token"}, "headers": {"X-Api-Key": "[redacted]"}}`, "headers.X-Api-Key: [redacted]"},
+		{"nats server moved, password kept", `{"url": "nats://n2:4222", "brokers": ["k1:9092"], "auth": {"token_url": "https://idp.example/token"}, "password": "[redacted]"}`,
+			`password: [redacted] keeps the stored credential only while requests go where they went, and url changed`},
+		{"url dropped", `{"brokers": ["k1:9092"], "auth": {"token_url": "https://idp.example/token", "client_secret": "[redacted]"}}`, `to none`},
+	} {
+		err := keptCredentialsStay(obj(c.next), stored)
+		if c.err == "" && err != nil || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("%s: error %v, want %q", c.name, err, c.err)
+		}
+	}
+	if err := keptCredentialsStay(obj(`{"url": "https://b.example", "auth": {"value": "[redacted]"}}`), nil); err != nil {
+		t.Errorf("nothing stored: %v", err)
+	}
+}
+
+// A URL's credentials in its query are redacted like its password, and a
+// URL sent back as shown keeps the stored one.
+func TestRedactedURLQuery(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"https://chat.example/v1/spaces/A/messages?key=k-123&token=t-456&thread=x", "https://chat.example/v1/spaces/A/messages?key=xxxxx&token=xxxxx&thread=x"},
+		{"https://logic.example/workflows/1/run?api-version=2016&sp=%2Frun&sv=1.0&sig=s-789", "https://logic.example/workflows/1/run?api-version=2016&sp=%2Frun&sv=1.0&sig=xxxxx"},
+		{"https://fn.example/api/hook?code=c-1", "https://fn.example/api/hook?code=xxxxx"},
+		{"amqp://hookd:pw@rabbit:5672/vh", "amqp://hookd:xxxxx@rabbit:5672/vh"},
+		{"https://plain.example/in?x=1&id=2", "https://plain.example/in?x=1&id=2"},
+		{"not a url %zz", "not a url %zz"},
+	} {
+		if got := redactedURL(c.in); got != c.want {
+			t.Errorf("redactedURL(%q) = %q, want %q", c.in, got, c.want)
+		}
+		shown := redactSpec(map[string]any{"url": c.in}).(map[string]any)["url"]
+		if shown != c.want {
+			t.Errorf("redactSpec shows %q as %v, want %q", c.in, shown, c.want)
+		}
+		next := map[string]any{"url": c.want}
+		if err := restoreRedacted(next, map[string]any{"url": c.in}); err != nil || next["url"] != c.in {
+			t.Errorf("%q sent back as shown: %v (%v), want the stored URL", c.in, next["url"], err)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -96,13 +95,10 @@ func redactSpec(v any) any {
 				continue
 			}
 			if str, ok := x.(string); ok && k == "url" {
-				// A broker URL may carry credentials
-				// (amqp://user:password@host): show it without the password.
-				if u, err := url.Parse(str); err == nil && u.User != nil {
-					if _, has := u.User.Password(); has {
-						t[k] = u.Redacted()
-					}
-				}
+				// A URL may carry credentials (amqp://user:password@host,
+				// https://chat.example/hook?key=…&token=…): show it
+				// without them.
+				t[k] = redactedURL(str)
 				continue
 			}
 			if h, ok := x.(map[string]any); ok && k == "headers" {
@@ -251,6 +247,9 @@ func (e *Engine) destinationPut(ctx context.Context, name string, spec []byte, c
 			_ = json.Unmarshal(de.spec, &stored)
 		}
 		e.mu.Unlock()
+	}
+	if err := keptCredentialsStay(m, stored); err != nil {
+		return DestinationView{}, hookd.Errorf(hookd.EInvalid, "invalid destination %v: %v", m["name"], err)
 	}
 	if err := restoreRedacted(m, stored); err != nil {
 		return DestinationView{}, hookd.Errorf(hookd.EInvalid, "invalid destination %v: %v", m["name"], err)

@@ -98,10 +98,32 @@ export async function resumeSession() {
   } catch (e) { setSession(''); }
 }
 
-// signOut ends the session on the server, for every tab.
+// signOut ends the session on the server, for every tab. It resolves to
+// '' once the server ended it, else to a message saying the session may
+// still be active (this tab then stays signed in, so sign-out can be
+// tried again). A 403 means the browser's session is another one than
+// this tab knows (another tab signed in again): its CSRF token is read
+// and the sign-out tried once more.
 export async function signOut() {
-  try { await sessionCall('DELETE'); } catch (e) { /* the cookie is cleared below anyway */ }
+  let res;
+  try {
+    res = await sessionCall('DELETE');
+    if (res.status === 403) {
+      const a = await sessionAnswer(await sessionCall('GET'));
+      if (a.token) {
+        csrf = a.token;
+        res = await sessionCall('DELETE');
+      }
+    }
+  } catch (e) {
+    return 'Sign-out failed: network error (' + (e && e.message ? e.message : e) + '). The session may still be active: try again.';
+  }
+  if (!res.ok) {
+    const a = await sessionAnswer(res);
+    return 'Sign-out failed: ' + a.message + '. The session may still be active: try again.';
+  }
   setSession('');
+  return '';
 }
 
 export function showAuth(message, bad) {

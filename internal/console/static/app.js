@@ -17,7 +17,7 @@
 //   stats.js             the stats charts and the stats view
 
 import { $, h } from './ui.js';
-import { signIn, signOut, resumeSession, showAuth, hideAuth, clearError, updateAuthStatus } from './api.js';
+import { signIn, signOut, resumeSession, showAuth, hideAuth, clearError, showError, updateAuthStatus } from './api.js';
 import { route, stopView, setDispatch, pathRest } from './router.js';
 import { viewEvents, viewEvent } from './view-events.js';
 import { viewFailed } from './view-failed.js';
@@ -84,8 +84,14 @@ function init() {
   $('auth-change').addEventListener('click', () => showAuth('', false));
   $('auth-forget').addEventListener('click', async () => {
     stopView();
-    await signOut();
+    const failed = await signOut();
     clearError();
+    if (failed) {
+      route();
+      showError(new Error(failed));
+      $('auth-forget').focus();
+      return;
+    }
     $('view').replaceChildren(h('p', { class: 'empty' }, 'Signed out.'));
     showAuth('Signed out. Sign in with an admin token to continue.', false);
   });

@@ -15,7 +15,9 @@ export const REDACTED = '[redacted]';
 // most 1 MiB).
 const MAX_ADVANCED = 1 << 20;
 
-export const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+// NAME_RE is a source's or destination's name as the API takes it (a
+// letter or digit first).
+export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 // field wraps an input with its label, an optional help line and the
 // element its errors go to (data-error-for="<key>"). key is the API's key
@@ -178,7 +180,8 @@ export function showAPIError(form, err, aliases) {
 
 // confirmStep asks in the page (not window.confirm) before a destructive
 // action: it shows text with a confirm and a cancel button in box, and
-// runs action when confirmed. ids: confirm-delete, cancel-delete.
+// runs action when confirmed. ids: confirm-delete, cancel-delete. Cancel
+// has the focus; Escape cancels.
 export function confirmStep(box, text, label, action) {
   const yes = h('button', { type: 'button', class: 'danger', id: 'confirm-delete' }, label);
   const no = h('button', { type: 'button', id: 'cancel-delete' }, 'Cancel');
@@ -186,7 +189,19 @@ export function confirmStep(box, text, label, action) {
   box.replaceChildren(h('div', { class: 'confirm panel', role: 'alertdialog', 'aria-label': text },
     h('p', null, h('strong', null, text)), h('div', { class: 'actions' }, yes, no), msg));
   box.hidden = false;
-  no.addEventListener('click', () => { box.replaceChildren(); box.hidden = true; });
+  // The safe choice has the focus: a second Enter or Space (a key held,
+  // a double press) cancels instead of deleting. Escape cancels too, and
+  // the focus goes back to what opened the question.
+  const opener = document.activeElement;
+  const close = () => {
+    box.replaceChildren();
+    box.hidden = true;
+    if (opener && opener.isConnected && typeof opener.focus === 'function') opener.focus();
+  };
+  no.addEventListener('click', close);
+  box.firstChild.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && !no.disabled) { e.preventDefault(); close(); }
+  });
   yes.addEventListener('click', async () => {
     yes.disabled = true;
     no.disabled = true;
@@ -199,7 +214,7 @@ export function confirmStep(box, text, label, action) {
       no.disabled = false;
     }
   });
-  yes.focus();
+  no.focus();
 }
 
 // deleteButton is a Delete button (id) that asks in box, with question,

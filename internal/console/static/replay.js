@@ -38,6 +38,7 @@ export function bulkReplay(ctx, opts) {
   const button = h('button', { type: 'button', id: 'bulk-replay', class: 'danger' }, opts.label);
   const panel = h('div', { class: 'replay-box', hidden: true });
   let timer = null;
+  let failures = 0; // polls failed in a row
   ctx.onLeave(() => clearTimeout(timer));
 
   // refuse disables the button, saying why, when the view's filters
@@ -115,6 +116,7 @@ export function bulkReplay(ctx, opts) {
     try {
       const job = await api('/api/v1/replays/' + encodeURIComponent(id));
       if (!ctx.alive()) return;
+      failures = 0;
       show(job);
       if (job.state === 'running') {
         timer = setTimeout(poll, POLL_MS);
@@ -126,10 +128,28 @@ export function bulkReplay(ctx, opts) {
       if (opts.done) opts.done(job);
     } catch (e) {
       if (!ctx.alive()) return;
-      button.disabled = typeof opts.filter() === 'string';
-      if (e.auth) return;
-      if (e.status === 404) following.delete(opts.key); // gone (a restart)
-      showError(e);
+      if (e.auth) {
+        button.disabled = typeof opts.filter() === 'string';
+        return;
+      }
+      if (e.status === 404) {
+        // The server no longer knows the job (hookd restarted): the
+        // progress shown would stay "running" for ever.
+        following.delete(opts.key);
+        button.disabled = typeof opts.filter() === 'string';
+        panel.hidden = false;
+        panel.replaceChildren(h('div', { id: 'replay-progress', class: 'panel replay', 'data-state': 'gone', role: 'status' },
+          h('strong', null, 'Replay'), ' ', h('span', { class: 'mono small' }, id), ' ',
+          badge('unknown', 'stale'), ' ',
+          h('span', { class: 'muted' }, 'hookd no longer knows this replay (it restarted?): its progress cannot be shown. ' +
+            'Deliveries it queued go on; the failed queue and the events show them.')));
+        return;
+      }
+      // Anything else (a network error, a 5xx) may pass: keep following,
+      // less often, and say so.
+      showError(new Error('Following replay ' + id + ': ' + e.message + ' (trying again)'));
+      failures++;
+      timer = setTimeout(poll, Math.min(POLL_MS * 2 ** failures, 30000));
     }
   }
 

@@ -133,6 +133,8 @@ export function viewDestination(ctx, name) {
     if (d.definition && typeof d.definition === 'object') {
       const shown = JSON.parse(JSON.stringify(d.definition));
       if (typeof shown.url === 'string') shown.url = maskURL(shown.url);
+      if (Array.isArray(shown.brokers)) shown.brokers = shown.brokers.map((b) => (typeof b === 'string' ? maskURL(b) : b));
+      if (shown.auth && typeof shown.auth.token_url === 'string') shown.auth.token_url = maskURL(shown.auth.token_url);
       def = h('section', null, h('h2', null, 'Definition'), h('pre', { class: 'body' }, JSON.stringify(shown, null, 2)));
     }
     body.replaceChildren(actions, confirmBox, h('div', { class: 'panel' }, meta), def,
@@ -198,7 +200,7 @@ function destinationForm(ctx, d) {
   const confirmBox = h('div', { hidden: true });
   const form = h('form', { id: 'destination-form', class: 'config-form', novalidate: true, autocomplete: 'off' },
     errorSlot('_form'),
-    field('name', 'Name', name, d ? 'The name cannot change.' : 'Letters, digits, -, _ and . (at most 64).'),
+    field('name', 'Name', name, d ? 'The name cannot change.' : 'Letters, digits, -, _ and . (a letter or digit first, at most 64).'),
     field('type', 'Type', type),
     field('url', 'URL', url, 'http: the endpoint (no user:pass@ — use auth). Brokers: their URL.' +
       (d && shownURL !== def.url ? ' Secret parts show as ***: left as they are, the stored ones are kept.' : '')),
@@ -223,9 +225,16 @@ function destinationForm(ctx, d) {
     const nm = name.value.trim();
     let bad = false;
     if (!nm) { setError(form, 'name', 'required'); bad = true; } else if (!NAME_RE.test(nm)) {
-      setError(form, 'name', 'letters, digits, -, _ and . only, at most 64'); bad = true;
+      setError(form, 'name', 'a letter or digit first, then letters, digits, -, _ and . (at most 64)'); bad = true;
     }
     if (type.value === 'http' && !url.value.trim()) { setError(form, 'url', 'required'); bad = true; }
+    // Only the URL exactly as shown stands for the stored one: an edited
+    // URL that still holds *** would be saved with *** for its secrets.
+    if (d && typeof def.url === 'string' && shownURL !== def.url && url.value.trim() !== shownURL && url.value.includes('***')) {
+      setError(form, 'url', 'still holds *** where the stored URL has a secret: type the whole new URL with its secrets, ' +
+        'or put the URL back as shown to keep the stored one');
+      bad = true;
+    }
     spec.name = nm;
     spec.type = type.value;
     const u = url.value.trim();

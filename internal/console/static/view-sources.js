@@ -154,7 +154,7 @@ function sourceForm(ctx, s) {
   const confirmBox = h('div', { hidden: true });
   const form = h('form', { id: 'source-form', class: 'config-form', novalidate: true, autocomplete: 'off' },
     errorSlot('_form'),
-    field('name', 'Name', name, s ? 'The name cannot change.' : 'It receives at /in/<name>. Letters, digits, -, _ and . (at most 64).'),
+    field('name', 'Name', name, s ? 'The name cannot change.' : 'It receives at /in/<name>. Letters, digits, -, _ and . (a letter or digit first, at most 64).'),
     list,
     field('verify[0].type', 'Verification', vtype, 'A provider preset (github, stripe, …), hmac, standard_webhooks or api_key; empty for none.'),
     field('verify[0].secrets', 'Secret', secret,
@@ -176,7 +176,7 @@ function sourceForm(ctx, s) {
     const nm = name.value.trim();
     let bad = false;
     if (!nm) { setError(form, 'name', 'required'); bad = true; } else if (!NAME_RE.test(nm)) {
-      setError(form, 'name', 'letters, digits, -, _ and . only, at most 64'); bad = true;
+      setError(form, 'name', 'a letter or digit first, then letters, digits, -, _ and . (at most 64)'); bad = true;
     }
     if (spec.verify !== undefined && !Array.isArray(spec.verify)) { setError(form, 'advanced', 'verify: must be a list'); return; }
     spec.name = nm;

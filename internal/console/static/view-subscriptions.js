@@ -74,6 +74,12 @@ function subscriptionForm(ctx, s, srcs, dests) {
     rows: 5, spellcheck: 'false', class: 'mono', placeholder: 'no filter',
     value: cur.filter !== undefined && cur.filter !== null ? JSON.stringify(cur.filter, null, 2) : '',
   });
+  // filter_expr and enrich have their own fields: a save replaces the
+  // whole subscription, so a key left out of the form would be dropped.
+  const filterExpr = h('textarea', { rows: 2, spellcheck: 'false', class: 'mono', placeholder: 'no expression',
+    value: typeof cur.filter_expr === 'string' ? cur.filter_expr : '' });
+  const enrich = h('textarea', { rows: 5, spellcheck: 'false', class: 'mono', placeholder: 'no enrichment',
+    value: cur.enrich !== undefined && cur.enrich !== null ? JSON.stringify(cur.enrich, null, 2) : '' });
   const submit = h('button', { type: 'submit', class: 'primary' }, s ? 'Save subscription' : 'Create subscription');
   const confirmBox = h('div', { hidden: true });
   const del = s ? h('button', { type: 'button', class: 'danger', id: 'delete-subscription' }, 'Delete') : null;
@@ -93,6 +99,10 @@ function subscriptionForm(ctx, s, srcs, dests) {
     checkbox('active', 'Active', cur.active !== false, 'An inactive subscription routes nothing.'),
     checkbox('skip_stale', 'Skip stale events', !!cur.skip_stale),
     field('filter', 'Filter (JSON)', filter, 'Optional: a filter on the event, as in the configuration file (see docs/routing.md).'),
+    field('filter_expr', 'Filter expression', filterExpr, 'Optional: a CEL expression giving true for the events to route ' +
+      '(docs/FILTERS_AND_ENRICHMENT.md).'),
+    field('enrich', 'Enrichment (JSON)', enrich, 'Optional: data fetched and added to the event (docs/FILTERS_AND_ENRICHMENT.md). ' +
+      'Secrets show as [redacted]; a save replaces the whole subscription, so type them again in their place.'),
     h('div', { class: 'actions' }, submit, h('a', { class: 'button', href: '#/destinations' }, 'Cancel'), h('span', { class: 'spacer' }), del),
     confirmBox);
 
@@ -114,6 +124,20 @@ function subscriptionForm(ctx, s, srcs, dests) {
       if (ft.length > MAX_FILTER) { setError(form, 'filter', 'over ' + MAX_FILTER + ' characters'); bad = true; } else {
         try { body.filter = JSON.parse(ft); } catch (err) { setError(form, 'filter', 'not valid JSON: ' + err.message); bad = true; }
       }
+    }
+    const fe = filterExpr.value.trim();
+    if (fe) body.filter_expr = fe;
+    const et = enrich.value.trim();
+    if (et.includes('[redacted]')) {
+      setError(form, 'enrich', 'holds [redacted]: a save replaces the whole subscription, so type the secret itself in its place');
+      bad = true;
+    } else if (et.length > MAX_FILTER) {
+      setError(form, 'enrich', 'over ' + MAX_FILTER + ' characters'); bad = true;
+    } else if (et) {
+      let v;
+      try { v = JSON.parse(et); } catch (err) { setError(form, 'enrich', 'not valid JSON: ' + err.message); bad = true; }
+      if (!bad && (!v || typeof v !== 'object' || Array.isArray(v))) { setError(form, 'enrich', 'must be a JSON object ({ … })'); bad = true; }
+      if (!bad) body.enrich = v;
     }
     if (bad) return;
     submit.disabled = true;
