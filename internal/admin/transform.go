@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"hookd"
+	"hookd/internal/config"
 	"hookd/internal/engine"
 	"hookd/internal/httpserver"
 )
@@ -19,10 +21,14 @@ type transformTestRequest struct {
 	Event   *sampleEvent `json:"event"`
 	// Transform is the JavaScript to run; without it, the transforms of
 	// Subscription (and of the event's source) run, as an attempt would.
-	Transform    string `json:"transform"`
+	Transform string `json:"transform"`
+	// FilterExpr is a CEL filter checked first; Enrich an enrichment (the
+	// shape of a subscription's enrich key) run before the transforms.
+	FilterExpr string          `json:"filter_expr"`
+	Enrich     json.RawMessage `json:"enrich"`
+	// Subscription supplies the steps not given above: its filter_expr,
+	// its enrich, and its transforms (with its source's).
 	Subscription string `json:"subscription"`
-	// Further steps (filter_expr, enrich) add their fields here and their
-	// run in testTransform's marked spot.
 }
 
 // sampleEvent is an event given in the request: body any JSON (an object
@@ -37,14 +43,24 @@ type sampleEvent struct {
 	ContentType string          `json:"content_type"`
 }
 
-// transformTestResponse is the answer: result null when the event is
-// skipped (or on error).
+// transformTestResponse is the answer: result null when the filter does
+// not match, when the event is skipped, or on error.
 type transformTestResponse struct {
-	Result     *transformResult `json:"result"`
-	Skipped    bool             `json:"skipped"`
-	Logs       []string         `json:"logs"`
-	DurationMS float64          `json:"duration_ms"`
-	Error      string           `json:"error,omitempty"`
+	Result      *transformResult `json:"result"`
+	Matched     bool             `json:"matched"`
+	FilterError string           `json:"filter_error,omitempty"`
+	Skipped     bool             `json:"skipped"`
+	Logs        []string         `json:"logs"`
+	Steps       []testStep       `json:"steps"`
+	DurationMS  float64          `json:"duration_ms"`
+	Error       string           `json:"error,omitempty"`
+	Retriable   bool             `json:"retriable,omitempty"`
+}
+
+// testStep is one step that ran and the time it took.
+type testStep struct {
+	Name       string  `json:"name"`
+	DurationMS float64 `json:"duration_ms"`
 }
 
 // transformResult is what would be sent.
@@ -64,10 +80,13 @@ func (a *API) routeTransform() {
 	a.handle("POST /api/v1/transformations/test", a.testTransform)
 }
 
-// testTransform runs a transformation on a stored event or a sample and
-// answers with the result, the console.log lines and the time taken.
-// Nothing is sent or stored. A transformation that fails (a syntax error
-// too) is a 200 with error: it is the test's finding.
+// testTransform runs a delivery's steps on a stored event or a sample —
+// filter_expr, enrich, transforms, in that order — and answers with the
+// result, whether the filter matched, the console.log lines and the time
+// each step took. Nothing is sent or stored. A transformation that fails
+// (a syntax error too) or a failed fetch of the enrichment is a 200 with
+// error: it is the test's finding. An invalid filter_expr or enrich is a
+// 400, as when a subscription is created.
 func (a *API) testTransform(w http.ResponseWriter, r *http.Request) error {
 	if a.eng == nil {
 		return hookd.Errorf(hookd.ENotFound, "no delivery engine")
@@ -80,7 +99,7 @@ func (a *API) testTransform(w http.ResponseWriter, r *http.Request) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return hookd.Errorf(hookd.EInvalid, "invalid request: %v (keys: event_id or event, transform, subscription)", err)
+		return hookd.Errorf(hookd.EInvalid, "invalid request: %v (keys: event_id or event, transform, filter_expr, enrich, subscription)", err)
 	}
 	var ev *hookd.Event
 	switch {
@@ -97,9 +116,20 @@ func (a *API) testTransform(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return hookd.Errorf(hookd.EInvalid, "give event_id (a stored event) or event (a sample)")
 	}
-	// Further steps (filter_expr, enrich) run here, before the
-	// transforms, as on an attempt.
-	out, err := a.eng.TransformTest(ev, req.Transform, req.Subscription)
+	p := engine.TransformTestParams{Event: ev, Transform: req.Transform, FilterExpr: req.FilterExpr, Subscription: req.Subscription}
+	if raw := bytes.TrimSpace(req.Enrich); len(raw) > 0 && string(raw) != "null" {
+		if raw[0] != '{' {
+			return hookd.Errorf(hookd.EInvalid, "enrich: want an object {url, into, auth, cache, timeout}")
+		}
+		// Decoded as a subscription's enrich key is: unknown keys refused,
+		// durations as strings.
+		s, err := config.ParseSubscription(append(append([]byte(`{"enrich":`), raw...), '}'))
+		if err != nil {
+			return hookd.Errorf(hookd.EInvalid, "%v", err)
+		}
+		p.Enrich = s.Enrich
+	}
+	out, err := a.eng.TransformTest(r.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -108,15 +138,21 @@ func (a *API) testTransform(w http.ResponseWriter, r *http.Request) error {
 }
 
 func newTransformTestResponse(ev *hookd.Event, out engine.TransformTest) transformTestResponse {
-	resp := transformTestResponse{Logs: out.Logs, DurationMS: float64(out.Duration.Microseconds()) / 1000, Skipped: out.Skipped}
+	resp := transformTestResponse{Logs: out.Logs, DurationMS: millis(out.Duration), Skipped: out.Skipped, Matched: out.Matched, Steps: []testStep{}}
 	if resp.Logs == nil {
 		resp.Logs = []string{}
 	}
+	for _, s := range out.Steps {
+		resp.Steps = append(resp.Steps, testStep{Name: s.Name, DurationMS: millis(s.Duration)})
+	}
+	if out.FilterErr != nil {
+		resp.FilterError = out.FilterErr.Error()
+	}
 	if out.Err != nil {
-		resp.Error = out.Err.Error()
+		resp.Error, resp.Retriable = out.Err.Error(), out.Retriable
 		return resp
 	}
-	if out.Skipped {
+	if out.Skipped || !out.Matched {
 		return resp
 	}
 	e := out.Event
@@ -135,6 +171,9 @@ func newTransformTestResponse(ev *hookd.Event, out engine.TransformTest) transfo
 	resp.Result = res
 	return resp
 }
+
+// millis is d in milliseconds, to the microsecond.
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func isJSONMedia(ct string) bool {
 	mt := strings.ToLower(strings.TrimSpace(strings.SplitN(ct, ";", 2)[0]))

@@ -94,25 +94,27 @@ func (e *Engine) checkEnrich(s config.Subscription) error {
 	return nil
 }
 
-// enrichEvent returns ev as it goes to the destination dest: with the
-// entity of the enrich section of the first subscription (by id) to dest
-// that routes ev and has one; ev itself when there is none. Its error is
-// the attempt's: retriable, or destination.Permanent.
-func (e *Engine) enrichEvent(ctx context.Context, dest string, ev *hookd.Event) (*hookd.Event, error) {
+// enrichEvent returns ev as it goes to destination dest for subscription
+// subID (the delivery's): with the entity of that subscription's enrich
+// section, or ev itself when it has none. When subID is unknown (a
+// delivery made before subscription ids were recorded, or whose
+// subscription was deleted since), the enrich section is that of the
+// first subscription (by id) to dest that routes ev and has one. Its error
+// is the attempt's: retriable, or destination.Permanent.
+func (e *Engine) enrichEvent(ctx context.Context, subID, dest string, ev *hookd.Event) (*hookd.Event, error) {
 	if e.enrichCount.Load() == 0 {
 		return ev, nil
 	}
-	var (
-		id  string
-		def *config.Enrich
-	)
-	for _, sid := range e.table.Match(ev) {
-		e.mu.Lock()
-		s := e.subs[sid]
-		e.mu.Unlock()
-		if s != nil && s.def.Destination == dest && s.def.Enrich != nil {
-			id, def = sid, s.def.Enrich
-			break
+	id, def, known := e.enrichOf(subID)
+	if !known {
+		for _, sid := range e.table.Match(ev) {
+			e.mu.Lock()
+			s := e.subs[sid]
+			e.mu.Unlock()
+			if s != nil && s.def.Destination == dest && s.def.Enrich != nil {
+				id, def = sid, s.def.Enrich
+				break
+			}
 		}
 	}
 	if def == nil {
@@ -130,6 +132,21 @@ func (e *Engine) enrichEvent(ctx context.Context, dest string, ev *hookd.Event) 
 	out.Body = body
 	out.ContentType = "application/json"
 	return &out, nil
+}
+
+// enrichOf returns subscription subID's enrich section (nil for none);
+// known is false when there is no such subscription.
+func (e *Engine) enrichOf(subID string) (id string, def *config.Enrich, known bool) {
+	if subID == "" {
+		return "", nil, false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.subs[subID]
+	if s == nil {
+		return "", nil, false
+	}
+	return subID, s.def.Enrich, true
 }
 
 // kindSubscription is the kind of sealed subscription definitions.

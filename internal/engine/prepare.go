@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"hookd"
+	"hookd/internal/config"
 	"hookd/internal/destination"
 	"hookd/internal/store"
 	"hookd/internal/transform"
@@ -40,9 +41,9 @@ type prepared struct {
 // prepare turns an event and the delivery (its subscription and
 // destination) into what is sent, at attempt time, so that a replay runs
 // the definitions of that moment. Its steps, in order:
-//  1. the subscription's enrichment (enrich.go): an error there is the
-//     attempt's, classified as any (a failed fetch is retried), not a
-//     *transform.Error;
+//  1. the enrichment of the delivery's subscription (enrich.go): an
+//     error there is the attempt's, classified as any (a failed fetch is
+//     retried), not a *transform.Error;
 //  2. the source's transform;
 //  3. the subscription's transform.
 //
@@ -57,7 +58,7 @@ func (e *Engine) prepare(ctx context.Context, ev *hookd.Event, d *store.Delivery
 	}()
 	// Enrichment first, so the transforms see the fetched entity; its
 	// error is the attempt's (a failed fetch is retried).
-	ev, err := e.enrichEvent(ctx, d.Destination, ev)
+	ev, err := e.enrichEvent(ctx, d.SubscriptionID, d.Destination, ev)
 	if err != nil {
 		return prepared{err: err}
 	}
@@ -189,8 +190,29 @@ func (e *Engine) countTransforms() {
 	e.srcTransforms.Store(int64(n))
 }
 
+// TransformTestParams is what TransformTest runs.
+type TransformTestParams struct {
+	// Event is the stored event or sample to run on.
+	Event *hookd.Event
+	// Transform is JavaScript to run instead of the transforms of
+	// Subscription and of the event's source.
+	Transform string
+	// FilterExpr is a CEL filter to check instead of Subscription's.
+	FilterExpr string
+	// Enrich is an enrichment to run instead of Subscription's.
+	Enrich *config.Enrich
+	// Subscription supplies every step not given above.
+	Subscription string
+}
+
 // TransformTest is the outcome of TransformTest.
 type TransformTest struct {
+	// Matched is false when the filter expression did not match (nothing
+	// else ran then); true when it matched or there is none. FilterErr is
+	// why it did not match when its evaluation failed (a missing key, a
+	// type mismatch): routing treats that as no match.
+	Matched   bool
+	FilterErr error
 	// Skipped is true when a step returned null.
 	Skipped bool
 	// Event is the event as the last step returned it; Set the headers
@@ -200,48 +222,135 @@ type TransformTest struct {
 	Set   map[string]string
 	// Logs are the console.log lines of every step, in order.
 	Logs []string
+	// Steps are the steps that ran, in order, with the time each took.
+	Steps []TestStep
 	// Duration is the time the steps took.
 	Duration time.Duration
-	// Err is a step's failure (a syntax error included), as a delivery
-	// would record it.
-	Err error
+	// Err is a step's failure (a syntax error, a failed fetch), as a
+	// delivery would record it; Retriable says whether a delivery would
+	// retry it (a failed fetch of the enrichment) or fail at once.
+	Err       error
+	Retriable bool
 }
 
-// TransformTest runs on ev what an attempt would (POST
-// /api/v1/transformations/test): the code src when given, else the
-// transforms of ev's source and of subscription subID, in prepare's
-// order. Nothing is sent or stored. An unknown subscription is
-// ENotFound; neither src nor subID is EInvalid.
-func (e *Engine) TransformTest(ev *hookd.Event, src, subID string) (TransformTest, error) {
-	var steps []string
-	switch {
-	case src != "":
-		steps = []string{src}
-	case subID != "":
+// TestStep is one step of a TransformTest with the time it took.
+type TestStep struct {
+	// Name is filter_expr, enrich, transform (the request's),
+	// source.transform or subscription.transform.
+	Name     string
+	Duration time.Duration
+}
+
+// TransformTest runs on p.Event what a delivery would (POST
+// /api/v1/transformations/test), in its order: the filter expression
+// (stopping there when it does not match), the enrichment (fetching the
+// entity through the egress guard), then the transforms (p.Transform,
+// else those of the event's source and of p.Subscription). Each step not
+// given in p is p.Subscription's. Nothing is sent or stored; the
+// subscription's enrichment reads and fills the cache deliveries share,
+// one given in p a cache of its own. An unknown subscription is
+// ENotFound; no step at all, an invalid filter expression or an enrich
+// refused (by its checks, by the egress guard, for its auth) are
+// EInvalid.
+func (e *Engine) TransformTest(ctx context.Context, p TransformTestParams) (TransformTest, error) {
+	var (
+		filterExpr = p.FilterExpr
+		enrichID   string
+		enrich     = p.Enrich
+		names      []string
+		scripts    []string
+	)
+	if p.Transform != "" {
+		names, scripts = []string{"transform"}, []string{p.Transform}
+	}
+	if p.Subscription != "" {
 		e.mu.Lock()
-		s := e.subs[subID]
+		s := e.subs[p.Subscription]
 		e.mu.Unlock()
 		if s == nil {
-			return TransformTest{}, hookd.Errorf(hookd.ENotFound, "no subscription %q", subID)
+			return TransformTest{}, hookd.Errorf(hookd.ENotFound, "no subscription %q", p.Subscription)
 		}
-		srcJS, subJS := e.transformsOf(ev.Source, subID)
-		steps = []string{srcJS, subJS}
-	default:
-		return TransformTest{}, hookd.Errorf(hookd.EInvalid, "give a transform, or a subscription whose transforms to run")
+		if filterExpr == "" {
+			filterExpr = s.def.FilterExpr
+		}
+		if enrich == nil && s.def.Enrich != nil {
+			enrichID, enrich = p.Subscription, s.def.Enrich
+		}
+		if p.Transform == "" {
+			srcJS, subJS := e.transformsOf(p.Event.Source, p.Subscription)
+			names, scripts = []string{"source.transform", "subscription.transform"}, []string{srcJS, subJS}
+		}
+	} else if p.Transform == "" && p.FilterExpr == "" && p.Enrich == nil {
+		return TransformTest{}, hookd.Errorf(hookd.EInvalid, "give a transform, filter_expr or enrich, or a subscription whose steps to run")
 	}
-	out := TransformTest{Event: transformInput(ev), Set: map[string]string{}}
+	var filter *transform.Filter
+	if filterExpr != "" {
+		f, err := transform.CachedFilter(filterExpr)
+		if err != nil {
+			return TransformTest{}, hookd.Errorf(hookd.EInvalid, "filter_expr: %v", err)
+		}
+		filter = f
+	}
+	var en *transform.Enricher
+	if enrich != nil {
+		var err error
+		if enrichID != "" {
+			// The subscription's: the enricher and cache deliveries use.
+			en, err = e.enricher(enrichID, enrich)
+		} else {
+			err = enrich.Spec().Check()
+			if err == nil {
+				en, err = transform.NewEnricher(enrich.Spec(), transform.EnrichOptions{Guard: e.egress, NewAuth: e.enrichAuth, Now: e.clock.Now})
+			}
+		}
+		if err != nil {
+			return TransformTest{}, hookd.Errorf(hookd.EInvalid, "enrich: %v", err)
+		}
+	}
+
+	out := TransformTest{Matched: true, Set: map[string]string{}}
+	ev := p.Event
 	start := time.Now()
-	// Enrichment runs first here, as in prepare.
-	for _, js := range steps {
+	step := func(name string, t0 time.Time) {
+		out.Steps = append(out.Steps, TestStep{Name: name, Duration: time.Since(t0)})
+	}
+	if filter != nil {
+		t0 := time.Now()
+		ok, err := filter.Match(transform.EventOf(ev))
+		step("filter_expr", t0)
+		if !ok {
+			out.Matched, out.FilterErr = false, err
+			out.Duration = time.Since(start)
+			return out, nil
+		}
+	}
+	if en != nil {
+		t0 := time.Now()
+		body, err := en.Enrich(ctx, transform.EventOf(ev))
+		step("enrich", t0)
+		if err != nil {
+			out.Err, out.Retriable = err, !destination.IsPermanent(err)
+			out.Duration = time.Since(start)
+			return out, nil
+		}
+		cp := *ev
+		cp.Body, cp.ContentType = body, "application/json"
+		ev = &cp
+	}
+	out.Event = transformInput(ev)
+	for i, js := range scripts {
 		if js == "" {
 			continue
 		}
+		t0 := time.Now()
 		p, err := transform.Compile(js, e.transformTimeout)
 		if err != nil {
+			step(names[i], t0)
 			out.Err = err
 			break
 		}
 		res, err := p.Run(out.Event)
+		step(names[i], t0)
 		out.Logs = append(out.Logs, res.Logs...)
 		if err != nil {
 			out.Err = err
