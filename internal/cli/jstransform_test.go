@@ -162,6 +162,7 @@ func TestTransformDeliveries(t *testing.T) {
 		h.Get("Content-Type") != "application/json" || h.Get("X-Tenant") != "" {
 		t.Errorf("headers = %v (want x-team, x-from-source, the new type, and no received header sent on)", h)
 	}
+	t.Logf("transformed: the sink got %s?%s, body %s, X-Team %q", got.path, got.query, got.body, got.header.Get("X-Team"))
 	waitStatus(t, base, okID, "succeeded")
 	// The stored event keeps its body.
 	resp, err := http.NewRequest("GET", base+"/api/v1/events/"+okID+"/body", nil)
@@ -184,6 +185,7 @@ func TestTransformDeliveries(t *testing.T) {
 	if d["reason"] != "transform returned null (skipped)" {
 		t.Errorf("skip reason = %v", d["reason"])
 	}
+	t.Logf("null: %s, reason %q", d["status"], d["reason"])
 	// A throw: failed at once with the reason and the line, one attempt.
 	d = waitStatus(t, base, throwID, "failed")
 	if reason, _ := d["reason"].(string); !strings.HasPrefix(reason, "transform: TypeError: Cannot read property 'field' of undefined at line 5:") {
@@ -192,6 +194,7 @@ func TestTransformDeliveries(t *testing.T) {
 	if d["attempt_count"] != float64(1) {
 		t.Errorf("throw: %v attempts, want 1 (not retried)", d["attempt_count"])
 	}
+	t.Logf("throw: failed after %v attempt, reason %q", d["attempt_count"], d["reason"])
 	// while(true): failed by the time limit, within it.
 	d = waitStatus(t, base, loopID, "failed")
 	if d["reason"] != "transform: timed out after 50ms" || d["attempt_count"] != float64(1) {
@@ -203,6 +206,8 @@ func TestTransformDeliveries(t *testing.T) {
 	}
 	if ms := atts[0].(map[string]any)["duration_ms"].(float64); ms < 50 || ms > 1000 {
 		t.Errorf("loop attempt took %vms, want the limit (50ms) and not much more", ms)
+	} else {
+		t.Logf("while(true): failed after %vms, reason %q", ms, d["reason"])
 	}
 	for _, id := range []string{skipID, throwID, loopID} {
 		if _, sent := sink.get(id); sent {
@@ -229,6 +234,7 @@ func TestTransformDeliveries(t *testing.T) {
 		if !ok || !strings.Contains(got.body, `"total":2`) {
 			t.Errorf("%s after the fix: %v %q", id, ok, got.body)
 		}
+		t.Logf("after the fix, %s reached the sink: %s", id, got.body)
 	}
 }
 
