@@ -340,6 +340,25 @@ func (c *call) setup() error {
 	if c.stringify, ok = goja.AssertFunction(js.Get("stringify")); !ok {
 		return fail("internal error: no JSON.stringify")
 	}
+	// JSON.parse recurses in Go once per level of nesting: a few MiB of
+	// '[' built at run time would overflow the goroutine's stack, a fatal
+	// error no recover catches. The user's JSON.parse checks the nesting
+	// first (the original stays in c.parse, out of user code's reach).
+	parse := c.parse
+	_ = js.Set("parse", func(fc goja.FunctionCall) goja.Value {
+		text := fc.Argument(0)
+		if s, ok := text.Export().(string); ok && jsonlimit.Check([]byte(s), MaxDepth) != nil {
+			panic(rt.NewGoError(fmt.Errorf("JSON.parse: the text nests deeper than %d levels", MaxDepth)))
+		}
+		v, err := parse(fc.This, fc.Arguments...)
+		if err != nil {
+			panic(err)
+		}
+		return v
+	})
+	if err := c.boundDynamicCode(); err != nil {
+		return err
+	}
 	console := rt.NewObject()
 	if err := console.Set("log", c.log); err != nil {
 		return err
@@ -378,6 +397,91 @@ func (c *call) setup() error {
 			return v
 		}
 		_ = proto.Set(name, wrapped)
+	}
+	return nil
+}
+
+// dynamicCode finds the constructors of functions built from source text
+// at run time (Function's and those of generators and async functions).
+var dynamicCode = goja.MustCompile("ctors.js", `[Function,
+	Object.getPrototypeOf(function*(){}),
+	Object.getPrototypeOf(async function(){})]`, false)
+
+// boundDynamicCode bounds the source that eval and the function
+// constructors compile to MaxSource, the bound of the transformation's own
+// source: goja's parser recurses in Go once per level of nesting, so
+// megabytes of '(' built at run time would overflow the goroutine's stack
+// (a fatal error no recover catches). eval so wrapped is always an
+// indirect eval (it sees the global scope only).
+func (c *call) boundDynamicCode() error {
+	rt := c.rt
+	check := func(name string, args []goja.Value) {
+		n := 0
+		for _, a := range args {
+			if s, ok := a.Export().(string); ok {
+				n += len(s)
+			}
+		}
+		if n > MaxSource {
+			panic(rt.NewTypeError("%s: source of %d bytes, more than %d", name, n, MaxSource))
+		}
+	}
+	eval, ok := goja.AssertFunction(rt.Get("eval"))
+	if !ok {
+		return fail("internal error: no eval")
+	}
+	if err := rt.Set("eval", func(fc goja.FunctionCall) goja.Value {
+		check("eval", fc.Arguments)
+		v, err := eval(goja.Undefined(), fc.Arguments...)
+		if err != nil {
+			panic(err)
+		}
+		return v
+	}); err != nil {
+		return err
+	}
+	v, err := rt.RunProgram(dynamicCode)
+	if err != nil {
+		return err
+	}
+	list := v.ToObject(rt)
+	for i := 0; i < 3; i++ {
+		// The first is Function itself; the others are prototypes whose
+		// constructor is reached only through them.
+		holder := list.Get(fmt.Sprint(i)).ToObject(rt)
+		ctorVal := goja.Value(holder)
+		if i > 0 {
+			ctorVal = holder.Get("constructor")
+		}
+		ctor, ok := goja.AssertFunction(ctorVal)
+		if !ok {
+			return fail("internal error: no function constructor %d", i)
+		}
+		name := "Function"
+		if n, ok := exportString(ctorVal.ToObject(rt).Get("name")); ok && n != "" {
+			name = n
+		}
+		proto := ctorVal.ToObject(rt).Get("prototype")
+		wrapped := rt.ToValue(func(cc goja.ConstructorCall) *goja.Object {
+			check(name, cc.Arguments)
+			f, err := ctor(goja.Undefined(), cc.Arguments...)
+			if err != nil {
+				panic(err)
+			}
+			return f.ToObject(rt)
+		}).ToObject(rt)
+		_ = wrapped.DefineDataProperty("prototype", proto, goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_FALSE)
+		_ = wrapped.DefineDataProperty("name", rt.ToValue(name), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_TRUE)
+		if p, ok := proto.(*goja.Object); ok {
+			if err := p.DefineDataProperty("constructor", wrapped, goja.FLAG_TRUE, goja.FLAG_FALSE, goja.FLAG_TRUE); err != nil {
+				return err
+			}
+		}
+		if i == 0 {
+			if err := rt.Set("Function", wrapped); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
