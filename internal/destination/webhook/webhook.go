@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -268,11 +269,22 @@ func (d *Destination) newRequest(ctx context.Context, m *destination.Message) (*
 	for k, v := range d.s.headers {
 		h[k] = v
 	}
+	// A transformation's headers come after the configured ones, but
+	// before the destination's credentials: the auth configured (header,
+	// basic, and oauth2 below) is always the one sent.
+	for k, v := range m.Headers {
+		h.Set(k, headerSafe(v))
+	}
 	if a := d.s.auth; a != nil && a.value != "" {
 		h.Set(a.header, a.value)
 	}
-	for k, v := range m.Headers {
-		h.Set(k, headerSafe(v))
+	// hookd's lower-case protocol headers are set below exactly as named;
+	// a transformation's (or a configured) header of the same name in
+	// another case would otherwise be sent beside them, and read first.
+	for k := range h {
+		if strings.EqualFold(k, HeaderID) || strings.EqualFold(k, HeaderTimestamp) {
+			delete(h, k)
+		}
 	}
 	ct := ev.ContentType
 	if ct == "" {
