@@ -52,3 +52,33 @@ func TestTransformHeadersDoNotReplaceAuthOrProtocolHeaders(t *testing.T) {
 		})
 	}
 }
+
+// A transformation's path goes to the destination's host as written, a
+// path that looks like an authority or a URL included (the query
+// stays the destination's unless the transformation sets one).
+func TestTransformPathStaysOnTheDestinationsHost(t *testing.T) {
+	t.Parallel()
+	sink := newSink(t, nil)
+	d := openOpts(t, nil, map[string]any{"url": sink.URL + "/base?k=1"})
+	for _, tc := range []struct{ path, query, want string }{
+		{"//evil.example/x", "", "//evil.example/x?k=1"},
+		{"/@evil.example/x", "", "/@evil.example/x?k=1"},
+		{"/a%2Fb/c", "q=1&r=2", "/a%2Fb/c?q=1&r=2"},
+		{"/http://evil.example/", "", "/http://evil.example/?k=1"},
+		{`/\evil.example`, "", "/%5Cevil.example?k=1"},
+	} {
+		m := message(1)
+		path, query := tc.path, tc.query
+		m.Path = &path
+		if query != "" {
+			m.Query = &query
+		}
+		if _, err := d.Deliver(deliverCtx(t), m); err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		reqs := sink.requests()
+		if got := reqs[len(reqs)-1].RequestURI; got != tc.want {
+			t.Errorf("path %q: the destination got %q, want %q", tc.path, got, tc.want)
+		}
+	}
+}

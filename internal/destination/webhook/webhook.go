@@ -251,7 +251,10 @@ func (d *Destination) newRequest(ctx context.Context, m *destination.Message) (*
 		}
 		if m.Path != nil {
 			u.Path, u.RawPath = *m.Path, ""
-			if pu, err := url.Parse(*m.Path); err == nil {
+			// Parsed after a host of its own, so that a path starting
+			// with "//" stays a path (alone it would parse as an
+			// authority, and its first segment would be dropped).
+			if pu, err := url.Parse("http://x" + *m.Path); err == nil && pu.Host == "x" {
 				u.Path, u.RawPath = pu.Path, pu.RawPath
 			}
 		}
