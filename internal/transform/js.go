@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,10 @@ const (
 	// padStart or padEnd may build (they allocate it at once, out of the
 	// interrupt's reach).
 	MaxString = 16 << 20
+	// MaxArrayLength caps the arrays the natives that work through a
+	// whole array in one Go call (fill, join, sort, Array.from, split…)
+	// accept or build.
+	MaxArrayLength = 1 << 22
 	// MaxLogLines and MaxLogBytes cap the console.log output kept per
 	// call; beyond, lines are counted but dropped.
 	MaxLogLines = 100
@@ -233,6 +238,7 @@ type call struct {
 	parse     goja.Callable
 	stringify goja.Callable
 	logs      *[]string
+	errors    map[string]goja.Constructor
 	logBytes  int
 	dropped   int
 }
@@ -332,6 +338,12 @@ func wallLimit(timeout time.Duration) time.Duration {
 func (c *call) setup() error {
 	rt := c.rt
 	rt.SetMaxCallStackSize(maxCallStack)
+	c.errors = map[string]goja.Constructor{}
+	for _, kind := range []string{"RangeError", "SyntaxError"} {
+		if ctor, ok := goja.AssertConstructor(rt.Get(kind)); ok {
+			c.errors[kind] = ctor
+		}
+	}
 	js := rt.Get("JSON").ToObject(rt)
 	var ok bool
 	if c.parse, ok = goja.AssertFunction(js.Get("parse")); !ok {
@@ -348,7 +360,7 @@ func (c *call) setup() error {
 	_ = js.Set("parse", func(fc goja.FunctionCall) goja.Value {
 		text := fc.Argument(0)
 		if s, ok := text.Export().(string); ok && jsonlimit.Check([]byte(s), MaxDepth) != nil {
-			panic(rt.NewGoError(fmt.Errorf("JSON.parse: the text nests deeper than %d levels", MaxDepth)))
+			c.throwError("SyntaxError", "JSON.parse: the text nests deeper than %d levels", MaxDepth)
 		}
 		v, err := parse(fc.This, fc.Arguments...)
 		if err != nil {
@@ -398,7 +410,119 @@ func (c *call) setup() error {
 		}
 		_ = proto.Set(name, wrapped)
 	}
+	c.boundArrays()
 	return nil
+}
+
+// throwError throws a new error of kind (RangeError, SyntaxError…),
+// built with the constructor taken at setup, before user code could
+// replace it.
+func (c *call) throwError(kind, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if ctor := c.errors[kind]; ctor != nil {
+		if o, err := ctor(nil, c.rt.ToValue(msg)); err == nil {
+			panic(o)
+		}
+	}
+	panic(c.rt.NewTypeError(msg))
+}
+
+// arrayNatives are the methods of Array.prototype that loop over the
+// whole length in one Go call, without running JavaScript in between
+// (nothing the interrupt or the memory guard can stop): an array whose
+// length was set to 1e8 would make them allocate gigabytes.
+var arrayNatives = []string{"fill", "join", "toString", "toLocaleString", "reverse", "sort", "copyWithin",
+	"indexOf", "lastIndexOf", "includes", "slice", "splice", "concat", "flat"}
+
+// boundArrays makes the natives that work through a whole array at once
+// refuse an array (or array-like) of more than MaxArrayLength elements,
+// join (and so toString) a result of more than MaxString bytes of
+// strings, and split a result of more than MaxArrayLength pieces.
+func (c *call) boundArrays() {
+	rt := c.rt
+	lengthOf := func(v goja.Value) int64 {
+		o, ok := v.(*goja.Object)
+		if !ok {
+			return 0
+		}
+		l := o.Get("length")
+		if l == nil {
+			return 0
+		}
+		f := l.ToFloat()
+		if math.IsNaN(f) || f < 0 {
+			return 0
+		}
+		return int64(min(f, 1<<53))
+	}
+	tooLong := func(name string, n int64) {
+		c.throwError("RangeError", "%s: %d elements, more than %d", name, n, MaxArrayLength)
+	}
+	wrap := func(holder *goja.Object, name string, check func(fc goja.FunctionCall)) {
+		orig, ok := goja.AssertFunction(holder.Get(name))
+		if !ok {
+			return
+		}
+		_ = holder.Set(name, func(fc goja.FunctionCall) goja.Value {
+			check(fc)
+			v, err := orig(fc.This, fc.Arguments...)
+			if err != nil {
+				panic(err)
+			}
+			return v
+		})
+	}
+	array := rt.Get("Array").ToObject(rt)
+	proto := array.Get("prototype").ToObject(rt)
+	for _, name := range arrayNatives {
+		name := "Array.prototype." + name
+		wrap(proto, name[len("Array.prototype."):], func(fc goja.FunctionCall) {
+			n := lengthOf(fc.This)
+			if n > MaxArrayLength {
+				tooLong(name, n)
+			}
+			if strings.HasSuffix(name, "join") || strings.HasSuffix(name, "String") {
+				// The strings among the elements, and the separators,
+				// give the least the result can weigh.
+				sep := int64(1)
+				if a := fc.Argument(0); strings.HasSuffix(name, "join") && !goja.IsUndefined(a) {
+					sep = int64(len(a.String()))
+				}
+				size := sep * max(n-1, 0)
+				o, _ := fc.This.(*goja.Object)
+				for i := int64(0); o != nil && i < n && size <= MaxString; i++ {
+					if s, ok := o.Get(strconv.FormatInt(i, 10)).Export().(string); ok {
+						size += int64(len(s))
+					}
+				}
+				if size > MaxString {
+					c.throwError("RangeError", "%s: the result would be over %d bytes", name, MaxString)
+				}
+			}
+		})
+	}
+	wrap(array, "from", func(fc goja.FunctionCall) {
+		if n := lengthOf(fc.Argument(0)); n > MaxArrayLength {
+			tooLong("Array.from", n)
+		}
+	})
+	sproto := rt.Get("String").ToObject(rt).Get("prototype").ToObject(rt)
+	wrap(sproto, "split", func(fc goja.FunctionCall) {
+		sep, ok := fc.Argument(0).Export().(string)
+		if !ok {
+			return
+		}
+		str := fc.This.String()
+		var n int64
+		if sep == "" {
+			n = int64(len(str))
+		} else {
+			n = int64(strings.Count(str, sep)) + 1
+		}
+		if n > MaxArrayLength {
+			tooLong("String.prototype.split", n)
+		}
+	})
 }
 
 // dynamicCode finds the constructors of functions built from source text
@@ -423,7 +547,7 @@ func (c *call) boundDynamicCode() error {
 			}
 		}
 		if n > MaxSource {
-			panic(rt.NewTypeError("%s: source of %d bytes, more than %d", name, n, MaxSource))
+			c.throwError("RangeError", "%s: source of %d bytes, more than %d", name, n, MaxSource)
 		}
 	}
 	eval, ok := goja.AssertFunction(rt.Get("eval"))
