@@ -190,11 +190,14 @@ func (p *Program) Run(ev JSEvent) (res Result, err error) {
 	start := time.Now()
 	res, err = p.run(ev, false)
 	var te *Error
-	if errors.As(err, &te) && te.timeout {
+	if errors.As(err, &te) && te.timeout && time.Since(start) < wallLimit(p.timeout) {
 		// Cut by the wall clock, which counts the time the call waited
 		// for a CPU on a busy machine: run once more counting its CPU
 		// time (the code has no I/O, so running it again changes
-		// nothing but the time).
+		// nothing but the time). Not when the try already ran past the
+		// wall limit, which would cut the second try too: one step out
+		// of the interrupt's reach held it (a backtracking regular
+		// expression runs up to 5 s), and would again.
 		res, err = p.run(ev, true)
 	}
 	res.Duration = time.Since(start)

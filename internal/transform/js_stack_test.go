@@ -107,3 +107,21 @@ func TestRunWholeArrayNativesAreBounded(t *testing.T) {
 		t.Fatalf("body = %s, want %s", res.Event.Body, want)
 	}
 }
+
+// A call held past the wall limit by one step out of the interrupt's
+// reach (a backtracking regular expression runs until its own 5 s
+// timeout) is not run a second time: it would be held as long again, and
+// a delivery took 10 s of CPU instead of 5.
+func TestRunNotRetriedAfterAStepPastTheWallLimit(t *testing.T) {
+	t.Parallel()
+	p := compile(t, `function transform(e) { /^(a+)+\1b$/.test("a".repeat(40)); return e; }`, 50*time.Millisecond)
+	start := time.Now()
+	_, err := p.Run(sample())
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Fatalf("err = %v, want a timeout", err)
+	}
+	if took > 8*time.Second {
+		t.Fatalf("the call took %s: it was run again after the regular expression's 5 s", took)
+	}
+}
