@@ -226,14 +226,34 @@ func (t *Template) Expand(ev Event) (string, error) {
 		switch {
 		case p.query:
 			b.WriteString(url.QueryEscape(v))
-		case v == "." || v == "..":
-			// A dot segment would move up the path on the entity's server.
-			b.WriteString(strings.ReplaceAll(v, ".", "%2E"))
+		case dotSegment(v):
+			return "", &missingError{name: p.name, why: `a "." or ".." path segment (refused: it would move up the path on the entity's server)`}
 		default:
 			b.WriteString(url.PathEscape(v))
 		}
 	}
-	return b.String(), nil
+	u := b.String()
+	if path, _, _ := strings.Cut(u[strings.Index(u, "://")+3:], "?"); dotSegment(path) {
+		return "", &missingError{name: "url", why: `holding a "." or ".." path segment (refused: it would move up the path on the entity's server)`}
+	}
+	return u, nil
+}
+
+// dotSegment reports whether s, decoded, holds a "." or ".." segment,
+// with "/" and "\" as separators: escaped as %2E or %2F it is the same
+// path to a server that decodes before resolving dot segments (RFC 3986
+// makes %2E and "." equivalent; many servers and proxies decode %2F), so
+// a value from the event must not hold one, escaped or not.
+func dotSegment(s string) bool {
+	if d, err := url.PathUnescape(s); err == nil {
+		s = d
+	}
+	for _, seg := range strings.FieldsFunc(s, func(r rune) bool { return r == '/' || r == '\\' }) {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return s == "." || s == ".."
 }
 
 // parseJSON parses body with numbers kept as written; nil when it is not

@@ -58,16 +58,35 @@ func TestTemplateExpandEscapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := tm.Expand(Event{Body: []byte(`{"ref": "../a b/?x", "n": 12.50, "q": "a&b=c d", "list": ["x", "y"], "ok": true}`)})
+	got, err := tm.Expand(Event{Body: []byte(`{"ref": "a..b/a b/?x#", "n": 12.50, "q": "a&b=c d", "list": ["x", "y"], "ok": true}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "https://api.example/claims/..%2Fa%20b%2F%3Fx/12.50?q=a%26b%3Dc+d&a=y&ok=true"
+	want := "https://api.example/claims/a..b%2Fa%20b%2F%3Fx%23/12.50?q=a%26b%3Dc+d&a=y&ok=true"
 	if got != want {
 		t.Fatalf("Expand = %q, want %q", got, want)
 	}
-	if got, err := tm.Expand(Event{Body: []byte(`{"ref": "..", "n": ".", "q": "..", "list": [0, 1], "ok": false}`)}); err != nil || got != "https://api.example/claims/%2E%2E/%2E?q=..&a=1&ok=false" {
-		t.Fatalf("Expand of dot segments = %q, %v; want them escaped in the path", got, err)
+	if got, err := tm.Expand(Event{Body: []byte(`{"ref": "x", "n": "y", "q": "..", "list": [0, 1], "ok": false}`)}); err != nil || got != "https://api.example/claims/x/y?q=..&a=1&ok=false" {
+		t.Fatalf("Expand of dots in the query = %q, %v; want them as they are", got, err)
+	}
+	// A value that would be a dot segment once the server decodes %2E
+	// (RFC 3986 equivalence) or %2F (many servers and proxies do) would
+	// move up the path on the entity's server, to where the
+	// subscription's credentials go: refused, naming the placeholder.
+	for _, ref := range []string{"..", ".", "../admin", `..\admin`, "a/../../admin", "%2e%2e", "%2E%2E%2Fadmin", "x/./y"} {
+		b, _ := json.Marshal(map[string]any{"ref": ref, "n": 1, "q": "q", "list": []int{0, 1}, "ok": true})
+		got, err := tm.Expand(Event{Body: b})
+		if err == nil || !strings.HasPrefix(err.Error(), "enrich: body.ref is a \".\" or \"..\" path segment") {
+			t.Errorf("Expand with ref %q = %q, %v; want it refused", ref, got, err)
+		}
+	}
+	// Two values that make one dot segment together.
+	tm2, err := ParseTemplate("https://api.example/claims/{{body.a}}{{body.b}}/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := tm2.Expand(Event{Body: []byte(`{"a": ".", "b": "."}`)}); err == nil {
+		t.Errorf("Expand of . and . = %q, want it refused", got)
 	}
 	for body, name := range map[string]string{`{"n": 1}`: "body.ref", `{"ref": null}`: "body.ref", `{"ref": {"a": 1}}`: "body.ref", `not json`: "body.ref", `{"ref": ""}`: "body.ref"} {
 		_, err := tm.Expand(Event{Body: []byte(body)})
