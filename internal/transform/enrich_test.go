@@ -360,3 +360,42 @@ func TestCacheBounded(t *testing.T) {
 		t.Fatalf("cache holds %d bytes, more than %d", b, MaxCacheBytes)
 	}
 }
+
+// The cache is shared by an engine's subscriptions: one with no cache, or
+// a shorter one, is not served what another fetched for longer.
+func TestEnricherSharedCacheHonoursEachSubscriptionsDuration(t *testing.T) {
+	t.Parallel()
+	es := newEntityServer(t)
+	now := time.Unix(1_700_000_000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	cache := NewCache(clock)
+	enricher := func(d time.Duration) *Enricher {
+		en, err := NewEnricher(EnrichSpec{URL: es.URL + "/claims/{{body.ref}}", Into: "claim", Cache: d},
+			EnrichOptions{Guard: loopbackGuard(t), Now: clock, Cache: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return en
+	}
+	hour, none, minute := enricher(time.Hour), enricher(0), enricher(time.Minute)
+	ev := Event{Body: []byte(`{"ref": "C-1"}`)}
+	enrich := func(en *Enricher, wantHits int64, what string) {
+		t.Helper()
+		if _, err := en.Enrich(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+		if got := es.hits.Load(); got != wantHits {
+			t.Fatalf("%s: %d requests, want %d", what, got, wantHits)
+		}
+	}
+	enrich(hour, 1, "first fetch, cached for an hour")
+	enrich(hour, 1, "the hour's subscription again")
+	enrich(none, 2, "a subscription without cache")
+	enrich(none, 3, "a subscription without cache, again")
+	mu.Lock()
+	now = now.Add(5 * time.Minute)
+	mu.Unlock()
+	enrich(minute, 4, "a one-minute cache, the entry being 5 minutes old")
+	enrich(minute, 4, "the one-minute subscription within its minute")
+}
