@@ -484,6 +484,13 @@ func (c *call) boundArrays() {
 			if n > MaxArrayLength {
 				tooLong(name, n)
 			}
+			if strings.HasSuffix(name, "concat") {
+				for _, a := range fc.Arguments {
+					if m := lengthOf(a); m > MaxArrayLength {
+						tooLong(name, m)
+					}
+				}
+			}
 			if strings.HasSuffix(name, "join") || strings.HasSuffix(name, "String") {
 				// The strings among the elements, and the separators,
 				// give the least the result can weigh.
@@ -509,6 +516,27 @@ func (c *call) boundArrays() {
 			tooLong("Array.from", n)
 		}
 	})
+	// apply and its kin copy the array of arguments into a Go slice
+	// first.
+	fproto := rt.Get("Function").ToObject(rt).Get("prototype").ToObject(rt)
+	wrap(fproto, "apply", func(fc goja.FunctionCall) {
+		if n := lengthOf(fc.Argument(1)); n > MaxArrayLength {
+			tooLong("Function.prototype.apply", n)
+		}
+	})
+	reflect := rt.Get("Reflect").ToObject(rt)
+	for _, name := range []string{"apply", "construct"} {
+		name := name
+		wrap(reflect, name, func(fc goja.FunctionCall) {
+			i := 1
+			if name == "apply" {
+				i = 2
+			}
+			if n := lengthOf(fc.Argument(i)); n > MaxArrayLength {
+				tooLong("Reflect."+name, n)
+			}
+		})
+	}
 	sproto := rt.Get("String").ToObject(rt).Get("prototype").ToObject(rt)
 	wrap(sproto, "split", func(fc goja.FunctionCall) {
 		sep, ok := fc.Argument(0).Export().(string)

@@ -72,16 +72,19 @@ func TestRunBoundedBuiltinsStillWork(t *testing.T) {
 func TestRunWholeArrayNativesAreBounded(t *testing.T) {
 	t.Parallel()
 	cases := map[string]struct{ code, want string }{
-		"fill":           {`new Array(1e8).fill(0)`, "RangeError: Array.prototype.fill: 100000000 elements, more than 4194304"},
-		"fill from body": {`new Array(e.body.total * 1e7).fill(0)`, "RangeError: Array.prototype.fill: 100000000 elements"},
-		"length set":     {`const a = []; a.length = 1e9; a.sort()`, "RangeError: Array.prototype.sort: 1000000000 elements"},
-		"array-like":     {`Array.prototype.indexOf.call({length: 2 ** 40}, 1)`, "RangeError: Array.prototype.indexOf"},
-		"from":           {`Array.from({length: 1e8})`, "RangeError: Array.from: 100000000 elements"},
-		"join separator": {`new Array(1e6).join("x".repeat(1e4))`, "RangeError: Array.prototype.join: the result would be over 16777216 bytes"},
-		"join elements":  {`new Array(4096).fill("x".repeat(1 << 13)).join("")`, "RangeError: Array.prototype.join: the result would be over"},
-		"toString":       {`String(new Array(4096).fill("x".repeat(1 << 13)))`, "RangeError: Array.prototype.toString: the result would be over"},
-		"split":          {`"x".repeat(1 << 23).split("")`, "RangeError: String.prototype.split: 8388608 elements"},
-		"catchable":      {`try { [].fill.call({length: 1e9}) } catch (x) { if (x instanceof RangeError) throw new Error("caught") }`, "Error: caught"},
+		"fill":            {`new Array(1e8).fill(0)`, "RangeError: Array.prototype.fill: 100000000 elements, more than 4194304"},
+		"fill from body":  {`new Array(e.body.total * 1e7).fill(0)`, "RangeError: Array.prototype.fill: 100000000 elements"},
+		"length set":      {`const a = []; a.length = 1e9; a.sort()`, "RangeError: Array.prototype.sort: 1000000000 elements"},
+		"array-like":      {`Array.prototype.indexOf.call({length: 2 ** 40}, 1)`, "RangeError: Array.prototype.indexOf"},
+		"from":            {`Array.from({length: 1e8})`, "RangeError: Array.from: 100000000 elements"},
+		"join separator":  {`new Array(1e6).join("x".repeat(1e4))`, "RangeError: Array.prototype.join: the result would be over 16777216 bytes"},
+		"join elements":   {`new Array(4096).fill("x".repeat(1 << 13)).join("")`, "RangeError: Array.prototype.join: the result would be over"},
+		"toString":        {`String(new Array(4096).fill("x".repeat(1 << 13)))`, "RangeError: Array.prototype.toString: the result would be over"},
+		"concat argument": {`const a = []; a.length = 1e9; [].concat(a)`, "RangeError: Array.prototype.concat: 1000000000 elements"},
+		"apply":           {`const a = []; a.length = 1e9; Math.max.apply(null, a)`, "RangeError: Function.prototype.apply: 1000000000 elements"},
+		"Reflect.apply":   {`Reflect.apply(Math.max, null, {length: 1e9})`, "RangeError: Reflect.apply: 1000000000 elements"},
+		"split":           {`"x".repeat(1 << 23).split("")`, "RangeError: String.prototype.split: 8388608 elements"},
+		"catchable":       {`try { [].fill.call({length: 1e9}) } catch (x) { if (x instanceof RangeError) throw new Error("caught") }`, "Error: caught"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -96,14 +99,15 @@ func TestRunWholeArrayNativesAreBounded(t *testing.T) {
 		const a = [3, 1, 2];
 		e.body = [a.join("-"), String([1, [2, 3]]), "a,b,c".split(",").length, a.slice().sort().join(""),
 			Array.from({length: 3}, (_, i) => i).join(""), new Array(3).fill(7).join(""), a.includes(2),
-			Array.prototype.join.call("abc", "+")];
+			Array.prototype.join.call("abc", "+"), Math.max.apply(null, a), Reflect.apply(Math.min, null, a),
+			[1].concat([2], 3).join("")];
 		return e;
 	}`, time.Second)
 	res, err := p.Run(sample())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `["3-1-2","1,2,3",3,"123","012","777",true,"a+b+c"]`; string(res.Event.Body) != want {
+	if want := `["3-1-2","1,2,3",3,"123","012","777",true,"a+b+c",3,1,"123"]`; string(res.Event.Body) != want {
 		t.Fatalf("body = %s, want %s", res.Event.Body, want)
 	}
 }
