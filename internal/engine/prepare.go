@@ -231,7 +231,8 @@ func (e *Engine) TransformTest(ev *hookd.Event, src, subID string) (TransformTes
 	}
 	out := TransformTest{Event: transformInput(ev), Set: map[string]string{}}
 	start := time.Now()
-	// Enrichment runs first here, as in prepare.
+	// Unlike prepare, no enrichment runs here (it would fetch from the
+	// entity's server): the steps see the event without the entity.
 	for _, js := range steps {
 		if js == "" {
 			continue
