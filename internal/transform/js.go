@@ -777,6 +777,23 @@ var forbidden = map[string]bool{
 
 // output reads what the function returned.
 func (c *call) output(in JSEvent, v goja.Value) (Result, error) {
+	if o, ok := v.(*goja.Object); ok {
+		// An async function returns a Promise: its jobs have run when the
+		// call returned (there is no I/O to wait for), so what it settled
+		// with is the result. Read as an object, a Promise has no field:
+		// the event went out unchanged, even when the function threw or
+		// returned null.
+		if pr, ok := o.Export().(*goja.Promise); ok {
+			switch pr.State() {
+			case goja.PromiseStateFulfilled:
+				v = pr.Result()
+			case goja.PromiseStateRejected:
+				return Result{}, fail("%s (the async function's Promise was rejected)", truncateUTF8(c.safeString(pr.Result()), 512))
+			default:
+				return Result{}, fail("the function returned a Promise that is still pending (an async function can await nothing here)")
+			}
+		}
+	}
 	if v == nil || goja.IsUndefined(v) {
 		return Result{}, fail("the function returned undefined (return the event, or null to skip the delivery)")
 	}

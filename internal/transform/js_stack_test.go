@@ -129,3 +129,27 @@ func TestRunNotRetriedAfterAStepPastTheWallLimit(t *testing.T) {
 		t.Fatalf("the call took %s: it was run again after the regular expression's 5 s", took)
 	}
 }
+
+// An async transform returns a Promise; read as an object it has no
+// field, so the event used to go out unchanged even when the function
+// threw or returned null. What the Promise settled with is the result.
+func TestRunAsyncFunctionResultIsWhatItsPromiseSettledWith(t *testing.T) {
+	t.Parallel()
+	run := func(src string) (Result, error) {
+		t.Helper()
+		return compile(t, src, time.Second).Run(sample())
+	}
+	res, err := run(`async function transform(e) { await null; e.type = "changed"; return e }`)
+	if err != nil || res.Skip || res.Event.Type != "changed" {
+		t.Fatalf("fulfilled: %+v, %v; want type changed", res.Event, err)
+	}
+	if res, err := run(`async function transform(e) { return null }`); err != nil || !res.Skip {
+		t.Fatalf("null: skip %v, %v; want skipped", res.Skip, err)
+	}
+	if _, err := run(`const transform = async e => { throw new TypeError("boom") }`); err == nil || !strings.Contains(err.Error(), "TypeError: boom") {
+		t.Fatalf("rejected: %v, want the TypeError", err)
+	}
+	if _, err := run(`function transform(e) { return new Promise(() => {}) }`); err == nil || !strings.Contains(err.Error(), "still pending") {
+		t.Fatalf("pending: %v, want an error", err)
+	}
+}
