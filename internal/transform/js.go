@@ -371,6 +371,28 @@ func (c *call) setup() error {
 		}
 		return v
 	})
+	stringify := c.stringify
+	_ = js.Set("stringify", func(fc goja.FunctionCall) goja.Value {
+		if o, ok := fc.Argument(0).(*goja.Object); ok {
+			indent := 0
+			switch sp := fc.Argument(2).Export().(type) {
+			case string:
+				indent = min(len(sp), 10)
+			case int64:
+				indent = int(min(max(sp, 0), 10))
+			case float64:
+				indent = int(min(max(sp, 0), 10))
+			}
+			if !shallow(o, MaxDepth, 1_000_000, MaxString, indent) {
+				c.throwError("RangeError", "JSON.stringify: the value nests deeper than %d levels, holds a cycle, more than 1000000 objects, or would be over %d bytes", MaxDepth, MaxString)
+			}
+		}
+		v, err := stringify(fc.This, fc.Arguments...)
+		if err != nil {
+			panic(err)
+		}
+		return v
+	})
 	if err := c.boundDynamicCode(); err != nil {
 		return err
 	}
@@ -693,6 +715,9 @@ func (c *call) show(v goja.Value) string {
 	}
 	if o, ok := v.(*goja.Object); ok {
 		if _, fn := goja.AssertFunction(o); !fn {
+			if !shallow(o, MaxDepth, 100_000, 4*MaxLogBytes, 0) {
+				return "[" + typeOf(v) + " too large to show]"
+			}
 			if s, err := c.stringify(goja.Undefined(), v); err == nil && !goja.IsUndefined(s) {
 				return s.String()
 			}
@@ -917,8 +942,8 @@ func (c *call) body(b goja.Value) ([]byte, bool, error) {
 		if _, fn := goja.AssertFunction(o); fn {
 			return nil, false, fail("body is a function")
 		}
-		if !shallow(o, MaxDepth, 1_000_000) {
-			return nil, false, fail("body nests deeper than %d levels, or holds a cycle or too many objects", MaxDepth)
+		if !shallow(o, MaxDepth, 1_000_000, 2*MaxOutput, 0) {
+			return nil, false, fail("body nests deeper than %d levels, or holds a cycle, too many objects or more than %d bytes", MaxDepth, MaxOutput)
 		}
 	}
 	s, err := c.stringify(goja.Undefined(), b)
@@ -936,15 +961,20 @@ func (c *call) body(b goja.Value) ([]byte, bool, error) {
 }
 
 // shallow walks v iteratively (no Go recursion, which JSON.stringify
-// would do) and reports whether it nests at most max levels and holds at
-// most maxNodes objects (a cycle never passes).
-func shallow(v *goja.Object, max, maxNodes int) bool {
+// would do) and reports whether it nests at most max levels, holds at
+// most maxNodes objects (a cycle never passes) and, as JSON indented by
+// indent spaces a level, would take at most maxBytes: JSON.stringify
+// works through plain data in one Go call, out of the interrupt's and the
+// memory guard's reach, and an array of 4M references to one 16 MiB
+// string would be a result of 64 TiB.
+func shallow(v *goja.Object, max, maxNodes int, maxBytes int64, indent int) bool {
 	type node struct {
 		o *goja.Object
 		d int
 	}
 	st := []node{{v, 1}}
 	n := 0
+	size := int64(2)
 	for len(st) > 0 {
 		x := st[len(st)-1]
 		st = st[:len(st)-1]
@@ -955,8 +985,21 @@ func shallow(v *goja.Object, max, maxNodes int) bool {
 			return false
 		}
 		for _, k := range x.o.Keys() {
-			if o, ok := x.o.Get(k).(*goja.Object); ok {
-				st = append(st, node{o, x.d + 1})
+			size += int64(len(k) + 4 + indent*x.d)
+			switch e := x.o.Get(k).(type) {
+			case *goja.Object:
+				st = append(st, node{e, x.d + 1})
+				size += 2
+			case nil:
+			default:
+				if str, ok := e.Export().(string); ok {
+					size += int64(len(str)) + 2
+				} else {
+					size += 24
+				}
+			}
+			if size > maxBytes {
+				return false
 			}
 		}
 	}

@@ -153,3 +153,37 @@ func TestRunAsyncFunctionResultIsWhatItsPromiseSettledWith(t *testing.T) {
 		t.Fatalf("pending: %v, want an error", err)
 	}
 }
+
+// JSON.stringify works through plain data in one Go call: an array of
+// references to one large string (a few MiB of heap) would encode to
+// terabytes. The body returned, JSON.stringify and console.log are
+// bounded by the size the JSON would have.
+func TestRunStringifyOfLargeDataIsBounded(t *testing.T) {
+	t.Parallel()
+	big := `const big = new Array(1e5).fill("x".repeat(1 << 20));`
+	for name, tc := range map[string]struct{ code, want string }{
+		"stringify": {big + ` JSON.stringify(big);`, "RangeError: JSON.stringify: the value nests deeper than 128 levels, holds a cycle, more than 1000000 objects, or would be over 16777216 bytes"},
+		"body":      {big + ` e.body = {big};`, "body nests deeper than 128 levels, or holds a cycle, too many objects or more than 4194304 bytes"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := compile(t, "function transform(e) { "+tc.code+" return e; }", time.Second)
+			_, err := p.Run(sample())
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one with %q", err, tc.want)
+			}
+		})
+	}
+	p := compile(t, `function transform(e) {
+		const big = new Array(1e5).fill("x".repeat(1 << 20));
+		console.log(big);
+		e.body = JSON.stringify({a: [1, "two", {b: null}]}, null, 2) === '{\n  "a": [\n    1,\n    "two",\n    {\n      "b": null\n    }\n  ]\n}';
+		return e;
+	}`, time.Second)
+	res, err := p.Run(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Logs) != 1 || res.Logs[0] != "[array too large to show]" || string(res.Event.Body) != "true" {
+		t.Fatalf("logs %q, body %s; want the array not shown, and stringify as usual", res.Logs, res.Event.Body)
+	}
+}
