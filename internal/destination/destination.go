@@ -30,7 +30,8 @@ type Message struct {
 	Attempt int
 	// Headers are headers a transformation set (lower-case names): an
 	// http destination sends them after its configured headers, and its
-	// own protocol headers (Content-Type, webhook-*, Hookd-*) after them.
+	// credentials and own protocol headers (Content-Type, webhook-*,
+	// Hookd-*) after them.
 	// Nil when none.
 	Headers map[string]string
 	// Path and Query, when not nil, replace the path and the query of an

@@ -7,13 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/operators"
+	"github.com/google/cel-go/common/overloads"
 	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/common/types/traits"
 	"golang.org/x/time/rate"
 
 	"hookd"
@@ -125,12 +130,78 @@ func compileFilter(expr string, timeout time.Duration) (*Filter, error) {
 	}
 	prg, err := env.Program(ast,
 		cel.CostLimit(CostLimit),
+		cel.CostTracking(dynCost{}),
 		cel.InterruptCheckFrequency(interruptEvery),
 	)
 	if err != nil {
 		return nil, err
 	}
 	return &Filter{src: expr, prg: prg, timeout: timeout}, nil
+}
+
+// dynCost prices the calls whose overload is chosen at run time. body is
+// dyn, so the checker cannot choose the overload of body.s + body.s, and
+// CEL's runtime then charges any such call 1, whatever the size of its
+// operands: a chain of concatenations of a large body string built
+// gigabytes in one evaluation, under the cost limit and out of the
+// interrupt's reach. Such calls are charged here as CEL charges the same
+// call on typed operands: by the bytes a string or bytes operation
+// traverses, and by the elements "in" visits.
+type dynCost struct{}
+
+// stringTraversal is CEL's cost of one code point traversed.
+const stringTraversal = 0.1
+
+func (dynCost) CallCost(function, overloadID string, args []ref.Val, _ ref.Val) *uint64 {
+	if overloadID != "" {
+		return nil // chosen when checked: CEL prices it
+	}
+	size := func(v ref.Val) (uint64, bool) {
+		switch x := v.(type) {
+		case types.String:
+			return uint64(len(x)), true
+		case types.Bytes:
+			return uint64(len(x)), true
+		}
+		return 0, false
+	}
+	var cost uint64
+	switch function {
+	case operators.Add:
+		if len(args) == 2 {
+			a, okA := size(args[0])
+			b, okB := size(args[1])
+			if okA && okB {
+				cost = uint64(math.Ceil(float64(a+b) * stringTraversal))
+			}
+		}
+	case operators.Less, operators.LessEquals, operators.Greater, operators.GreaterEquals:
+		if len(args) == 2 {
+			a, okA := size(args[0])
+			b, okB := size(args[1])
+			if okA && okB {
+				cost = uint64(math.Ceil(float64(min(a, b)) * stringTraversal))
+			}
+		}
+	case operators.In:
+		if len(args) == 2 {
+			if l, ok := args[1].(traits.Lister); ok {
+				if n, ok := l.Size().(types.Int); ok && n > 0 {
+					cost = uint64(n)
+				}
+			}
+		}
+	case overloads.TypeConvertString, overloads.TypeConvertBytes:
+		if len(args) == 1 {
+			if n, ok := size(args[0]); ok {
+				cost = uint64(math.Ceil(float64(n) * stringTraversal))
+			}
+		}
+	default:
+		return nil
+	}
+	cost = max(cost, 1)
+	return &cost
 }
 
 // String returns the expression's source.

@@ -226,14 +226,34 @@ func (t *Template) Expand(ev Event) (string, error) {
 		switch {
 		case p.query:
 			b.WriteString(url.QueryEscape(v))
-		case v == "." || v == "..":
-			// A dot segment would move up the path on the entity's server.
-			b.WriteString(strings.ReplaceAll(v, ".", "%2E"))
+		case dotSegment(v):
+			return "", &missingError{name: p.name, why: `a "." or ".." path segment (refused: it would move up the path on the entity's server)`}
 		default:
 			b.WriteString(url.PathEscape(v))
 		}
 	}
-	return b.String(), nil
+	u := b.String()
+	if path, _, _ := strings.Cut(u[strings.Index(u, "://")+3:], "?"); dotSegment(path) {
+		return "", &missingError{name: "url", why: `holding a "." or ".." path segment (refused: it would move up the path on the entity's server)`}
+	}
+	return u, nil
+}
+
+// dotSegment reports whether s, decoded, holds a "." or ".." segment,
+// with "/" and "\" as separators: escaped as %2E or %2F it is the same
+// path to a server that decodes before resolving dot segments (RFC 3986
+// makes %2E and "." equivalent; many servers and proxies decode %2F), so
+// a value from the event must not hold one, escaped or not.
+func dotSegment(s string) bool {
+	if d, err := url.PathUnescape(s); err == nil {
+		s = d
+	}
+	for _, seg := range strings.FieldsFunc(s, func(r rune) bool { return r == '/' || r == '\\' }) {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return s == "." || s == ".."
 }
 
 // parseJSON parses body with numbers kept as written; nil when it is not
@@ -429,12 +449,16 @@ func redact(u string) string {
 // fetch gets the entity at u: from the cache, or by one GET shared by
 // every concurrent caller for the same URL and auth.
 func (en *Enricher) fetch(ctx context.Context, u string) ([]byte, error) {
+	// The cache is shared by the subscriptions of an engine: an entity
+	// is served from it only when fetched within this subscription's
+	// cache duration (none when it has none), whatever the duration of
+	// the subscription that fetched it.
 	key := en.authID + " " + u
-	if b, ok := en.cache.get(key); ok {
+	if b, ok := en.cache.get(key, en.spec.Cache); ok {
 		return b, nil
 	}
 	ch := en.cache.group.DoChan(key, func() (any, error) {
-		if b, ok := en.cache.get(key); ok {
+		if b, ok := en.cache.get(key, en.spec.Cache); ok {
 			return b, nil
 		}
 		// Not cut by one caller going away: others may wait for it. The
@@ -534,6 +558,7 @@ type Cache struct {
 type cacheEntry struct {
 	key     string
 	body    []byte
+	fetched time.Time
 	expires time.Time
 }
 
@@ -552,7 +577,12 @@ func (c *Cache) Len() int {
 	return c.lru.Len()
 }
 
-func (c *Cache) get(key string) ([]byte, bool) {
+// get returns the entity under key when it was fetched less than maxAge
+// ago (never when maxAge is 0).
+func (c *Cache) get(key string, maxAge time.Duration) ([]byte, bool) {
+	if maxAge <= 0 {
+		return nil, false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el := c.byKey[key]
@@ -560,8 +590,12 @@ func (c *Cache) get(key string) ([]byte, bool) {
 		return nil, false
 	}
 	ce := el.Value.(*cacheEntry)
-	if !c.now().Before(ce.expires) {
+	now := c.now()
+	if !now.Before(ce.expires) {
 		c.remove(el)
+		return nil, false
+	}
+	if now.Sub(ce.fetched) >= maxAge {
 		return nil, false
 	}
 	c.lru.MoveToFront(el)
@@ -577,7 +611,8 @@ func (c *Cache) put(key string, body []byte, ttl time.Duration) {
 	if len(body) > MaxCacheBytes {
 		return
 	}
-	c.byKey[key] = c.lru.PushFront(&cacheEntry{key: key, body: body, expires: c.now().Add(ttl)})
+	now := c.now()
+	c.byKey[key] = c.lru.PushFront(&cacheEntry{key: key, body: body, fetched: now, expires: now.Add(ttl)})
 	c.bytes += len(body)
 	for c.lru.Len() > MaxCacheEntries || c.bytes > MaxCacheBytes {
 		c.remove(c.lru.Back())

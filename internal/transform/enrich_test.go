@@ -58,16 +58,35 @@ func TestTemplateExpandEscapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := tm.Expand(Event{Body: []byte(`{"ref": "../a b/?x", "n": 12.50, "q": "a&b=c d", "list": ["x", "y"], "ok": true}`)})
+	got, err := tm.Expand(Event{Body: []byte(`{"ref": "a..b/a b/?x#", "n": 12.50, "q": "a&b=c d", "list": ["x", "y"], "ok": true}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "https://api.example/claims/..%2Fa%20b%2F%3Fx/12.50?q=a%26b%3Dc+d&a=y&ok=true"
+	want := "https://api.example/claims/a..b%2Fa%20b%2F%3Fx%23/12.50?q=a%26b%3Dc+d&a=y&ok=true"
 	if got != want {
 		t.Fatalf("Expand = %q, want %q", got, want)
 	}
-	if got, err := tm.Expand(Event{Body: []byte(`{"ref": "..", "n": ".", "q": "..", "list": [0, 1], "ok": false}`)}); err != nil || got != "https://api.example/claims/%2E%2E/%2E?q=..&a=1&ok=false" {
-		t.Fatalf("Expand of dot segments = %q, %v; want them escaped in the path", got, err)
+	if got, err := tm.Expand(Event{Body: []byte(`{"ref": "x", "n": "y", "q": "..", "list": [0, 1], "ok": false}`)}); err != nil || got != "https://api.example/claims/x/y?q=..&a=1&ok=false" {
+		t.Fatalf("Expand of dots in the query = %q, %v; want them as they are", got, err)
+	}
+	// A value that would be a dot segment once the server decodes %2E
+	// (RFC 3986 equivalence) or %2F (many servers and proxies do) would
+	// move up the path on the entity's server, to where the
+	// subscription's credentials go: refused, naming the placeholder.
+	for _, ref := range []string{"..", ".", "../admin", `..\admin`, "a/../../admin", "%2e%2e", "%2E%2E%2Fadmin", "x/./y"} {
+		b, _ := json.Marshal(map[string]any{"ref": ref, "n": 1, "q": "q", "list": []int{0, 1}, "ok": true})
+		got, err := tm.Expand(Event{Body: b})
+		if err == nil || !strings.HasPrefix(err.Error(), "enrich: body.ref is a \".\" or \"..\" path segment") {
+			t.Errorf("Expand with ref %q = %q, %v; want it refused", ref, got, err)
+		}
+	}
+	// Two values that make one dot segment together.
+	tm2, err := ParseTemplate("https://api.example/claims/{{body.a}}{{body.b}}/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := tm2.Expand(Event{Body: []byte(`{"a": ".", "b": "."}`)}); err == nil {
+		t.Errorf("Expand of . and . = %q, want it refused", got)
 	}
 	for body, name := range map[string]string{`{"n": 1}`: "body.ref", `{"ref": null}`: "body.ref", `{"ref": {"a": 1}}`: "body.ref", `not json`: "body.ref", `{"ref": ""}`: "body.ref"} {
 		_, err := tm.Expand(Event{Body: []byte(body)})
@@ -340,4 +359,43 @@ func TestCacheBounded(t *testing.T) {
 	if b > MaxCacheBytes {
 		t.Fatalf("cache holds %d bytes, more than %d", b, MaxCacheBytes)
 	}
+}
+
+// The cache is shared by an engine's subscriptions: one with no cache, or
+// a shorter one, is not served what another fetched for longer.
+func TestEnricherSharedCacheHonoursEachSubscriptionsDuration(t *testing.T) {
+	t.Parallel()
+	es := newEntityServer(t)
+	now := time.Unix(1_700_000_000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	cache := NewCache(clock)
+	enricher := func(d time.Duration) *Enricher {
+		en, err := NewEnricher(EnrichSpec{URL: es.URL + "/claims/{{body.ref}}", Into: "claim", Cache: d},
+			EnrichOptions{Guard: loopbackGuard(t), Now: clock, Cache: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return en
+	}
+	hour, none, minute := enricher(time.Hour), enricher(0), enricher(time.Minute)
+	ev := Event{Body: []byte(`{"ref": "C-1"}`)}
+	enrich := func(en *Enricher, wantHits int64, what string) {
+		t.Helper()
+		if _, err := en.Enrich(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+		if got := es.hits.Load(); got != wantHits {
+			t.Fatalf("%s: %d requests, want %d", what, got, wantHits)
+		}
+	}
+	enrich(hour, 1, "first fetch, cached for an hour")
+	enrich(hour, 1, "the hour's subscription again")
+	enrich(none, 2, "a subscription without cache")
+	enrich(none, 3, "a subscription without cache, again")
+	mu.Lock()
+	now = now.Add(5 * time.Minute)
+	mu.Unlock()
+	enrich(minute, 4, "a one-minute cache, the entry being 5 minutes old")
+	enrich(minute, 4, "the one-minute subscription within its minute")
 }

@@ -42,6 +42,8 @@ func FuzzTemplate(f *testing.F) {
 	f.Add("http://api.example:81/{{key}}", []byte(`{}`))
 	f.Add("https://{{body.h}}/x", []byte(`{"h": "evil.example"}`))
 	f.Add("https://api.example/{{ body.x }}}}", []byte(`{"x": 1}`))
+	f.Add("https://api.example/a/{{body.x}}{{body.y}}/b", []byte(`{"x": "%2e", "y": "."}`))
+	f.Add("https://api.example/a/.{{body.x}}", []byte(`{"x": "%2E/..\\x"}`))
 	f.Fuzz(func(t *testing.T, tmpl string, body []byte) {
 		tm, err := ParseTemplate(tmpl)
 		if err != nil {
@@ -64,6 +66,9 @@ func FuzzTemplate(f *testing.F) {
 		}
 		if u.Scheme != base.Scheme || u.Host != base.Host || u.User != nil {
 			t.Fatalf("Expand(%q) = %q: scheme or host changed from %q", tmpl, out, tm.base)
+		}
+		if dotSegment(u.EscapedPath()) || dotSegment(u.Path) {
+			t.Fatalf("Expand(%q) = %q: a dot segment in the path", tmpl, out)
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,10 @@ const (
 	// padStart or padEnd may build (they allocate it at once, out of the
 	// interrupt's reach).
 	MaxString = 16 << 20
+	// MaxArrayLength caps the arrays the natives that work through a
+	// whole array in one Go call (fill, join, sort, Array.from, split…)
+	// accept or build.
+	MaxArrayLength = 1 << 22
 	// MaxLogLines and MaxLogBytes cap the console.log output kept per
 	// call; beyond, lines are counted but dropped.
 	MaxLogLines = 100
@@ -185,11 +190,14 @@ func (p *Program) Run(ev JSEvent) (res Result, err error) {
 	start := time.Now()
 	res, err = p.run(ev, false)
 	var te *Error
-	if errors.As(err, &te) && te.timeout {
+	if errors.As(err, &te) && te.timeout && time.Since(start) < wallLimit(p.timeout) {
 		// Cut by the wall clock, which counts the time the call waited
 		// for a CPU on a busy machine: run once more counting its CPU
 		// time (the code has no I/O, so running it again changes
-		// nothing but the time).
+		// nothing but the time). Not when the try already ran past the
+		// wall limit, which would cut the second try too: one step out
+		// of the interrupt's reach held it (a backtracking regular
+		// expression runs up to 5 s), and would again.
 		res, err = p.run(ev, true)
 	}
 	res.Duration = time.Since(start)
@@ -233,6 +241,7 @@ type call struct {
 	parse     goja.Callable
 	stringify goja.Callable
 	logs      *[]string
+	errors    map[string]goja.Constructor
 	logBytes  int
 	dropped   int
 }
@@ -332,6 +341,12 @@ func wallLimit(timeout time.Duration) time.Duration {
 func (c *call) setup() error {
 	rt := c.rt
 	rt.SetMaxCallStackSize(maxCallStack)
+	c.errors = map[string]goja.Constructor{}
+	for _, kind := range []string{"RangeError", "SyntaxError"} {
+		if ctor, ok := goja.AssertConstructor(rt.Get(kind)); ok {
+			c.errors[kind] = ctor
+		}
+	}
 	js := rt.Get("JSON").ToObject(rt)
 	var ok bool
 	if c.parse, ok = goja.AssertFunction(js.Get("parse")); !ok {
@@ -339,6 +354,47 @@ func (c *call) setup() error {
 	}
 	if c.stringify, ok = goja.AssertFunction(js.Get("stringify")); !ok {
 		return fail("internal error: no JSON.stringify")
+	}
+	// JSON.parse recurses in Go once per level of nesting: a few MiB of
+	// '[' built at run time would overflow the goroutine's stack, a fatal
+	// error no recover catches. The user's JSON.parse checks the nesting
+	// first (the original stays in c.parse, out of user code's reach).
+	parse := c.parse
+	_ = js.Set("parse", func(fc goja.FunctionCall) goja.Value {
+		text := fc.Argument(0)
+		if s, ok := text.Export().(string); ok && jsonlimit.Check([]byte(s), MaxDepth) != nil {
+			c.throwError("SyntaxError", "JSON.parse: the text nests deeper than %d levels", MaxDepth)
+		}
+		v, err := parse(fc.This, fc.Arguments...)
+		if err != nil {
+			panic(err)
+		}
+		return v
+	})
+	stringify := c.stringify
+	_ = js.Set("stringify", func(fc goja.FunctionCall) goja.Value {
+		if o, ok := fc.Argument(0).(*goja.Object); ok {
+			indent := 0
+			switch sp := fc.Argument(2).Export().(type) {
+			case string:
+				indent = min(len(sp), 10)
+			case int64:
+				indent = int(min(max(sp, 0), 10))
+			case float64:
+				indent = int(min(max(sp, 0), 10))
+			}
+			if !shallow(o, MaxDepth, 1_000_000, MaxString, indent) {
+				c.throwError("RangeError", "JSON.stringify: the value nests deeper than %d levels, holds a cycle, more than 1000000 objects, or would be over %d bytes", MaxDepth, MaxString)
+			}
+		}
+		v, err := stringify(fc.This, fc.Arguments...)
+		if err != nil {
+			panic(err)
+		}
+		return v
+	})
+	if err := c.boundDynamicCode(); err != nil {
+		return err
 	}
 	console := rt.NewObject()
 	if err := console.Set("log", c.log); err != nil {
@@ -378,6 +434,231 @@ func (c *call) setup() error {
 			return v
 		}
 		_ = proto.Set(name, wrapped)
+	}
+	c.boundArrays()
+	return nil
+}
+
+// throwError throws a new error of kind (RangeError, SyntaxError…),
+// built with the constructor taken at setup, before user code could
+// replace it.
+func (c *call) throwError(kind, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if ctor := c.errors[kind]; ctor != nil {
+		if o, err := ctor(nil, c.rt.ToValue(msg)); err == nil {
+			panic(o)
+		}
+	}
+	panic(c.rt.NewTypeError(msg))
+}
+
+// arrayNatives are the methods of Array.prototype that loop over the
+// whole length in one Go call, without running JavaScript in between
+// (nothing the interrupt or the memory guard can stop): an array whose
+// length was set to 1e8 would make them allocate gigabytes.
+var arrayNatives = []string{"fill", "join", "toString", "toLocaleString", "reverse", "sort", "copyWithin",
+	"indexOf", "lastIndexOf", "includes", "slice", "splice", "concat", "flat"}
+
+// boundArrays makes the natives that work through a whole array at once
+// refuse an array (or array-like) of more than MaxArrayLength elements,
+// join (and so toString) a result of more than MaxString bytes of
+// strings, and split a result of more than MaxArrayLength pieces.
+func (c *call) boundArrays() {
+	rt := c.rt
+	lengthOf := func(v goja.Value) int64 {
+		o, ok := v.(*goja.Object)
+		if !ok {
+			return 0
+		}
+		l := o.Get("length")
+		if l == nil {
+			return 0
+		}
+		f := l.ToFloat()
+		if math.IsNaN(f) || f < 0 {
+			return 0
+		}
+		return int64(min(f, 1<<53))
+	}
+	tooLong := func(name string, n int64) {
+		c.throwError("RangeError", "%s: %d elements, more than %d", name, n, MaxArrayLength)
+	}
+	wrap := func(holder *goja.Object, name string, check func(fc goja.FunctionCall)) {
+		orig, ok := goja.AssertFunction(holder.Get(name))
+		if !ok {
+			return
+		}
+		_ = holder.Set(name, func(fc goja.FunctionCall) goja.Value {
+			check(fc)
+			v, err := orig(fc.This, fc.Arguments...)
+			if err != nil {
+				panic(err)
+			}
+			return v
+		})
+	}
+	array := rt.Get("Array").ToObject(rt)
+	proto := array.Get("prototype").ToObject(rt)
+	for _, name := range arrayNatives {
+		name := "Array.prototype." + name
+		wrap(proto, name[len("Array.prototype."):], func(fc goja.FunctionCall) {
+			n := lengthOf(fc.This)
+			if n > MaxArrayLength {
+				tooLong(name, n)
+			}
+			if strings.HasSuffix(name, "concat") {
+				for _, a := range fc.Arguments {
+					if m := lengthOf(a); m > MaxArrayLength {
+						tooLong(name, m)
+					}
+				}
+			}
+			if strings.HasSuffix(name, "join") || strings.HasSuffix(name, "String") {
+				// The strings among the elements, and the separators,
+				// give the least the result can weigh.
+				sep := int64(1)
+				if a := fc.Argument(0); strings.HasSuffix(name, "join") && !goja.IsUndefined(a) {
+					sep = int64(len(a.String()))
+				}
+				size := sep * max(n-1, 0)
+				o, _ := fc.This.(*goja.Object)
+				for i := int64(0); o != nil && i < n && size <= MaxString; i++ {
+					if s, ok := o.Get(strconv.FormatInt(i, 10)).Export().(string); ok {
+						size += int64(len(s))
+					}
+				}
+				if size > MaxString {
+					c.throwError("RangeError", "%s: the result would be over %d bytes", name, MaxString)
+				}
+			}
+		})
+	}
+	wrap(array, "from", func(fc goja.FunctionCall) {
+		if n := lengthOf(fc.Argument(0)); n > MaxArrayLength {
+			tooLong("Array.from", n)
+		}
+	})
+	// apply and its kin copy the array of arguments into a Go slice
+	// first.
+	fproto := rt.Get("Function").ToObject(rt).Get("prototype").ToObject(rt)
+	wrap(fproto, "apply", func(fc goja.FunctionCall) {
+		if n := lengthOf(fc.Argument(1)); n > MaxArrayLength {
+			tooLong("Function.prototype.apply", n)
+		}
+	})
+	reflect := rt.Get("Reflect").ToObject(rt)
+	for _, name := range []string{"apply", "construct"} {
+		name := name
+		wrap(reflect, name, func(fc goja.FunctionCall) {
+			i := 1
+			if name == "apply" {
+				i = 2
+			}
+			if n := lengthOf(fc.Argument(i)); n > MaxArrayLength {
+				tooLong("Reflect."+name, n)
+			}
+		})
+	}
+	sproto := rt.Get("String").ToObject(rt).Get("prototype").ToObject(rt)
+	wrap(sproto, "split", func(fc goja.FunctionCall) {
+		sep, ok := fc.Argument(0).Export().(string)
+		if !ok {
+			return
+		}
+		str := fc.This.String()
+		var n int64
+		if sep == "" {
+			n = int64(len(str))
+		} else {
+			n = int64(strings.Count(str, sep)) + 1
+		}
+		if n > MaxArrayLength {
+			tooLong("String.prototype.split", n)
+		}
+	})
+}
+
+// dynamicCode finds the constructors of functions built from source text
+// at run time (Function's and those of generators and async functions).
+var dynamicCode = goja.MustCompile("ctors.js", `[Function,
+	Object.getPrototypeOf(function*(){}),
+	Object.getPrototypeOf(async function(){})]`, false)
+
+// boundDynamicCode bounds the source that eval and the function
+// constructors compile to MaxSource, the bound of the transformation's own
+// source: goja's parser recurses in Go once per level of nesting, so
+// megabytes of '(' built at run time would overflow the goroutine's stack
+// (a fatal error no recover catches). eval so wrapped is always an
+// indirect eval (it sees the global scope only).
+func (c *call) boundDynamicCode() error {
+	rt := c.rt
+	check := func(name string, args []goja.Value) {
+		n := 0
+		for _, a := range args {
+			if s, ok := a.Export().(string); ok {
+				n += len(s)
+			}
+		}
+		if n > MaxSource {
+			c.throwError("RangeError", "%s: source of %d bytes, more than %d", name, n, MaxSource)
+		}
+	}
+	eval, ok := goja.AssertFunction(rt.Get("eval"))
+	if !ok {
+		return fail("internal error: no eval")
+	}
+	if err := rt.Set("eval", func(fc goja.FunctionCall) goja.Value {
+		check("eval", fc.Arguments)
+		v, err := eval(goja.Undefined(), fc.Arguments...)
+		if err != nil {
+			panic(err)
+		}
+		return v
+	}); err != nil {
+		return err
+	}
+	v, err := rt.RunProgram(dynamicCode)
+	if err != nil {
+		return err
+	}
+	list := v.ToObject(rt)
+	for i := 0; i < 3; i++ {
+		// The first is Function itself; the others are prototypes whose
+		// constructor is reached only through them.
+		holder := list.Get(fmt.Sprint(i)).ToObject(rt)
+		ctorVal := goja.Value(holder)
+		if i > 0 {
+			ctorVal = holder.Get("constructor")
+		}
+		ctor, ok := goja.AssertFunction(ctorVal)
+		if !ok {
+			return fail("internal error: no function constructor %d", i)
+		}
+		name := "Function"
+		if n, ok := exportString(ctorVal.ToObject(rt).Get("name")); ok && n != "" {
+			name = n
+		}
+		proto := ctorVal.ToObject(rt).Get("prototype")
+		wrapped := rt.ToValue(func(cc goja.ConstructorCall) *goja.Object {
+			check(name, cc.Arguments)
+			f, err := ctor(goja.Undefined(), cc.Arguments...)
+			if err != nil {
+				panic(err)
+			}
+			return f.ToObject(rt)
+		}).ToObject(rt)
+		_ = wrapped.DefineDataProperty("prototype", proto, goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_FALSE)
+		_ = wrapped.DefineDataProperty("name", rt.ToValue(name), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_TRUE)
+		if p, ok := proto.(*goja.Object); ok {
+			if err := p.DefineDataProperty("constructor", wrapped, goja.FLAG_TRUE, goja.FLAG_FALSE, goja.FLAG_TRUE); err != nil {
+				return err
+			}
+		}
+		if i == 0 {
+			if err := rt.Set("Function", wrapped); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -434,6 +715,9 @@ func (c *call) show(v goja.Value) string {
 	}
 	if o, ok := v.(*goja.Object); ok {
 		if _, fn := goja.AssertFunction(o); !fn {
+			if !shallow(o, MaxDepth, 100_000, 4*MaxLogBytes, 0) {
+				return "[" + typeOf(v) + " too large to show]"
+			}
 			if s, err := c.stringify(goja.Undefined(), v); err == nil && !goja.IsUndefined(s) {
 				return s.String()
 			}
@@ -518,6 +802,23 @@ var forbidden = map[string]bool{
 
 // output reads what the function returned.
 func (c *call) output(in JSEvent, v goja.Value) (Result, error) {
+	if o, ok := v.(*goja.Object); ok {
+		// An async function returns a Promise: its jobs have run when the
+		// call returned (there is no I/O to wait for), so what it settled
+		// with is the result. Read as an object, a Promise has no field:
+		// the event went out unchanged, even when the function threw or
+		// returned null.
+		if pr, ok := o.Export().(*goja.Promise); ok {
+			switch pr.State() {
+			case goja.PromiseStateFulfilled:
+				v = pr.Result()
+			case goja.PromiseStateRejected:
+				return Result{}, fail("%s (the async function's Promise was rejected)", truncateUTF8(c.safeString(pr.Result()), 512))
+			default:
+				return Result{}, fail("the function returned a Promise that is still pending (an async function can await nothing here)")
+			}
+		}
+	}
 	if v == nil || goja.IsUndefined(v) {
 		return Result{}, fail("the function returned undefined (return the event, or null to skip the delivery)")
 	}
@@ -641,8 +942,8 @@ func (c *call) body(b goja.Value) ([]byte, bool, error) {
 		if _, fn := goja.AssertFunction(o); fn {
 			return nil, false, fail("body is a function")
 		}
-		if !shallow(o, MaxDepth, 1_000_000) {
-			return nil, false, fail("body nests deeper than %d levels, or holds a cycle or too many objects", MaxDepth)
+		if !shallow(o, MaxDepth, 1_000_000, 2*MaxOutput, 0) {
+			return nil, false, fail("body nests deeper than %d levels, or holds a cycle, too many objects or more than %d bytes", MaxDepth, MaxOutput)
 		}
 	}
 	s, err := c.stringify(goja.Undefined(), b)
@@ -660,15 +961,20 @@ func (c *call) body(b goja.Value) ([]byte, bool, error) {
 }
 
 // shallow walks v iteratively (no Go recursion, which JSON.stringify
-// would do) and reports whether it nests at most max levels and holds at
-// most maxNodes objects (a cycle never passes).
-func shallow(v *goja.Object, max, maxNodes int) bool {
+// would do) and reports whether it nests at most max levels, holds at
+// most maxNodes objects (a cycle never passes) and, as JSON indented by
+// indent spaces a level, would take at most maxBytes: JSON.stringify
+// works through plain data in one Go call, out of the interrupt's and the
+// memory guard's reach, and an array of 4M references to one 16 MiB
+// string would be a result of 64 TiB.
+func shallow(v *goja.Object, max, maxNodes int, maxBytes int64, indent int) bool {
 	type node struct {
 		o *goja.Object
 		d int
 	}
 	st := []node{{v, 1}}
 	n := 0
+	size := int64(2)
 	for len(st) > 0 {
 		x := st[len(st)-1]
 		st = st[:len(st)-1]
@@ -679,8 +985,21 @@ func shallow(v *goja.Object, max, maxNodes int) bool {
 			return false
 		}
 		for _, k := range x.o.Keys() {
-			if o, ok := x.o.Get(k).(*goja.Object); ok {
-				st = append(st, node{o, x.d + 1})
+			size += int64(len(k) + 4 + indent*x.d)
+			switch e := x.o.Get(k).(type) {
+			case *goja.Object:
+				st = append(st, node{e, x.d + 1})
+				size += 2
+			case nil:
+			default:
+				if str, ok := e.Export().(string); ok {
+					size += int64(len(str)) + 2
+				} else {
+					size += 24
+				}
+			}
+			if size > maxBytes {
+				return false
 			}
 		}
 	}

@@ -25,6 +25,10 @@ func FuzzCompileRun(f *testing.F) {
 		{`function transform(e) {`, `{}`},
 		{`throw 1`, ``},
 		{`function transform(e) { return e }`, `[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]`},
+		{`function transform(e) { JSON.parse("[".repeat(4e6)); return e }`, `{}`},
+		{`function transform(e) { eval("(".repeat(4e6)); return e }`, `{}`},
+		{`function transform(e) { new Array(e.body.n).fill(0); return e }`, `{"n": 1e8}`},
+		{`function transform(e) { const a = []; a.length = e.body.n; return a.join("x") }`, `{"n": 1e9}`},
 		{`function transform(e) { return /(a+)+$/.test('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!') ? e : null }`, `{}`},
 	} {
 		f.Add(seed.src, seed.body)

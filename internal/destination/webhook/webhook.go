@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -250,7 +251,10 @@ func (d *Destination) newRequest(ctx context.Context, m *destination.Message) (*
 		}
 		if m.Path != nil {
 			u.Path, u.RawPath = *m.Path, ""
-			if pu, err := url.Parse(*m.Path); err == nil {
+			// Parsed after a host of its own, so that a path starting
+			// with "//" stays a path (alone it would parse as an
+			// authority, and its first segment would be dropped).
+			if pu, err := url.Parse("http://x" + *m.Path); err == nil && pu.Host == "x" {
 				u.Path, u.RawPath = pu.Path, pu.RawPath
 			}
 		}
@@ -268,11 +272,22 @@ func (d *Destination) newRequest(ctx context.Context, m *destination.Message) (*
 	for k, v := range d.s.headers {
 		h[k] = v
 	}
+	// A transformation's headers come after the configured ones, but
+	// before the destination's credentials: the auth configured (header,
+	// basic, and oauth2 below) is always the one sent.
+	for k, v := range m.Headers {
+		h.Set(k, headerSafe(v))
+	}
 	if a := d.s.auth; a != nil && a.value != "" {
 		h.Set(a.header, a.value)
 	}
-	for k, v := range m.Headers {
-		h.Set(k, headerSafe(v))
+	// hookd's lower-case protocol headers are set below exactly as named;
+	// a transformation's (or a configured) header of the same name in
+	// another case would otherwise be sent beside them, and read first.
+	for k := range h {
+		if strings.EqualFold(k, HeaderID) || strings.EqualFold(k, HeaderTimestamp) {
+			delete(h, k)
+		}
 	}
 	ct := ev.ContentType
 	if ct == "" {
