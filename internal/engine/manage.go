@@ -506,7 +506,9 @@ func (e *Engine) subscriptionPut(ctx context.Context, id string, body []byte) (S
 		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "a subscription is a JSON object")
 	}
 	delete(m, "...") // the providers' documented example carries this placeholder
-	var prevEnrich *config.Enrich // the replaced subscription's, whose secrets "[redacted]" keeps
+	// The replaced subscription's enrich section, whose secrets
+	// "[redacted]" keeps.
+	var prevEnrich *config.Enrich
 	if id == "" {
 		e.mu.Lock()
 		n := len(e.subs)
