@@ -55,6 +55,63 @@ func TestSignOutAfterAnotherTabSignedIn(t *testing.T) {
 	one.checkConsole()
 }
 
+// "Sign in again" ends the previous session on the server before the new
+// one replaces its cookie: replayed from Go, the old cookie gets 401 and
+// the new one 200. When the previous session cannot be ended, the sign-in
+// still happens and the console says so.
+func TestSignInAgainEndsThePreviousSession(t *testing.T) {
+	b := newBrowser(t)
+	s := startHookd(t)
+
+	tb := b.newTab("operator")
+	tb.open(s.Base, "#/events")
+	tb.signIn(adminToken)
+	first := cookie(tb, s.Base, "hookd_session")
+	if first == nil {
+		t.Fatal("after signing in the browser holds no hookd_session cookie")
+	}
+	tb.click("#auth-change")
+	tb.signIn(adminToken)
+	second := cookie(tb, s.Base, "hookd_session")
+	if second == nil || second.Value == first.Value {
+		t.Fatalf("after signing in again the session cookie is %v, want a new one", second)
+	}
+	if code := s.sessionStatus(t, first.Name, first.Value); code != http.StatusUnauthorized {
+		t.Errorf("the previous session's cookie replayed by a Go client answers %d after signing in again, want 401", code)
+	}
+	if code := s.sessionStatus(t, second.Name, second.Value); code != http.StatusOK {
+		t.Errorf("the new session's cookie replayed by a Go client answers %d, want 200", code)
+	}
+
+	// The end of the previous session fails (503): the sign-in goes on,
+	// and the console says the previous session stays valid.
+	eval[bool](tb, "fail the session's DELETE", `(() => {
+		const real = window.fetch;
+		window.fetch = (input, init) => {
+			if (String(input) === '/api/v1/session' && init && init.method === 'DELETE') {
+				return Promise.resolve(new Response(JSON.stringify({error: {code: 'unavailable', message: 'fake outage'}}),
+					{status: 503, headers: {'Content-Type': 'application/json'}}));
+			}
+			return real(input, init);
+		};
+		return true;
+	})()`)
+	tb.click("#auth-change")
+	tb.signIn(adminToken)
+	third := cookie(tb, s.Base, "hookd_session")
+	if third == nil || third.Value == second.Value {
+		t.Fatalf("after signing in again with the end refused the session cookie is %v, want a new one", third)
+	}
+	tb.waitVisible("#error-bar")
+	if msg := tb.text("#error-text"); !strings.Contains(msg, "previous session could not be ended (fake outage)") || !strings.Contains(msg, "stays valid") {
+		t.Errorf("the error bar says %q, want it to say the previous session could not be ended and stays valid", msg)
+	}
+	if code := s.sessionStatus(t, third.Name, third.Value); code != http.StatusOK {
+		t.Errorf("the newest session's cookie answers %d, want 200", code)
+	}
+	tb.checkConsole()
+}
+
 // A replay being followed whose job the server no longer knows (404, as
 // after a restart) says so instead of showing "running" for ever; a
 // failed poll before it (503) does not stop the following.
