@@ -2,6 +2,8 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -140,4 +142,82 @@ func errMessage(v map[string]any) string {
 	e, _ := v["error"].(map[string]any)
 	s, _ := e["message"].(string)
 	return s
+}
+
+// A subscription sent back as the API showed it, its enrich auth value
+// "[redacted]", keeps the stored credential (the console's subscription
+// form relies on it), only while enrich.url keeps its scheme and host; a
+// new subscription cannot hold "[redacted]".
+func TestReplaceKeepsEnrichSecrets(t *testing.T) {
+	const key = "enrich-key-0123456789"
+	var mu sync.Mutex
+	var bodies []string
+	var badKeys int
+	entity := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Api-Key") != key {
+			mu.Lock()
+			badKeys++
+			mu.Unlock()
+			w.WriteHeader(401)
+			return
+		}
+		fmt.Fprintf(w, `{"ref": %q}`, strings.TrimPrefix(r.URL.Path, "/claims/"))
+	}))
+	t.Cleanup(entity.Close)
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+	}))
+	t.Cleanup(sink.Close)
+	cfg, err := config.Parse([]byte(subscriptionConfig + fmt.Sprintf("destinations: [{name: svc, type: http, url: %q}]\n", sink.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Storage.Path = t.TempDir()
+	_, base := startApp(t, cfg, nil)
+
+	code, v := apiDo(t, "POST", base+"/api/v1/subscriptions", "tok", fmt.Sprintf(`{"destination": "svc", "events": ["order.*"],
+		"enrich": {"url": "%s/claims/{{body.ref}}", "into": "claim", "auth": {"type": "header", "header": "X-Api-Key", "value": %q}}}`, entity.URL, key))
+	if code != 201 {
+		t.Fatalf("POST subscription: %d %v", code, v)
+	}
+	id, _ := v["id"].(string)
+	code, shown := apiDo(t, "GET", base+"/api/v1/subscriptions/"+id, "tok", "")
+	if code != 200 || !strings.Contains(string(mustJSON(shown)), `"value":"[redacted]"`) || strings.Contains(string(mustJSON(shown)), key) {
+		t.Fatalf("GET: %d %v", code, shown)
+	}
+	body := map[string]any{"source": shown["source"], "destination": shown["destination"], "events": []string{"claim.*"},
+		"active": shown["active"], "skip_stale": shown["skip_stale"], "enrich": shown["enrich"]}
+	if code, v = apiDo(t, "PUT", base+"/api/v1/subscriptions/"+id, "tok", string(mustJSON(body))); code != 200 {
+		t.Fatalf("PUT as shown: %d %v", code, v)
+	}
+	postEvent(t, base, "claims", `{"id": "e1", "type": "claim.updated", "ref": "C-1"}`)
+	waitFor(t, 10*time.Second, "the event, enriched", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(bodies) == 1
+	})
+	mu.Lock()
+	got, bad := bodies[0], badKeys
+	mu.Unlock()
+	if !strings.Contains(got, `"claim":{"ref": "C-1"}`) || bad != 0 {
+		t.Fatalf("sink got %s (the entity API refused the key %d times), want the claim fetched with the stored key", got, bad)
+	}
+
+	// The kept key does not follow the enrichment to another host.
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(elsewhere.Close)
+	body["enrich"].(map[string]any)["url"] = elsewhere.URL + "/claims/{{body.ref}}"
+	code, v = apiDo(t, "PUT", base+"/api/v1/subscriptions/"+id, "tok", string(mustJSON(body)))
+	if msg := errMessage(v); code != 400 || !strings.Contains(msg, "invalid subscription: enrich.auth.value: [redacted] keeps the stored credential only while requests go where they went, and enrich.url changed") {
+		t.Fatalf("PUT to another host keeping the key: %d %q", code, msg)
+	}
+
+	// A new subscription has nothing stored.
+	code, v = apiDo(t, "POST", base+"/api/v1/subscriptions", "tok", string(mustJSON(body)))
+	if msg := errMessage(v); code != 400 || !strings.Contains(msg, "invalid subscription: enrich.auth.value: [redacted] stands for a stored secret") {
+		t.Fatalf("POST a subscription with a [redacted] key: %d %q", code, msg)
+	}
 }

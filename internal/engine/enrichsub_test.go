@@ -1,10 +1,12 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -136,5 +138,52 @@ subscriptions:
 	}
 	if ent.hits.Load() != 1 {
 		t.Fatalf("entity requests = %d, want 1", ent.hits.Load())
+	}
+}
+
+// A subscription sent back as the API shows it, its enrich auth value
+// "[redacted]", keeps the stored credential: the entity API still gets it.
+// Moved to another host, the kept credential is refused, naming the key.
+func TestSubscriptionPutKeepsEnrichSecret(t *testing.T) {
+	s := newSink(t, nil)
+	ent := newEntity(t)
+	r := newRig(t, t.TempDir(), engine.RealClock{}, fmt.Sprintf(`
+destinations:
+  - {name: svc, type: http, url: %s, retry: {policy: exponential, base: 10ms, cap: 20ms, jitter: 0}}
+`, s.srv.URL), engine.Options{EnrichAuth: enrichAuth})
+	ctx := context.Background()
+	sub, err := r.eng.SubscriptionPut(ctx, "", []byte(fmt.Sprintf(`{"destination": "svc", "events": ["order.*"],
+		"enrich": {"url": "%s/claims/{{body.ref}}", "into": "claim", "auth": {"type": "header", "header": "X-Api-Key", "value": "k1"}}}`, ent.srv.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown, err := r.eng.Subscription(sub.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := map[string]any{"source": shown.Source, "destination": shown.Destination, "events": []string{"claim.*"},
+		"active": shown.Active, "skip_stale": shown.SkipStale, "enrich": shown.Enrich}
+	b, _ := json.Marshal(body)
+	if !bytes.Contains(b, []byte(`"value":"[redacted]"`)) {
+		t.Fatalf("the subscription shown: %s", b)
+	}
+	if _, err := r.eng.SubscriptionPut(ctx, sub.ID, b); err != nil {
+		t.Fatalf("PUT as shown: %v", err)
+	}
+	ev := r.publish(&hookd.Event{Type: "claim.updated", Body: []byte(`{"ref": "C-9"}`)})[0]
+	eventually(t, 10*time.Second, "delivered", func() bool { return statusOf(t, r, ev, "svc") == store.StatusSucceeded })
+	if claim, _ := bodyOf(t, s, ev.ID)["claim"].(map[string]any); claim["ref"] != "C-9" || ent.badKey.Load() != 0 {
+		t.Fatalf("sink got %v (entity refused the key %d times), want the claim fetched with the stored key", bodyOf(t, s, ev.ID), ent.badKey.Load())
+	}
+
+	other := newEntity(t)
+	body["enrich"].(map[string]any)["url"] = other.srv.URL + "/claims/{{body.ref}}"
+	b, _ = json.Marshal(body)
+	_, err = r.eng.SubscriptionPut(ctx, sub.ID, b)
+	if want := "invalid subscription: enrich.auth.value: [redacted] keeps the stored credential only while requests go where they went, and enrich.url changed"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("PUT to another host keeping the key: %v, want %q", err, want)
+	}
+	if other.hits.Load() != 0 {
+		t.Fatalf("the other host got %d requests", other.hits.Load())
 	}
 }

@@ -1,12 +1,14 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 
+	"hookd/internal/config"
 	"hookd/internal/secret"
 )
 
@@ -27,6 +29,42 @@ func restoreRedacted(next map[string]any, old map[string]any) error {
 		o = old
 	}
 	return restoreIn(next, o, "")
+}
+
+// restoreRedactedAt is restoreRedacted for a section of a definition,
+// naming keys under at ("enrich.auth.value").
+func restoreRedactedAt(at string, next, old map[string]any) error {
+	var o any
+	if old != nil {
+		o = old
+	}
+	return restoreIn(next, o, at)
+}
+
+// keepEnrichSecrets lets a subscription (next, its JSON object) be sent
+// back as the API showed it: its enrich section's secrets sent as
+// "[redacted]" keep those of the stored enrich section (prev; nil for a
+// new subscription or one without enrichment), with the rules of a
+// destination's (keptCredentialsStay, restoreRedacted): kept only while
+// enrich.url and enrich.auth.token_url keep their scheme and host.
+func keepEnrichSecrets(next map[string]any, prev *config.Enrich) error {
+	en, ok := next["enrich"].(map[string]any)
+	if !ok {
+		return nil // none, or not an object: the parse names it
+	}
+	var old map[string]any
+	if prev != nil {
+		// A copy by JSON: what is restored must not share maps with
+		// the running definition.
+		b, err := json.Marshal(map[string]any{"url": prev.URL, "auth": prev.Auth})
+		if err != nil || json.Unmarshal(b, &old) != nil {
+			return fmt.Errorf("enrich: the stored section cannot be read back: give its secrets again")
+		}
+	}
+	if err := keptCredentialsStayAt("enrich", en, old); err != nil {
+		return err
+	}
+	return restoreRedactedAt("enrich", en, old)
 }
 
 func restoreIn(next, old any, path string) error {
@@ -140,13 +178,25 @@ func sensitiveParam(name string) bool {
 // The error names the kept key, so the secret is given again. old nil (a
 // new destination) has nothing to keep.
 func keptCredentialsStay(next, old map[string]any) error {
+	return keptCredentialsStayAt("", next, old)
+}
+
+// keptCredentialsStayAt is keptCredentialsStay for a section of a
+// definition (a subscription's enrich: its url and auth.token_url),
+// naming keys under at ("enrich.auth.value"); at "" is the whole
+// definition.
+func keptCredentialsStayAt(at string, next, old map[string]any) error {
 	if old == nil {
 		return nil
+	}
+	pre := ""
+	if at != "" {
+		pre = at + "."
 	}
 	var kept []string
 	for k, v := range next {
 		if k != "sign" { // signing secrets never leave hookd
-			kept = append(kept, redactedPaths(v, k)...)
+			kept = append(kept, redactedPaths(v, pre+k)...)
 		}
 	}
 	if len(kept) == 0 {
@@ -165,7 +215,7 @@ func keptCredentialsStay(next, old map[string]any) error {
 	} {
 		if w, n := target(c.was), target(c.now); w != n {
 			return fmt.Errorf("%s: %s keeps the stored credential only while requests go where they went, and %s changed from %s to %s: give the value again",
-				kept[0], secret.Redacted, c.key, orNone(w), orNone(n))
+				kept[0], secret.Redacted, pre+c.key, orNone(w), orNone(n))
 		}
 	}
 	return nil

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"hookd/internal/config"
 )
 
 func TestRestoreRedacted(t *testing.T) {
@@ -109,5 +111,57 @@ func TestRedactedURLQuery(t *testing.T) {
 		if err := restoreRedacted(next, map[string]any{"url": c.in}); err != nil || next["url"] != c.in {
 			t.Errorf("%q sent back as shown: %v (%v), want the stored URL", c.in, next["url"], err)
 		}
+	}
+}
+
+// A subscription's enrich section keeps its stored auth secrets sent back
+// as "[redacted]" by the rules of a destination's: only while enrich.url
+// and enrich.auth.token_url keep their scheme and host.
+func TestKeepEnrichSecrets(t *testing.T) {
+	obj := func(s string) map[string]any {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(s), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	prev := &config.Enrich{URL: "https://api.example/claims/{{body.ref}}", Into: "claim",
+		Auth: map[string]any{"type": "oauth2", "token_url": "https://idp.example/token", "client_id": "c", "client_secret": "cs-0123"}}
+	for _, c := range []struct {
+		name, next, want, err string
+		prev                  *config.Enrich
+	}{
+		{"as shown", `{"destination": "d", "enrich": {"url": "https://api.example/claims/{{body.ref}}", "into": "claim",
+			"auth": {"type": "oauth2", "token_url": "https://idp.example/token", "client_id": "c", "client_secret": "[redacted]"}}}`,
+			`"client_secret":"cs-0123"`, "", prev},
+		{"another path", `{"enrich": {"url": "HTTPS://API.example/v2/{{id}}", "auth": {"token_url": "https://idp.example/t2", "client_secret": "[redacted]"}}}`,
+			`"client_secret":"cs-0123"`, "", prev},
+		{"another host, secret given", `{"enrich": {"url": "https://b.example/{{id}}", "auth": {"token_url": "https://idp.example/token", "client_secret": "new"}}}`,
+			`"client_secret":"new"`, "", prev},
+		{"another host", `{"enrich": {"url": "https://b.example/{{id}}", "auth": {"token_url": "https://idp.example/token", "client_secret": "[redacted]"}}}`,
+			"", `enrich.auth.client_secret: [redacted] keeps the stored credential only while requests go where they went, and enrich.url changed from "https://api.example" to "https://b.example"`, prev},
+		{"another token url", `{"enrich": {"url": "https://api.example/{{id}}", "auth": {"token_url": "http://idp.example/token", "client_secret": "[redacted]"}}}`,
+			"", "enrich.auth.token_url changed", prev},
+		{"a key the stored auth lacks", `{"enrich": {"url": "https://api.example/{{id}}", "auth": {"type": "basic", "token_url": "https://idp.example/token", "username": "u", "password": "[redacted]"}}}`,
+			"", "enrich.auth.password: [redacted] stands for a stored secret and none is stored here", prev},
+		{"a new subscription", `{"enrich": {"url": "https://api.example/{{id}}", "auth": {"type": "header", "header": "X-Api-Key", "value": "[redacted]"}}}`,
+			"", "enrich.auth.value: [redacted] stands for a stored secret", nil},
+		{"no enrich", `{"destination": "d", "filter": {"path": "x", "op": "eq", "value": "[redacted]"}}`, `"value":"[redacted]"`, "", prev},
+	} {
+		next := obj(c.next)
+		err := keepEnrichSecrets(next, c.prev)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s: error %v, want %q", c.name, err, c.err)
+			}
+			continue
+		}
+		got, _ := json.Marshal(next)
+		if err != nil || !strings.Contains(string(got), c.want) {
+			t.Errorf("%s: got %s (%v), want it to hold %s", c.name, got, err, c.want)
+		}
+	}
+	if prev.Auth["client_secret"] != "cs-0123" {
+		t.Errorf("the running definition changed: %v", prev.Auth)
 	}
 }

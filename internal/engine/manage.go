@@ -506,6 +506,9 @@ func (e *Engine) subscriptionPut(ctx context.Context, id string, body []byte) (S
 		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "a subscription is a JSON object")
 	}
 	delete(m, "...") // the providers' documented example carries this placeholder
+	// The replaced subscription's enrich section, whose secrets
+	// "[redacted]" keeps.
+	var prevEnrich *config.Enrich
 	if id == "" {
 		e.mu.Lock()
 		n := len(e.subs)
@@ -524,6 +527,7 @@ func (e *Engine) subscriptionPut(ctx context.Context, id string, body []byte) (S
 		if s.origin == OriginConfig {
 			return SubscriptionView{}, hookd.Errorf(hookd.EConflict, "subscription %q is defined in the configuration file; change it there", id)
 		}
+		prevEnrich = s.def.Enrich
 	}
 	var destSpec []byte
 	if _, hasDest := m["destination"]; !hasDest {
@@ -552,6 +556,11 @@ func (e *Engine) subscriptionPut(ctx context.Context, id string, body []byte) (S
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
 		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "unknown subscription keys: %s (a subscription has source, destination, events, filter, filter_expr, enrich, skip_stale, active, transform; or url and the keys of an http destination)", strings.Join(unknown, ", "))
+	}
+	// Enrich secrets sent back redacted keep their stored values (a new
+	// subscription has none: "[redacted]" is refused there).
+	if err := keepEnrichSecrets(m, prevEnrich); err != nil {
+		return SubscriptionView{}, hookd.Errorf(hookd.EInvalid, "invalid subscription: %v", err)
 	}
 	spec, _ := json.Marshal(m)
 	def, err := parseSubscriptionSpec(spec)

@@ -2,8 +2,12 @@ package browsertest
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -49,6 +53,63 @@ func TestSignOutAfterAnotherTabSignedIn(t *testing.T) {
 		t.Errorf("GET /api/v1/session from tab 1 after its sign-out: %d, want 401", inBrowser)
 	}
 	one.checkConsole()
+}
+
+// "Sign in again" ends the previous session on the server before the new
+// one replaces its cookie: replayed from Go, the old cookie gets 401 and
+// the new one 200. When the previous session cannot be ended, the sign-in
+// still happens and the console says so.
+func TestSignInAgainEndsThePreviousSession(t *testing.T) {
+	b := newBrowser(t)
+	s := startHookd(t)
+
+	tb := b.newTab("operator")
+	tb.open(s.Base, "#/events")
+	tb.signIn(adminToken)
+	first := cookie(tb, s.Base, "hookd_session")
+	if first == nil {
+		t.Fatal("after signing in the browser holds no hookd_session cookie")
+	}
+	tb.click("#auth-change")
+	tb.signIn(adminToken)
+	second := cookie(tb, s.Base, "hookd_session")
+	if second == nil || second.Value == first.Value {
+		t.Fatalf("after signing in again the session cookie is %v, want a new one", second)
+	}
+	if code := s.sessionStatus(t, first.Name, first.Value); code != http.StatusUnauthorized {
+		t.Errorf("the previous session's cookie replayed by a Go client answers %d after signing in again, want 401", code)
+	}
+	if code := s.sessionStatus(t, second.Name, second.Value); code != http.StatusOK {
+		t.Errorf("the new session's cookie replayed by a Go client answers %d, want 200", code)
+	}
+
+	// The end of the previous session fails (503): the sign-in goes on,
+	// and the console says the previous session stays valid.
+	eval[bool](tb, "fail the session's DELETE", `(() => {
+		const real = window.fetch;
+		window.fetch = (input, init) => {
+			if (String(input) === '/api/v1/session' && init && init.method === 'DELETE') {
+				return Promise.resolve(new Response(JSON.stringify({error: {code: 'unavailable', message: 'fake outage'}}),
+					{status: 503, headers: {'Content-Type': 'application/json'}}));
+			}
+			return real(input, init);
+		};
+		return true;
+	})()`)
+	tb.click("#auth-change")
+	tb.signIn(adminToken)
+	third := cookie(tb, s.Base, "hookd_session")
+	if third == nil || third.Value == second.Value {
+		t.Fatalf("after signing in again with the end refused the session cookie is %v, want a new one", third)
+	}
+	tb.waitVisible("#error-bar")
+	if msg := tb.text("#error-text"); !strings.Contains(msg, "previous session could not be ended (fake outage)") || !strings.Contains(msg, "stays valid") {
+		t.Errorf("the error bar says %q, want it to say the previous session could not be ended and stays valid", msg)
+	}
+	if code := s.sessionStatus(t, third.Name, third.Value); code != http.StatusOK {
+		t.Errorf("the newest session's cookie answers %d, want 200", code)
+	}
+	tb.checkConsole()
 }
 
 // A replay being followed whose job the server no longer knows (404, as
@@ -192,18 +253,40 @@ func TestDeleteConfirmationFromTheKeyboard(t *testing.T) {
 
 // Saving a subscription with the form keeps its filter expression and
 // enrichment: a PUT replaces the whole subscription, and the form used to
-// send only the keys it had fields for.
+// send only the keys it had fields for. The enrichment's secret, shown
+// [redacted], is sent back so and the stored one is kept (the entity API
+// still gets it); moved to another host with [redacted] left in, the
+// API's refusal is shown at the enrichment field.
 func TestSubscriptionFormKeepsExpressionAndEnrichment(t *testing.T) {
 	b := newBrowser(t)
 	s := startHookd(t)
 	orders := newRecorder(t)
+	const enrichKey = "enrich-key-0123456789"
+	var (
+		mu      sync.Mutex
+		gotKeys []string
+	)
+	entity := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		gotKeys = append(gotKeys, r.Header.Get("X-Api-Key"))
+		mu.Unlock()
+		if r.Header.Get("X-Api-Key") != enrichKey {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"ref": %q}`, strings.TrimPrefix(r.URL.Path, "/claims/"))
+	}))
+	t.Cleanup(entity.Close)
+	enrichURL := entity.URL + "/claims/{{body.ref}}"
 	spec, _ := json.Marshal(map[string]any{"name": "orders", "type": "http", "url": orders.srv.URL + "/orders"})
 	if code, body := s.call(t, http.MethodPost, "/api/v1/destinations", string(spec)); code != http.StatusCreated {
 		t.Fatalf("POST /api/v1/destinations: %d %s", code, body)
 	}
 	const expr = `type == "order.created" && body.amount > 500`
 	subSpec, _ := json.Marshal(map[string]any{"source": "shop", "destination": "orders", "filter_expr": expr,
-		"enrich": map[string]any{"url": "https://enrich.example/claims/{{body.ref}}", "into": "c"}})
+		"enrich": map[string]any{"url": enrichURL, "into": "c",
+			"auth": map[string]any{"type": "header", "header": "X-Api-Key", "value": enrichKey}}})
 	code, body := s.call(t, http.MethodPost, "/api/v1/subscriptions", string(subSpec))
 	var sub struct {
 		ID         string         `json:"id"`
@@ -218,6 +301,12 @@ func TestSubscriptionFormKeepsExpressionAndEnrichment(t *testing.T) {
 	tb := b.newTab("operator")
 	tb.open(s.Base, "#/subscriptions/"+sub.ID+"/edit")
 	tb.signIn(adminToken)
+	const enrichField = `#subscription-form textarea[name="enrich"]`
+	tb.waitVisible(enrichField)
+	shown := eval[string](tb, "read the enrichment field", `document.querySelector(`+jsString(enrichField)+`).value`)
+	if strings.Contains(shown, enrichKey) || !strings.Contains(shown, `"value": "[redacted]"`) {
+		t.Fatalf("the enrichment field shows %s, want the key [redacted]", shown)
+	}
 	tb.click(`#subscription-form input[name="active"]`)
 	tb.click(`#subscription-form button[type="submit"]`)
 	tb.waitHash("#/destinations")
@@ -234,8 +323,42 @@ func TestSubscriptionFormKeepsExpressionAndEnrichment(t *testing.T) {
 	if sub.FilterExpr != expr {
 		t.Errorf("after the save filter_expr is %q, want %q kept", sub.FilterExpr, expr)
 	}
-	if sub.Enrich == nil || sub.Enrich["url"] != "https://enrich.example/claims/{{body.ref}}" {
+	if auth, _ := sub.Enrich["auth"].(map[string]any); sub.Enrich == nil || sub.Enrich["url"] != enrichURL || auth["value"] != "[redacted]" {
 		t.Errorf("after the save enrich is %v, want it kept", sub.Enrich)
+	}
+
+	// Moved to another host with the key left [redacted]: refused, at the
+	// enrichment field.
+	tb.goHash("#/subscriptions/" + sub.ID + "/edit")
+	tb.waitVisible(enrichField)
+	tb.click(`#subscription-form input[name="active"]`)
+	moved := strings.Replace(shown, entity.URL, "http://127.0.0.2:9", 1)
+	moved = strings.Join(strings.Fields(moved), " ") // one line to type
+	tb.fill(enrichField, moved)
+	tb.expect("the API refuses the kept enrich key for another host", func(p problem) bool {
+		return p.source == "network" && strings.Contains(p.url, "/api/v1/subscriptions/") && strings.Contains(p.text, "status of 400")
+	})
+	tb.click(`#subscription-form button[type="submit"]`)
+	tb.waitVisible(`[data-error-for="enrich"]`)
+	if msg := tb.text(`[data-error-for="enrich"]`); !strings.Contains(msg, "enrich.auth.value: [redacted] keeps the stored credential only while requests go where they went") {
+		t.Errorf("the enrichment's error says %q, want it to name enrich.auth.value and why", msg)
+	}
+	// Back as shown: saved, active again, and the stored key is used.
+	tb.fill(enrichField, strings.Join(strings.Fields(shown), " "))
+	tb.click(`#subscription-form button[type="submit"]`)
+	tb.waitHash("#/destinations")
+	tb.waitText("#flash", "saved")
+	id := s.ingest(t, `{"id":"big-1","type":"order.created","amount":900,"ref":"C-1"}`)
+	s.waitDelivery(t, id, "orders", "succeeded")
+	got := orders.waitLen(t, 1)
+	if !strings.Contains(got[0].Body, `"c":{"ref": "C-1"}`) {
+		t.Errorf("orders got %s, want the event with its claim under c", got[0].Body)
+	}
+	mu.Lock()
+	keys := slices.Clone(gotKeys)
+	mu.Unlock()
+	if len(keys) != 1 || keys[0] != enrichKey {
+		t.Errorf("the entity API got the keys %q, want the stored key once", keys)
 	}
 	tb.checkConsole()
 }

@@ -76,16 +76,53 @@ export async function sessionAnswer(res) {
   return { message: apiErr && apiErr.message ? String(apiErr.message) : 'HTTP ' + res.status };
 }
 
-// signIn exchanges an admin token for a session cookie.
+// signIn exchanges an admin token for a session cookie. It resolves to
+// { refused, kept }: refused says why the sign-in failed ('' when it
+// worked); kept, when signing in again, why the previous session could not
+// be ended ('' when it was, or there was none). Signing in again ends the
+// previous session first: the new cookie replaces it in the browser, and
+// left alone it would stay valid on the server until it expires. A failure
+// to end it does not stop the sign-in; it is said.
 export async function signIn(token) {
+  const again = signedIn();
+  let kept = '';
+  if (again) {
+    kept = await endSession();
+    if (!kept) setSession('');
+  }
+  const note = !again ? '' : kept ? ' The previous session could not be ended (' + kept + ') and stays signed in.'
+    : ' The previous session was ended.';
   let res;
   try { res = await sessionCall('POST', { token }); } catch (e) {
-    return 'Network error signing in: ' + (e && e.message ? e.message : e);
+    return { refused: 'Network error signing in: ' + (e && e.message ? e.message : e) + '.' + note, kept };
   }
   const a = await sessionAnswer(res);
-  if (!a.token) return 'Sign-in refused: ' + a.message;
+  if (!a.token) return { refused: 'Sign-in refused: ' + a.message + '.' + note, kept };
   setSession(a.token);
-  return '';
+  return { refused: '', kept };
+}
+
+// endSession ends the browser's session on the server. It resolves to ''
+// once the server ended it (or no longer knows it: 401), else to why not.
+// A 403 means the browser's session is another one than this tab knows
+// (another tab signed in again): its CSRF token is read and the end tried
+// once more.
+async function endSession() {
+  let res;
+  try {
+    res = await sessionCall('DELETE');
+    if (res.status === 403) {
+      const a = await sessionAnswer(await sessionCall('GET'));
+      if (a.token) {
+        csrf = a.token;
+        res = await sessionCall('DELETE');
+      }
+    }
+  } catch (e) {
+    return 'network error: ' + (e && e.message ? e.message : e);
+  }
+  if (res.ok || res.status === 401) return '';
+  return (await sessionAnswer(res)).message;
 }
 
 // resumeSession picks up a session this browser already has (another
@@ -98,30 +135,13 @@ export async function resumeSession() {
   } catch (e) { setSession(''); }
 }
 
-// signOut ends the session on the server, for every tab. It resolves to
-// '' once the server ended it, else to a message saying the session may
-// still be active (this tab then stays signed in, so sign-out can be
-// tried again). A 403 means the browser's session is another one than
-// this tab knows (another tab signed in again): its CSRF token is read
-// and the sign-out tried once more.
+// signOut ends the session on the server, for every tab (endSession). It
+// resolves to '' once the server ended it, else to a message saying the
+// session may still be active (this tab then stays signed in, so sign-out
+// can be tried again).
 export async function signOut() {
-  let res;
-  try {
-    res = await sessionCall('DELETE');
-    if (res.status === 403) {
-      const a = await sessionAnswer(await sessionCall('GET'));
-      if (a.token) {
-        csrf = a.token;
-        res = await sessionCall('DELETE');
-      }
-    }
-  } catch (e) {
-    return 'Sign-out failed: network error (' + (e && e.message ? e.message : e) + '). The session may still be active: try again.';
-  }
-  if (!res.ok) {
-    const a = await sessionAnswer(res);
-    return 'Sign-out failed: ' + a.message + '. The session may still be active: try again.';
-  }
+  const failed = await endSession();
+  if (failed) return 'Sign-out failed: ' + failed + '. The session may still be active: try again.';
   setSession('');
   return '';
 }

@@ -71,7 +71,7 @@ function init() {
       showAuth('The token is empty.', true);
       return;
     }
-    const refused = await signIn(t);
+    const { refused, kept } = await signIn(t);
     if (refused) {
       showAuth(refused, true);
       return;
@@ -79,6 +79,8 @@ function init() {
     hideAuth();
     clearError();
     route();
+    // Signed in, but the session before could not be ended: say so.
+    if (kept) showError(new Error('Signed in. The previous session could not be ended (' + kept + '): it stays valid on the server until it expires.'));
   });
   $('auth-cancel').addEventListener('click', hideAuth);
   $('auth-change').addEventListener('click', () => showAuth('', false));

@@ -102,7 +102,8 @@ function subscriptionForm(ctx, s, srcs, dests) {
     field('filter_expr', 'Filter expression', filterExpr, 'Optional: a CEL expression giving true for the events to route ' +
       '(docs/FILTERS_AND_ENRICHMENT.md).'),
     field('enrich', 'Enrichment (JSON)', enrich, 'Optional: data fetched and added to the event (docs/FILTERS_AND_ENRICHMENT.md). ' +
-      'Secrets show as [redacted]; a save replaces the whole subscription, so type them again in their place.'),
+      'Secrets show as [redacted]; left so, the stored ones are kept while the url and auth.token_url keep their scheme and host ' +
+      '(moved elsewhere, type them again).'),
     h('div', { class: 'actions' }, submit, h('a', { class: 'button', href: '#/destinations' }, 'Cancel'), h('span', { class: 'spacer' }), del),
     confirmBox);
 
@@ -128,10 +129,10 @@ function subscriptionForm(ctx, s, srcs, dests) {
     const fe = filterExpr.value.trim();
     if (fe) body.filter_expr = fe;
     const et = enrich.value.trim();
-    if (et.includes('[redacted]')) {
-      setError(form, 'enrich', 'holds [redacted]: a save replaces the whole subscription, so type the secret itself in its place');
-      bad = true;
-    } else if (et.length > MAX_FILTER) {
+    // Secrets shown as [redacted] go back as they are: the API keeps the
+    // stored ones while enrich.url and auth.token_url keep their scheme and
+    // host, and otherwise refuses naming the key (shown at this field).
+    if (et.length > MAX_FILTER) {
       setError(form, 'enrich', 'over ' + MAX_FILTER + ' characters'); bad = true;
     } else if (et) {
       let v;
