@@ -187,7 +187,9 @@ func (e *Engine) parseStoredSubscription(r *store.SubscriptionRecord) (config.Su
 // enrichView is an enrich section as the API shows it: auth secrets
 // redacted, durations as strings.
 func enrichView(s *config.Enrich) map[string]any {
-	v := map[string]any{"url": s.URL, "into": s.Into}
+	// The URL as a destination's is shown: credential-named query values
+	// (?key=, ?token=) as xxxxx; sent back so, the stored one is kept.
+	v := map[string]any{"url": redactedURL(s.URL), "into": s.Into}
 	if s.Cache > 0 {
 		v["cache"] = s.Cache.D().String()
 	}

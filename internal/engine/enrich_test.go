@@ -114,12 +114,14 @@ type entity struct {
 	hits   atomic.Int64
 	fail   atomic.Int64
 	badKey atomic.Int64
+	query  atomic.Value // the last request's raw query
 }
 
 func newEntity(t *testing.T) *entity {
 	e := &entity{}
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.hits.Add(1)
+		e.query.Store(r.URL.RawQuery)
 		if r.Header.Get("X-Api-Key") != "k1" {
 			e.badKey.Add(1)
 			w.WriteHeader(401)

@@ -153,7 +153,7 @@ destinations:
 `, s.srv.URL), engine.Options{EnrichAuth: enrichAuth})
 	ctx := context.Background()
 	sub, err := r.eng.SubscriptionPut(ctx, "", []byte(fmt.Sprintf(`{"destination": "svc", "events": ["order.*"],
-		"enrich": {"url": "%s/claims/{{body.ref}}", "into": "claim", "auth": {"type": "header", "header": "X-Api-Key", "value": "k1"}}}`, ent.srv.URL)))
+		"enrich": {"url": "%s/claims/{{body.ref}}?token=q-secret", "into": "claim", "auth": {"type": "header", "header": "X-Api-Key", "value": "k1"}}}`, ent.srv.URL)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,8 +164,8 @@ destinations:
 	body := map[string]any{"source": shown.Source, "destination": shown.Destination, "events": []string{"claim.*"},
 		"active": shown.Active, "skip_stale": shown.SkipStale, "enrich": shown.Enrich}
 	b, _ := json.Marshal(body)
-	if !bytes.Contains(b, []byte(`"value":"[redacted]"`)) {
-		t.Fatalf("the subscription shown: %s", b)
+	if !bytes.Contains(b, []byte(`"value":"[redacted]"`)) || bytes.Contains(b, []byte("q-secret")) || !bytes.Contains(b, []byte(`{{body.ref}}?token=xxxxx`)) {
+		t.Fatalf("the subscription shown: %s (want its key and its URL's token redacted, the template as written)", b)
 	}
 	if _, err := r.eng.SubscriptionPut(ctx, sub.ID, b); err != nil {
 		t.Fatalf("PUT as shown: %v", err)
@@ -174,6 +174,9 @@ destinations:
 	eventually(t, 10*time.Second, "delivered", func() bool { return statusOf(t, r, ev, "svc") == store.StatusSucceeded })
 	if claim, _ := bodyOf(t, s, ev.ID)["claim"].(map[string]any); claim["ref"] != "C-9" || ent.badKey.Load() != 0 {
 		t.Fatalf("sink got %v (entity refused the key %d times), want the claim fetched with the stored key", bodyOf(t, s, ev.ID), ent.badKey.Load())
+	}
+	if q, _ := ent.query.Load().(string); q != "token=q-secret" {
+		t.Fatalf("the entity API got the query %q, want the stored URL's token=q-secret", q)
 	}
 
 	other := newEntity(t)

@@ -140,6 +140,7 @@ func redactedURL(s string) string {
 			changed = true
 		}
 	}
+	query := false
 	if u.RawQuery != "" {
 		parts := strings.Split(u.RawQuery, "&")
 		for i, p := range parts {
@@ -149,15 +150,26 @@ func redactedURL(s string) string {
 			}
 			if n, err := url.QueryUnescape(name); err == nil && sensitiveParam(n) {
 				parts[i] = name + "=xxxxx"
-				changed = true
+				query = true
 			}
 		}
 		u.RawQuery = strings.Join(parts, "&")
 	}
-	if !changed {
-		return s
+	switch {
+	case changed:
+		return u.String()
+	case query:
+		// Only the query changes: the rest is kept as written, so a
+		// template's {{placeholders}} in the path stay readable.
+		prefix, rest, _ := strings.Cut(s, "?")
+		_, frag, hasFrag := strings.Cut(rest, "#")
+		out := prefix + "?" + u.RawQuery
+		if hasFrag {
+			out += "#" + frag
+		}
+		return out
 	}
-	return u.String()
+	return s
 }
 
 // sensitiveParam reports whether a URL query parameter's value is likely

@@ -99,6 +99,9 @@ func TestRedactedURLQuery(t *testing.T) {
 		{"amqp://hookd:pw@rabbit:5672/vh", "amqp://hookd:xxxxx@rabbit:5672/vh"},
 		{"https://plain.example/in?x=1&id=2", "https://plain.example/in?x=1&id=2"},
 		{"not a url %zz", "not a url %zz"},
+		// An enrich template: the path's placeholders stay as written.
+		{"https://api.example/claims/{{body.ref}}?token=t-1&v={{type}}", "https://api.example/claims/{{body.ref}}?token=xxxxx&v={{type}}"},
+		{"https://api.example/c?key=k#frag", "https://api.example/c?key=xxxxx#frag"},
 	} {
 		if got := redactedURL(c.in); got != c.want {
 			t.Errorf("redactedURL(%q) = %q, want %q", c.in, got, c.want)
