@@ -222,3 +222,44 @@ type EventCounter interface {
 	// that start before before and returns how many rows it deleted.
 	EventCountPrune(ctx context.Context, before time.Time) (int64, error)
 }
+
+// Rows is what ScanMinutes reads: *sql.Rows and pgx.Rows both are.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// ScanMinutes reads the rows of a count listing, each (key, minute as a
+// unix second, counts…), into values made by fields, which returns a new
+// value, where its key goes, where its counts go and where its minute
+// goes. Both drivers list their event and attempt minutes with it.
+func ScanMinutes[T any](rows Rows, fields func() (v *T, key any, counts []any, minute *time.Time)) ([]*T, error) {
+	var out []*T
+	for rows.Next() {
+		v, key, counts, minute := fields()
+		var sec int64
+		if err := rows.Scan(append([]any{key, &sec}, counts...)...); err != nil {
+			return nil, err
+		}
+		*minute = time.Unix(sec, 0).UTC()
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// AttemptMinuteFields is ScanMinutes's fields for attempt minutes.
+func AttemptMinuteFields() (*AttemptMinute, any, []any, *time.Time) {
+	m := new(AttemptMinute)
+	counts := []any{&m.Attempts, &m.Succeeded, &m.Retried, &m.Failed}
+	for i := range m.Latency {
+		counts = append(counts, &m.Latency[i])
+	}
+	return m, &m.Destination, counts, &m.Minute
+}
+
+// EventMinuteFields is ScanMinutes's fields for event minutes.
+func EventMinuteFields() (*EventMinute, any, []any, *time.Time) {
+	m := new(EventMinute)
+	return m, &m.Source, []any{&m.Events}, &m.Minute
+}

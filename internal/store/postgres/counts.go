@@ -111,22 +111,8 @@ func (s *Store) AttemptCountList(ctx context.Context, p *store.AttemptCountListP
 			return err
 		}
 		defer rows.Close()
-		for rows.Next() {
-			var (
-				m   store.AttemptMinute
-				sec int64
-			)
-			dst := []any{&m.Destination, &sec, &m.Attempts, &m.Succeeded, &m.Retried, &m.Failed}
-			for i := range m.Latency {
-				dst = append(dst, &m.Latency[i])
-			}
-			if err := rows.Scan(dst...); err != nil {
-				return err
-			}
-			m.Minute = time.Unix(sec, 0).UTC()
-			out = append(out, &m)
-		}
-		return rows.Err()
+		out, err = store.ScanMinutes(rows, store.AttemptMinuteFields)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list attempt counts: %w", mapErr(err))
@@ -136,16 +122,7 @@ func (s *Store) AttemptCountList(ctx context.Context, p *store.AttemptCountListP
 
 // AttemptCountPrune deletes the minutes that start before before.
 func (s *Store) AttemptCountPrune(ctx context.Context, before time.Time) (int64, error) {
-	var n int64
-	err := s.with(ctx, func(c *pgx.Conn) error {
-		ct, err := c.Exec(ctx, `DELETE FROM attempt_minutes WHERE minute < $1`, minuteCeil(before))
-		n = ct.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("prune attempt counts: %w", mapErr(err))
-	}
-	return n, nil
+	return s.pruneMinutes(ctx, "attempt_minutes", "attempt counts", before)
 }
 
 // queueEventCounts queues the upserts that add n[source][minute] events
@@ -180,18 +157,8 @@ func (s *Store) EventCountList(ctx context.Context, p *store.EventCountListParam
 			return err
 		}
 		defer rows.Close()
-		for rows.Next() {
-			var (
-				m   store.EventMinute
-				sec int64
-			)
-			if err := rows.Scan(&m.Source, &sec, &m.Events); err != nil {
-				return err
-			}
-			m.Minute = time.Unix(sec, 0).UTC()
-			out = append(out, &m)
-		}
-		return rows.Err()
+		out, err = store.ScanMinutes(rows, store.EventMinuteFields)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list event counts: %w", mapErr(err))
@@ -201,16 +168,7 @@ func (s *Store) EventCountList(ctx context.Context, p *store.EventCountListParam
 
 // EventCountPrune deletes the minutes that start before before.
 func (s *Store) EventCountPrune(ctx context.Context, before time.Time) (int64, error) {
-	var n int64
-	err := s.with(ctx, func(c *pgx.Conn) error {
-		ct, err := c.Exec(ctx, `DELETE FROM event_minutes WHERE minute < $1`, minuteCeil(before))
-		n = ct.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("prune event counts: %w", mapErr(err))
-	}
-	return n, nil
+	return s.pruneMinutes(ctx, "event_minutes", "event counts", before)
 }
 
 // minuteCeil is the unix second of the first minute starting at or after t.
@@ -274,4 +232,19 @@ func countQuery(key, sums, table, name string, since, until time.Time, step time
 	args = append(args, limit)
 	q += fmt.Sprintf(` GROUP BY m, `+key+` ORDER BY m, `+key+` LIMIT $%d`, len(args))
 	return q, args
+}
+
+// pruneMinutes deletes the minutes of table (what names them in errors)
+// that start before before.
+func (s *Store) pruneMinutes(ctx context.Context, table, what string, before time.Time) (int64, error) {
+	var n int64
+	err := s.with(ctx, func(c *pgx.Conn) error {
+		ct, err := c.Exec(ctx, `DELETE FROM `+table+` WHERE minute < $1`, minuteCeil(before))
+		n = ct.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune %s: %w", what, mapErr(err))
+	}
+	return n, nil
 }

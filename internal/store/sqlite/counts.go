@@ -102,23 +102,8 @@ func (s *Store) AttemptCountList(ctx context.Context, p *store.AttemptCountListP
 		return nil, fmt.Errorf("list attempt counts: %w", mapErr(err))
 	}
 	defer rows.Close()
-	var out []*store.AttemptMinute
-	for rows.Next() {
-		var (
-			m   store.AttemptMinute
-			sec int64
-		)
-		dst := []any{&m.Destination, &sec, &m.Attempts, &m.Succeeded, &m.Retried, &m.Failed}
-		for i := range m.Latency {
-			dst = append(dst, &m.Latency[i])
-		}
-		if err := rows.Scan(dst...); err != nil {
-			return nil, fmt.Errorf("list attempt counts: %w", mapErr(err))
-		}
-		m.Minute = time.Unix(sec, 0).UTC()
-		out = append(out, &m)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.ScanMinutes(rows, store.AttemptMinuteFields)
+	if err != nil {
 		return nil, fmt.Errorf("list attempt counts: %w", mapErr(err))
 	}
 	return out, nil
@@ -126,15 +111,7 @@ func (s *Store) AttemptCountList(ctx context.Context, p *store.AttemptCountListP
 
 // AttemptCountPrune deletes the minutes that start before before.
 func (s *Store) AttemptCountPrune(ctx context.Context, before time.Time) (int64, error) {
-	if err := s.writable(); err != nil {
-		return 0, err
-	}
-	r, err := s.w.ExecContext(ctx, `DELETE FROM attempt_minutes WHERE minute < ?`, minuteCeil(before))
-	if err != nil {
-		return 0, fmt.Errorf("prune attempt counts: %w", mapErr(err))
-	}
-	n, err := r.RowsAffected()
-	return n, mapErr(err)
+	return s.pruneMinutes(ctx, "attempt_minutes", "attempt counts", before)
 }
 
 // EventCountList returns per-minute event counts: those of every event
@@ -150,19 +127,8 @@ func (s *Store) EventCountList(ctx context.Context, p *store.EventCountListParam
 		return nil, fmt.Errorf("list event counts: %w", mapErr(err))
 	}
 	defer rows.Close()
-	var out []*store.EventMinute
-	for rows.Next() {
-		var (
-			m   store.EventMinute
-			sec int64
-		)
-		if err := rows.Scan(&m.Source, &sec, &m.Events); err != nil {
-			return nil, fmt.Errorf("list event counts: %w", mapErr(err))
-		}
-		m.Minute = time.Unix(sec, 0).UTC()
-		out = append(out, &m)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.ScanMinutes(rows, store.EventMinuteFields)
+	if err != nil {
 		return nil, fmt.Errorf("list event counts: %w", mapErr(err))
 	}
 	return out, nil
@@ -170,12 +136,18 @@ func (s *Store) EventCountList(ctx context.Context, p *store.EventCountListParam
 
 // EventCountPrune deletes the minutes that start before before.
 func (s *Store) EventCountPrune(ctx context.Context, before time.Time) (int64, error) {
+	return s.pruneMinutes(ctx, "event_minutes", "event counts", before)
+}
+
+// pruneMinutes deletes the minutes of table (what names them in errors)
+// that start before before.
+func (s *Store) pruneMinutes(ctx context.Context, table, what string, before time.Time) (int64, error) {
 	if err := s.writable(); err != nil {
 		return 0, err
 	}
-	r, err := s.w.ExecContext(ctx, `DELETE FROM event_minutes WHERE minute < ?`, minuteCeil(before))
+	r, err := s.w.ExecContext(ctx, `DELETE FROM `+table+` WHERE minute < ?`, minuteCeil(before))
 	if err != nil {
-		return 0, fmt.Errorf("prune event counts: %w", mapErr(err))
+		return 0, fmt.Errorf("prune %s: %w", what, mapErr(err))
 	}
 	n, err := r.RowsAffected()
 	return n, mapErr(err)
