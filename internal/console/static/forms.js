@@ -217,6 +217,23 @@ export function confirmStep(box, text, label, action) {
   no.focus();
 }
 
+// save sends a form's body (PUT to itemPath when editing, else POST to
+// listPath) with its submit button off meanwhile; saved(answer) says
+// what was done. A refusal is shown at the fields it names (aliases: see
+// showAPIError); a lost session is the sign-in panel's.
+export async function save(form, submit, o) {
+  submit.disabled = true;
+  try {
+    const answer = await api(o.editing ? o.itemPath : o.listPath, { method: o.editing ? 'PUT' : 'POST', body: o.body });
+    o.saved(answer || {});
+  } catch (err) {
+    if (err.auth) return;
+    showAPIError(form, err, o.aliases);
+  } finally {
+    submit.disabled = false;
+  }
+}
+
 // deleteButton is a Delete button (id) that asks in box, with question,
 // before it DELETEs path, then flashes done and goes to back.
 export function deleteButton(id, box, question, label, path, done, back) {

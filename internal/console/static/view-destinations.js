@@ -10,7 +10,7 @@ import { route, navigate } from './router.js';
 import { subscriptionsSection } from './view-subscriptions.js';
 import {
   REDACTED, NAME_RE, field, errorSlot, textInput, secretInput, selectInput, advancedInput, parseAdvanced,
-  clearErrors, setError, showAPIError, maskURL, omit, setOrDelete, deleteButton, formView, fillRows,
+  clearErrors, setError, maskURL, omit, setOrDelete, deleteButton, formView, fillRows, save,
 } from './forms.js';
 
 // The types a destination created through the API may have (file and exec
@@ -254,17 +254,13 @@ function destinationForm(ctx, d) {
       spec.auth = auth;
     }
     if (bad) return;
-    submit.disabled = true;
-    try {
-      const saved = await api(d ? destPath(d.name) : '/api/v1/destinations', { method: d ? 'PUT' : 'POST', body: spec });
-      flash('Destination ' + (saved && saved.name ? saved.name : nm) + (d ? ' saved.' : ' created.'));
-      if (ctx.alive()) navigate(destHash(saved && saved.name ? saved.name : nm));
-    } catch (err) {
-      if (err.auth) return;
-      showAPIError(form, err);
-    } finally {
-      submit.disabled = false;
-    }
+    await save(form, submit, {
+      editing: !!d, itemPath: d ? destPath(d.name) : '', listPath: '/api/v1/destinations', body: spec,
+      saved: (a) => {
+        flash('Destination ' + (a.name || nm) + (d ? ' saved.' : ' created.'));
+        if (ctx.alive()) navigate(destHash(a.name || nm));
+      },
+    });
   });
   return form;
 }

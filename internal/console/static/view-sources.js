@@ -6,7 +6,7 @@ import { api, showError, flash } from './api.js';
 import { navigate } from './router.js';
 import {
   REDACTED, NAME_RE, field, errorSlot, textInput, secretInput, advancedInput, parseAdvanced, clearErrors, setError,
-  showAPIError, omit, setOrDelete, deleteButton, formView, fillRows,
+  omit, setOrDelete, deleteButton, formView, fillRows, save,
 } from './forms.js';
 
 // ---- view: sources -------------------------------------------------------
@@ -198,17 +198,14 @@ function sourceForm(ctx, s) {
       delete spec.verify;
     }
     if (bad) return;
-    submit.disabled = true;
-    try {
-      const saved = await api(s ? srcPath(s.name) : '/api/v1/sources', { method: s ? 'PUT' : 'POST', body: spec });
-      flash('Source ' + (saved && saved.name ? saved.name : nm) + (s ? ' saved.' : ' created.'));
-      if (ctx.alive()) navigate(srcHash(saved && saved.name ? saved.name : nm));
-    } catch (err) {
-      if (err.auth) return;
-      showAPIError(form, err, { 'verify[0].keys': 'verify[0].secrets' });
-    } finally {
-      submit.disabled = false;
-    }
+    await save(form, submit, {
+      editing: !!s, itemPath: s ? srcPath(s.name) : '', listPath: '/api/v1/sources', body: spec,
+      aliases: { 'verify[0].keys': 'verify[0].secrets' },
+      saved: (a) => {
+        flash('Source ' + (a.name || nm) + (s ? ' saved.' : ' created.'));
+        if (ctx.alive()) navigate(srcHash(a.name || nm));
+      },
+    });
   });
   return form;
 }

@@ -7,7 +7,7 @@ import { h, badge, th, table, emptyRow, muted, orDash } from './ui.js';
 import { api, showError, flash, sourceNames, destinationNames } from './api.js';
 import { navigate } from './router.js';
 import {
-  field, checkbox, errorSlot, textInput, selectInput, clearErrors, setError, showAPIError, confirmStep, splitList, fillRows,
+  field, checkbox, errorSlot, textInput, selectInput, clearErrors, setError, confirmStep, splitList, fillRows, save,
 } from './forms.js';
 
 const subPath = (id) => '/api/v1/subscriptions/' + encodeURIComponent(id);
@@ -141,17 +141,13 @@ function subscriptionForm(ctx, s, srcs, dests) {
       if (!bad) body.enrich = v;
     }
     if (bad) return;
-    submit.disabled = true;
-    try {
-      const saved = await api(s ? subPath(s.id) : '/api/v1/subscriptions', { method: s ? 'PUT' : 'POST', body });
-      flash('Subscription ' + (saved && saved.id ? saved.id : '') + (s ? ' saved.' : ' created.'));
-      if (ctx.alive()) navigate('#/destinations');
-    } catch (err) {
-      if (err.auth) return;
-      showAPIError(form, err);
-    } finally {
-      submit.disabled = false;
-    }
+    await save(form, submit, {
+      editing: !!s, itemPath: s ? subPath(s.id) : '', listPath: '/api/v1/subscriptions', body,
+      saved: (a) => {
+        flash('Subscription ' + (a.id || '') + (s ? ' saved.' : ' created.'));
+        if (ctx.alive()) navigate('#/destinations');
+      },
+    });
   });
   return form;
 }
