@@ -362,3 +362,56 @@ func TestSubscriptionFormKeepsExpressionAndEnrichment(t *testing.T) {
 	}
 	tb.checkConsole()
 }
+
+// The source form: a key the API refuses (too short) is shown at the
+// secret's field (the API names verify[0].keys, the form's field is
+// verify[0].secrets); with a good key the source is created, and it takes
+// a request carrying that key.
+func TestSourceFormCreatesASourceWithAKey(t *testing.T) {
+	b := newBrowser(t)
+	s := startHookd(t)
+
+	tb := b.newTab("operator")
+	tb.open(s.Base, "#/sources/new")
+	tb.signIn(adminToken)
+	tb.waitVisible(`#source-form input[name="name"]`)
+	tb.fill(`#source-form input[name="name"]`, "crm")
+	tb.fill(`#source-form input[name="verify[0].type"]`, "api_key")
+	tb.fill(`#source-form [name="verify[0].secrets"]`, "short")
+	tb.expect("a source with a short key: POST /api/v1/sources answers 400", func(p problem) bool {
+		return p.source == "network" && strings.HasSuffix(p.url, "/api/v1/sources") && strings.Contains(p.text, "status of 400")
+	})
+	tb.click(`#source-form button[type="submit"]`)
+	tb.waitVisible(`[data-error-for="verify[0].secrets"]`)
+	if msg := tb.text(`[data-error-for="verify[0].secrets"]`); !strings.Contains(msg, "shorter than 16") {
+		t.Errorf("the key's error says %q, want the API's length rule", msg)
+	}
+	if code, _ := s.call(t, http.MethodGet, "/api/v1/sources/crm", ""); code != http.StatusNotFound {
+		t.Fatalf("after the refused form, GET /api/v1/sources/crm: %d, want 404", code)
+	}
+
+	const key = "crm-key-0123456789abcdef"
+	tb.fill(`#source-form [name="verify[0].secrets"]`, key)
+	tb.click(`#source-form button[type="submit"]`)
+	tb.waitHash("#/sources/crm")
+	for _, c := range []struct {
+		key  string
+		want int
+	}{{"wrong-key-0123456789abcdef", http.StatusUnauthorized}, {key, http.StatusOK}} {
+		req, err := http.NewRequest(http.MethodPost, s.Base+"/in/crm", strings.NewReader(`{"id":"c-1","type":"contact.created"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Api-Key", c.key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("POST /in/crm with X-Api-Key %q: %d, want %d", c.key, resp.StatusCode, c.want)
+		}
+	}
+	tb.checkConsole()
+}
