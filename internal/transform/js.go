@@ -120,8 +120,9 @@ func fail(format string, args ...any) *Error { return &Error{Msg: fmt.Sprintf(fo
 
 // Program is one compiled transformation. It is safe for concurrent use:
 // every call runs in a runtime of its own, so that a call never sees
-// what another event left in the global state (a fresh goja runtime costs
-// about 7 µs here, measured; see docs/TRANSFORMATIONS.md).
+// what another event left in the global state. Setting that runtime up
+// (the bounded natives, console, JSON) is most of a call's cost
+// (docs/TRANSFORMATIONS.md).
 type Program struct {
 	prog    *goja.Program
 	timeout time.Duration
