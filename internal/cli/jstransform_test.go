@@ -204,8 +204,11 @@ func TestTransformDeliveries(t *testing.T) {
 	if len(atts) != 1 {
 		t.Fatalf("loop attempts = %v", atts)
 	}
-	if ms := atts[0].(map[string]any)["duration_ms"].(float64); ms < 50 || ms > 1000 {
-		t.Errorf("loop attempt took %vms, want the limit (50ms) and not much more", ms)
+	// At least the limit; how much more depends on the machine (a cut
+	// call is tried once more counting CPU time, and never past the wall
+	// limit: internal/transform's tests), so it is logged, not asserted.
+	if ms := atts[0].(map[string]any)["duration_ms"].(float64); ms < 50 {
+		t.Errorf("loop attempt took %vms, want at least the limit (50ms)", ms)
 	} else {
 		t.Logf("while(true): failed after %vms, reason %q", ms, d["reason"])
 	}

@@ -192,6 +192,9 @@ func (p *Program) Run(ev JSEvent) (res Result, err error) {
 	res, err = p.run(ev, false)
 	var te *Error
 	if errors.As(err, &te) && te.timeout && time.Since(start) < wallLimit(p.timeout) {
+		if retried != nil {
+			retried()
+		}
 		// Cut by the wall clock, which counts the time the call waited
 		// for a CPU on a busy machine: run once more counting its CPU
 		// time (the code has no I/O, so running it again changes
@@ -204,6 +207,9 @@ func (p *Program) Run(ev JSEvent) (res Result, err error) {
 	res.Duration = time.Since(start)
 	return res, err
 }
+
+// retried, when set (by tests), is called when Run tries a call again.
+var retried func()
 
 // run is one try of Run; cpu: see with.
 func (p *Program) run(ev JSEvent, cpu bool) (res Result, err error) {
