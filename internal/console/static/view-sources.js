@@ -106,7 +106,7 @@ const srcHash = (name) => '#/sources/' + encodeURIComponent(name);
 
 // METHODS are the verification methods offered (the API checks the type).
 const METHODS = ['hmac', 'standard_webhooks', 'api_key', 'basic', 'header', 'ip_allow', 'public_key', 'digest', 'oauth_jwt',
-  'oauth_introspection', 'adyen', 'bitbucket', 'calendly', 'clerk', 'coinbase', 'contentful', 'discord', 'docusign',
+  'oauth_introspection', 'oauth_issuer', 'adyen', 'bitbucket', 'calendly', 'clerk', 'coinbase', 'contentful', 'discord', 'docusign',
   'dropbox', 'gitea', 'github', 'gitlab', 'hubspot', 'intercom', 'jira', 'lemonsqueezy', 'linear', 'mailgun', 'meta',
   'msgraph', 'okta', 'paddle', 'pagerduty', 'postmark', 'razorpay', 'resend', 'segment', 'sendgrid', 'sentry',
   'shopify', 'slack', 'sns', 'square', 'stripe', 'svix', 'twilio', 'twitch', 'typeform', 'vercel', 'xero', 'zendesk', 'zoom'];
